@@ -1,0 +1,140 @@
+"""WeCom callback signature and encryption, on top of wechatpy's AES/PKCS#7 code.
+
+What this module adds to wechatpy: a constant-time signature check done before any
+decryption, XML parsing that refuses DTDs and entities (outer envelope and decrypted
+message alike), and a small error tree the HTTP endpoint maps to status codes::
+
+    CallbackCryptoError
+    ├── SignatureError            -> 403 (msg_signature does not match)
+    └── MalformedCallbackError    -> 400 (bad XML, DTD/entities, no Encrypt, bad base64/padding, wrong receive id)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import struct
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _defused_fromstring
+from wechatpy.utils import WeChatSigner
+from wechatpy.work.crypto import PrpCrypto
+from wechatpy.work.exceptions import InvalidCorpIdException
+
+_AES_BLOCK = 16
+
+
+class CallbackCryptoError(Exception):
+    """Base for every refused callback."""
+
+
+class SignatureError(CallbackCryptoError):
+    """msg_signature does not match token/timestamp/nonce/ciphertext."""
+
+
+class MalformedCallbackError(CallbackCryptoError):
+    """The callback is signed correctly (or could not be checked) but cannot be read."""
+
+
+def _parse_xml(text: str | bytes) -> Element:
+    """Parse untrusted XML; DTDs, entities and external references are refused outright."""
+    try:
+        return _defused_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (DefusedXmlException, ParseError, ValueError) as exc:
+        raise MalformedCallbackError(f"unacceptable XML: {type(exc).__name__}") from exc
+
+
+def parse_plaintext_xml(text: str) -> dict[str, str]:
+    """Flatten a decrypted ``<xml>...</xml>`` message into ``{element name: text}``.
+
+    Nested elements become dotted paths (``SendLocationInfo.Location_X``); a path that
+    repeats gets ``#2``, ``#3`` ... suffixes so nothing is silently dropped. CDATA is
+    unwrapped and text is kept exactly (no stripping: chat content may start with spaces).
+    """
+    root = _parse_xml(text)
+    if root.tag != "xml":
+        raise MalformedCallbackError(f"root element is <{root.tag}>, expected <xml>")
+    flat: dict[str, str] = {}
+    _flatten(root, "", flat)
+    return flat
+
+
+def _flatten(element: Element, prefix: str, out: dict[str, str]) -> None:
+    for child in element:
+        path = f"{prefix}{child.tag}"
+        key, n = path, 1
+        while key in out or any(k.startswith(key + ".") for k in out):
+            n += 1
+            key = f"{path}#{n}"
+        if len(child):
+            _flatten(child, key + ".", out)
+        else:
+            out[key] = child.text or ""
+
+
+def _signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
+    signer = WeChatSigner()
+    signer.add_data(token, timestamp, nonce, encrypted)
+    return signer.signature
+
+
+class CallbackCrypto:
+    """Verify, decrypt and (for the simulator) encrypt WeCom callbacks for one app."""
+
+    def __init__(self, token: str, encoding_aes_key: str, receive_id: str) -> None:
+        try:
+            key = base64.b64decode(encoding_aes_key + "=", validate=True)
+        except binascii.Error:
+            key = b""
+        if len(encoding_aes_key) != 43 or len(key) != 32:
+            raise ValueError("EncodingAESKey must be 43 characters of base64 (a 32-byte key)")
+        self._token = token
+        self._key = key
+        self._receive_id = receive_id
+
+    def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
+        """Answer WeCom's URL check (GET): return the decrypted echostr to send back verbatim."""
+        return self._check_and_decrypt(echostr, msg_signature, timestamp, nonce)
+
+    def decrypt_callback(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
+        """Return the inner plaintext of a POSTed callback after checking its signature."""
+        envelope = _parse_xml(body)
+        encrypted = envelope.findtext("Encrypt")
+        if not encrypted:
+            raise MalformedCallbackError("callback has no <Encrypt> element")
+        plaintext = self._check_and_decrypt(encrypted, msg_signature, timestamp, nonce)
+        if plaintext.lstrip().startswith("<"):
+            _parse_xml(plaintext)
+        return plaintext
+
+    def encrypt_callback(
+        self, plaintext: str, *, timestamp: str, nonce: str, agent_id: str | None = None
+    ) -> tuple[str, str]:
+        """Build the POST body WeCom would send for ``plaintext`` and its msg_signature."""
+        encrypted = PrpCrypto(self._key).encrypt(plaintext, self._receive_id).decode("ascii")
+        signature = _signature(self._token, timestamp, nonce, encrypted)
+        agent = f"<AgentID><![CDATA[{agent_id}]]></AgentID>" if agent_id is not None else ""
+        body = (
+            f"<xml><ToUserName><![CDATA[{self._receive_id}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>{agent}</xml>"
+        )
+        return body, signature
+
+    def _check_and_decrypt(self, encrypted: str, msg_signature: str, timestamp: str, nonce: str) -> str:
+        expected = _signature(self._token, timestamp, nonce, encrypted)
+        if not hmac.compare_digest(expected.encode(), msg_signature.encode("utf-8", "replace")):
+            raise SignatureError("msg_signature mismatch")
+        try:
+            raw = base64.b64decode(encrypted, validate=True)
+        except binascii.Error as exc:
+            raise MalformedCallbackError("ciphertext is not base64") from exc
+        if not raw or len(raw) % _AES_BLOCK:
+            raise MalformedCallbackError("ciphertext is not a whole number of AES blocks")
+        try:
+            return PrpCrypto(self._key).decrypt(encrypted, self._receive_id)
+        except InvalidCorpIdException as exc:
+            raise MalformedCallbackError("receive id does not match this corp") from exc
+        except (ValueError, struct.error, IndexError) as exc:  # padding, length prefix, UTF-8
+            raise MalformedCallbackError(f"cannot decrypt: {type(exc).__name__}") from exc

@@ -1,0 +1,182 @@
+"""What a WeCom callback or 微信客服 message means, as plain data the pipeline can act on.
+
+The receiver stores the decrypted plaintext; workers call `normalize_callback` on it later.
+Field names follow the WeCom docs (MsgId, FromUserName, Event, ChangeType, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from config.templates import has, render
+
+# Identity channel for a WeChat user as seen by this corp: the external_userid is the same
+# whether they are a rep's external contact or write through 微信客服, so one channel links both.
+EXTERNAL_CHANNEL = "wecom"
+
+
+@dataclass(frozen=True)
+class AppMessage:
+    """An employee wrote to our app."""
+
+    userid: str
+    msg_id: str
+    msg_type: str
+    text: str
+    sent_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContactChange:
+    """change_external_contact: a rep's external contact was added, edited, deleted, ..."""
+
+    change_type: str
+    userid: str
+    external_userid: str
+    sent_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KfWakeup:
+    """kf_msg_or_event: new 微信客服 messages are waiting; pull them with this token."""
+
+    token: str
+    open_kfid: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class OtherCallback:
+    """Anything else (menu clicks, enter_agent, types WeCom adds later): archived raw."""
+
+    name: str
+    sender: str
+    sent_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KfMessage:
+    """One message from kf/sync_msg, customer-sent (origin 3), servicer-sent (5) or an event (4)."""
+
+    msg_id: str
+    open_kfid: str
+    external_userid: str
+    servicer_userid: str
+    origin: int
+    msg_type: str
+    text: str
+    sent_at: datetime
+    meta: dict[str, Any]
+
+    @property
+    def from_customer(self) -> bool:
+        return self.origin == 3
+
+
+Callback = AppMessage | ContactChange | KfWakeup | OtherCallback
+
+
+def callback_dedup_key(fields: dict[str, Any]) -> str:
+    """WeCom retries reuse MsgId for messages; events have none, so FromUserName + CreateTime
+    (plus what distinguishes two events in the same second) identify them."""
+    if fields.get("MsgId"):
+        return f"wecom:msg:{fields['MsgId']}"
+    if fields.get("Event") == "kf_msg_or_event":
+        return f"wecom:kf:{fields.get('OpenKfId', '')}:{fields.get('Token', '')}"
+    parts = [fields.get(k, "") for k in ("FromUserName", "CreateTime", "Event", "ChangeType", "UserID", "ExternalUserID")]
+    if not any(parts):
+        raise ValueError("callback has neither MsgId nor FromUserName/CreateTime/Event")
+    return "wecom:event:" + ":".join(str(p) for p in parts)
+
+
+def normalize_callback(fields: dict[str, Any]) -> Callback:
+    sent_at = _from_epoch(fields.get("CreateTime"))
+    msg_type = str(fields.get("MsgType", ""))
+    if msg_type == "event":
+        event = str(fields.get("Event", ""))
+        if event == "change_external_contact":
+            return ContactChange(
+                change_type=str(fields.get("ChangeType", "")),
+                userid=str(fields.get("UserID", "")),
+                external_userid=str(fields.get("ExternalUserID", "")),
+                sent_at=sent_at,
+                meta=_flat(fields),
+            )
+        if event == "kf_msg_or_event":
+            return KfWakeup(token=str(fields.get("Token", "")), open_kfid=str(fields.get("OpenKfId", "")), sent_at=sent_at)
+        return OtherCallback(name=f"event:{event}", sender=str(fields.get("FromUserName", "")), sent_at=sent_at, meta=_flat(fields))
+    if msg_type and fields.get("MsgId"):
+        return AppMessage(
+            userid=str(fields.get("FromUserName", "")),
+            msg_id=str(fields["MsgId"]),
+            msg_type=msg_type,
+            text=_app_message_text(msg_type, fields),
+            sent_at=sent_at,
+            meta=_flat(fields),
+        )
+    return OtherCallback(name=msg_type or "unknown", sender=str(fields.get("FromUserName", "")), sent_at=sent_at, meta=_flat(fields))
+
+
+def normalize_kf_message(msg: dict[str, Any]) -> KfMessage:
+    msg_type = str(msg.get("msgtype", ""))
+    body = msg.get(msg_type) if isinstance(msg.get(msg_type), dict) else {}
+    if msg_type == "text":
+        text = str(body.get("content", ""))
+    elif msg_type == "event":
+        text = placeholder("event", name=body.get("event_type", ""))
+    else:
+        text = placeholder(msg_type, **_placeholder_values(body))
+    return KfMessage(
+        msg_id=str(msg.get("msgid", "")),
+        open_kfid=str(msg.get("open_kfid", "") or body.get("open_kfid", "")),
+        external_userid=str(msg.get("external_userid", "") or body.get("external_userid", "")),
+        servicer_userid=str(msg.get("servicer_userid", "") or body.get("servicer_userid", "")),
+        origin=int(msg.get("origin", 0) or 0),
+        msg_type=msg_type,
+        text=text,
+        sent_at=_from_epoch(msg.get("send_time")),
+        meta=body,
+    )
+
+
+def kf_message_json(msg: dict[str, Any]) -> str:
+    return json.dumps(msg, ensure_ascii=False, sort_keys=True)
+
+
+def placeholder(msg_type: str, **values: Any) -> str:
+    key = f"message_placeholders.{msg_type}"
+    if not has(key):
+        return render("message_placeholders.unknown", msg_type=msg_type)
+    defaults = {"name": "", "label": "", "title": ""}
+    return render(key, **{**defaults, **values}).strip()
+
+
+def _app_message_text(msg_type: str, fields: dict[str, Any]) -> str:
+    if msg_type == "text":
+        return str(fields.get("Content", ""))
+    return placeholder(msg_type, **_placeholder_values({k.lower(): v for k, v in fields.items()}))
+
+
+def _placeholder_values(body: dict[str, Any]) -> dict[str, str]:
+    return {
+        "name": str(body.get("name", "") or body.get("filename", "")),
+        "label": str(body.get("label", "") or body.get("name", "")),
+        "title": str(body.get("title", "")),
+    }
+
+
+def _flat(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k not in ("ToUserName",)}
+
+
+def _from_epoch(value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return datetime.now(timezone.utc)

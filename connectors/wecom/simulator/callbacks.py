@@ -1,0 +1,178 @@
+"""Sends what WeCom sends to a callback URL: plaintext XML, encrypted and signed.
+
+Plaintext layouts follow the WeCom docs for a self-built app: 接收消息 (text, image,
+voice, location), 客户联系 events (``Event=change_external_contact`` with ``ChangeType``;
+third-party suites get ``InfoType`` instead, which this service does not use) and
+微信客服 ``kf_msg_or_event`` (carries only Token and OpenKfId; the message itself must be
+fetched with kf/sync_msg).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import aiohttp
+from defusedxml.ElementTree import fromstring
+
+from connectors.wecom.crypto import CallbackCrypto
+
+CHANGE_TYPES = frozenset({
+    "add_external_contact",
+    "edit_external_contact",
+    "add_half_external_contact",
+    "del_external_contact",
+    "del_follow_user",
+    "transfer_fail",
+})
+
+
+def _cdata(value: str) -> str:
+    """CDATA section that survives a literal ``]]>`` in the value."""
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def _xml(fields: list[tuple[str, str | int | float | None]]) -> str:
+    """``<xml>`` with strings in CDATA and numbers bare, as WeCom writes them; None is left out."""
+    parts = []
+    for name, value in fields:
+        if value is None:
+            continue
+        text = _cdata(value) if isinstance(value, str) else str(value)
+        parts.append(f"<{name}>{text}</{name}>")
+    return "<xml>" + "".join(parts) + "</xml>"
+
+
+def _msg_id() -> int:
+    return secrets.randbits(62)
+
+
+def build_plaintext_text(corp_id: str, agent_id: str, from_user: str, content: str, *,
+                         msg_id: int | None = None, create_time: int | None = None) -> str:
+    """A staff member's text message to the app."""
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", from_user), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "text"), ("Content", content), ("MsgId", msg_id or _msg_id()), ("AgentID", int(agent_id)),
+    ])
+
+
+def build_plaintext_image(corp_id: str, agent_id: str, from_user: str, pic_url: str, media_id: str, *,
+                          msg_id: int | None = None, create_time: int | None = None) -> str:
+    """A staff member's picture."""
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", from_user), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "image"), ("PicUrl", pic_url), ("MediaId", media_id), ("MsgId", msg_id or _msg_id()),
+        ("AgentID", int(agent_id)),
+    ])
+
+
+def build_plaintext_voice(corp_id: str, agent_id: str, from_user: str, media_id: str, *, fmt: str = "amr",
+                          msg_id: int | None = None, create_time: int | None = None) -> str:
+    """A staff member's voice note."""
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", from_user), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "voice"), ("MediaId", media_id), ("Format", fmt), ("MsgId", msg_id or _msg_id()),
+        ("AgentID", int(agent_id)),
+    ])
+
+
+def build_plaintext_location(corp_id: str, agent_id: str, from_user: str, latitude: float, longitude: float,
+                             label: str, *, scale: int = 15, msg_id: int | None = None,
+                             create_time: int | None = None) -> str:
+    """A staff member's shared location (Location_X is the latitude)."""
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", from_user), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "location"), ("Location_X", latitude), ("Location_Y", longitude), ("Scale", scale),
+        ("Label", label), ("MsgId", msg_id or _msg_id()), ("AgentID", int(agent_id)),
+    ])
+
+
+def build_plaintext_change_external_contact(
+    corp_id: str, change_type: str, userid: str, external_userid: str, *,
+    state: str | None = None, welcome_code: str | None = None, fail_reason: str | None = None,
+    create_time: int | None = None,
+) -> str:
+    """A 客户联系 event: a customer added, edited, deleted, or a transfer that failed."""
+    if change_type not in CHANGE_TYPES:
+        raise ValueError(f"unknown ChangeType {change_type!r}")
+    if change_type == "transfer_fail" and not fail_reason:
+        raise ValueError("transfer_fail needs a fail_reason (customer_refused or customer_limit_exceed)")
+    adding = change_type in ("add_external_contact", "add_half_external_contact")
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_external_contact"), ("ChangeType", change_type),
+        ("UserID", userid), ("ExternalUserID", external_userid),
+        ("State", state if adding else None), ("WelcomeCode", welcome_code if adding else None),
+        ("FailReason", fail_reason if change_type == "transfer_fail" else None),
+    ])
+
+
+def build_plaintext_kf_msg_or_event(corp_id: str, token: str, open_kfid: str, *,
+                                    create_time: int | None = None) -> str:
+    """The 微信客服 wake-up: "there is something new, sync with this Token"."""
+    return _xml([
+        ("ToUserName", corp_id), ("CreateTime", create_time or int(time.time())), ("MsgType", "event"),
+        ("Event", "kf_msg_or_event"), ("Token", token), ("OpenKfId", open_kfid),
+    ])
+
+
+class CallbackSender:
+    """POSTs encrypted, signed callbacks to the service's callback URL like WeCom does."""
+
+    def __init__(self, http: aiohttp.ClientSession, callback_url: str, crypto: CallbackCrypto, *,
+                 corp_id: str, agent_id: str) -> None:
+        self._http = http
+        self._url = callback_url
+        self._crypto = crypto
+        self._corp_id = corp_id
+        self._agent_id = str(agent_id)
+
+    async def text(self, from_user: str, content: str, *, msg_id: int | None = None,
+                   create_time: int | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_text(self._corp_id, self._agent_id, from_user, content,
+                                                   msg_id=msg_id, create_time=create_time))
+
+    async def image(self, from_user: str, pic_url: str, media_id: str, *, msg_id: int | None = None,
+                    create_time: int | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_image(self._corp_id, self._agent_id, from_user, pic_url, media_id,
+                                                    msg_id=msg_id, create_time=create_time))
+
+    async def voice(self, from_user: str, media_id: str, *, msg_id: int | None = None,
+                    create_time: int | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_voice(self._corp_id, self._agent_id, from_user, media_id,
+                                                    msg_id=msg_id, create_time=create_time))
+
+    async def location(self, from_user: str, latitude: float, longitude: float, label: str, *,
+                       msg_id: int | None = None, create_time: int | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_location(self._corp_id, self._agent_id, from_user, latitude,
+                                                       longitude, label, msg_id=msg_id, create_time=create_time))
+
+    async def change_external_contact(self, change_type: str, userid: str, external_userid: str, *,
+                                      state: str | None = None, welcome_code: str | None = None,
+                                      fail_reason: str | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_change_external_contact(
+            self._corp_id, change_type, userid, external_userid,
+            state=state, welcome_code=welcome_code, fail_reason=fail_reason,
+        ))
+
+    async def kf_msg_or_event(self, token: str, open_kfid: str) -> tuple[int, str]:
+        return await self.raw(build_plaintext_kf_msg_or_event(self._corp_id, token, open_kfid))
+
+    async def raw(self, plaintext: str) -> tuple[int, str]:
+        """Encrypt and POST any plaintext; returns (HTTP status, body text)."""
+        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+        body, signature = self._crypto.encrypt_callback(plaintext, timestamp=timestamp, nonce=nonce,
+                                                        agent_id=self._agent_id)
+        params = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
+        async with self._http.post(self._url, params=params, data=body.encode(),
+                                   headers={"Content-Type": "text/xml"}) as resp:
+            return resp.status, await resp.text()
+
+    async def verify_url(self, echo: str) -> tuple[int, str]:
+        """WeCom's URL check: GET with an encrypted echostr; the answer must be ``echo``."""
+        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+        body, signature = self._crypto.encrypt_callback(echo, timestamp=timestamp, nonce=nonce)
+        echostr = fromstring(body).findtext("Encrypt")
+        params = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+        async with self._http.get(self._url, params=params) as resp:
+            return resp.status, await resp.text()

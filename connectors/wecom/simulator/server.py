@@ -1,0 +1,239 @@
+"""The fake WeCom HTTP API (``/cgi-bin/...``) over a ``SimulatorState``.
+
+Every answer is HTTP 200 with a JSON ``errcode``/``errmsg`` like WeCom's, except injected
+``http_status`` faults. Calls run in this order, as in WeCom: injected fault, access token,
+JSON body, then the API's own checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from connectors.wecom.simulator.state import SimulatorState, errmsg_for
+
+STATE_KEY: web.AppKey[SimulatorState] = web.AppKey("wecom_simulator_state", SimulatorState)
+TEXT_MAX_BYTES = 2048  # "文本消息类型：最长不超过2048个字节" (errcode 45002 beyond it)
+KF_MSGID = re.compile(r"[0-9a-zA-Z_-]{1,32}")  # caller-chosen kf msgid; longer -> 40058 "msgid exceed max length"
+
+Reply = dict[str, Any]
+ApiHandler = Callable[[SimulatorState, "web.Request", dict[str, Any]], Reply]
+
+
+class ApiError(Exception):
+    """Ends an API handler with a WeCom errcode."""
+
+    def __init__(self, errcode: int) -> None:
+        super().__init__(errcode)
+        self.errcode = errcode
+
+
+def _ok(**fields: Any) -> Reply:
+    return {"errcode": 0, "errmsg": "ok", **fields}
+
+
+def _check_text(content: Any) -> None:
+    if not isinstance(content, str) or not content:
+        raise ApiError(44004)
+    if len(content.encode()) > TEXT_MAX_BYTES:
+        raise ApiError(45002)
+
+
+def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
+    corpid = request.query.get("corpid")
+    secret = request.query.get("corpsecret")
+    if not corpid:
+        raise ApiError(41002)
+    if corpid != state.corp_id:
+        raise ApiError(40013)
+    if not secret:
+        raise ApiError(41004)
+    if secret != state.secret:
+        raise ApiError(40001)
+    return _ok(access_token=state.issue_access_token(), expires_in=7200)
+
+
+def _user_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
+    userid = request.query.get("userid")
+    if not userid:
+        raise ApiError(41009)
+    user = state.staff.get(userid)
+    if user is None:
+        raise ApiError(60111)
+    return _ok(**user)
+
+
+def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
+    external_userid = request.query.get("external_userid")
+    if not external_userid:
+        raise ApiError(40096)
+    contact = state.external_contacts.get(external_userid)
+    if contact is None:
+        raise ApiError(84061)
+    return _ok(**contact, next_cursor="")
+
+
+def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """Partly unknown recipients still send (listed in invaliduser); all unknown -> 81013."""
+    if "agentid" not in body:
+        raise ApiError(41011)
+    if str(body["agentid"]) != str(state.agent_id):
+        raise ApiError(40056)
+    msgtype = body.get("msgtype")
+    if msgtype in ("text", "markdown"):
+        _check_text((body.get(msgtype) or {}).get("content"))
+    touser = [u for u in str(body.get("touser", "")).split("|") if u]
+    toparty = [p for p in str(body.get("toparty", "")).split("|") if p]
+    totag = [t for t in str(body.get("totag", "")).split("|") if t]
+    if touser == ["@all"]:
+        recipients = set(state.staff)
+        invalid_users: list[str] = []
+    else:
+        recipients = {u for u in touser if u in state.staff}
+        invalid_users = [u for u in touser if u not in state.staff]
+    departments = {str(d) for user in state.staff.values() for d in user.get("department", [])}
+    invalid_parties = [p for p in toparty if p not in departments]
+    recipients |= {uid for uid, user in state.staff.items() if {str(d) for d in user.get("department", [])} & set(toparty)}
+    if not recipients:
+        raise ApiError(81013)
+    msgid = secrets.token_urlsafe(24)
+    state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients), **body})
+    return _ok(
+        invaliduser="|".join(invalid_users),
+        invalidparty="|".join(invalid_parties),
+        invalidtag="|".join(totag),  # the simulator knows no tags
+        unlicenseduser="",
+        msgid=msgid,
+    )
+
+
+def _kf_sync_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    token = body.get("token")
+    if token and not state.kf_token_valid(str(token)):
+        raise ApiError(95007)
+    open_kfid = body.get("open_kfid")
+    if open_kfid is not None and open_kfid not in state.kf_accounts:
+        raise ApiError(95004)
+    limit = body.get("limit", 1000)
+    if not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise ApiError(40058)
+    try:
+        messages, next_cursor, has_more = state.kf_page(body.get("cursor"), limit, open_kfid)
+    except ValueError as exc:
+        raise ApiError(40058) from exc
+    return _ok(next_cursor=next_cursor, has_more=int(has_more), msg_list=messages)
+
+
+def _kf_send_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    open_kfid = body.get("open_kfid")
+    touser = body.get("touser")
+    if open_kfid not in state.kf_accounts:
+        raise ApiError(95004)
+    if not touser or ("msgid" in body and not KF_MSGID.fullmatch(str(body["msgid"]))):
+        raise ApiError(40058)
+    if body.get("msgtype") == "text":
+        _check_text((body.get("text") or {}).get("content"))
+    errcode = state.kf_reply_errcode(open_kfid, touser)
+    if errcode:
+        raise ApiError(errcode)
+    msgid = str(body.get("msgid") or secrets.token_hex(16))
+    state.sent_kf_messages.append({**body, "msgid": msgid})
+    return _ok(msgid=msgid)
+
+
+def _add_msg_template(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """fail_list: customers unknown, or not followed by ``sender`` when one is given."""
+    if not (body.get("text") or body.get("attachments")):
+        raise ApiError(40058)
+    if "text" in body:
+        _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None)
+    sender = body.get("sender")
+    fail_list = []
+    for external_userid in body.get("external_userid", []):
+        contact = state.external_contacts.get(external_userid)
+        followers = {f["userid"] for f in contact["follow_user"]} if contact else set()
+        if contact is None or (sender and sender not in followers):
+            fail_list.append(external_userid)
+    msgid = "msg" + secrets.token_urlsafe(18)
+    state.msg_templates.append({**body, "msgid": msgid, "fail_list": fail_list})
+    return _ok(fail_list=fail_list, msgid=msgid)
+
+
+@dataclass(frozen=True)
+class _Api:
+    method: str
+    handler: ApiHandler
+    needs_token: bool = True
+
+
+APIS: dict[str, _Api] = {
+    "gettoken": _Api("GET", _gettoken, needs_token=False),
+    "user/get": _Api("GET", _user_get),
+    "externalcontact/get": _Api("GET", _external_contact_get),
+    "message/send": _Api("POST", _message_send),
+    "kf/sync_msg": _Api("POST", _kf_sync_msg),
+    "kf/send_msg": _Api("POST", _kf_send_msg),
+    "externalcontact/add_msg_template": _Api("POST", _add_msg_template),
+}
+
+
+def _endpoint(name: str, api: _Api) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE_KEY]
+        fault = state.take_fault(name)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.http_status is not None:
+                return web.Response(status=fault.http_status, text=f"simulated HTTP {fault.http_status}")
+            if fault.errcode is not None:
+                return _error(fault.errcode)
+        try:
+            if api.needs_token and (errcode := state.token_errcode(request.query.get("access_token"))):
+                raise ApiError(errcode)
+            body: dict[str, Any] = {}
+            if api.method == "POST":
+                try:
+                    body = json.loads(await request.read())
+                except ValueError as exc:
+                    raise ApiError(40058) from exc
+                if not isinstance(body, dict):
+                    raise ApiError(40058)
+            return web.json_response(api.handler(state, request, body))
+        except ApiError as exc:
+            return _error(exc.errcode)
+
+    return handle
+
+
+def _error(errcode: int) -> web.Response:
+    return web.json_response({"errcode": errcode, "errmsg": errmsg_for(errcode)})
+
+
+async def _sim_state(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].snapshot(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+class SimulatorAccessLogger(AbstractAccessLogger):
+    """Access log without query strings: they carry corpsecret and access_token."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %.3fs", request.method, request.path, response.status, time)
+
+
+def create_simulator_app(state: SimulatorState) -> web.Application:
+    """An aiohttp app serving the fake API under /cgi-bin/ and a JSON view at /sim/state."""
+    app = web.Application()
+    app[STATE_KEY] = state
+    for name, api in APIS.items():
+        app.router.add_route(api.method, f"/cgi-bin/{name}", _endpoint(name, api))
+    app.router.add_get("/sim/state", _sim_state)
+    return app

@@ -1,0 +1,249 @@
+"""In-memory world of the WeCom simulator: directory, tokens, 微信客服 log, sent records, faults.
+
+Business rules that WeCom enforces live here (token expiry, the 微信客服 reply window);
+``server.py`` only translates HTTP to and from these methods.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ACCESS_TOKEN_TTL = 7200
+KF_TOKEN_TTL = 600  # the Token in a kf_msg_or_event callback is valid for 10 minutes
+KF_WINDOW_SECONDS = 48 * 3600
+KF_WINDOW_MAX_REPLIES = 5
+
+#: errmsg text per errcode (WeCom's own wording is English, with a hint and a help link).
+ERRMSGS: dict[int, str] = {
+    -1: "system busy",
+    40001: "invalid credential",
+    40013: "invalid corpid",
+    40014: "invalid access_token",
+    40056: "invalid agentid",
+    40058: "invalid parameter, Warning: wrong json format.",
+    40096: "invalid external userid",
+    41001: "access_token missing",
+    41002: "corpid missing",
+    41004: "corpsecret missing",
+    41009: "missing userid",
+    41011: "missing agentid",
+    42001: "access_token expired",
+    44004: "empty content",
+    45002: "content size out of limit",
+    45009: "api freq out of limit",
+    45033: "api concurrent out of limit",
+    60111: "userid not found",
+    81013: "user & party & tag all invalid",
+    84061: "not external contact",
+    95001: "send msg count limit",
+    95002: "send msg time limit",
+    95004: "open_kfid not exist",
+    95007: "invalid msg token",
+}
+
+
+def errmsg_for(errcode: int) -> str:
+    """WeCom-shaped errmsg: text, request hint and the devtool link."""
+    text = ERRMSGS.get(errcode, "simulated error")
+    return f"{text}, hint: [{secrets.token_hex(12)}], more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"
+
+
+@dataclass
+class Fault:
+    """One injected failure for the next call(s) of an API."""
+
+    errcode: int | None
+    http_status: int | None
+    delay: float | None
+    times: int
+
+
+@dataclass
+class KfWindow:
+    """When a 微信客服 customer last wrote and how many replies followed."""
+
+    last_customer_message_at: float
+    replies: int = 0
+
+
+@dataclass
+class SimulatorState:
+    """Everything the fake WeCom knows; tests read the ``sent_*`` records and inject faults."""
+
+    corp_id: str
+    agent_id: int
+    secret: str
+    callback_token: str
+    encoding_aes_key: str
+    staff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    external_contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    now: Callable[[], float] = time.time
+    sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
+    sent_kf_messages: list[dict[str, Any]] = field(default_factory=list)
+    msg_templates: list[dict[str, Any]] = field(default_factory=list)
+    kf_log: list[dict[str, Any]] = field(default_factory=list)
+    gettoken_calls: int = 0
+    _access_tokens: dict[str, float] = field(default_factory=dict)
+    _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
+    _kf_windows: dict[tuple[str, str], KfWindow] = field(default_factory=dict)
+    _faults: dict[str, deque[Fault]] = field(default_factory=dict)
+
+    # -- access tokens -------------------------------------------------------------------
+
+    def issue_access_token(self) -> str:
+        """Hand out a new token (old ones stay valid until they expire, as in WeCom)."""
+        self.gettoken_calls += 1
+        token = secrets.token_urlsafe(48)
+        self._access_tokens[token] = self.now() + ACCESS_TOKEN_TTL
+        return token
+
+    def token_errcode(self, token: str | None) -> int:
+        """0 if the token may be used, else the errcode WeCom answers."""
+        if not token:
+            return 41001
+        expires_at = self._access_tokens.get(token)
+        if expires_at is None:
+            return 40014
+        return 42001 if self.now() >= expires_at else 0
+
+    def expire_all_tokens(self) -> None:
+        """Make every issued token answer 42001 from now on."""
+        now = self.now()
+        self._access_tokens = {token: now for token in self._access_tokens}
+
+    # -- fault injection -----------------------------------------------------------------
+
+    def fail_next(
+        self,
+        api: str,
+        *,
+        errcode: int | None = None,
+        http_status: int | None = None,
+        delay: float | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls of ``api`` (e.g. "message/send") fail or stall.
+
+        ``delay`` alone only slows the call down; with ``errcode`` or ``http_status`` the
+        call answers that after the delay.
+        """
+        if errcode is None and http_status is None and delay is None:
+            raise ValueError("fail_next needs an errcode, an http_status or a delay")
+        self._faults.setdefault(api, deque()).append(Fault(errcode, http_status, delay, times))
+
+    def take_fault(self, api: str) -> Fault | None:
+        """Consume one use of the oldest fault queued for ``api``."""
+        queue = self._faults.get(api)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.times -= 1
+        if fault.times <= 0:
+            queue.popleft()
+        return fault
+
+    # -- 微信客服 ------------------------------------------------------------------------
+
+    def kf_customer_writes(self, open_kfid: str, external_userid: str, text: str) -> str:
+        """A WeChat customer writes to a kf account: log it, open the reply window, return the callback Token."""
+        self._require_kf_account(open_kfid)
+        now = self.now()
+        self.kf_log.append({
+            "msgid": secrets.token_hex(16),
+            "open_kfid": open_kfid,
+            "external_userid": external_userid,
+            "send_time": int(now),
+            "origin": 3,
+            "msgtype": "text",
+            "text": {"content": text},
+        })
+        self._kf_windows[(open_kfid, external_userid)] = KfWindow(last_customer_message_at=now)
+        return self._issue_kf_token(open_kfid)
+
+    def kf_event(self, open_kfid: str, external_userid: str, event_type: str = "enter_session",
+                 **fields: str) -> str:
+        """A system event (origin 4), e.g. the customer opening the chat; returns the callback Token."""
+        self._require_kf_account(open_kfid)
+        event = {"event_type": event_type, "open_kfid": open_kfid, "external_userid": external_userid, **fields}
+        self.kf_log.append({
+            "msgid": secrets.token_hex(16),
+            "send_time": int(self.now()),
+            "origin": 4,
+            "msgtype": "event",
+            "event": event,
+        })
+        return self._issue_kf_token(open_kfid)
+
+    def kf_token_valid(self, token: str) -> bool:
+        """Whether a callback Token was handed out and is younger than 10 minutes."""
+        entry = self._kf_tokens.get(token)
+        return entry is not None and self.now() < entry[1]
+
+    def kf_page(self, cursor: str | None, limit: int, open_kfid: str | None) -> tuple[list[dict[str, Any]], str, bool]:
+        """One sync_msg page after ``cursor``: (messages, next_cursor, has_more). Raises ValueError on a bad cursor."""
+        start = _decode_cursor(cursor) if cursor else 0
+        page: list[dict[str, Any]] = []
+        position = start
+        while position < len(self.kf_log) and len(page) < limit:
+            message = self.kf_log[position]
+            position += 1
+            kfid = message.get("open_kfid") or message.get("event", {}).get("open_kfid")
+            if open_kfid is None or kfid == open_kfid:
+                page.append(message)
+        return page, _encode_cursor(position), position < len(self.kf_log)
+
+    def kf_reply_errcode(self, open_kfid: str, external_userid: str) -> int:
+        """Apply the reply window: 0 and count the reply, or 95002 (over 48 h) / 95001 (over 5 replies)."""
+        window = self._kf_windows.get((open_kfid, external_userid))
+        if window is None or self.now() - window.last_customer_message_at > KF_WINDOW_SECONDS:
+            return 95002
+        if window.replies >= KF_WINDOW_MAX_REPLIES:
+            return 95001
+        window.replies += 1
+        return 0
+
+    def _require_kf_account(self, open_kfid: str) -> None:
+        if open_kfid not in self.kf_accounts:
+            raise KeyError(f"unknown open_kfid {open_kfid!r}")
+
+    def _issue_kf_token(self, open_kfid: str) -> str:
+        token = "ENC" + secrets.token_urlsafe(33).replace("-", "").replace("_", "")
+        self._kf_tokens[token] = (open_kfid, self.now() + KF_TOKEN_TTL)
+        return token
+
+    # -- demo view -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What was sent and asked for; no credentials."""
+        return {
+            "corp_id": self.corp_id,
+            "agent_id": self.agent_id,
+            "gettoken_calls": self.gettoken_calls,
+            "sent_app_messages": self.sent_app_messages,
+            "sent_kf_messages": self.sent_kf_messages,
+            "msg_templates": self.msg_templates,
+            "kf_log_size": len(self.kf_log),
+        }
+
+
+def _encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"sim-cursor:{position}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("bad cursor") from exc
+    prefix, _, number = text.partition(":")
+    if prefix != "sim-cursor" or not number.isdigit():
+        raise ValueError("bad cursor")
+    return int(number)

@@ -1,0 +1,142 @@
+"""Customers and the identities that point at them from each channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import utcnow
+from crm_core.errors import CustomerNotFoundError
+from crm_core.models import Customer, CustomerIdentity
+from crm_core.sql import insert_if_absent
+
+
+@dataclass(frozen=True)
+class ContactProfile:
+    """A customer's details as a channel reports them (e.g. WeCom externalcontact/get)."""
+
+    name: str = ""
+    company: str = ""
+    gender: int = 0
+    unionid: str = ""
+    remark: str = ""
+    description: str = ""
+    phones: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    owner_staff_id: int | None = None
+
+
+class CustomerService:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def get(self, customer_id: int) -> Customer:
+        customer = await self.session.get(Customer, customer_id)
+        if customer is None:
+            raise CustomerNotFoundError(f"customer {customer_id} does not exist")
+        return customer
+
+    async def resolve(self, channel: str, external_id: str) -> Customer | None:
+        stmt = (
+            select(Customer)
+            .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
+            .where(CustomerIdentity.channel == channel, CustomerIdentity.external_id == external_id)
+        )
+        return await self.session.scalar(stmt)
+
+    async def ensure(self, channel: str, external_id: str, *, name: str = "") -> Customer:
+        """The customer behind (channel, external_id), created on first sight.
+
+        Two workers seeing a new customer at once both insert a customer row, but only one
+        identity wins the unique constraint; the loser's customer row is rolled back with its
+        savepoint, so both end up on the same customer.
+        """
+        existing = await self.resolve(channel, external_id)
+        if existing is not None:
+            return existing
+        async with self.session.begin_nested() as savepoint:
+            customer = Customer(name=name or "", created_at=utcnow())
+            self.session.add(customer)
+            await self.session.flush()
+            won = await insert_if_absent(
+                self.session,
+                CustomerIdentity,
+                {"customer_id": customer.id, "channel": channel, "external_id": external_id, "created_at": utcnow()},
+                ["channel", "external_id"],
+            )
+            if won is None:
+                await savepoint.rollback()
+        if won is None:
+            return await self.resolve(channel, external_id)
+        await self.session.refresh(customer, ["identities"])
+        return customer
+
+    async def link(self, customer: Customer, channel: str, external_id: str) -> None:
+        """Attach another channel identity (e.g. a kf user with the same unionid) to a customer."""
+        await insert_if_absent(
+            self.session,
+            CustomerIdentity,
+            {"customer_id": customer.id, "channel": channel, "external_id": external_id, "created_at": utcnow()},
+            ["channel", "external_id"],
+        )
+
+    async def find_by_unionid(self, unionid: str) -> Customer | None:
+        if not unionid:
+            return None
+        return await self.session.scalar(select(Customer).where(Customer.unionid == unionid).limit(1))
+
+    async def apply_profile(self, customer: Customer, profile: ContactProfile) -> Customer:
+        """Refresh what the channel knows; keep what it does not say (empty values never erase)."""
+        for name in ("name", "company", "unionid", "remark", "description"):
+            value = getattr(profile, name)
+            if value:
+                setattr(customer, name, value)
+        if profile.gender:
+            customer.gender = profile.gender
+        if profile.phones:
+            customer.phone = profile.phones[0]
+        if profile.tags:
+            customer.wecom_tags = list(dict.fromkeys(profile.tags))
+        if profile.owner_staff_id is not None:
+            customer.owner_id = profile.owner_staff_id
+        if customer.lifecycle == "churned" and profile.owner_staff_id is not None:
+            customer.lifecycle, customer.churned_at = "active", None
+        return customer
+
+    async def mark_churned(self, customer: Customer, *, at: datetime | None = None) -> None:
+        customer.lifecycle = "churned"
+        customer.churned_at = at or utcnow()
+
+    async def touch_contact(self, customer: Customer, *, at: datetime, staff_id: int | None = None) -> None:
+        if customer.last_contact_at is None or at >= customer.last_contact_at:
+            customer.last_contact_at = at
+            if staff_id is not None:
+                customer.last_contact_by_id = staff_id
+
+    async def search(
+        self, q: str = "", *, owner_id: int | None = None, after_id: int = 0, limit: int = 50
+    ) -> tuple[list[Customer], int]:
+        """Customers whose name, company, phone or remark contains `q`; (page, total).
+
+        `owner_id` limits the search to one rep's customers (their data scope)."""
+        where = [] if owner_id is None else [Customer.owner_id == owner_id]
+        if q:
+            pattern = f"%{_escape_like(q)}%"
+            where.append(
+                or_(
+                    Customer.name.like(pattern, escape="\\"),
+                    Customer.company.like(pattern, escape="\\"),
+                    Customer.phone.like(pattern, escape="\\"),
+                    Customer.remark.like(pattern, escape="\\"),
+                )
+            )
+        total = await self.session.scalar(select(func.count()).select_from(Customer).where(*where))
+        stmt = select(Customer).where(Customer.id > after_id, *where).order_by(Customer.id).limit(limit)
+        return list((await self.session.scalars(stmt)).all()), total or 0
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

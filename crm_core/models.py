@@ -1,0 +1,164 @@
+"""Typed SQLAlchemy models: the records the whole product reads and writes.
+
+Uniqueness that the invariants depend on is declared here, not hoped for in code:
+`messages(channel, external_msg_id)` archives each WeCom message once, `inbox_items.dedup_key`
+absorbs WeCom's retries, `outbox_items.idempotency_key` sends each reply once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm_core.db import Base, UTCDateTime, utcnow
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(16), default="sales")
+    department_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    position: Mapped[str] = mapped_column(String(64), default="")
+    mobile: Mapped[str] = mapped_column(String(32), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_name", "name"), Index("ix_customers_phone", "phone"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    company: Mapped[str] = mapped_column(String(128), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    gender: Mapped[int] = mapped_column(Integer, default=0)  # WeCom: 0 unknown, 1 male, 2 female
+    unionid: Mapped[str] = mapped_column(String(64), default="")
+    remark: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    wecom_tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True, index=True)
+    lifecycle: Mapped[str] = mapped_column(String(16), default="active")
+    churned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_contact_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[Staff | None] = relationship(foreign_keys=[owner_id], lazy="joined")
+    identities: Mapped[list["CustomerIdentity"]] = relationship(back_populates="customer", lazy="selectin")
+
+
+class CustomerIdentity(Base):
+    """How one customer is known on one channel (WeCom external_userid, a kf user, a webhook id)."""
+
+    __tablename__ = "customer_identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="identities")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_msg_id", name="uq_message_channel_external_msg_id"),
+        Index("ix_messages_customer_sent", "customer_id", "sent_at"),
+        Index("ix_messages_sent_at", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    external_msg_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    msg_type: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(128), default="")
+    recipient: Mapped[str] = mapped_column(String(256), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), nullable=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True, index=True)
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboxItem(Base):
+    """A callback or pulled message, stored before WeCom gets its ack; processed later by workers."""
+
+    __tablename__ = "inbox_items"
+    __table_args__ = (Index("ix_inbox_status_available", "status", "available_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|processing|done|parked
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_by: Mapped[str] = mapped_column(String(64), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OutboxItem(Base):
+    """A message we owe WeCom. The idempotency key makes enqueueing it twice a no-op."""
+
+    __tablename__ = "outbox_items"
+    __table_args__ = (Index("ix_outbox_status_available", "status", "available_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # app_message | kf_message | msg_template
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sending|sent|parked
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), nullable=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KfCursor(Base):
+    """Where the 微信客服 sync stopped, per kf account; advanced in the same commit as the rows it covers."""
+
+    __tablename__ = "kf_cursors"
+
+    open_kfid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str] = mapped_column(String(256), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """Who looked at or changed which customer's personal data, and when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_customer", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

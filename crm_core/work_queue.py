@@ -1,0 +1,116 @@
+"""One leasing mechanism for both durable queues (inbox and outbox).
+
+A row is claimable when it is `pending`, or `processing` with an expired lease, and its
+`available_at` has come. Claiming is a single UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
+LOCKED) RETURNING, so any number of workers (processes or tasks) share a queue without taking
+the same row twice; on SQLite the single statement is atomic on its own. A worker that dies
+leaves its lease to expire and the row is claimed again; the unique keys downstream make the
+second run harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.db import utcnow
+from crm_core.models import InboxItem, OutboxItem
+
+QueueRow = TypeVar("QueueRow", InboxItem, OutboxItem)
+
+ACTIVE_STATUSES = ("pending", "processing")
+
+
+async def claim(
+    session: AsyncSession,
+    model: type[QueueRow],
+    *,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> list[QueueRow]:
+    """Lease up to `limit` due rows to `worker_id`, oldest first, and commit the lease."""
+    now = now or utcnow()
+    candidates = (
+        select(model.id)
+        .where(model.status.in_(ACTIVE_STATUSES), model.available_at <= now)
+        .order_by(model.id)
+        .limit(limit)
+    )
+    if session.bind.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    stmt = (
+        update(model)
+        .where(model.id.in_(candidates.scalar_subquery()))
+        .values(
+            status="processing",
+            locked_by=worker_id,
+            attempts=model.attempts + 1,
+            available_at=now + timedelta(seconds=lease_seconds),
+        )
+        .returning(model)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list((await session.scalars(stmt)).all())
+    await session.commit()
+    rows.sort(key=lambda row: row.id)
+    return rows
+
+
+def still_mine(model: type[QueueRow], row_id: int, worker_id: str):
+    """Guard for the finishing UPDATE: only the current lease holder may finish a row."""
+    return and_(model.id == row_id, model.locked_by == worker_id, model.status == "processing")
+
+
+async def finish(session: AsyncSession, model: type[QueueRow], row_id: int, worker_id: str, **values) -> bool:
+    """Mark a leased row done/sent inside the caller's transaction; False if the lease was lost."""
+    result = await session.execute(update(model).where(still_mine(model, row_id, worker_id)).values(**values))
+    return result.rowcount == 1
+
+
+async def fail(
+    session: AsyncSession,
+    model: type[QueueRow],
+    row_id: int,
+    worker_id: str,
+    *,
+    error: str,
+    max_attempts: int,
+    retry_in: float | None = None,
+    now: datetime | None = None,
+) -> str:
+    """Record a failed attempt: back off and retry, or park once attempts are used up.
+
+    Returns the new status. Parked rows keep their error for an operator to read and retry.
+    """
+    now = now or utcnow()
+    row = await session.get(model, row_id, with_for_update=session.bind.dialect.name == "postgresql")
+    if row is None or row.locked_by != worker_id or row.status != "processing":
+        await session.rollback()
+        return "lost"
+    row.last_error = error[:4000]
+    if row.attempts >= max_attempts:
+        row.status = "parked"
+    else:
+        row.status = "pending"
+        delay = retry_in if retry_in is not None else min(300.0, 2.0 ** row.attempts)
+        row.available_at = now + timedelta(seconds=delay)
+    row.locked_by = ""
+    await session.commit()
+    return row.status
+
+
+async def requeue(session: AsyncSession, model: type[QueueRow], row_id: int) -> bool:
+    """Give a parked row a fresh set of attempts (operator action)."""
+    result = await session.execute(
+        update(model)
+        .where(model.id == row_id, model.status == "parked")
+        .values(status="pending", attempts=0, available_at=utcnow(), last_error="")
+    )
+    await session.commit()
+    return result.rowcount == 1
+

@@ -1,0 +1,198 @@
+"""JSON API (/api/v1) for integrators, plus the health endpoints every process serves.
+
+Lists answer {"items": [...], "total": N, "next": cursor-or-null}; `next` is passed back as
+`cursor`. Views translate domain errors into HTTP errors and hold no business logic.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from crm_core.audit import AuditService
+from crm_core.customers import CustomerService
+from crm_core.errors import NotFoundError
+from crm_core.messages import MessageFilter, MessageService
+from crm_core.models import Customer, Message, Staff
+from crm_core.staff import StaffService
+from scrm import keys
+from scrm.openapi import OPENAPI
+from scrm.resources import database_ok, redis_ok
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 50
+
+
+def health_routes() -> list[web.RouteDef]:
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+
+
+def api_routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/v1/openapi.json", openapi),
+        web.get("/api/v1/customers", list_customers),
+        web.get("/api/v1/customers/{customer_id}", get_customer),
+        web.get("/api/v1/customers/{customer_id}/messages", customer_messages),
+        web.get("/api/v1/messages", list_messages),
+        web.get("/api/v1/staff", list_staff),
+    ]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "roles": sorted(request.app[keys.ROLES])})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready only when the database and Redis both answer; load balancers stop routing otherwise."""
+    checks = {"database": await database_ok(request.app[keys.ENGINE]), "redis": await redis_ok(request.app[keys.REDIS])}
+    ready = all(checks.values())
+    return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(OPENAPI)
+
+
+def _authorize(request: web.Request) -> None:
+    expected = request.app[keys.SETTINGS].api_token
+    if not expected:
+        raise _error(web.HTTPUnauthorized, "the API is disabled: set SCRM_API_TOKEN to enable it")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise _error(web.HTTPUnauthorized, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _error(cls: type[web.HTTPException], message: str, **kwargs) -> web.HTTPException:
+    return cls(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json", **kwargs)
+
+
+def _page_params(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", DEFAULT_LIMIT))
+        after = int(request.query.get("cursor", 0))
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "limit and cursor must be integers")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _error(web.HTTPBadRequest, f"limit must be between 1 and {MAX_LIMIT}")
+    return limit, max(after, 0)
+
+
+def _page(items: list, total: int, limit: int, render) -> web.Response:
+    more = len(items) > limit
+    items = items[:limit]
+    return web.json_response(
+        {"items": [render(i) for i in items], "total": total, "next": str(items[-1].id) if more and items else None}
+    )
+
+
+def _customer_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["customer_id"])
+    except ValueError:
+        raise _error(web.HTTPNotFound, "no such customer")
+
+
+async def list_customers(request: web.Request) -> web.Response:
+    _authorize(request)
+    limit, after = _page_params(request)
+    q = request.query.get("q", "").strip()
+    async with request.app[keys.SESSIONS]() as session:
+        items, total = await CustomerService(session).search(q, after_id=after, limit=limit + 1)
+        AuditService(session).record(actor="api", action="customer.search", detail=f"q={q!r} results={total}")
+        await session.commit()
+    return _page(items, total, limit, customer_json)
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    _authorize(request)
+    customer_id = _customer_id(request)
+    async with request.app[keys.SESSIONS]() as session:
+        try:
+            customer = await CustomerService(session).get(customer_id)
+        except NotFoundError as exc:
+            raise _error(web.HTTPNotFound, str(exc))
+        AuditService(session).record(actor="api", action="customer.view", customer_id=customer.id)
+        await session.commit()
+    return web.json_response(customer_json(customer))
+
+
+async def customer_messages(request: web.Request) -> web.Response:
+    _authorize(request)
+    customer_id = _customer_id(request)
+    limit, after = _page_params(request)
+    async with request.app[keys.SESSIONS]() as session:
+        try:
+            await CustomerService(session).get(customer_id)
+        except NotFoundError as exc:
+            raise _error(web.HTTPNotFound, str(exc))
+        items, total = await MessageService(session).list(MessageFilter(customer_id=customer_id), after_id=after, limit=limit + 1)
+        AuditService(session).record(actor="api", action="customer.messages", customer_id=customer_id)
+        await session.commit()
+    return _page(items, total, limit, message_json)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    _authorize(request)
+    limit, after = _page_params(request)
+    direction = request.query.get("direction") or None
+    if direction not in (None, "in", "out"):
+        raise _error(web.HTTPBadRequest, "direction must be 'in' or 'out'")
+    since = _parse_since(request.query.get("since"))
+    flt = MessageFilter(channel=request.query.get("channel") or None, direction=direction, since=since)
+    async with request.app[keys.SESSIONS]() as session:
+        items, total = await MessageService(session).list(flt, after_id=after, limit=limit + 1)
+        AuditService(session).record(actor="api", action="messages.list", detail=f"channel={flt.channel} since={since}")
+        await session.commit()
+    return _page(items, total, limit, message_json)
+
+
+async def list_staff(request: web.Request) -> web.Response:
+    _authorize(request)
+    limit, after = _page_params(request)
+    async with request.app[keys.SESSIONS]() as session:
+        items = await StaffService(session).list(after_id=after, limit=limit + 1)
+        total = await StaffService(session).count()
+    return _page(items, total, limit, staff_json)
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _error(web.HTTPBadRequest, "since must be an ISO-8601 time, e.g. 2026-11-22T08:00:00+08:00")
+    if parsed.tzinfo is None:
+        raise _error(web.HTTPBadRequest, "since needs a UTC offset, e.g. 2026-11-22T08:00:00+08:00 or ...Z")
+    return parsed
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def customer_json(c: Customer) -> dict[str, Any]:
+    return {
+        "id": c.id, "name": c.name, "company": c.company, "phone": c.phone, "gender": c.gender, "remark": c.remark,
+        "description": c.description, "tags": c.wecom_tags, "lifecycle": c.lifecycle,
+        "owner": c.owner.userid if c.owner else None, "churned_at": _iso(c.churned_at),
+        "last_contact_at": _iso(c.last_contact_at), "created_at": _iso(c.created_at),
+        "identities": [{"channel": i.channel, "external_id": i.external_id} for i in c.identities],
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id, "channel": m.channel, "direction": m.direction, "msg_type": m.msg_type, "text": m.text,
+        "sender": m.sender, "recipient": m.recipient, "customer_id": m.customer_id, "staff_id": m.staff_id,
+        "external_msg_id": m.external_msg_id, "sent_at": _iso(m.sent_at), "analysis": m.analysis,
+    }
+
+
+def staff_json(s: Staff) -> dict[str, Any]:
+    return {"id": s.id, "userid": s.userid, "name": s.name, "role": s.role, "department_ids": s.department_ids,
+            "position": s.position, "active": s.active}

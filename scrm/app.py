@@ -1,0 +1,148 @@
+"""The application factory: one `create_app(settings, roles)` for every way the service runs.
+
+Each resource opens and closes in its own cleanup context, in dependency order. Roles decide
+what a process does: `web` serves the callback and API, `worker` drains the inbox and outbox,
+`scheduler` runs timed jobs. Every process serves /healthz and /readyz.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot import build_dispatcher
+from config.roles import RoleMap
+from config.settings import Settings
+from connectors.wecom.client import WeComClient
+from connectors.wecom.crypto import CallbackCrypto
+from connectors.wecom.receiver import CallbackReceiver
+from crm_core.db import create_engine, session_factory
+from crm_core.inbox import InboxService
+from crm_core.models import InboxItem, OutboxItem
+from scrm import keys
+from scrm.api import api_routes, health_routes
+from scrm.pipeline import Pipeline
+from scrm.queue_worker import QueueWorker
+from scrm.resources import open_redis, prepare_schema
+from scrm.sender import OutboxSender
+
+log = logging.getLogger(__name__)
+
+ALL_ROLES = frozenset({"web", "worker", "scheduler"})
+
+def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.Application:
+    unknown = roles - ALL_ROLES
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from web, worker, scheduler")
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app[keys.SETTINGS] = settings
+    app[keys.ROLES] = roles
+    app[keys.INBOX_WORKERS] = []
+    app[keys.OUTBOX_WORKERS] = []
+    app.cleanup_ctx.extend([database_ctx, redis_ctx, http_ctx, wecom_ctx])
+    if "worker" in roles:
+        app.cleanup_ctx.append(workers_ctx)
+    app.add_routes(health_routes())
+    if "web" in roles:
+        app.add_routes(api_routes())
+        if settings.wecom.configured:
+            crypto = CallbackCrypto(settings.wecom.token, settings.wecom.aes_key, settings.wecom.corp_id)
+            app.add_routes(CallbackReceiver(crypto, _accept_into_inbox(app)).routes())
+    return app
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Expected HTTP errors pass through; anything else is logged once with an id the caller can quote."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("unhandled error %s on %s %s", error_id, request.method, request.path)
+        return web.json_response({"error": "internal error", "error_id": error_id}, status=500)
+
+
+def _accept_into_inbox(app: web.Application):
+    async def accept(dedup_key: str, source: str, payload: str) -> bool:
+        async with app[keys.SESSIONS]() as session:
+            created = await InboxService(session).accept(dedup_key=dedup_key, source=source, payload=payload)
+        if created:
+            for worker in app[keys.INBOX_WORKERS]:
+                worker.notify()
+        return created
+
+    return accept
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    engine = create_engine(settings.database_url)
+    await prepare_schema(engine, settings)
+    app[keys.ENGINE] = engine
+    app[keys.SESSIONS] = session_factory(engine)
+    yield
+    await engine.dispose()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    redis = open_redis(app[keys.SETTINGS])
+    app[keys.REDIS] = redis
+    yield
+    await redis.aclose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(raise_for_status=False) as http:
+        app[keys.HTTP] = http
+        yield
+
+
+async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
+    wecom = app[keys.SETTINGS].wecom
+    app[keys.WECOM] = WeComClient(
+        app[keys.HTTP], api_base=wecom.api_base, corp_id=wecom.corp_id, secret=wecom.secret, redis=app[keys.REDIS]
+    )
+    yield
+
+
+def build_pipeline(app: web.Application) -> Pipeline:
+    """The ingest pipeline with every feature that reacts to messages plugged in."""
+    settings = app[keys.SETTINGS]
+    return Pipeline(
+        wecom=app[keys.WECOM],
+        timezone=settings.tz,
+        roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
+        on_staff_message=build_dispatcher(settings.tz),
+    )
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, sessions = app[keys.SETTINGS], app[keys.SESSIONS]
+    pipeline = build_pipeline(app)
+    concurrency = 1 if settings.database_url.startswith("sqlite") else 2
+    inbox = [
+        QueueWorker("inbox", InboxItem, sessions, pipeline, max_attempts=settings.inbox_max_attempts,
+                    lease_seconds=settings.worker_lease_seconds)
+        for _ in range(concurrency)
+    ]
+    outbox = [
+        QueueWorker("outbox", OutboxItem, sessions, OutboxSender(app[keys.WECOM], settings.wecom.agent_id or "0"),
+                    max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds)
+    ]
+    pipeline.on_new_inbox_rows = lambda: [w.notify() for w in inbox]
+    pipeline.on_new_outbox_rows = lambda: [w.notify() for w in outbox]
+    app[keys.INBOX_WORKERS].extend(inbox)
+    app[keys.OUTBOX_WORKERS].extend(outbox)
+    tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
+    app[keys.WORKER_TASKS] = tasks
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,53 @@
+"""`scrm`: the one command for running, operating and trying the service.
+
+Feature packages add their own subcommands through `register(subparsers)` functions, listed
+here explicitly so nothing registers itself behind anyone's back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from config.settings import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from connectors.wecom.simulator import cli as simulator_cli
+    from nlp import cli as nlp_cli
+    from scrm import bench, commands
+
+    parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--config", help="optional TOML settings file (environment variables still win)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.register(sub)
+    simulator_cli.register(sub)
+    nlp_cli.register(sub)
+    bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
+    bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    bench.register(bench_sub)
+    nlp_cli.register_bench(bench_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

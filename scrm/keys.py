@@ -1,0 +1,25 @@
+"""Typed keys for everything the application holds; one place to see what a request can reach."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import web
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from config.settings import Settings
+from connectors.wecom.client import WeComClient
+from scrm.queue_worker import QueueWorker
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+REDIS = web.AppKey("redis", Redis)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+WECOM = web.AppKey("wecom", WeComClient)
+INBOX_WORKERS = web.AppKey("inbox_workers", list[QueueWorker])
+OUTBOX_WORKERS = web.AppKey("outbox_workers", list[QueueWorker])
+ROLES = web.AppKey("roles", frozenset[str])
+WORKER_TASKS = web.AppKey("worker_tasks", set[asyncio.Task])

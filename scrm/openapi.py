@@ -1,0 +1,110 @@
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+
+def _list_of(ref: str) -> dict:
+    return {
+        "type": "object",
+        "required": ["items", "total", "next"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{ref}"}},
+            "total": {"type": "integer"},
+            "next": {"type": ["string", "null"], "description": "pass back as `cursor` for the next page"},
+        },
+    }
+
+
+_PAGE_PARAMS = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+]
+_ERRORS = {
+    "400": {"description": "bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "401": {"description": "missing or wrong bearer token"},
+}
+_CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _op(summary: str, schema_ref: str, params: list | None = None, extra: dict | None = None) -> dict:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": params or [],
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}},
+                **_ERRORS,
+                **(extra or {}),
+            },
+        }
+    }
+
+
+_NOT_FOUND = {"404": {"description": "no such customer"}}
+
+OPENAPI: dict = {
+    "openapi": "3.1.0",
+    "info": {"title": "SCRM for WeCom", "version": "1.0.0", "description": "Customers, messages and staff archived from WeCom."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "SCRM_API_TOKEN"}},
+        "schemas": {
+            "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+            "Customer": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"}, "name": {"type": "string"}, "company": {"type": "string"},
+                    "phone": {"type": "string"}, "gender": {"type": "integer"}, "remark": {"type": "string"},
+                    "description": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
+                    "lifecycle": {"type": "string"}, "owner": {"type": ["string", "null"]},
+                    "churned_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_contact_at": {"type": ["string", "null"], "format": "date-time"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "identities": {"type": "array", "items": {"type": "object", "properties": {
+                        "channel": {"type": "string"}, "external_id": {"type": "string"}}}},
+                },
+            },
+            "Message": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"}, "channel": {"type": "string"}, "direction": {"enum": ["in", "out"]},
+                    "msg_type": {"type": "string"}, "text": {"type": "string"}, "sender": {"type": "string"},
+                    "recipient": {"type": "string"}, "customer_id": {"type": ["integer", "null"]},
+                    "staff_id": {"type": ["integer", "null"]}, "external_msg_id": {"type": ["string", "null"]},
+                    "sent_at": {"type": "string", "format": "date-time"}, "analysis": {"type": ["object", "null"]},
+                },
+            },
+            "Staff": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"}, "userid": {"type": "string"}, "name": {"type": "string"},
+                    "role": {"type": "string"}, "department_ids": {"type": "array", "items": {"type": "integer"}},
+                    "position": {"type": "string"}, "active": {"type": "boolean"},
+                },
+            },
+            "CustomerList": _list_of("Customer"),
+            "MessageList": _list_of("Message"),
+            "StaffList": _list_of("Staff"),
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/customers": _op(
+            "Search customers by name, company, phone or remark", "CustomerList",
+            [{"name": "q", "in": "query", "schema": {"type": "string"}}, *_PAGE_PARAMS],
+        ),
+        "/api/v1/customers/{customer_id}": _op("One customer", "Customer", [_CUSTOMER_ID], _NOT_FOUND),
+        "/api/v1/customers/{customer_id}/messages": _op(
+            "A customer's messages, oldest first", "MessageList", [_CUSTOMER_ID, *_PAGE_PARAMS], _NOT_FOUND
+        ),
+        "/api/v1/messages": _op(
+            "Archived messages, oldest first", "MessageList",
+            [
+                {"name": "channel", "in": "query", "schema": {"type": "string"}},
+                {"name": "direction", "in": "query", "schema": {"enum": ["in", "out"]}},
+                {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                *_PAGE_PARAMS,
+            ],
+        ),
+        "/api/v1/staff": _op("Staff members", "StaffList", _PAGE_PARAMS),
+    },
+}

@@ -1,0 +1,115 @@
+"""The loop that drains a durable queue (inbox or outbox): claim, process, finish or fail.
+
+Each row is processed in its own transaction, and marked finished in that same transaction,
+so "archived" and "done" commit together. An exception rolls the work back and records the
+attempt; `retryable = False` on the exception parks the row at once instead of retrying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core import work_queue
+from crm_core.db import utcnow
+from crm_core.work_queue import QueueRow
+
+log = logging.getLogger(__name__)
+
+# process(session, row) -> column values to set when finishing (e.g. {"status": "done"})
+Processor = Callable[[AsyncSession, Any], Awaitable[dict[str, Any]]]
+
+
+class QueueWorker:
+    def __init__(
+        self,
+        name: str,
+        model: type[QueueRow],
+        sessions: async_sessionmaker[AsyncSession],
+        process: Processor,
+        *,
+        max_attempts: int,
+        lease_seconds: float = 60.0,
+        batch_size: int = 20,
+        idle_interval: float = 0.5,
+    ):
+        self.name = name
+        self.model = model
+        self.sessions = sessions
+        self.process = process
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.batch_size = batch_size
+        self.idle_interval = idle_interval
+        self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
+        self.wakeup = asyncio.Event()
+
+    def notify(self) -> None:
+        """Called by producers in this process so new rows are picked up without waiting a poll."""
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        log.info("%s started", self.worker_id)
+        while True:
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: claiming failed (database down?); retrying", self.worker_id)
+                handled = 0
+                await asyncio.sleep(1.0)
+            if handled == 0:
+                self.wakeup.clear()
+                try:
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.idle_interval)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """Claim and process one batch; returns how many rows were claimed."""
+        async with self.sessions() as session:
+            rows = await work_queue.claim(
+                session, self.model, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
+            )
+        for row in rows:
+            await self._handle(row)
+        return len(rows)
+
+    async def drain(self, *, max_rounds: int = 1000) -> None:
+        """Process until nothing is due (tests, CLI one-shots)."""
+        for _ in range(max_rounds):
+            if await self.run_once() == 0:
+                return
+
+    async def _handle(self, row: QueueRow) -> None:
+        try:
+            async with self.sessions() as session:
+                values = await self.process(session, row)
+                if await work_queue.finish(session, self.model, row.id, self.worker_id, **values):
+                    await session.commit()
+                else:
+                    await session.rollback()
+                    log.warning("%s: lost the lease on %s %s; its new holder finishes it", self.worker_id, self.model.__tablename__, row.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            retryable = getattr(exc, "retryable", True)
+            log.warning(
+                "%s: %s %s failed (attempt %s): %r", self.worker_id, self.model.__tablename__, row.id, row.attempts, exc,
+                exc_info=not hasattr(exc, "retryable"),
+            )
+            async with self.sessions() as session:
+                status = await work_queue.fail(
+                    session, self.model, row.id, self.worker_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    max_attempts=self.max_attempts if retryable else 0,
+                    retry_in=getattr(exc, "retry_after", None),
+                    now=utcnow(),
+                )
+            if status == "parked":
+                log.error("%s: parked %s %s after %s attempt(s): %r", self.worker_id, self.model.__tablename__, row.id, row.attempts, exc)

@@ -1,0 +1,60 @@
+"""Opening and closing the shared resources: database, Redis (or its in-process stand-in)."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from config.settings import Settings
+from crm_core.migrate import upgrade_async
+
+log = logging.getLogger(__name__)
+
+
+def open_redis(settings: Settings) -> Redis:
+    """Real Redis when SCRM_REDIS_URL is set; otherwise fakeredis, good for one process only."""
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+    import fakeredis
+
+    log.info("SCRM_REDIS_URL is unset: using the in-process Redis stand-in (single process only)")
+    return fakeredis.FakeAsyncRedis()
+
+
+async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
+    """SQLite (embedded) migrates itself; PostgreSQL must be migrated on purpose, once, by
+    `scrm db upgrade`, so several processes never race a migration."""
+    if settings.database_url.startswith("sqlite"):
+        await upgrade_async(settings.database_url)
+        return
+    try:
+        async with engine.connect() as conn:
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except Exception as exc:
+        raise RuntimeError("The database has no schema yet: run `scrm db upgrade` first") from exc
+    from alembic.script import ScriptDirectory
+
+    from crm_core.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    if version != head:
+        raise RuntimeError(f"The database schema is at {version}, the code needs {head}: run `scrm db upgrade`")
+
+
+async def database_ok(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+async def redis_ok(redis: Redis) -> bool:
+    try:
+        return bool(await redis.ping())
+    except Exception:
+        return False

@@ -1,0 +1,92 @@
+"""Delivers outbox rows to WeCom and archives what was sent.
+
+Delivery is at-least-once from our side (a crash between WeCom's answer and our commit means
+the row is sent again after its lease expires), so every send also carries WeCom's own
+de-duplication: `enable_duplicate_check` for app messages and a stable `msgid` for 微信客服
+replies. Together they make each outbox row reach the person once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.wecom.errors import InvalidUserError
+from crm_core.db import utcnow
+from crm_core.messages import MessageService, NewMessage
+from crm_core.models import OutboxItem
+
+CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template"}
+DUPLICATE_CHECK_SECONDS = 4 * 3600  # WeCom's maximum window
+
+
+class WeComSendApi(Protocol):
+    async def send_app_message(self, payload: dict) -> dict: ...
+    async def kf_send_msg(self, payload: dict) -> dict: ...
+    async def add_msg_template(self, payload: dict) -> dict: ...
+
+
+@dataclass
+class OutboxSender:
+    wecom: WeComSendApi
+    agent_id: str
+
+    async def __call__(self, session: AsyncSession, item: OutboxItem) -> dict[str, Any]:
+        response = await self._send(item)
+        await MessageService(session).archive(
+            NewMessage(
+                channel=CHANNEL_BY_KIND[item.kind], direction="out", external_msg_id=f"outbox:{item.id}",
+                msg_type=str(item.payload.get("msgtype", item.kind)), text=message_text(item.payload),
+                recipient=recipient_of(item.payload), payload="", meta={"outbox_id": item.id, "response": response},
+                customer_id=item.customer_id, staff_id=item.staff_id, sent_at=utcnow(),
+            )
+        )
+        return {"status": "sent", "sent_at": utcnow(), "response": response, "last_error": ""}
+
+    async def _send(self, item: OutboxItem) -> dict:
+        if item.kind == "app_message":
+            payload = {**item.payload, "agentid": int(self.agent_id), "enable_duplicate_check": 1,
+                       "duplicate_check_interval": DUPLICATE_CHECK_SECONDS}
+            response = await self.wecom.send_app_message(payload)
+            _raise_if_nobody_reached(payload, response)
+            return response
+        if item.kind == "kf_message":
+            return await self.wecom.kf_send_msg({**item.payload, "msgid": kf_msgid(item.idempotency_key)})
+        if item.kind == "msg_template":
+            return await self.wecom.add_msg_template(item.payload)
+        raise ValueError(f"unknown outbox kind {item.kind!r}")
+
+
+def kf_msgid(idempotency_key: str) -> str:
+    """kf/send_msg accepts a caller-chosen msgid (≤ 32 chars of [0-9a-zA-Z_-]) and rejects a repeat."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def message_text(payload: dict) -> str:
+    msgtype = payload.get("msgtype", "")
+    body = payload.get(msgtype, {}) if isinstance(payload.get(msgtype), dict) else {}
+    if "content" in body:
+        return str(body["content"])
+    if "title" in body:
+        return f"{body['title']}\n{body.get('description', '')}".strip()
+    text = payload.get("text", {})
+    return str(text.get("content", "")) if isinstance(text, dict) else ""
+
+
+def recipient_of(payload: dict) -> str:
+    for key in ("touser", "external_userid", "toparty"):
+        value = payload.get(key)
+        if value:
+            return "|".join(value) if isinstance(value, list) else str(value)
+    return ""
+
+
+def _raise_if_nobody_reached(payload: dict, response: dict) -> None:
+    """message/send answers errcode 0 even when every recipient is invalid; treat that as a failure."""
+    wanted = set(filter(None, str(payload.get("touser", "")).split("|")))
+    invalid = set(filter(None, str(response.get("invaliduser", "")).split("|")))
+    if wanted and wanted <= invalid:
+        raise InvalidUserError(errcode=0, errmsg=f"invaliduser: {response.get('invaliduser')}", api="message/send")
