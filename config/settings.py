@@ -104,6 +104,7 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: str | Path | 
         data_dir=data_dir,
         wecom=wecom,
         roles_file=Path(pick("roles_file")) if pick("roles_file") else None,
+        worker_lease_seconds=_number(pick("worker_lease_seconds", "60"), "SCRM_WORKER_LEASE_SECONDS"),
     )
     validate(settings)
     return settings
@@ -150,6 +151,16 @@ def require_wecom(settings: Settings) -> None:
                 "SCRM_WECOM_AES_KEY are needed to serve a WeCom app (or run `scrm demo` to try it with the simulator)"
             ]
         )
+
+
+def _number(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError([f"{name} must be a number of seconds (got {value!r})"]) from None
+    if number <= 0:
+        raise ConfigError([f"{name} must be positive (got {value!r})"])
+    return number
 
 
 def _valid_aes_key(key: str) -> bool:

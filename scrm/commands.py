@@ -50,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_wecom(settings)
     app = create_app(settings, parse_roles(args.roles))
     log.info("serving roles %s on %s:%s", args.roles, args.host, args.port)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    # In-flight callbacks finish in milliseconds; a long grace period only delays restarts.
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, shutdown_timeout=5)
     return 0
 
 

@@ -1,0 +1,68 @@
+"""Configuration errors name what to set; every CLI command answers --help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from config.roles import RoleMap
+from config.settings import ConfigError, load_settings, require_wecom
+
+GOOD_KEY = "U0NSTSBkZW1vIGtleSBmb3IgdGhlIHNpbXVsYXRvciE"
+
+
+def test_defaults_are_the_embedded_setup():
+    settings = load_settings({})
+    assert settings.database_url == "sqlite+aiosqlite:///data/scrm.sqlite3"
+    assert settings.uses_embedded_redis and settings.timezone == "Asia/Shanghai"
+    assert settings.wecom.api_base == "https://qyapi.weixin.qq.com/cgi-bin/"
+
+
+def test_every_problem_is_reported_with_the_variable_to_set():
+    env = {"SCRM_DATABASE_URL": "mysql://x", "SCRM_TIMEZONE": "Mars/Olympus", "SCRM_WECOM_CORP_ID": "ww1",
+           "SCRM_WECOM_AES_KEY": "short", "SCRM_WECOM_AGENT_ID": "abc"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    text = str(err.value)
+    for expected in ("SCRM_DATABASE_URL", "SCRM_TIMEZONE", "SCRM_WECOM_SECRET", "SCRM_WECOM_TOKEN",
+                     "SCRM_WECOM_AES_KEY must be the 43-character", "SCRM_WECOM_AGENT_ID must be the numeric"):
+        assert expected in text
+
+
+def test_toml_file_is_read_and_environment_wins(tmp_path):
+    path = tmp_path / "scrm.toml"
+    path.write_text('timezone = "Asia/Tokyo"\napi_token = "from-file"\n[wecom]\ncorp_id = "wwfile"\nsecret = "s"\n'
+                    f'agent_id = "1000002"\ntoken = "t"\naes_key = "{GOOD_KEY}"\n', encoding="utf-8")
+    settings = load_settings({"SCRM_CONFIG": str(path), "SCRM_API_TOKEN": "from-env"})
+    assert settings.timezone == "Asia/Tokyo" and settings.api_token == "from-env"
+    assert settings.wecom.corp_id == "wwfile" and settings.wecom.configured
+
+
+def test_serving_without_credentials_says_what_to_set():
+    with pytest.raises(ConfigError, match="SCRM_WECOM_CORP_ID.*scrm demo"):
+        require_wecom(load_settings({}))
+
+
+def test_roles_come_from_users_then_departments_then_leadership():
+    roles = RoleMap(users={"chenjing": "admin"}, departments={3: "support"})
+    assert roles.role_for("chenjing", [3]) == "admin"
+    assert roles.role_for("wangfang", [3]) == "support"
+    assert roles.role_for("liuyang", [2], is_leader=True) == "manager"
+    assert roles.role_for("zhangwei", [2]) == "sales"
+    with pytest.raises(ValueError, match="unknown role"):
+        RoleMap(users={"x": "boss"})
+
+
+@pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["bench", "ingest"]])
+def test_every_command_has_help(args):
+    result = subprocess.run([sys.executable, "-m", "scrm.cli", *args, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage: scrm" in result.stdout
+
+
+def test_serve_without_credentials_exits_with_the_message(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "scrm.cli", "serve"], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "SCRM_WECOM_CORP_ID" in result.stderr
