@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
 from zoneinfo import ZoneInfo
 
+from redis.asyncio import Redis
+
+import config
+from bot.conversation import Conversations
 from bot.dispatcher import Dispatcher
-from bot.handlers import customers, help
+from bot.handlers import customers, deals, followups, handover, help, notes, tickets
+from crm_core.db import utcnow
+from crm_core.deals import DealStages
+
+DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
 
 
-def build_dispatcher(timezone: ZoneInfo) -> Dispatcher:
-    """Every feature router, included explicitly; help lists whatever is included."""
-    return Dispatcher([customers.router, help.router], timezone)
+def build_dispatcher(
+    timezone: ZoneInfo, redis: Redis, *, clock: Callable[[], datetime] = utcnow, deal_pipeline: Path = DEAL_PIPELINE_FILE
+) -> Dispatcher:
+    """Every feature router, included explicitly; help lists whatever is included, in this order."""
+    return Dispatcher(
+        [customers.router, notes.router, followups.router, deals.router, handover.router, tickets.router, help.router],
+        timezone,
+        stages=DealStages.from_file(deal_pipeline),
+        conversations=Conversations(redis),
+        clock=clock,
+    )

@@ -1,12 +1,17 @@
-"""How customers read in chat replies."""
+"""How customers, notes, deals and follow-ups read in chat replies."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from config.templates import render
-from crm_core.models import Customer, Message
+from crm_core.customer_view import CustomerView
+from crm_core.models import Customer, Deal, FollowUp
+
+SENTIMENT_BANDS = ((0.3, "positive"), (-0.3, "neutral"), (-1.01, "negative"))
+
 
 def mask_phone(phone: str) -> str:
     """138****5678: enough to recognise a number, not enough to copy it."""
@@ -16,19 +21,82 @@ def mask_phone(phone: str) -> str:
     return f"{digits[:3]}****{digits[-4:]}"
 
 
-def customer_card(customer: Customer, last_message: Message | None, tz: ZoneInfo) -> str:
-    none = render("bot.none_value")
-    last = none
-    if last_message is not None:
-        last = f"{last_message.sent_at.astimezone(tz):%m-%d %H:%M} {last_message.text[:40]}"
+def redact(query: str, limit: int = 50) -> str:
+    """A search query fit for the audit trail: phone numbers in it are masked like on the card."""
+    return re.sub(r"\d{7,}", lambda m: mask_phone(m.group()), query[:limit])
+
+
+def display_name(customer: Customer) -> str:
+    return customer.name or customer.remark or render("bot.none_value")
+
+
+def customer_line(customer: Customer, none: str) -> str:
+    """One customer in a list: enough to tell two 张伟 apart, nothing more."""
+    return render("bot.customer_line", name=display_name(customer), company=customer.company or none,
+                  phone=mask_phone(customer.phone) or none, owner=customer.owner.name if customer.owner else none)
+
+
+def money(amount: int | float | None) -> str:
+    if amount is None:
+        return render("bot.none_value")
+    if amount >= 10_000 and amount % 1_000 == 0:
+        return f"{amount / 10_000:g}万"
+    return f"{amount:,.0f}元"
+
+
+def deal_text(deal: Deal | None) -> str:
+    if deal is None:
+        return render("bot.none_value")
+    if deal.status == "lost":
+        return render("bot.deal_lost", stage=deal.stage, reason=deal.lost_reason)
+    budget = deal.fields.get("budget")
+    return render("bot.deal_with_budget", stage=deal.stage, budget=money(budget)) if budget else deal.stage
+
+
+def sentiment_text(score: float | None) -> str:
+    if score is None:
+        return render("bot.none_value")
+    band = next(name for floor, name in SENTIMENT_BANDS if score > floor)
+    return render(f"bot.sentiment_{band}", score=f"{score:+.1f}")
+
+
+def when_text(at: datetime, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def follow_up_line(follow_up: FollowUp, tz: ZoneInfo, now: datetime) -> str:
+    key = "bot.todo_line_overdue" if follow_up.due_at <= now else "bot.todo_line"
+    return render(key, due=follow_up.due_at.astimezone(tz).strftime("%m-%d %H:%M"),
+                  name=display_name(follow_up.customer), text=follow_up.text or render("bot.none_value"))
+
+
+def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
+    """The customer card, as WeCom markdown; the phone is always masked."""
+    customer, none = view.customer, render("bot.none_value")
+    last_contact = none
+    if customer.last_contact_at:
+        by = view.last_contact_by.name if view.last_contact_by else none
+        last_contact = render("bot.card_last_contact", at=when_text(customer.last_contact_at, tz), by=by)
+    notes = [
+        render("bot.card_note", at=n.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
+               author=n.author.name if n.author else none, text=n.text[:80])
+        for n in view.notes
+    ]
+    next_follow_up = none
+    if view.next_follow_up is not None:
+        next_follow_up = f"{when_text(view.next_follow_up.due_at, tz)} {view.next_follow_up.text[:40]}".strip()
     return render(
         "bot.customer_card",
-        name=customer.name or customer.remark or none,
-        company=customer.company,
+        name=display_name(customer),
+        company=customer.company or none,
         owner=customer.owner.name if customer.owner else none,
         lifecycle=render(f"lifecycle.{customer.lifecycle}"),
+        deal=deal_text(view.deal),
         phone=mask_phone(customer.phone) or none,
-        tags="、".join(customer.wecom_tags) or none,
-        last_contact=f"{customer.last_contact_at.astimezone(tz):%Y-%m-%d %H:%M}" if customer.last_contact_at else none,
-        last_message=last,
+        birthday=customer.birthday.strftime("%m-%d") if customer.birthday else none,
+        tags="、".join(view.tags) or none,
+        last_contact=last_contact,
+        sentiment=sentiment_text(view.sentiment),
+        next_follow_up=next_follow_up,
+        notes="\n".join(notes) or render("bot.card_no_notes"),
     ).strip()

@@ -2,25 +2,37 @@
 
     router = Router("customers")
 
-    @router.command("查", aliases=("lookup",), args=[Arg("query", rest=True)], usage="查 <姓名/电话/公司>")
-    async def lookup(ctx: CommandContext, query: str) -> str:
+    @router.command("查", aliases=("lookup",), args=[Arg("customer", customer=True)], usage="查 <姓名/拼音/电话/公司>")
+    async def lookup(ctx: CommandContext, customer: Customer) -> Reply:
         \"\"\"查看客户名片\"\"\"
 
 The handler's docstring's first line is its help line. Arguments are parsed before the handler
-runs; a line that does not fit gets the command's usage, never a half-parsed call.
+runs (words, the rest of the line, Chinese time expressions, converted values); a line that does
+not fit gets the command's usage, never a half-parsed call. `customer=True` arguments reach the
+handler as a Customer resolved within the staff member's data scope.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Message, Staff
+from bot.formatting import redact
+from bot.replies import Listing, NeedsPick, Refusal, Reply, fit_text
+from bot.timeparse import TimeExpressionError, take_when
+from crm_core.audit import AuditService
+from crm_core.deals import DealStages
+from crm_core.models import Customer, Message, Staff
+from crm_core.outbox import OutboxService
+from crm_core.scope import Scope, scope_for
+from crm_core.search import CustomerSearch
 
 ALL_ROLES = frozenset({"sales", "support", "manager", "admin"})
+PICK_LIMIT = 50  # candidates kept for pick-by-number; more means "type more of the name"
 
 
 class UsageError(ValueError):
@@ -32,6 +44,9 @@ class Arg:
     name: str
     rest: bool = False  # takes the rest of the line, spaces included
     optional: bool = False
+    customer: bool = False  # resolved to a Customer in the caller's scope before the handler runs
+    when: bool = False  # a Chinese time expression (明天下午3点), resolved against the command's clock
+    convert: Callable[[str], Any] | None = None  # raises ValueError when the word does not fit
 
 
 @dataclass
@@ -43,9 +58,62 @@ class CommandContext:
     message: Message
     timezone: ZoneInfo
     commands: list["Command"]
+    now: datetime  # UTC, from the dispatcher's clock
+    stages: DealStages
+    picked: dict[str, int] = field(default_factory=dict)  # query -> customer id chosen from a numbered list
+    answers: dict[str, str] = field(default_factory=dict)  # field -> what the rep answered when asked
+    _scope: Scope | None = None
+
+    @property
+    def local_now(self) -> datetime:
+        return self.now.astimezone(self.timezone)
+
+    def local(self, at: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return at.astimezone(self.timezone).strftime(fmt)
+
+    async def scope(self) -> Scope:
+        if self._scope is None:
+            self._scope = await scope_for(self.session, self.staff)
+        return self._scope
+
+    async def notify(self, to: Staff, text: str) -> None:
+        """A message to another staff member, sent once per incoming command (keyed by it)."""
+        await OutboxService(self.session).enqueue(
+            idempotency_key=f"notify:{self.message.channel}:{self.message.external_msg_id}:{to.userid}",
+            kind="app_message",
+            payload={"touser": to.userid, "msgtype": "text", "text": {"content": fit_text(text)}},
+            staff_id=to.id,
+        )
+
+    def audit(self, action: str, customer_id: int | None = None, detail: str = "") -> None:
+        AuditService(self.session).record(actor=self.staff.userid, action=action, customer_id=customer_id, detail=detail)
+
+    async def customer(self, query: str) -> Customer:
+        """The one customer `query` means, within scope; otherwise a numbered list to pick from, or a refusal."""
+        scope = await self.scope()
+        search = CustomerSearch(self.session)
+        if query in self.picked:
+            customer = await self.session.get(Customer, self.picked[query])
+            if customer is not None and scope.allows(customer):
+                return customer
+        page = await search.find(query, where=scope.where(), limit=PICK_LIMIT)
+        if page.total == 1:
+            return page.customers[0]
+        if page.total > 1:
+            exact = [c for c in page.customers if c.name == query]  # exact names sort first
+            if len(exact) == 1:
+                return exact[0]
+            raise NeedsPick(query, page.customers, page.total, more=page.more)
+        if not scope.everyone and (await search.find(query, limit=1)).total:
+            raise Refusal("bot.out_of_scope", audit=("customer.view_denied", None, f"q={redact(query)!r}"), query=query[:30])
+        suggestions = await search.suggest(query, where=scope.where())
+        if suggestions:
+            names = "、".join(dict.fromkeys(c.name or c.remark for c in suggestions))
+            raise Refusal("bot.lookup_none_suggest", query=query[:30], names=names)
+        raise Refusal("bot.lookup_none", query=query[:30])
 
 
-Handler = Callable[..., Awaitable[str]]
+Handler = Callable[..., Awaitable["str | Reply | Listing"]]
 
 
 @dataclass(frozen=True)
@@ -65,11 +133,24 @@ class Command:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
-    def parse(self, rest: str) -> dict[str, str]:
-        """Split the text after the command word into the declared arguments."""
-        values: dict[str, str] = {}
+    def parse(self, rest: str, now: datetime | None = None) -> dict[str, Any]:
+        """Split the text after the command word into the declared arguments.
+
+        `now` (local, aware) anchors time expressions; a time in the past is a Refusal, not a usage error."""
+        values: dict[str, Any] = {}
         remaining = rest.strip()
         for arg in self.args:
+            if arg.when:
+                if not remaining and arg.optional:
+                    values[arg.name] = None
+                    continue
+                try:
+                    values[arg.name], remaining = take_when(remaining, now or datetime.now().astimezone())
+                except TimeExpressionError as exc:
+                    if exc.past:
+                        raise Refusal("bot.time_passed") from exc
+                    raise UsageError(f"{arg.name}: {exc}") from exc
+                continue
             if arg.rest:
                 word, remaining = remaining, ""
             else:
@@ -80,7 +161,13 @@ class Command:
                     values[arg.name] = ""
                     continue
                 raise UsageError(f"missing {arg.name}")
-            values[arg.name] = word
+            if arg.convert is not None:
+                try:
+                    values[arg.name] = arg.convert(word)
+                except ValueError as exc:
+                    raise UsageError(f"{arg.name}: {exc}") from exc
+            else:
+                values[arg.name] = word
         if remaining:
             raise UsageError(f"unexpected text: {remaining[:20]}")
         return values

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
-from crm_core.errors import CustomerNotFoundError
+from crm_core.errors import CustomerNotFoundError, DuplicateCustomerError
 from crm_core.models import Customer, CustomerIdentity
+from crm_core.search_keys import phone_digits, phone_tail
 from crm_core.sql import insert_if_absent
 
 
@@ -102,6 +104,8 @@ class CustomerService:
             customer.wecom_tags = list(dict.fromkeys(profile.tags))
         if profile.owner_staff_id is not None:
             customer.owner_id = profile.owner_staff_id
+        if customer.birthday is None:
+            customer.birthday = birthday_in(profile.description)
         if customer.lifecycle == "churned" and profile.owner_staff_id is not None:
             customer.lifecycle, customer.churned_at = "active", None
         return customer
@@ -115,6 +119,30 @@ class CustomerService:
             customer.last_contact_at = at
             if staff_id is not None:
                 customer.last_contact_by_id = staff_id
+
+    async def create(self, *, name: str, phone: str, company: str, owner_id: int, at: datetime) -> Customer:
+        """A customer entered by hand; refuses with DuplicateCustomerError when it already exists."""
+        existing = await self.duplicates(name=name, phone=phone, company=company)
+        if existing:
+            raise DuplicateCustomerError("customer already exists", existing)
+        customer = Customer(name=name, phone=phone, company=company, owner_id=owner_id, created_at=at, updated_at=at)
+        self.session.add(customer)
+        await self.session.flush()
+        return customer
+
+    async def duplicates(self, *, name: str, phone: str, company: str, limit: int = 5) -> list[Customer]:
+        """Same phone number (compared by digits), or same name at the same company."""
+        found: dict[int, Customer] = {}
+        digits = phone_digits(phone)
+        if digits:
+            stmt = select(Customer).where(Customer.phone_tail == phone_tail(phone)).limit(200)
+            for customer in (await self.session.scalars(stmt)).all():
+                if phone_digits(customer.phone) == digits:
+                    found[customer.id] = customer
+        if name and company:
+            stmt = select(Customer).where(Customer.name == name, Customer.company == company).limit(limit)
+            found.update({c.id: c for c in (await self.session.scalars(stmt)).all()})
+        return list(found.values())[:limit]
 
     async def search(
         self, q: str = "", *, owner_id: int | None = None, after_id: int = 0, limit: int = 50
@@ -140,3 +168,17 @@ class CustomerService:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+_BIRTHDAY = re.compile(r"生日\s*[:：]?\s*(\d{4})[-/年.](\d{1,2})[-/月.](\d{1,2})")
+
+
+def birthday_in(text: str) -> date | None:
+    """Reps write birthdays into the WeCom description ("生日: 1985-03-12"); pick one up when present."""
+    match = _BIRTHDAY.search(text or "")
+    if not match:
+        return None
+    try:
+        return date(*(int(g) for g in match.groups()))
+    except ValueError:
+        return None

@@ -41,9 +41,15 @@ class Base(DeclarativeBase):
 
 
 def create_engine(url: str, **kwargs) -> AsyncEngine:
-    """Engine with per-dialect settings: SQLite gets WAL and a busy timeout so the web role and
-    the worker loop can share one file without 'database is locked' errors."""
+    """Engine with per-dialect settings.
+
+    SQLite allows one writer at a time, and a connection that finds the file locked sleeps in
+    growing steps before it retries; with several connections that turns into seconds of latency.
+    One connection, shared in turn by the web handlers and the workers, never waits on a lock.
+    """
     if url.startswith("sqlite"):
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")

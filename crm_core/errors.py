@@ -5,8 +5,11 @@
     │   ├── CustomerNotFoundError
     │   └── StaffNotFoundError
     ├── DuplicateError
-    │   └── DuplicateCustomerError
+    │   └── DuplicateCustomerError      .existing: the customers it would duplicate
+    ├── AccessDeniedError               outside the staff member's data scope
     └── ValidationError
+        ├── MissingDealFieldsError      .stage, .missing: what a pipeline stage needs first
+        └── UnknownStageError
 """
 
 
@@ -31,8 +34,25 @@ class DuplicateError(DomainError):
 
 
 class DuplicateCustomerError(DuplicateError):
+    def __init__(self, message: str, existing: list | None = None):
+        super().__init__(message)
+        self.existing = existing or []
+
+
+class AccessDeniedError(DomainError):
     pass
 
 
 class ValidationError(DomainError):
+    pass
+
+
+class MissingDealFieldsError(ValidationError):
+    def __init__(self, stage: str, missing: list[str]):
+        super().__init__(f"stage {stage!r} needs {', '.join(missing)} first")
+        self.stage = stage
+        self.missing = missing
+
+
+class UnknownStageError(ValidationError):
     pass

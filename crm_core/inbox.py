@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
 from crm_core.models import InboxItem
-from crm_core.sql import insert_if_absent
+
+
+@dataclass(frozen=True)
+class InboundItem:
+    dedup_key: str
+    source: str
+    payload: str
 
 
 class InboxService:
@@ -22,15 +31,31 @@ class InboxService:
 
     async def stage(self, *, dedup_key: str, source: str, payload: str) -> bool:
         """Add one inbound item to the caller's transaction (e.g. next to a sync cursor)."""
+        return bool(await self.stage_many([InboundItem(dedup_key, source, payload)]))
+
+    async def stage_many(self, items: list[InboundItem]) -> set[str]:
+        """One multi-row INSERT … ON CONFLICT DO NOTHING; returns the keys that were new.
+
+        A key repeated inside `items` is stored once. Used for group commit: many callbacks,
+        one round trip and one commit.
+        """
+        if not items:
+            return set()
         now = utcnow()
-        new_id = await insert_if_absent(
-            self.session,
-            InboxItem,
-            {"dedup_key": dedup_key, "source": source, "payload": payload, "received_at": now, "available_at": now,
-             "status": "pending", "attempts": 0, "last_error": "", "locked_by": ""},
-            ["dedup_key"],
+        rows = {
+            item.dedup_key: {"dedup_key": item.dedup_key, "source": item.source, "payload": item.payload,
+                             "received_at": now, "available_at": now, "status": "pending", "attempts": 0,
+                             "last_error": "", "locked_by": ""}
+            for item in reversed(items)  # the first occurrence of a key wins
+        }
+        insert = postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert
+        stmt = (
+            insert(InboxItem)
+            .values(list(rows.values()))
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(InboxItem.dedup_key)
         )
-        return new_id is not None
+        return set((await self.session.scalars(stmt)).all())
 
     async def counts(self) -> dict[str, int]:
         rows = await self.session.execute(select(InboxItem.status, func.count()).group_by(InboxItem.status))

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from crm_core.db import utcnow
 from crm_core.models import Message
@@ -46,9 +47,15 @@ class MessageService:
         """Archive in the caller's transaction; None when (channel, external_msg_id) is already there."""
         if message.direction not in ("in", "out"):
             raise ValueError(f"direction must be 'in' or 'out', got {message.direction!r}")
-        values = {**message.__dict__, "created_at": utcnow()}
+        values = {**message.__dict__, "created_at": utcnow(), "analysis": None}
         new_id = await insert_if_absent(self.session, Message, values, ["channel", "external_msg_id"])
-        return None if new_id is None else await self.session.get(Message, new_id)
+        if new_id is None:
+            return None
+        # We know every column we just wrote: attach the row without reading it back.
+        archived = Message(id=new_id, **values)
+        make_transient_to_detached(archived)
+        self.session.add(archived)
+        return archived
 
     async def list(self, flt: MessageFilter, *, after_id: int = 0, limit: int = 100) -> tuple[list[Message], int]:
         where = []

@@ -7,13 +7,14 @@ absorbs WeCom's retries, `outbox_items.idempotency_key` sends each reply once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm_core.db import Base, UTCDateTime, utcnow
+from crm_core.search_keys import name_keys, phone_tail
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -54,9 +55,30 @@ class Customer(Base):
     last_contact_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Message analysis aggregates (crm_core.insights): recent mood, tags seen, last complaint-ish line.
+    sentiment_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    analysed_messages: Mapped[int] = mapped_column(Integer, default=0)
+    tag_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_negative_message_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
 
     owner: Mapped[Staff | None] = relationship(foreign_keys=[owner_id], lazy="joined")
     identities: Mapped[list["CustomerIdentity"]] = relationship(back_populates="customer", lazy="selectin")
+
+    # -- bot lookup: search keys kept in step with name/phone by the validators below (indexes at the end of the file)
+    name_pinyin: Mapped[str] = mapped_column(String(256), default="")
+    name_initials: Mapped[str] = mapped_column(String(64), default="")
+    phone_tail: Mapped[str] = mapped_column(String(4), default="")
+    birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    @validates("name")
+    def _keep_name_keys(self, _key: str, name: str) -> str:
+        self.name_pinyin, self.name_initials = name_keys(name)
+        return name
+
+    @validates("phone")
+    def _keep_phone_tail(self, _key: str, phone: str) -> str:
+        self.phone_tail = phone_tail(phone)
+        return phone
 
 
 class CustomerIdentity(Base):
@@ -161,4 +183,101 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# -- bot: notes, follow-ups, deals, tags, and the lookup indexes -------------------------------------
+
+# Prefix searches (`LIKE 'q%'`) use these on PostgreSQL whatever the database collation.
+_PREFIX = "text_pattern_ops"
+Index("ix_customers_name_prefix", Customer.name, postgresql_ops={"name": _PREFIX})
+Index("ix_customers_name_pinyin", Customer.name_pinyin, postgresql_ops={"name_pinyin": _PREFIX})
+# Equality searches list the most recently contacted first straight off these (crm_core.search).
+# SQLite cannot declare NULLS LAST in an index, so it gets plain key indexes (embedded data is small).
+_RECENT = (Customer.last_contact_at.desc().nulls_last(), Customer.id)
+Index("ix_customers_pinyin_recent", Customer.name_pinyin, *_RECENT).ddl_if(dialect="postgresql")
+Index("ix_customers_initials_recent", Customer.name_initials, *_RECENT).ddl_if(dialect="postgresql")
+Index("ix_customers_phone_tail_recent", Customer.phone_tail, *_RECENT).ddl_if(dialect="postgresql")
+Index("ix_customers_name_initials", Customer.name_initials).ddl_if(dialect="sqlite")
+Index("ix_customers_phone_tail", Customer.phone_tail).ddl_if(dialect="sqlite")
+Index("ix_customers_company_prefix", Customer.company, postgresql_ops={"company": _PREFIX})
+Index("ix_customers_remark_prefix", Customer.remark, postgresql_ops={"remark": _PREFIX})
+Index("ix_customers_owner_contact", Customer.owner_id, Customer.last_contact_at)
+
+
+class Note(Base):
+    """A rep's note on a customer; it stays with the customer when the customer changes hands."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_customer_created", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[Staff | None] = relationship(lazy="joined")
+
+
+class FollowUp(Base):
+    """A reminder to contact a customer at `due_at`; the scheduler sends it and sets `reminded_at`."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (
+        Index("ix_follow_ups_owner_status_due", "owner_id", "status", "due_at"),
+        Index("ix_follow_ups_status_due", "status", "due_at"),
+        Index("ix_follow_ups_customer", "customer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done | cancelled
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped[Customer] = relationship(lazy="joined")
+
+
+class Deal(Base):
+    """A sales opportunity moving along the configured pipeline (config/deal_pipeline.toml).
+
+    A customer has at most one open deal at a time; won/lost deals stay as history."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        Index("ix_deals_customer_status", "customer_id", "status"),
+        Index("ix_deals_owner_status", "owner_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | won | lost
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. {"budget": 500000}
+    lost_reason: Mapped[str] = mapped_column(Text, default="")
+    stage_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomerTag(Base):
+    """A CRM tag set by staff (WeCom's own corp tags stay in Customer.wecom_tags)."""
+
+    __tablename__ = "customer_tags"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "name", name="uq_customer_tag"),
+        Index("ix_customer_tags_name", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,20 +1,48 @@
-"""Portable SQL helpers for the two dialects we run on (SQLite, PostgreSQL)."""
+"""Portable SQL helpers for the two dialects we run on (SQLite ≥ 3.35, PostgreSQL)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import TextClause
 
 
 async def insert_if_absent(session: AsyncSession, model: type, values: dict[str, Any], conflict: list[str]) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when the key exists.
 
     Letting the unique constraint decide (instead of select-then-insert) is what keeps
-    concurrent retries of the same WeCom message from archiving it twice.
+    concurrent retries of the same WeCom message from archiving it twice. This runs for every
+    archived message and every reply, so the statement is plain SQL that both dialects accept
+    and SQLAlchemy compiles once: its dialect-specific `insert().on_conflict_do_nothing()` is
+    not cacheable and costs a fresh compile per call.
     """
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(model.id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+    table: Table = model.__table__
+    row = _with_defaults(table, values)
+    stmt = _insert_ignore(table, tuple(row), tuple(conflict))
+    return (await session.execute(stmt, row)).scalar_one_or_none()
+
+
+def _with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """Fill in the Python-side column defaults that a Core insert would have applied."""
+    row = dict(values)
+    for column in table.columns:
+        if column.name in row or column.default is None or column.primary_key:
+            continue
+        default = column.default
+        if default.is_scalar:
+            row[column.name] = default.arg
+        elif default.is_callable:
+            row[column.name] = default.arg(None)
+    return row
+
+
+@cache
+def _insert_ignore(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...]) -> TextClause:
+    names = ", ".join(f'"{c}"' for c in columns)
+    params = ", ".join(f":{c}" for c in columns)
+    target = ", ".join(f'"{c}"' for c in conflict)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({params}) ON CONFLICT ({target}) DO NOTHING RETURNING id'
+    return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))

@@ -55,3 +55,14 @@ class StaffService:
 
     async def count(self) -> int:
         return await self.session.scalar(select(func.count()).select_from(Staff)) or 0
+
+
+async def find_staff(session: AsyncSession, who: str) -> list[Staff]:
+    """Staff by WeCom userid or display name (names can repeat, so a list)."""
+    who = who.strip()
+    if not who:
+        return []
+    by_userid = await session.scalar(select(Staff).where(Staff.userid == who))
+    if by_userid is not None:
+        return [by_userid]
+    return list((await session.scalars(select(Staff).where(Staff.name == who).order_by(Staff.id).limit(10))).all())

@@ -22,12 +22,17 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.receiver import CallbackReceiver
 from crm_core.db import create_engine, session_factory
-from crm_core.inbox import InboxService
+from crm_core.events import EventBus
 from crm_core.models import InboxItem, OutboxItem
+from scheduler.jobs import build_jobs
+from scheduler.runner import Scheduler
 from scrm import keys
+from scrm.analysis import analyse_customer_message
 from scrm.api import api_routes, health_routes
+from scrm.group_commit import GroupCommitInbox
 from scrm.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
+from scrm.tickets import TicketIntake, ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.sender import OutboxSender
 
@@ -43,15 +48,20 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.App
     app[keys.SETTINGS] = settings
     app[keys.ROLES] = roles
     app[keys.INBOX_WORKERS] = []
+    app[keys.EVENTS] = EventBus()
     app[keys.OUTBOX_WORKERS] = []
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_ctx, wecom_ctx])
     if "worker" in roles:
         app.cleanup_ctx.append(workers_ctx)
+    if "scheduler" in roles:
+        app.cleanup_ctx.append(scheduler_ctx)
     app.add_routes(health_routes())
     if "web" in roles:
         app.add_routes(api_routes())
+        app.add_routes(ticket_routes())
         if settings.wecom.configured:
             crypto = CallbackCrypto(settings.wecom.token, settings.wecom.aes_key, settings.wecom.corp_id)
+            app.cleanup_ctx.append(inbox_writer_ctx)
             app.add_routes(CallbackReceiver(crypto, _accept_into_inbox(app)).routes())
     return app
 
@@ -71,8 +81,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 def _accept_into_inbox(app: web.Application):
     async def accept(dedup_key: str, source: str, payload: str) -> bool:
-        async with app[keys.SESSIONS]() as session:
-            created = await InboxService(session).accept(dedup_key=dedup_key, source=source, payload=payload)
+        created = await app[keys.INBOX_WRITER].accept(dedup_key, source, payload)
         if created:
             for worker in app[keys.INBOX_WORKERS]:
                 worker.notify()
@@ -89,6 +98,13 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.SESSIONS] = session_factory(engine)
     yield
     await engine.dispose()
+
+
+async def inbox_writer_ctx(app: web.Application) -> AsyncIterator[None]:
+    writer = GroupCommitInbox(app[keys.SESSIONS])
+    app[keys.INBOX_WRITER] = writer
+    yield
+    await writer.close()
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,7 +135,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
         wecom=app[keys.WECOM],
         timezone=settings.tz,
         roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
-        on_staff_message=build_dispatcher(settings.tz),
+        on_staff_message=build_dispatcher(settings.tz, app[keys.REDIS]),
+        customer_message_handlers=[analyse_customer_message, TicketIntake(settings.tz)],
     )
 
 
@@ -129,7 +146,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     concurrency = 1 if settings.database_url.startswith("sqlite") else 2
     inbox = [
         QueueWorker("inbox", InboxItem, sessions, pipeline, max_attempts=settings.inbox_max_attempts,
-                    lease_seconds=settings.worker_lease_seconds)
+                    lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS])
         for _ in range(concurrency)
     ]
     outbox = [
@@ -143,6 +160,26 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
     app[keys.WORKER_TASKS] = tasks
     yield
-    for task in tasks:
+    for worker in (*inbox, *outbox):
+        worker.stop()
+    await stop_tasks(tasks)
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    scheduler = Scheduler(build_jobs(settings), app[keys.SESSIONS], app[keys.REDIS], settings.tz)
+    task = asyncio.create_task(scheduler.run_forever(), name="scheduler")
+    yield
+    scheduler.stop()
+    await stop_tasks({task})
+
+
+async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:
+    """Wait for loops that were asked to stop; cancel only what overruns the grace period."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=grace)
+    for task in late:
+        log.warning("%s did not stop within %.0f s; cancelling it", task.get_name(), grace)
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

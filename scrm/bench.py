@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -49,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ingest.add_argument("--rate", type=float, default=500.0, help="paced phase: callbacks per second (default 500)")
     ingest.add_argument("--database-url", default="", help="default: a fresh SQLite file in a temp folder")
     ingest.add_argument("--redis-url", default="", help="default: the in-process stand-in")
+    ingest.add_argument("--roles", default="web,worker",
+                        help="roles of the service process (default web,worker); with `web` alone nothing is archived")
+    ingest.add_argument("--profile", default="", help="write py-spy samples of the service (collapsed stacks) to this file")
     ingest.set_defaults(func=cmd_ingest)
 
 
@@ -133,12 +138,20 @@ async def run_ingest(args: argparse.Namespace) -> int:
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_REDIS_URL": args.redis_url,
            "SCRM_WECOM_CORP_ID": sim.corp_id, "SCRM_WECOM_SECRET": sim.secret, "SCRM_WECOM_AGENT_ID": str(sim.agent_id),
            "SCRM_WECOM_TOKEN": sim.callback_token, "SCRM_WECOM_AES_KEY": sim.encoding_aes_key, "SCRM_WECOM_API_BASE": api_base}
-    server = subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
-                               "--port", str(port), "--roles", "web,worker"], env=env)
-    noop_port = _free_port()
-    noop = subprocess.Popen([sys.executable, "-c", NOOP_SERVER.format(port=noop_port)])
+    procs: list[subprocess.Popen] = []
+    profiler = None
     engine = create_engine(database_url)
     try:
+        server = subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "serve", "--host",
+                                   "127.0.0.1", "--port", str(port), "--roles", args.roles], env=env)
+        procs.append(server)
+        if args.profile:
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            profiler = subprocess.Popen([py_spy, "record", "-o", args.profile, "--pid", str(server.pid), "--rate", "200",
+                                         "--format", "raw"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        noop_port = _free_port()
+        noop = subprocess.Popen([sys.executable, "-c", NOOP_SERVER.format(port=noop_port)])
+        procs.append(noop)
         url = f"http://127.0.0.1:{port}"
         await _wait_healthy(url, server)
         await _wait_healthy(f"http://127.0.0.1:{noop_port}", noop)
@@ -146,30 +159,41 @@ async def run_ingest(args: argparse.Namespace) -> int:
         print(f"paced phase: {args.n} callbacks at {args.rate:.0f}/s, concurrency {args.concurrency}", flush=True)
         t0 = time.perf_counter()
         paced_lat, paced_wall = await _post_all(f"{url}/wecom/callback", paced, args.concurrency, args.rate)
-        archived = await _wait_archived(engine, args.n)
+        archived = await _wait_archived(engine, args.n) if "worker" in args.roles else 0
         e2e_paced = time.perf_counter() - t0
 
         print(f"unpaced phase: {args.n} callbacks, concurrency {args.concurrency}", flush=True)
         t0 = time.perf_counter()
         fast_lat, fast_wall = await _post_all(f"{url}/wecom/callback", unpaced, args.concurrency, None)
-        archived = await _wait_archived(engine, 2 * args.n)
+        archived = await _wait_archived(engine, 2 * args.n) if "worker" in args.roles else 0
         e2e_unpaced = time.perf_counter() - t0
-        noop_lat, noop_wall = await _post_all(f"http://127.0.0.1:{noop_port}/wecom/callback", unpaced, args.concurrency, None)
+        noop_url = f"http://127.0.0.1:{noop_port}/wecom/callback"
+        noop_paced_lat, noop_paced_wall = await _post_all(noop_url, paced, args.concurrency, args.rate)
+        noop_lat, noop_wall = await _post_all(noop_url, unpaced, args.concurrency, None)
     finally:
-        server.terminate()
-        noop.terminate()
-        server.wait(10)
-        noop.wait(10)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            await asyncio.to_thread(profiler.wait, 30)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:  # the simulator lives in this loop: keep it serving while they stop
+            await asyncio.to_thread(proc.wait, 30)
         await engine.dispose()
         await sim_runner.cleanup()
 
     backend = database_url.split("+")[0]
     print(f"\nbackend: {backend}, redis: {'real' if args.redis_url else 'in-process stand-in'}, archived {archived}")
+
+    def e2e(seconds: float) -> str:
+        return f"{args.n / seconds:7.0f} msg/s" if "worker" in args.roles else "    n/a"
+
     print(f"paced   {args.n / paced_wall:7.0f} callbacks/s offered  ack p50 {1000 * _percentile(paced_lat, 50):6.1f} ms"
-          f"  p99 {1000 * _percentile(paced_lat, 99):6.1f} ms  end-to-end {args.n / e2e_paced:7.0f} msg/s")
+          f"  p99 {1000 * _percentile(paced_lat, 99):6.1f} ms  end-to-end {e2e(e2e_paced)}")
     print(f"unpaced {args.n / fast_wall:7.0f} callbacks/s acked    ack p50 {1000 * _percentile(fast_lat, 50):6.1f} ms"
-          f"  p99 {1000 * _percentile(fast_lat, 99):6.1f} ms  end-to-end {args.n / e2e_unpaced:7.0f} msg/s")
-    print(f"no-op   {args.n / noop_wall:7.0f} requests/s         ack p50 {1000 * _percentile(noop_lat, 50):6.1f} ms"
+          f"  p99 {1000 * _percentile(fast_lat, 99):6.1f} ms  end-to-end {e2e(e2e_unpaced)}")
+    print(f"no-op paced   {args.n / noop_paced_wall:7.0f} requests/s  ack p50 {1000 * _percentile(noop_paced_lat, 50):6.1f} ms"
+          f"  p99 {1000 * _percentile(noop_paced_lat, 99):6.1f} ms")
+    print(f"no-op unpaced {args.n / noop_wall:7.0f} requests/s  ack p50 {1000 * _percentile(noop_lat, 50):6.1f} ms"
           f"  p99 {1000 * _percentile(noop_lat, 99):6.1f} ms")
     print(f"ratio   service/no-op ack throughput = {noop_wall and fast_wall and (args.n / fast_wall) / (args.n / noop_wall):.2f}")
     return 0

@@ -17,7 +17,8 @@ from config.settings import ConfigError
 def build_parser() -> argparse.ArgumentParser:
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
-    from scrm import bench, commands
+    from scheduler import commands as jobs_cli
+    from scrm import analysis, bench, commands
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.register(sub)
     simulator_cli.register(sub)
-    nlp_cli.register(sub)
+    jobs_cli.register(sub)
+    analysis.register(nlp_cli.register(sub))
     bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
     bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     bench.register(bench_sub)

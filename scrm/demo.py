@@ -42,6 +42,7 @@ TOUR = [
     ("rep", "zhangwei", "帮助"),
     ("rep", "zhangwei", "查 赵磊"),
     ("customer", "赵磊", "你好，我想要一份新的报价单，这周能发给我吗？"),
+    ("customer", "赵磊", "上次的货用了两天就坏了，不给退款我就去12315投诉"),
     ("rep", "zhangwei", "查 华东"),
     ("record", "赵磊", ""),
 ]
@@ -106,6 +107,10 @@ class Demo:
         for message in archived:
             print(f"  🗄  archived #{message.id} [{message.channel} {message.direction}] {message.text[:60]!r}"
                   + (f" → customer #{message.customer_id}" if message.customer_id else ""))
+            if message.analysis:
+                a = message.analysis
+                print(f"      analysis: {a['label']} ({a['sentiment']:+.2f})  tags {', '.join(a['tags']) or '-'}"
+                      f"  intents {', '.join(f'{k} {v:.2f}' for k, v in a['intents'].items()) or '-'}")
 
     async def show_record(self, name: str) -> None:
         async with self.sessions() as session:
@@ -117,8 +122,10 @@ class Demo:
                 select(Message).where(Message.customer_id == customer.id).order_by(Message.id.desc()).limit(10)
             )).all()
         owner = customer.owner.name if customer.owner else "-"
+        mood = f"{customer.sentiment_score:+.2f}" if customer.sentiment_score is not None else "-"
+        topics = ", ".join(f"{tag}×{v['count']}" for tag, v in (customer.tag_counts or {}).items()) or "-"
         print(f"  #{customer.id} {customer.name} | {customer.company} | owner {owner} | {customer.lifecycle} | "
-              f"tags {', '.join(customer.wecom_tags) or '-'}")
+              f"tags {', '.join(customer.wecom_tags) or '-'} | mood {mood} | topics {topics}")
         for m in reversed(messages):
             print(f"    {m.sent_at:%Y-%m-%d %H:%M} UTC [{m.channel} {m.direction}] {m.text[:70]}")
 

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
+from crm_core.events import EventBus
+from scrm.group_commit import GroupCommitInbox
 from scrm.queue_worker import QueueWorker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -22,4 +24,6 @@ WECOM = web.AppKey("wecom", WeComClient)
 INBOX_WORKERS = web.AppKey("inbox_workers", list[QueueWorker])
 OUTBOX_WORKERS = web.AppKey("outbox_workers", list[QueueWorker])
 ROLES = web.AppKey("roles", frozenset[str])
+EVENTS = web.AppKey("events", EventBus)
+INBOX_WRITER = web.AppKey("inbox_writer", GroupCommitInbox)
 WORKER_TASKS = web.AppKey("worker_tasks", set[asyncio.Task])

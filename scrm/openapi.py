@@ -81,6 +81,22 @@ OPENAPI: dict = {
                     "position": {"type": "string"}, "active": {"type": "boolean"},
                 },
             },
+            "Ticket": {
+                "type": "object",
+                "description": "A support ticket; GET /api/v1/tickets/{number} adds its `events` (who did what, when).",
+                "properties": {
+                    "id": {"type": "integer"}, "number": {"type": "string", "examples": ["T20261122-0042"]},
+                    "status": {"type": "string"}, "category": {"type": "string"}, "priority": {"type": "string"},
+                    "group": {"type": "string"}, "customer_id": {"type": "integer"}, "customer": {"type": "string"},
+                    "assignee": {"type": ["string", "null"]}, "summary": {"type": "string"},
+                    "ack_status": {"type": "string"}, "csat": {"type": ["integer", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "first_response_due_at": {"type": ["string", "null"], "format": "date-time"},
+                    "resolution_due_at": {"type": ["string", "null"], "format": "date-time"},
+                    "resolved_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "TicketList": _list_of("Ticket"),
             "CustomerList": _list_of("Customer"),
             "MessageList": _list_of("Message"),
             "StaffList": _list_of("Staff"),
@@ -106,5 +122,20 @@ OPENAPI: dict = {
             ],
         ),
         "/api/v1/staff": _op("Staff members", "StaffList", _PAGE_PARAMS),
+        "/api/v1/tickets": _op(
+            "Support tickets, oldest first", "TicketList",
+            [
+                *({"name": name, "in": "query", "schema": {"type": "string"}}
+                  for name in ("status", "priority", "category", "group", "assignee")),
+                {"name": "customer_id", "in": "query", "schema": {"type": "integer"}},
+                {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                *_PAGE_PARAMS,
+            ],
+        ),
+        "/api/v1/tickets/{number}": _op(
+            "One ticket with its history", "Ticket",
+            [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
+            {"404": {"description": "no such ticket"}},
+        ),
     },
 }

@@ -61,7 +61,8 @@ class WeComApi(Protocol):
 
 # Called with (session, staff, archived message) for each new employee message; the bot plugs in here.
 StaffMessageHandler = Callable[[AsyncSession, Staff, Message], Awaitable[None]]
-# Called with (session, customer, archived message) for each new customer message; NLP plugs in here.
+# Called in order with (session, customer, archived message) for each new customer message, inside
+# the message's transaction (NLP analysis first, then whatever reads its result, e.g. tickets).
 CustomerMessageHandler = Callable[[AsyncSession, Customer, Message], Awaitable[None]]
 
 
@@ -71,7 +72,7 @@ class Pipeline:
     timezone: ZoneInfo
     roles: RoleMap = field(default_factory=RoleMap)
     on_staff_message: StaffMessageHandler | None = None
-    on_customer_message: CustomerMessageHandler | None = None
+    customer_message_handlers: list[CustomerMessageHandler] = field(default_factory=list)
     on_new_inbox_rows: Callable[[], None] = lambda: None
     on_new_outbox_rows: Callable[[], None] = lambda: None
 
@@ -202,8 +203,9 @@ class Pipeline:
         if archived is None or customer is None:
             return
         await CustomerService(session).touch_contact(customer, at=msg.sent_at, staff_id=staff.id if staff else None)
-        if msg.from_customer and self.on_customer_message is not None:
-            await self.on_customer_message(session, customer, archived)
+        if msg.from_customer and self.customer_message_handlers:
+            for handler in self.customer_message_handlers:
+                await handler(session, customer, archived)
             self.on_new_outbox_rows()
 
     def _local(self, at: datetime) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import work_queue
 from crm_core.db import utcnow
+from crm_core.events import EventBus
 from crm_core.work_queue import QueueRow
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class QueueWorker:
         lease_seconds: float = 60.0,
         batch_size: int = 20,
         idle_interval: float = 0.5,
+        events: EventBus | None = None,
     ):
         self.name = name
         self.model = model
@@ -45,16 +47,23 @@ class QueueWorker:
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
         self.idle_interval = idle_interval
+        self.events = events or EventBus()
         self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
         self.wakeup = asyncio.Event()
+        self.stopping = asyncio.Event()
 
     def notify(self) -> None:
         """Called by producers in this process so new rows are picked up without waiting a poll."""
         self.wakeup.set()
 
+    def stop(self) -> None:
+        """Finish the rows in hand, then return: cancelling mid-transaction can strand a connection."""
+        self.stopping.set()
+        self.wakeup.set()
+
     async def run(self) -> None:
         log.info("%s started", self.worker_id)
-        while True:
+        while not self.stopping.is_set():
             try:
                 handled = await self.run_once()
             except asyncio.CancelledError:
@@ -92,6 +101,7 @@ class QueueWorker:
                 values = await self.process(session, row)
                 if await work_queue.finish(session, self.model, row.id, self.worker_id, **values):
                     await session.commit()
+                    await self.events.publish_committed(session)
                 else:
                     await session.rollback()
                     log.warning("%s: lost the lease on %s %s; its new holder finishes it", self.worker_id, self.model.__tablename__, row.id)

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import pytest
 
 PG_ADMIN_URL = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-PG_TEST_DB = "scrm_pytest"
+# Each test run gets its own database (dropped at the end) and, as far as 14 numbers allow, its
+# own Redis db, so two runs on one machine never truncate each other's tables.
+PG_TEST_DB = f"scrm_pytest_{os.getpid()}"
 PG_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = f"redis://127.0.0.1:6379/{2 + os.getpid() % 14}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,28 @@ async def _flush_redis() -> None:
         await client.flushdb()
     finally:
         await client.aclose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_test_database():
+    """Remove this run's PostgreSQL database once every test is done."""
+    yield
+
+    async def drop() -> None:
+        import asyncpg
+
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{PG_TEST_DB}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            pass
+    except OSError:
+        return
+    asyncio.run(drop())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -55,7 +55,7 @@ def test_roles_come_from_users_then_departments_then_leadership():
         RoleMap(users={"x": "boss"})
 
 
-@pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["bench", "ingest"]])
+@pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["nlp", "reindex"], ["jobs", "run"], ["bench", "ingest"], ["bench", "nlp"]])
 def test_every_command_has_help(args):
     result = subprocess.run([sys.executable, "-m", "scrm.cli", *args, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -66,3 +66,19 @@ def test_serve_without_credentials_exits_with_the_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "scrm.cli", "serve"], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2 and "SCRM_WECOM_CORP_ID" in result.stderr
+
+
+def test_jobs_list_and_run_once_per_scheduled_time(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
+
+    def scrm(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *args],
+                                capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    listing = scrm("jobs", "list")
+    assert "followups.remind" in listing and "tickets.sla_escalations" in listing and "last never" in listing
+    assert "queued" in scrm("jobs", "run", "followups.remind", "--at", "2026-12-01T09:00")
+    assert "already ran" in scrm("jobs", "run", "followups.remind", "--at", "2026-12-01T09:00")
+    assert "2026-12-01 09:00 done" in scrm("jobs", "list")

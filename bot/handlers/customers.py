@@ -1,36 +1,108 @@
-"""Customer lookups from chat."""
+"""Customers from chat: the card, quick-create with duplicate detection, my customers, tags."""
 
 from __future__ import annotations
 
-from bot.formatting import customer_card, mask_phone
+import re
+
+from sqlalchemy import select
+
+from bot.formatting import customer_card, customer_line, display_name, when_text
+from bot.replies import Listing, NeedsPick, Refusal, Reply
 from bot.router import Arg, CommandContext, Router
 from config.templates import render
-from crm_core.audit import AuditService
+from crm_core.customer_view import customer_view
 from crm_core.customers import CustomerService
-from crm_core.messages import MessageService
+from crm_core.errors import DuplicateCustomerError
+from crm_core.models import Customer
+from crm_core.search_keys import phone_digits
+from crm_core.tags import TagService
 
 router = Router("customers")
 
-LIST_LIMIT = 10
+WRITERS = frozenset({"sales", "manager", "admin"})
+MY_CUSTOMERS_LIMIT = 200
+_PHONE = re.compile(r"\+?[\d\-]{7,20}")
 
 
-@router.command("查", aliases=("lookup", "search", "查询"), args=[Arg("query", rest=True)], usage="查 <姓名/电话/公司>")
-async def lookup(ctx: CommandContext, query: str) -> str:
+def phone_number(word: str) -> str:
+    """A phone as typed (dashes allowed); 7 to 15 digits."""
+    if not _PHONE.fullmatch(word) or not 7 <= len(phone_digits(word)) <= 15:
+        raise ValueError("not a phone number")
+    return word
+
+
+def tag_changes(text: str) -> tuple[list[str], list[str]]:
+    """`+VIP -价格敏感 重点` → (["VIP", "重点"], ["价格敏感"]); a bare word adds."""
+    add, remove = [], []
+    for word in text.split():
+        sign, name = (word[0], word[1:]) if word[0] in "+-" else ("+", word)
+        if not name or len(name) > 64:
+            raise ValueError(f"bad tag {word!r}")
+        (add if sign == "+" else remove).append(name)
+    return add, remove
+
+
+@router.command("查", aliases=("lookup", "search", "查询"), args=[Arg("customer", customer=True, rest=True)],
+                usage="查 <姓名/拼音/电话或尾号/公司>")
+async def lookup(ctx: CommandContext, customer: Customer) -> Reply:
     """查看客户名片"""
-    owner_id = ctx.staff.id if ctx.staff.role == "sales" else None
-    customers, total = await CustomerService(ctx.session).search(query, owner_id=owner_id, limit=LIST_LIMIT)
-    audit = AuditService(ctx.session)
-    if total == 0:
-        audit.record(actor=ctx.staff.userid, action="customer.search", detail=f"q={query!r} results=0")
-        return render("bot.lookup_none", query=query[:30])
-    if total > 1:
-        audit.record(actor=ctx.staff.userid, action="customer.search", detail=f"q={query!r} results={total}")
-        lines = [
-            render("bot.lookup_many_line", index=i, name=c.name or c.remark, company=c.company or render("bot.none_value"), phone=mask_phone(c.phone))
-            for i, c in enumerate(customers, start=1)
-        ]
-        return render("bot.lookup_many", total=total, lines="\n".join(lines))
-    customer = customers[0]
-    audit.record(actor=ctx.staff.userid, action="customer.view", customer_id=customer.id)
-    last = await MessageService(ctx.session).last_for_customer(customer.id)
-    return customer_card(customer, last, ctx.timezone)
+    ctx.audit("customer.view", customer.id)
+    return Reply(customer_card(await customer_view(ctx.session, customer, ctx.stages), ctx.timezone), markdown=True)
+
+
+@router.command("新客户", aliases=("new", "新建客户"), roles=WRITERS,
+                args=[Arg("name"), Arg("phone", convert=phone_number), Arg("company", rest=True, optional=True)],
+                usage="新客户 <姓名> <手机号> [公司]")
+async def new_customer(ctx: CommandContext, name: str, phone: str, company: str) -> str:
+    """快速新建客户（同电话或同名同公司会提示已有客户）"""
+    customers = CustomerService(ctx.session)
+    try:
+        customer = await customers.create(name=name[:128], phone=phone, company=company[:128], owner_id=ctx.staff.id, at=ctx.now)
+    except DuplicateCustomerError as exc:
+        scope = await ctx.scope()
+        visible = [c for c in exc.existing if scope.allows(c)]
+        if visible:
+            raise NeedsPick(name, visible, len(visible), line=f"查 {name}",
+                            header=render("bot.duplicate_header", name=name[:30])) from exc
+        owners = "、".join(dict.fromkeys(c.owner.name if c.owner else render("bot.none_value") for c in exc.existing))
+        raise Refusal("bot.duplicate_elsewhere", audit=("customer.duplicate_hidden", exc.existing[0].id, ""), owners=owners) from exc
+    ctx.audit("customer.create", customer.id)
+    return render("bot.customer_created", name=customer.name, company=customer.company or render("bot.none_value"))
+
+
+@router.command("我的客户", aliases=("mine", "我的"), args=[], usage="我的客户")
+async def my_customers(ctx: CommandContext) -> Listing | str:
+    """我负责的客户，按最近联系排序"""
+    stmt = (
+        select(Customer)
+        .where(Customer.owner_id == ctx.staff.id)
+        .order_by(Customer.last_contact_at.desc().nulls_last(), Customer.id)
+        .limit(MY_CUSTOMERS_LIMIT)
+    )
+    customers = list((await ctx.session.scalars(stmt)).all())
+    if not customers:
+        return render("bot.mine_none")
+    none = render("bot.none_value")
+    lines = [
+        render("bot.mine_line", index=i, line=customer_line(c, none),
+               last=when_text(c.last_contact_at, ctx.timezone) if c.last_contact_at else render("bot.never_contacted"))
+        for i, c in enumerate(customers, start=1)
+    ]
+    ctx.audit("customer.list_mine", detail=f"count={len(customers)}")
+    return Listing(render("bot.mine_header", count=len(customers)), lines)
+
+
+@router.command("标签", aliases=("tag", "tags"),
+                args=[Arg("customer", customer=True), Arg("changes", rest=True, optional=True, convert=tag_changes)],
+                usage="标签 <客户> +标签 -标签")
+async def tag(ctx: CommandContext, customer: Customer, changes: tuple[list[str], list[str]] | str) -> str:
+    """给客户加减标签（+加 -减），不带参数则查看"""
+    tags = TagService(ctx.session)
+    if not changes:
+        names = await tags.names(customer.id)
+        shown = "、".join(dict.fromkeys([*customer.wecom_tags, *names])) or render("bot.none_value")
+        return render("bot.tags_now", name=display_name(customer), tags=shown)
+    add, remove = changes
+    names = await tags.change(customer, ctx.staff, add=add, remove=remove)
+    ctx.audit("customer.tags", customer.id, f"add={add} remove={remove}")
+    return render("bot.tags_changed", name=display_name(customer), tags="、".join(names) or render("bot.none_value"))

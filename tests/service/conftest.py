@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simu
 from connectors.wecom.simulator.state import SimulatorState
 from crm_core.models import InboxItem, OutboxItem
 from scrm import keys
-from scrm.app import create_app
+from scrm.app import create_app, stop_tasks
 
 API_TOKEN = "test-api-token"
 
@@ -51,10 +50,9 @@ class Service:
 
     async def stop_background_workers(self) -> None:
         """For tests that step the workers by hand, one attempt at a time."""
-        tasks = self.app[keys.WORKER_TASKS]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for worker in (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS]):
+            worker.stop()
+        await stop_tasks(self.app[keys.WORKER_TASKS])
 
     async def pending(self) -> int:
         async with self.sessions() as session:

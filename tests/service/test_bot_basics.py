@@ -11,7 +11,7 @@ from bot.replies import fit_text
 
 
 def replies_to(service, userid: str) -> list[str]:
-    return [m["text"]["content"] for m in service.sim.sent_app_messages if m["touser"] == userid]
+    return [m[m["msgtype"]]["content"] for m in service.sim.sent_app_messages if m["touser"] == userid]
 
 
 async def test_lookup_shows_a_masked_card_and_replies_exactly_once(service):
@@ -32,7 +32,7 @@ async def test_sales_reps_only_find_their_own_customers(service):
     await service.wecom.text("zhangwei", "lookup 吴敏", msg_id=5101)
     await service.wecom.text("liuyang", "查 吴敏", msg_id=5102)  # a department leader: manager
     await service.settle()
-    assert "没有找到" in replies_to(service, "zhangwei")[0]
+    assert "不在您的客户范围内" in replies_to(service, "zhangwei")[0]
     assert "【吴敏】" in replies_to(service, "liuyang")[0]
 
 
@@ -42,9 +42,9 @@ async def test_help_unknown_and_malformed_commands_get_friendly_replies(service)
         await service.wecom.text("zhangwei", line, msg_id=msg_id)
         await service.settle()
     help_text, unknown, usage, sql, emoji, long = replies_to(service, "zhangwei")
-    assert "查 <姓名/电话/公司>" in help_text and "lookup" in help_text
+    assert "查 <姓名/拼音/电话或尾号/公司>" in help_text and "lookup" in help_text
     assert "没有「飞到月球」这个命令" in unknown
-    assert usage.startswith("格式不对") and "查 <姓名/电话/公司>" in usage
+    assert usage.startswith("格式不对") and "查 <姓名/拼音/电话或尾号/公司>" in usage
     assert "这个命令" in sql and "这个命令" in emoji
     assert "没有找到" in long and len(long.encode()) <= 2048
 

@@ -1,0 +1,53 @@
+"""Domain events: facts other features react to, published only after the work that produced
+them has committed (a rolled-back complaint must not open a ticket).
+
+Producers call `emit(session, name, **data)` inside their transaction; whoever commits that
+session calls `bus.publish_committed(session)` afterwards. A session that rolls back is thrown
+away with its pending events. Listeners are plain async callables
+registered by name; one failing listener is logged and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+MESSAGE_COMPLAINT = "message.complaint"
+
+_PENDING = "pending_domain_events"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: str
+    data: dict[str, Any]
+
+
+Listener = Callable[[DomainEvent], Awaitable[None]]
+
+
+def emit(session: AsyncSession, name: str, **data: Any) -> None:
+    session.info.setdefault(_PENDING, []).append(DomainEvent(name, data))
+
+
+@dataclass
+class EventBus:
+    listeners: dict[str, list[Listener]] = field(default_factory=lambda: defaultdict(list))
+
+    def subscribe(self, name: str, listener: Listener) -> None:
+        self.listeners[name].append(listener)
+
+    async def publish_committed(self, session: AsyncSession) -> None:
+        for event in session.info.pop(_PENDING, []):
+            log.info("event %s %s", event.name, event.data)
+            for listener in self.listeners.get(event.name, []):
+                try:
+                    await listener(event)
+                except Exception:
+                    log.exception("listener %r failed on %s", listener, event.name)

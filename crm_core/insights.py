@@ -1,0 +1,52 @@
+"""What message analysis teaches us about a customer: recent mood, recurring topics, complaints.
+
+The analysis itself comes from nlp/ as a plain dict (see nlp.Analysis.to_dict); this module only
+stores it and keeps the customer's aggregates, so it stays free of any NLP library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.events import MESSAGE_COMPLAINT, emit
+from crm_core.models import Customer, Message
+
+# Weight of the newest message in the rolling sentiment: recent mood matters most, but one
+# sharp message should not erase a long good relationship.
+SENTIMENT_WEIGHT = 0.3
+
+
+class InsightService:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    def record(self, customer: Customer, message: Message, analysis: dict[str, Any], *, is_complaint: bool) -> None:
+        """Store the analysis on the message and fold it into the customer's aggregates."""
+        message.analysis = analysis
+        sentiment = float(analysis.get("sentiment", 0.0))
+        if customer.sentiment_score is None:
+            customer.sentiment_score = sentiment
+        else:
+            customer.sentiment_score = (1 - SENTIMENT_WEIGHT) * customer.sentiment_score + SENTIMENT_WEIGHT * sentiment
+        customer.analysed_messages = (customer.analysed_messages or 0) + 1
+        if analysis.get("label") == "negative":
+            customer.last_negative_message_id = message.id
+        seen_at = message.sent_at.isoformat()
+        counts = dict(customer.tag_counts or {})
+        for tag in analysis.get("tags", []):
+            entry = counts.get(tag, {"count": 0, "last_seen": seen_at})
+            counts[tag] = {"count": entry["count"] + 1, "last_seen": max(entry["last_seen"], seen_at)}
+        customer.tag_counts = counts  # reassigned so the JSON column is marked changed
+        if is_complaint:
+            emit(self.session, MESSAGE_COMPLAINT, customer_id=customer.id, message_id=message.id,
+                 complaint_score=analysis.get("complaint_score", 0.0))
+
+    @staticmethod
+    def reset(customer: Customer) -> None:
+        """Forget the aggregates before re-analysing a customer's history (after a model change)."""
+        customer.sentiment_score = None
+        customer.analysed_messages = 0
+        customer.tag_counts = {}
+        customer.last_negative_message_id = None

@@ -1,0 +1,109 @@
+"""Finding customers the way reps type them: name, pinyin, initials, phone or its tail, company, remark.
+
+Every branch is an indexed equality or prefix match (see the indexes at the end of
+crm_core/models.py); there is no `%q%` anywhere, so a lookup stays fast at a million rows.
+Equality branches have (key, last_contact_at DESC NULLS LAST) indexes, so their most recently
+contacted matches come straight off the index.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, case, func, or_, select, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.models import Customer
+from crm_core.search_keys import name_keys, phone_digits
+
+_PHONE_LIKE = re.compile(r"[\d\s+\-()]+")
+_LATIN = re.compile(r"[A-Za-z][A-Za-z\s]*")
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    customers: list[Customer]
+    total: int  # counted up to the page size + 1: "more than a page" is all a chat list needs
+    more: bool = False
+
+
+class CustomerSearch:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def find(self, q: str, *, where: list[ColumnElement[bool]] | None = None, limit: int = 50) -> SearchPage:
+        """Matches for `q` within `where` (the caller's data scope): exact names first, then most recently contacted.
+
+        Each way of matching is its own ordered, limited subquery, so a common query (`wl` matches
+        thousands at a million customers) reads `limit` index entries per branch instead of every match."""
+        branches = match_branches(q)
+        if not branches:
+            return SearchPage([], 0)
+        scope = where or []
+        q = q.strip()
+        rank = case((or_(Customer.name == q, Customer.name_pinyin == q.lower()), 0), else_=1).label("rank")
+        parts = []
+        for branch in branches:
+            part = (
+                select(Customer.id, Customer.last_contact_at, rank)
+                .where(branch, *scope)
+                .order_by(Customer.last_contact_at.desc().nulls_last(), Customer.id)
+                .limit(limit)
+                .subquery()
+            )
+            parts.append(select(part.c.id, part.c.last_contact_at, part.c.rank))
+        candidates = union(*parts).subquery()
+        ranked = (
+            select(candidates.c.id)
+            .order_by(candidates.c.rank, candidates.c.last_contact_at.desc().nulls_last(), candidates.c.id)
+            .limit(limit)
+        )
+        ids = list((await self.session.scalars(ranked)).all())
+        if not ids:
+            return SearchPage([], 0)
+        rows = {c.id: c for c in (await self.session.scalars(select(Customer).where(Customer.id.in_(ids)))).unique()}
+        customers = [rows[i] for i in ids if i in rows]
+        if len(ids) < limit:
+            return SearchPage(customers, len(customers))
+        capped = select(Customer.id).where(or_(*branches), *scope).limit(limit + 1).subquery()
+        total = await self.session.scalar(select(func.count()).select_from(capped)) or 0
+        return SearchPage(customers, min(total, limit), more=total > limit)
+
+    async def suggest(self, q: str, *, where: list[ColumnElement[bool]] | None = None, limit: int = 5) -> list[Customer]:
+        """Close names for a query that found nothing: same sound (张珊 for 张三), then same initials."""
+        pinyin, initials = name_keys(q.strip())
+        if not initials:
+            return []
+        sound_alike = or_(Customer.name_pinyin == pinyin, Customer.name_initials == initials)
+        stmt = (
+            select(Customer)
+            .where(sound_alike, *(where or []))
+            .order_by(case((Customer.name_pinyin == pinyin, 0), else_=1), Customer.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+
+def match_branches(q: str) -> list[ColumnElement[bool]]:
+    """The indexed conditions a query may match, one per way of matching; none for a blank query."""
+    q = q.strip()
+    if not q:
+        return []
+    digits = phone_digits(q)
+    if _PHONE_LIKE.fullmatch(q) and len(digits) >= 4:
+        if len(digits) == 4:
+            return [Customer.phone_tail == digits]
+        return [Customer.phone == q, (Customer.phone_tail == digits[-4:]) & Customer.phone.like(f"%{digits}")]
+    branches = [Customer.name == q, _prefix(Customer.name, q), _prefix(Customer.company, q), _prefix(Customer.remark, q)]
+    if _LATIN.fullmatch(q):
+        letters = "".join(q.lower().split())
+        branches += [Customer.name_pinyin == letters, Customer.name_initials == letters]
+        if len(letters) >= 2:
+            branches.append(_prefix(Customer.name_pinyin, letters))
+    return branches
+
+
+def _prefix(column, text: str) -> ColumnElement[bool]:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(f"{escaped}%", escape="\\")

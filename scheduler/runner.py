@@ -1,0 +1,154 @@
+"""Runs the schedule: at most one run per job per scheduled time, across any number of
+scheduler processes, with missed runs of the current local day caught up once after downtime.
+
+Two guards, for two different failures:
+- a Redis leader lock keeps every scheduler but one idle (no wasted work);
+- the unique (job, scheduled_for) row in `job_runs` makes a second run impossible even if two
+  processes both believe they lead (lock expiry during a pause, Redis restart).
+Jobs themselves only write outbox rows with idempotency keys, so a run that crashes half-way
+and is re-run sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from redis.asyncio import Redis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_core.db import utcnow
+from crm_core.sql import insert_if_absent
+from scheduler.models import JobRun
+
+log = logging.getLogger(__name__)
+
+LEADER_KEY = "scrm:scheduler:leader"
+LEADER_TTL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job may use: a session factory and the moment it runs for (business time zone)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    now: datetime
+    timezone: ZoneInfo
+
+
+JobFunc = Callable[[JobContext], Awaitable[str]]  # returns a one-line summary for logs and `jobs list`
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    name: str
+    cron: str  # crontab fields in the business time zone: minute hour day month day-of-week
+    description: str
+    run: JobFunc
+
+    def trigger(self, tz: ZoneInfo) -> CronTrigger:
+        return CronTrigger.from_crontab(self.cron, timezone=tz)
+
+    def next_run(self, after: datetime, tz: ZoneInfo) -> datetime | None:
+        return self.trigger(tz).get_next_fire_time(None, after)
+
+    def last_due(self, now: datetime, tz: ZoneInfo) -> datetime | None:
+        """The latest scheduled time ≤ now on the same local day (the catch-up candidate)."""
+        local_now = now.astimezone(tz)
+        day_start = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        trigger, due = self.trigger(tz), None
+        fire = trigger.get_next_fire_time(None, day_start)
+        while fire is not None and fire <= local_now:
+            due = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        return due
+
+
+class Scheduler:
+    def __init__(self, jobs: list[ScheduledJob], sessions: async_sessionmaker[AsyncSession], redis: Redis,
+                 timezone: ZoneInfo, *, clock: Callable[[], datetime] = utcnow):
+        names = [job.name for job in jobs]
+        if len(set(names)) != len(names):
+            raise ValueError("job names must be unique")
+        self.jobs = {job.name: job for job in jobs}
+        self.sessions, self.redis, self.timezone, self.clock = sessions, redis, timezone, clock
+        self.identity = uuid.uuid4().hex
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Let the current tick finish, then return from `run_forever`."""
+        self.stopping.set()
+
+    async def is_leader(self) -> bool:
+        """Take or renew the leader lock; the holder keeps renewing it every tick."""
+        if await self.redis.set(LEADER_KEY, self.identity, nx=True, ex=LEADER_TTL_SECONDS):
+            return True
+        holder = await self.redis.get(LEADER_KEY)
+        if holder is not None and holder.decode() == self.identity:
+            await self.redis.expire(LEADER_KEY, LEADER_TTL_SECONDS)
+            return True
+        return False
+
+    async def run_job(self, name: str, scheduled_for: datetime) -> str | None:
+        """Run `name` for `scheduled_for` unless that run already happened; returns its summary."""
+        job = self.jobs[name]
+        async with self.sessions() as session:
+            run_id = await insert_if_absent(
+                session, JobRun, {"job": name, "scheduled_for": scheduled_for, "status": "running", "summary": "",
+                                  "started_at": utcnow()},
+                ["job", "scheduled_for"],
+            )
+            await session.commit()
+        if run_id is None:
+            log.info("job %s for %s already ran; skipping", name, scheduled_for.isoformat())
+            return None
+        try:
+            summary = await job.run(JobContext(self.sessions, scheduled_for.astimezone(self.timezone), self.timezone))
+            status = "done"
+        except Exception as exc:
+            log.exception("job %s for %s failed", name, scheduled_for.isoformat())
+            summary, status = f"{type(exc).__name__}: {exc}", "failed"
+        async with self.sessions() as session:
+            await session.execute(update(JobRun).where(JobRun.id == run_id).values(status=status, summary=summary[:2000],
+                                                                                   finished_at=utcnow()))
+            await session.commit()
+        log.info("job %s for %s %s: %s", name, scheduled_for.isoformat(), status, summary)
+        return summary
+
+    async def tick(self) -> list[str]:
+        """Run every job whose latest due time today has no run yet (on time, or caught up)."""
+        if not await self.is_leader():
+            return []
+        ran = []
+        now = self.clock()
+        for name, job in self.jobs.items():
+            due = job.last_due(now, self.timezone)
+            if due is not None and await self.run_job(name, due) is not None:
+                ran.append(name)
+        return ran
+
+    async def run_forever(self, interval: float = 20.0) -> None:
+        """Ticks every `interval` seconds; jobs are minute-grained, so a tick a little late is on time."""
+        while not self.stopping.is_set():
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler tick failed (database or Redis down?); retrying")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    async def last_runs(self) -> dict[str, JobRun]:
+        async with self.sessions() as session:
+            rows = (await session.scalars(select(JobRun).order_by(JobRun.scheduled_for))).all()
+        return {row.job: row for row in rows}

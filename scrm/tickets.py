@@ -1,0 +1,137 @@
+"""Support tickets in the running service: the ingest step that turns complaints into tickets, the
+SLA escalation job for the scheduler, and `/api/v1/tickets`.
+
+The work itself is crm_core.tickets; this module only plugs it into the pipeline, the scheduler
+and the HTTP API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_core.audit import AuditService
+from crm_core.db import utcnow
+from crm_core.models import Customer, Message, Staff
+from crm_core.ticket_models import Ticket, TicketEvent
+from crm_core.tickets import (
+    PRIORITIES,
+    TicketNotFoundError,
+    TicketPolicy,
+    TicketService,
+    default_policy,
+)
+from scrm import keys
+from scrm.api import _authorize, _error, _iso, _page, _page_params, _parse_since
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("open", "resolved", "closed")
+
+
+@dataclass
+class TicketIntake:
+    """Customer-message handler for the pipeline, after the NLP analysis (it reads `message.analysis`).
+
+    Runs in the message's transaction: the ticket, its history and every notice it sends commit
+    with the archived message or not at all."""
+
+    timezone: ZoneInfo
+    policy: TicketPolicy = field(default_factory=default_policy)
+    clock: Callable[[], datetime] = utcnow
+
+    async def __call__(self, session: AsyncSession, customer: Customer, message: Message) -> None:
+        if message.direction != "in" or message.msg_type != "text":
+            return
+        intake = await TicketService(session, self.policy, self.timezone).take_message(customer, message, self.clock())
+        if intake is not None:
+            log.info("ticket %s %s by message %s", intake.ticket.number, intake.action, message.id)
+
+
+async def escalate_sla_breaches(session: AsyncSession, now: datetime, *, timezone: ZoneInfo,
+                                policy: TicketPolicy | None = None) -> int:
+    """The scheduler's SLA job: safe to run as often as wanted and from two schedulers at once
+    (each notice has its own outbox key); the caller commits. Returns how many notices were new."""
+    return await TicketService(session, policy or default_policy(), timezone).escalate_sla_breaches(now)
+
+
+# -- /api/v1/tickets --------------------------------------------------------------------------------
+
+def ticket_routes() -> list[web.RouteDef]:
+    return [web.get("/api/v1/tickets", list_tickets), web.get("/api/v1/tickets/{number}", get_ticket)]
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    """Filters: status, priority, category, group, assignee (userid), customer_id, since (created at or after)."""
+    _authorize(request)
+    limit, after = _page_params(request)
+    query = request.query
+    conditions = []
+    for name, allowed in (("status", STATUSES), ("priority", PRIORITIES)):
+        value = query.get(name)
+        if value:
+            if value not in allowed:
+                raise _error(web.HTTPBadRequest, f"{name} must be one of {', '.join(allowed)}")
+            conditions.append(getattr(Ticket, name) == value)
+    for name in ("category", "group"):
+        if query.get(name):
+            conditions.append(getattr(Ticket, name) == query[name])
+    if query.get("customer_id"):
+        try:
+            conditions.append(Ticket.customer_id == int(query["customer_id"]))
+        except ValueError:
+            raise _error(web.HTTPBadRequest, "customer_id must be an integer")
+    since = _parse_since(query.get("since"))
+    if since is not None:
+        conditions.append(Ticket.created_at >= since)
+    async with request.app[keys.SESSIONS]() as session:
+        if query.get("assignee"):
+            conditions.append(Ticket.assignee_id.in_(select(Staff.id).where(Staff.userid == query["assignee"])))
+        total = await session.scalar(select(func.count()).select_from(Ticket).where(*conditions)) or 0
+        items = list((await session.scalars(
+            select(Ticket).where(Ticket.id > after, *conditions).order_by(Ticket.id).limit(limit + 1))).all())
+        AuditService(session).record(actor="api", action="tickets.list", detail=f"filters={dict(query)} results={total}")
+        await session.commit()
+    return _page(items, total, limit, ticket_json)
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    _authorize(request)
+    settings = request.app[keys.SETTINGS]
+    async with request.app[keys.SESSIONS]() as session:
+        service = TicketService(session, default_policy(), settings.tz)
+        try:
+            ticket = await service.get(request.match_info["number"])
+        except TicketNotFoundError as exc:
+            raise _error(web.HTTPNotFound, str(exc))
+        events = await service.history(ticket)
+        AuditService(session).record(actor="api", action="ticket.view", customer_id=ticket.customer_id, detail=ticket.number)
+        await session.commit()
+    return web.json_response({**ticket_json(ticket), "events": [event_json(e) for e in events]})
+
+
+def ticket_json(t: Ticket) -> dict[str, Any]:
+    return {
+        "id": t.id, "number": t.number, "status": t.status, "category": t.category, "priority": t.priority,
+        "group": t.group, "customer_id": t.customer_id, "customer": t.customer.name or t.customer.remark,
+        "assignee": t.assignee.userid if t.assignee else None, "summary": t.summary,
+        "trigger_message_id": t.trigger_message_id, "complaint_messages": t.complaint_messages,
+        "ack_status": t.ack_status, "created_at": _iso(t.created_at), "assigned_at": _iso(t.assigned_at),
+        "accepted_at": _iso(t.accepted_at), "first_response_due_at": _iso(t.first_response_due_at),
+        "first_response_at": _iso(t.first_response_at), "resolution_due_at": _iso(t.resolution_due_at),
+        "resolved_at": _iso(t.resolved_at), "resolution": t.resolution, "closed_at": _iso(t.closed_at),
+        "reopened": t.reopened, "csat": t.csat, "csat_at": _iso(t.csat_at),
+    }
+
+
+def event_json(e: TicketEvent) -> dict[str, Any]:
+    return {"id": e.id, "kind": e.kind, "actor": e.actor.userid if e.actor else None, "message_id": e.message_id,
+            "detail": e.detail, "created_at": _iso(e.created_at)}

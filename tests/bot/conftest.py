@@ -1,0 +1,99 @@
+"""A running service with a roles file and a fixed clock, and a rep's-eye view of the chat.
+
+`chat.say("zhangwei", "查 赵磊")` sends a signed callback through the real endpoint, lets the
+workers settle, and returns the replies that reached that user in the WeCom simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from itertools import count
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.wecom.crypto import CallbackCrypto
+from connectors.wecom.simulator.callbacks import CallbackSender
+from crm_core.models import Customer, Staff
+from scrm import keys
+from scrm.app import create_app
+from tests.service.conftest import Service, external_id, service_settings, sim, sim_server  # noqa: F401  (fixtures)
+
+# Wednesday 2026-11-18 10:00 in Shanghai.
+FIXED_NOW = datetime(2026, 11, 18, 2, 0, tzinfo=timezone.utc)
+
+ROLES_TOML = """
+default = "sales"
+[users]
+chenjing = "admin"
+liuyang = "manager"
+wangfang = "support"
+"""
+
+SAMPLE_OWNERS = {"赵磊": "zhangwei", "孙丽": "zhangwei", "周杰": "zhangwei", "吴敏": "lina", "郑浩": "lina",
+                 "冯雪": "lina", "何军": "wangfang", "罗燕": "liuyang"}
+
+
+@dataclass
+class Chat:
+    service: Service
+    now: datetime = FIXED_NOW
+    _ids: count = field(default_factory=lambda: count(90_000))
+
+    def replies(self, userid: str) -> list[str]:
+        return [reply_text(m) for m in self.service.sim.sent_app_messages if m["touser"] == userid]
+
+    async def say(self, userid: str, text: str) -> list[str]:
+        """Send one line as `userid`; the replies (usually one) it produced for them."""
+        before = len(self.replies(userid))
+        await self.service.wecom.text(userid, text, msg_id=next(self._ids))
+        await self.service.settle()
+        return self.replies(userid)[before:]
+
+    async def ask(self, userid: str, text: str) -> str:
+        [reply] = await self.say(userid, text)
+        return reply
+
+    def set_clock(self, now: datetime) -> None:
+        self.now = now
+        for worker in self.service.app[keys.INBOX_WORKERS]:
+            worker.process.on_staff_message.clock = lambda: self.now
+
+    async def onboard(self, *names: str) -> None:
+        """Sample customers arrive through add_external_contact callbacks, owned by their rep."""
+        for name in names or SAMPLE_OWNERS:
+            await self.service.wecom.change_external_contact("add_external_contact", SAMPLE_OWNERS[name],
+                                                             external_id(self.service.sim, name))
+        await self.service.settle()
+
+    async def customer(self, name: str) -> Customer:
+        async with self.service.sessions() as session:
+            return await session.scalar(select(Customer).where(Customer.name == name))
+
+    async def staff(self, userid: str) -> Staff:
+        async with self.service.sessions() as session:
+            return await session.scalar(select(Staff).where(Staff.userid == userid))
+
+
+def reply_text(message: dict) -> str:
+    return message[message["msgtype"]]["content"]
+
+
+@pytest.fixture
+async def chat(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Chat:  # noqa: F811  (the imported fixtures)
+    roles = tmp_path / "roles.toml"
+    roles.write_text(ROLES_TOML, encoding="utf-8")
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles)
+    client = await aiohttp_client(create_app(settings))
+    crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
+    sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
+                            corp_id=sim.corp_id, agent_id=str(sim.agent_id))
+    chat = Chat(Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings))
+    chat.set_clock(FIXED_NOW)
+    return chat
+
+
+def later(days: float = 0, hours: float = 0) -> datetime:
+    return FIXED_NOW + timedelta(days=days, hours=hours)

@@ -1,0 +1,45 @@
+"""The schedule table is valid, and the follow-up reminder job sends each reminder once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
+
+from config.settings import Settings
+from crm_core.models import Customer, FollowUp, OutboxItem, Staff
+from scheduler.jobs import build_jobs, remind_due_followups
+from scheduler.runner import JobContext
+from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+
+
+def test_schedule_table_is_valid():
+    jobs = build_jobs(Settings())
+    assert len({j.name for j in jobs}) == len(jobs)
+    for job in jobs:
+        CronTrigger.from_crontab(job.cron, timezone=TZ)  # raises on a bad expression
+        assert job.description and job.description.isascii()
+
+
+async def test_due_followups_are_reminded_exactly_once(env):  # noqa: F811
+    sessions, _ = env
+    now = datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
+    async with sessions() as session:
+        rep = Staff(userid="zhangwei", name="张伟")
+        customer = Customer(name="赵磊", company="华东精密")
+        session.add_all([rep, customer])
+        await session.flush()
+        session.add_all([
+            FollowUp(customer_id=customer.id, owner_id=rep.id, due_at=now - timedelta(minutes=1), text="带方案上门"),
+            FollowUp(customer_id=customer.id, owner_id=rep.id, due_at=now + timedelta(hours=1), text="later"),
+        ])
+        await session.commit()
+    ctx = JobContext(sessions, now.astimezone(TZ), TZ)
+    assert await remind_due_followups(ctx) == "1 follow-up reminder(s) queued"
+    assert await remind_due_followups(ctx) == "0 follow-up reminder(s) queued"
+    async with sessions() as session:
+        [row] = (await session.scalars(select(OutboxItem))).all()
+    assert row.payload["touser"] == "zhangwei"
+    assert "赵磊" in row.payload["text"]["content"] and "14:59" in row.payload["text"]["content"]
+    assert "带方案上门" in row.payload["text"]["content"]

@@ -1,0 +1,78 @@
+"""Every inbound customer message is analysed once; the customer's aggregates follow; a complaint
+becomes a domain event after commit; `scrm nlp reindex` recomputes the same aggregates."""
+
+from __future__ import annotations
+
+import io
+
+from sqlalchemy import select
+
+from crm_core.events import MESSAGE_COMPLAINT
+from crm_core.models import Customer, Message
+from scrm import keys
+from scrm.analysis import reindex
+from tests.service.conftest import external_id
+
+COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
+
+
+async def customer_writes(service, name: str, *texts: str) -> None:
+    kfid = next(iter(service.sim.kf_accounts))
+    token = ""
+    for text in texts:
+        token = service.sim.kf_customer_writes(kfid, external_id(service.sim, name), text)
+    await service.wecom.kf_msg_or_event(token, kfid)
+    await service.settle()
+
+
+async def test_customer_messages_are_analysed_and_aggregated(service):
+    complaints = []
+
+    async def on_complaint(event):
+        complaints.append(event.data)
+
+    service.app[keys.EVENTS].subscribe(MESSAGE_COMPLAINT, on_complaint)
+    await customer_writes(service, "赵磊", "你们服务很好，谢谢[微笑]", COMPLAINT)
+    async with service.sessions() as session:
+        praise, complaint = (await session.scalars(select(Message).where(Message.channel == "wecom_kf", Message.direction == "in").order_by(Message.id))).all()
+        customer = await session.scalar(select(Customer))
+    assert praise.analysis["label"] == "positive"
+    assert complaint.analysis["label"] == "negative"
+    assert {"投诉", "退款"} <= set(complaint.analysis["tags"])
+    assert complaint.analysis["intents"]["complaint"] >= 0.5
+    assert customer.analysed_messages == 2
+    assert customer.last_negative_message_id == complaint.id
+    assert customer.tag_counts["投诉"]["count"] == 1
+    assert customer.sentiment_score < praise.analysis["sentiment"]
+    assert complaints == [{"customer_id": customer.id, "message_id": complaint.id,
+                           "complaint_score": complaint.analysis["complaint_score"]}]
+
+
+async def test_staff_commands_are_not_analysed(service):
+    await service.wecom.text("zhangwei", "查 赵磊 投诉", msg_id=8001)
+    await service.settle()
+    async with service.sessions() as session:
+        message = await session.scalar(select(Message).where(Message.external_msg_id == "8001"))
+    assert message.analysis is None
+
+
+async def test_reindex_recomputes_the_same_aggregates_without_new_events(service):
+    complaints = []
+
+    async def on_complaint(event):
+        complaints.append(event)
+
+    service.app[keys.EVENTS].subscribe(MESSAGE_COMPLAINT, on_complaint)
+    await customer_writes(service, "孙丽", "价格太贵了", COMPLAINT, "好的，收到👌")
+    async with service.sessions() as session:
+        before = await session.scalar(select(Customer))
+        snapshot = (before.sentiment_score, before.analysed_messages, before.tag_counts, before.last_negative_message_id)
+        await session.execute(Customer.__table__.update().values(sentiment_score=None, analysed_messages=0, tag_counts={}))
+        await session.commit()
+    out = io.StringIO()
+    await reindex(service.settings, since=None, out=out)
+    async with service.sessions() as session:
+        after = await session.scalar(select(Customer))
+    assert (after.sentiment_score, after.analysed_messages, after.tag_counts, after.last_negative_message_id) == snapshot
+    assert "1/1 customers (100%)" in out.getvalue()
+    assert len(complaints) == 1  # only the live message, none from re-analysis

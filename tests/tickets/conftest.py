@@ -1,0 +1,81 @@
+"""A running service with tickets wired in, a movable clock shared by the service and the
+simulator, and helpers to write as a customer (微信客服) or as staff (app chat)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from connectors.wecom.crypto import CallbackCrypto
+from connectors.wecom.simulator.callbacks import CallbackSender
+from crm_core.db import utcnow
+from crm_core.ticket_models import Ticket
+from scrm import keys
+from scrm.app import create_app
+from scrm.sender import message_text
+from scrm.tickets import TicketIntake
+from tests.bot.conftest import ROLES_TOML, Chat
+from tests.service.conftest import *
+from tests.service.conftest import Service, external_id, service_settings
+
+
+@dataclass
+class Desk(Chat):
+    """Chat plus the customer's side and the tickets' clock (which is also the simulator's)."""
+
+    def replies(self, userid: str) -> list[str]:
+        return [message_text(m) for m in self.app_sent(userid)]
+
+    def set_clock(self, now: datetime) -> None:
+        super().set_clock(now)
+        self.service.sim.now = lambda: self.now.timestamp()
+        for handler in self.pipeline.customer_message_handlers:
+            if isinstance(handler, TicketIntake):
+                handler.clock = lambda: self.now
+
+    def advance(self, **delta: float) -> None:
+        self.set_clock(self.now + timedelta(**delta))
+
+    @property
+    def pipeline(self):
+        return self.service.app[keys.INBOX_WORKERS][0].process
+
+    async def customer_writes(self, name: str, *texts: str) -> None:
+        sim = self.service.sim
+        kfid = next(iter(sim.kf_accounts))
+        token = ""
+        for text in texts:
+            token = sim.kf_customer_writes(kfid, external_id(sim, name), text)
+        await self.service.wecom.kf_msg_or_event(token, kfid)
+        await self.service.settle()
+
+    def kf_sent(self, name: str) -> list[str]:
+        userid = external_id(self.service.sim, name)
+        return [m["text"]["content"] for m in self.service.sim.sent_kf_messages if m["touser"] == userid]
+
+    def app_sent(self, userid: str) -> list[dict]:
+        return [m for m in self.service.sim.sent_app_messages if m["touser"] == userid]
+
+    async def tickets(self) -> list[Ticket]:
+        async with self.service.sessions() as session:
+            return list((await session.scalars(select(Ticket).order_by(Ticket.id))).all())
+
+
+@pytest.fixture
+async def desk(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Desk:
+    roles = tmp_path / "roles.toml"
+    roles.write_text(ROLES_TOML, encoding="utf-8")
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles)
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
+    sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
+                            corp_id=sim.corp_id, agent_id=str(sim.agent_id))
+    desk = Desk(Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings))
+    desk.set_clock(utcnow().replace(microsecond=0))
+    return desk
+
