@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simu
 from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import Message
+from scrm.processes import free_port, wait_healthy
 
 NOOP_SERVER = """
 from aiohttp import web
@@ -59,27 +59,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     return asyncio.run(run_ingest(args))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _wait_healthy(url: str, proc: subprocess.Popen) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited during start-up (code {proc.returncode})")
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become healthy within 30 s")
 
 
 async def _post_all(url: str, requests: list[tuple[dict, bytes]], concurrency: int, rate: float | None) -> tuple[list[float], float]:
@@ -134,7 +113,7 @@ async def run_ingest(args: argparse.Namespace) -> int:
 
     print(f"preparing {2 * args.n} encrypted callbacks...", flush=True)
     paced, unpaced = make_requests(0), make_requests(args.n)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_REDIS_URL": args.redis_url,
            "SCRM_WECOM_CORP_ID": sim.corp_id, "SCRM_WECOM_SECRET": sim.secret, "SCRM_WECOM_AGENT_ID": str(sim.agent_id),
            "SCRM_WECOM_TOKEN": sim.callback_token, "SCRM_WECOM_AES_KEY": sim.encoding_aes_key, "SCRM_WECOM_API_BASE": api_base}
@@ -149,12 +128,12 @@ async def run_ingest(args: argparse.Namespace) -> int:
             py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             profiler = subprocess.Popen([py_spy, "record", "-o", args.profile, "--pid", str(server.pid), "--rate", "200",
                                          "--format", "raw"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        noop_port = _free_port()
+        noop_port = free_port()
         noop = subprocess.Popen([sys.executable, "-c", NOOP_SERVER.format(port=noop_port)])
         procs.append(noop)
         url = f"http://127.0.0.1:{port}"
-        await _wait_healthy(url, server)
-        await _wait_healthy(f"http://127.0.0.1:{noop_port}", noop)
+        await wait_healthy(url, server)
+        await wait_healthy(f"http://127.0.0.1:{noop_port}", noop)
 
         print(f"paced phase: {args.n} callbacks at {args.rate:.0f}/s, concurrency {args.concurrency}", flush=True)
         t0 = time.perf_counter()

@@ -9,29 +9,23 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.db import create_engine, session_factory
 from crm_core.models import Message
+from scrm.processes import free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
 
 N_MESSAGES = 300
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_service(backend, sim, api_base: str, port: int, log_path, roles: str = "web,worker,scheduler") -> subprocess.Popen:
@@ -54,20 +48,6 @@ def start_service(backend, sim, api_base: str, port: int, log_path, roles: str =
     )
 
 
-async def wait_healthy(http: aiohttp.ClientSession, url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "service exited during start-up"
-        try:
-            async with http.get(f"{url}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("service did not become healthy")
-
-
 async def archived_ids(database_url: str) -> list[str]:
     engine = create_engine(database_url)
     try:
@@ -85,8 +65,8 @@ async def test_acked_callbacks_survive_kill_9_and_are_archived_exactly_once(back
     proc = start_service(backend, sim, api_base, port, log_path)
     acked: set[str] = set()
     try:
+        await wait_healthy(url, proc)
         async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, url, proc)
             crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
             sender = CallbackSender(http, f"{url}/wecom/callback", crypto, corp_id=sim.corp_id, agent_id=str(sim.agent_id))
             staff = list(sim.staff)
@@ -104,8 +84,7 @@ async def test_acked_callbacks_survive_kill_9_and_are_archived_exactly_once(back
         assert len(acked) == N_MESSAGES
 
         proc = start_service(backend, sim, api_base, port, log_path)
-        async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, url, proc)
+        await wait_healthy(url, proc)
         deadline = time.monotonic() + 60
         ids = await archived_ids(backend.database_url)
         while len(ids) < len(acked) and time.monotonic() < deadline:

@@ -12,7 +12,8 @@ import yaml
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
-from tests.service.test_crash_recovery import archived_ids, free_port, start_service, wait_healthy
+from scrm.processes import free_port, wait_healthy
+from tests.service.test_crash_recovery import archived_ids, start_service
 
 COMPOSE = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
 REQUIRED_ENV = {
@@ -46,17 +47,16 @@ def test_dockerfile_installs_every_package():
         assert f"COPY {package} {package}" in dockerfile
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # processes must share the database and Redis
 async def test_web_and_worker_as_separate_processes_share_the_work(backend, sim, sim_server, tmp_path):
-    if backend.name != "postgres":
-        pytest.skip("separate processes need a shared database and Redis (the postgres backend)")
     api_base = str(sim_server.make_url("/cgi-bin/"))
     web_port, worker_port = free_port(), free_port()
     web = start_service(backend, sim, api_base, web_port, tmp_path / "web.log", roles="web")
     worker = start_service(backend, sim, api_base, worker_port, tmp_path / "worker.log", roles="worker")
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, f"http://127.0.0.1:{web_port}", web)
-            await wait_healthy(http, f"http://127.0.0.1:{worker_port}", worker)
+            await wait_healthy(f"http://127.0.0.1:{web_port}", web)
+            await wait_healthy(f"http://127.0.0.1:{worker_port}", worker)
             # The worker process serves health only: no callback endpoint there.
             async with http.post(f"http://127.0.0.1:{worker_port}/wecom/callback") as resp:
                 assert resp.status == 404
