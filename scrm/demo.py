@@ -26,6 +26,7 @@ from connectors.wecom.simulator.state import SimulatorState
 from crm_core.models import Customer, InboxItem, Message, OutboxItem
 from scrm import keys
 from scrm.app import create_app
+from scrm.sender import message_text
 
 DEMO_API_TOKEN = "demo-token"
 ROLES_EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "roles.example.toml"
@@ -83,7 +84,7 @@ class Demo:
 
     async def say(self, text: str) -> None:
         kind, who = self.persona
-        replies_before = len(self.sim.sent_app_messages) + len(self.sim.sent_kf_messages)
+        app_before, kf_before = len(self.sim.sent_app_messages), len(self.sim.sent_kf_messages)
         async with self.sessions() as session:
             last_id = await session.scalar(select(func.max(Message.id))) or 0
         self.msg_id += 1
@@ -97,9 +98,9 @@ class Demo:
             print(f"  ! the service answered HTTP {status}")
             return
         await self.wait_until_settled()
-        sent = (self.sim.sent_app_messages + self.sim.sent_kf_messages)[replies_before:]
+        sent = self.sim.sent_app_messages[app_before:] + self.sim.sent_kf_messages[kf_before:]
         for message in sent:
-            body = message.get("text", {}).get("content") or message.get("markdown", {}).get("content", "")
+            body = message_text(message)
             print(f"  🤖 bot → {message.get('touser') or message.get('external_userid')}:")
             print("     " + body.replace("\n", "\n     "))
         async with self.sessions() as session:
