@@ -576,11 +576,12 @@ class TicketService:
         await self._tell(ticket, who, event, content)
 
     async def _to_customer(self, ticket: Ticket, event: TicketEvent, content: str) -> None:
+        """Sent on behalf of the event's actor, who hears back if it cannot be delivered."""
         await OutboxService(self.session).enqueue(
             idempotency_key=f"ticket-event:{event.id}:customer", kind="kf_message",
             payload={"touser": ticket.reply_external_userid, "open_kfid": ticket.reply_open_kfid, "msgtype": "text",
                      "text": {"content": content}},
-            customer_id=ticket.customer_id)
+            customer_id=ticket.customer_id, staff_id=event.actor_id)
 
     # staff notices
 

@@ -34,7 +34,7 @@ from scrm.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
 from scrm.tickets import TicketIntake, ticket_routes
 from scrm.resources import open_redis, prepare_schema
-from scrm.sender import OutboxSender
+from scrm.sender import OutboxSender, undeliverable_notifier
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     outbox = [
         QueueWorker("outbox", OutboxItem, sessions, OutboxSender(app[keys.WECOM], settings.wecom.agent_id or "0"),
-                    max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds)
+                    max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds,
+                    on_parked=undeliverable_notifier(sessions))
     ]
     pipeline.on_new_inbox_rows = lambda: [w.notify() for w in inbox]
     pipeline.on_new_outbox_rows = lambda: [w.notify() for w in outbox]

@@ -38,6 +38,7 @@ class QueueWorker:
         batch_size: int = 20,
         idle_interval: float = 0.5,
         events: EventBus | None = None,
+        on_parked: Callable[[Any, str], Awaitable[None]] | None = None,
     ):
         self.name = name
         self.model = model
@@ -48,6 +49,7 @@ class QueueWorker:
         self.batch_size = batch_size
         self.idle_interval = idle_interval
         self.events = events or EventBus()
+        self.on_parked = on_parked
         self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -123,3 +125,8 @@ class QueueWorker:
                 )
             if status == "parked":
                 log.error("%s: parked %s %s after %s attempt(s): %r", self.worker_id, self.model.__tablename__, row.id, row.attempts, exc)
+                if self.on_parked is not None:
+                    try:
+                        await self.on_parked(row, f"{type(exc).__name__}: {exc}")
+                    except Exception:
+                        log.exception("%s: could not report parked %s %s", self.worker_id, self.model.__tablename__, row.id)

@@ -14,10 +14,12 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.templates import render
 from connectors.wecom.errors import InvalidUserError
 from crm_core.db import utcnow
 from crm_core.messages import MessageService, NewMessage
-from crm_core.models import OutboxItem
+from crm_core.models import Customer, OutboxItem, Staff
+from crm_core.outbox import OutboxService
 
 CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template"}
 DUPLICATE_CHECK_SECONDS = 4 * 3600  # WeCom's maximum window
@@ -90,3 +92,34 @@ def _raise_if_nobody_reached(payload: dict, response: dict) -> None:
     invalid = set(filter(None, str(response.get("invaliduser", "")).split("|")))
     if wanted and wanted <= invalid:
         raise InvalidUserError(errcode=0, errmsg=f"invaliduser: {response.get('invaliduser')}", api="message/send")
+
+
+def undeliverable_notifier(sessions):
+    """When a message to a customer is given up on, tell the staff member who sent it, once:
+    an agent who was told "sent" must learn that it was not."""
+
+    async def notify(item: OutboxItem, error: str) -> None:
+        if item.kind == "app_message" or item.staff_id is None:
+            return  # app messages go to staff themselves; there is nobody else to tell
+        if "KfWindowClosedError" in error:
+            reason = render("undeliverable.kf_window")
+        elif "InvalidUserError" in error:
+            reason = render("undeliverable.invalid_user")
+        else:
+            reason = render("undeliverable.other", error=error[:80])
+        async with sessions() as session:
+            staff = await session.get(Staff, item.staff_id)
+            if staff is None:
+                return
+            customer = await session.get(Customer, item.customer_id) if item.customer_id else None
+            recipient = (customer.name or customer.remark) if customer else recipient_of(item.payload)
+            content = render("undeliverable.notice", recipient=recipient,
+                             text=message_text(item.payload)[:60], reason=reason)
+            await OutboxService(session).enqueue(
+                idempotency_key=f"undeliverable:{item.id}", kind="app_message",
+                payload={"touser": staff.userid, "msgtype": "text", "text": {"content": content}},
+                customer_id=item.customer_id, staff_id=staff.id,
+            )
+            await session.commit()
+
+    return notify

@@ -39,7 +39,7 @@ async def test_complaint_to_rating_end_to_end(desk):
     [accepted] = await desk.say("wangfang", f"接单 {ticket.number}")
     assert "已接单" in accepted
     [sent] = await desk.say("wangfang", f"回复 {ticket.number} 已为您补发，明天送到")
-    assert "已发送" in sent
+    assert "已提交发送" in sent
     assert desk.kf_sent("孙丽")[-1].endswith("已为您补发，明天送到")
     async with desk.service.sessions() as session:
         archived = (await session.scalars(select(Message).where(
@@ -165,12 +165,23 @@ async def test_replies_stop_when_the_kf_window_is_used_up(desk):
     await desk.customer_writes("孙丽", COMPLAINT)  # the acknowledgement is reply 1 of 5
     [ticket] = await desk.tickets()
     for n in range(4):
-        assert "已发送" in (await desk.ask("wangfang", f"回复 {ticket.number} 第{n + 2}条"))
+        assert "已提交发送" in (await desk.ask("wangfang", f"回复 {ticket.number} 第{n + 2}条"))
     refusal = await desk.ask("wangfang", f"回复 {ticket.number} 第6条")
     assert "无法通过微信客服" in refusal
     assert len(desk.kf_sent("孙丽")) == 5
     desk.advance(hours=49)
     await desk.customer_writes("孙丽", "在吗")
-    assert "已发送" in (await desk.ask("wangfang", f"回复 {ticket.number} 您好，我们在处理"))
+    assert "已提交发送" in (await desk.ask("wangfang", f"回复 {ticket.number} 您好，我们在处理"))
     desk.advance(hours=49)
     assert "无法通过微信客服" in (await desk.ask("wangfang", f"回复 {ticket.number} 还在吗"))
+
+
+async def test_an_agent_learns_when_a_reply_could_not_be_delivered(desk):
+    await desk.onboard("孙丽")
+    await desk.customer_writes("孙丽", COMPLAINT)
+    [ticket] = await desk.tickets()
+    # WeCom closes the window between our check and the send (e.g. the customer's session ended).
+    desk.service.sim.fail_next("kf/send_msg", errcode=95001)
+    confirmation, notice = await desk.say("wangfang", f"回复 {ticket.number} 已为您补发")
+    assert "已提交发送" in confirmation
+    assert "消息未能送达 孙丽" in notice and "已为您补发" in notice and "48 小时" in notice
