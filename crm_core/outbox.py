@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core import work_queue
 from crm_core.db import utcnow
 from crm_core.models import OutboxItem
 from crm_core.sql import insert_if_absent
@@ -55,6 +54,3 @@ class OutboxService:
     async def failed(self, limit: int = 100) -> list[OutboxItem]:
         stmt = select(OutboxItem).where(OutboxItem.status == "parked").order_by(OutboxItem.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
-
-    async def retry(self, item_id: int) -> bool:
-        return await work_queue.requeue(self.session, OutboxItem, item_id)

@@ -18,13 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
     from scheduler import commands as jobs_cli
-    from scrm import analysis, bench, commands
+    from scrm import analysis, bench, commands, queues_cli
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     parser.add_argument("--config", help="optional TOML settings file (environment variables still win)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.register(sub)
+    queues_cli.register(sub)
     simulator_cli.register(sub)
     jobs_cli.register(sub)
     analysis.register(nlp_cli.register(sub))

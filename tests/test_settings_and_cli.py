@@ -82,3 +82,40 @@ def test_jobs_list_and_run_once_per_scheduled_time(tmp_path):
     assert "queued" in scrm("jobs", "run", "followups.remind", "--at", "2026-12-01T09:00")
     assert "already ran" in scrm("jobs", "run", "followups.remind", "--at", "2026-12-01T09:00")
     assert "2026-12-01 09:00 done" in scrm("jobs", "list")
+
+
+def test_parked_sends_are_listed_and_retried_from_the_cli(tmp_path):
+    import asyncio
+
+    from sqlalchemy import update
+
+    from crm_core.db import create_engine, session_factory
+    from crm_core.migrate import upgrade
+    from crm_core.models import OutboxItem
+    from crm_core.outbox import OutboxService
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'scrm.sqlite3'}"
+    upgrade(url)
+
+    async def park_one() -> None:
+        engine = create_engine(url)
+        async with session_factory(engine)() as session:
+            await OutboxService(session).enqueue(idempotency_key="k1", kind="kf_message",
+                                                 payload={"touser": "wmX", "msgtype": "text", "text": {"content": "您好"}})
+            await session.execute(update(OutboxItem).values(status="parked", attempts=8, last_error="KfWindowClosedError: 95002"))
+            await session.commit()
+        await engine.dispose()
+
+    asyncio.run(park_one())
+    env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
+
+    def scrm(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *args],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    listing = scrm("outbox", "failed").stdout
+    assert "#1 kf_message to wmX after 8 attempt(s): KfWindowClosedError: 95002" in listing and "您好" in listing
+    assert scrm("outbox", "retry", "1").returncode == 0
+    assert "no parked outbox rows" in scrm("outbox", "failed").stdout
+    assert scrm("outbox", "retry", "1").returncode == 1  # no longer parked
+    assert "no parked inbox rows" in scrm("inbox", "failed").stdout
