@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from tests.service.conftest import external_id
-
 import json
 
 from sqlalchemy import func, select
 
+from connectors.wecom.crypto import CallbackCrypto
+from connectors.wecom.simulator.callbacks import CallbackSender
+from crm_core.db import create_engine, session_factory
 from crm_core.models import Customer, InboxItem, Message, OutboxItem, Staff
 from scrm import keys
-
+from scrm.app import create_app
+from tests.service.conftest import Service, external_id, service_settings
 
 
 async def count(service, model, *where) -> int:
@@ -198,3 +200,43 @@ async def test_api_lists_archived_messages_and_customers(service):
     ready = await service.client.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"] == {"database": True, "redis": True}
     assert json.dumps(page)
+
+
+async def test_kf_cursor_survives_a_restart(backend, sim, sim_server, aiohttp_client):
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")))
+    kfid = next(iter(sim.kf_accounts))
+    zhao = external_id(sim, "赵磊")
+    crypto_args = (sim.callback_token, sim.encoding_aes_key, sim.corp_id)
+
+    async def run_once(text: str) -> None:
+        client = await aiohttp_client(create_app(settings))
+        sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), CallbackCrypto(*crypto_args),
+                                corp_id=sim.corp_id, agent_id=str(sim.agent_id))
+        service = Service(client=client, sim=sim, wecom=sender, crypto=CallbackCrypto(*crypto_args), settings=settings)
+        token = sim.kf_customer_writes(kfid, zhao, text)
+        await sender.kf_msg_or_event(token, kfid)
+        await service.settle()
+        await client.close()
+
+    await run_once("第一条")
+    await run_once("重启后的第二条")  # a new process: only the new message may be pulled
+    engine = create_engine(settings.database_url)
+    async with session_factory(engine)() as session:
+        texts = (await session.scalars(select(Message.text).where(Message.channel == "wecom_kf", Message.direction == "in"))).all()
+    await engine.dispose()
+    assert sorted(texts) == ["第一条", "重启后的第二条"]
+
+
+async def test_contact_removal_events_are_recorded(service):
+    zhao = external_id(service.sim, "赵磊")
+    await service.wecom.change_external_contact("add_external_contact", "zhangwei", zhao)
+    await service.wecom.change_external_contact("del_external_contact", "zhangwei", zhao)
+    await service.wecom.change_external_contact("transfer_fail", "zhangwei", zhao, fail_reason="customer_refused")
+    await service.settle()
+    async with service.sessions() as session:
+        types = (await session.scalars(select(Message.msg_type).where(Message.channel == "wecom_event").order_by(Message.id))).all()
+        customer = await session.scalar(select(Customer))
+    assert sorted(types) == ["event:change_external_contact:add_external_contact",
+                             "event:change_external_contact:del_external_contact",
+                             "event:change_external_contact:transfer_fail"]
+    assert customer.lifecycle == "active"  # the rep removing a contact is not the customer leaving
