@@ -22,8 +22,14 @@ class InsightService:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    def record(self, customer: Customer, message: Message, analysis: dict[str, Any], *, is_complaint: bool) -> None:
-        """Store the analysis on the message and fold it into the customer's aggregates."""
+    async def record(self, customer: Customer, message: Message, analysis: dict[str, Any], *, is_complaint: bool) -> None:
+        """Store the analysis on the message and fold it into the customer's aggregates.
+
+        The customer row is re-read under a row lock first: two workers analysing messages of the
+        same customer at once must add up, not overwrite each other's counts."""
+        await self.session.flush()  # our own pending changes first, so the re-read includes them
+        await self.session.refresh(customer, ["sentiment_score", "analysed_messages", "tag_counts",
+                                              "last_negative_message_id"], with_for_update=True)
         message.analysis = analysis
         sentiment = float(analysis.get("sentiment", 0.0))
         if customer.sentiment_score is None:

@@ -28,7 +28,7 @@ async def analyse_customer_message(session: AsyncSession, customer: Customer, me
         analysis = nlp.analyze(message.text)
     else:
         [analysis] = await nlp.analyze_batch([message.text])
-    InsightService(session).record(customer, message, analysis.to_dict(), is_complaint=analysis.is_complaint)
+    await InsightService(session).record(customer, message, analysis.to_dict(), is_complaint=analysis.is_complaint)
 
 
 def register(nlp_commands: argparse._SubParsersAction) -> None:
@@ -91,4 +91,4 @@ async def _reindex_customers(session: AsyncSession, customer_ids: list[int]) -> 
     insights = InsightService(session)
     for message, analysis in zip(messages, analyses):
         # Re-analysis must not re-open old complaints: no events from history.
-        insights.record(customers[message.customer_id], message, analysis.to_dict(), is_complaint=False)
+        await insights.record(customers[message.customer_id], message, analysis.to_dict(), is_complaint=False)

@@ -3,6 +3,7 @@ becomes a domain event after commit; `scrm nlp reindex` recomputes the same aggr
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 from sqlalchemy import select
@@ -34,7 +35,8 @@ async def test_customer_messages_are_analysed_and_aggregated(service):
     service.app[keys.EVENTS].subscribe(MESSAGE_COMPLAINT, on_complaint)
     await customer_writes(service, "赵磊", "你们服务很好，谢谢[微笑]", COMPLAINT)
     async with service.sessions() as session:
-        praise, complaint = (await session.scalars(select(Message).where(Message.channel == "wecom_kf", Message.direction == "in").order_by(Message.id))).all()
+        inbound = (await session.scalars(select(Message).where(Message.channel == "wecom_kf", Message.direction == "in"))).all()
+        praise, complaint = sorted(inbound, key=lambda m: m.text != "你们服务很好，谢谢[微笑]")
         customer = await session.scalar(select(Customer))
     assert praise.analysis["label"] == "positive"
     assert complaint.analysis["label"] == "negative"
@@ -63,7 +65,8 @@ async def test_reindex_recomputes_the_same_aggregates_without_new_events(service
         complaints.append(event)
 
     service.app[keys.EVENTS].subscribe(MESSAGE_COMPLAINT, on_complaint)
-    await customer_writes(service, "孙丽", "价格太贵了", COMPLAINT, "好的，收到👌")
+    for text in ("价格太贵了", COMPLAINT, "好的，收到👌"):  # one at a time: rolling sentiment depends on order
+        await customer_writes(service, "孙丽", text)
     async with service.sessions() as session:
         before = await session.scalar(select(Customer))
         snapshot = (before.sentiment_score, before.analysed_messages, before.tag_counts, before.last_negative_message_id)
@@ -76,3 +79,23 @@ async def test_reindex_recomputes_the_same_aggregates_without_new_events(service
     assert (after.sentiment_score, after.analysed_messages, after.tag_counts, after.last_negative_message_id) == snapshot
     assert "1/1 customers (100%)" in out.getvalue()
     assert len(complaints) == 1  # only the live message, none from re-analysis
+
+
+async def test_two_workers_on_one_customer_add_up_instead_of_overwriting(service):
+    await service.stop_background_workers()
+    kfid = next(iter(service.sim.kf_accounts))
+    zhao = external_id(service.sim, "赵磊")
+    token = ""
+    for i in range(12):
+        token = service.sim.kf_customer_writes(kfid, zhao, f"第{i}次问：发票什么时候开？")
+    await service.wecom.kf_msg_or_event(token, kfid)
+    workers = service.app[keys.INBOX_WORKERS]
+    await workers[0].run_once()  # the wake-up: pulls the 12 messages into the inbox
+    for worker in workers:
+        worker.batch_size = 1
+    other = workers[1] if len(workers) > 1 else workers[0]
+    await asyncio.gather(workers[0].drain(), other.drain())
+    async with service.sessions() as session:
+        customer = await session.scalar(select(Customer))
+    assert customer.analysed_messages == 12
+    assert all(entry["count"] == 12 for entry in customer.tag_counts.values())
