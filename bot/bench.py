@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.search_keys import name_keys, phone_tail
+from scrm.processes import free_port, percentile, wait_healthy
 
 BENCH_USER = "chenjing"  # the sample company's admin
 REPS = 50
@@ -152,7 +151,7 @@ async def run_lookup(args: argparse.Namespace) -> int:
     await web.TCPSite(sim_runner, "127.0.0.1", 0).start()
     roles_file = tmp / "roles.toml"
     roles_file.write_text(f'[users]\n{BENCH_USER} = "admin"\n', encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_REDIS_URL": args.redis_url, "SCRM_ROLES_FILE": str(roles_file),
            "SCRM_WECOM_CORP_ID": sim.corp_id, "SCRM_WECOM_SECRET": sim.secret, "SCRM_WECOM_AGENT_ID": str(sim.agent_id),
            "SCRM_WECOM_TOKEN": sim.callback_token, "SCRM_WECOM_AES_KEY": sim.encoding_aes_key,
@@ -164,7 +163,7 @@ async def run_lookup(args: argparse.Namespace) -> int:
     shapes: dict[str, dict[str, int]] = {}
     try:
         url = f"http://127.0.0.1:{port}"
-        await _wait_healthy(url, server)
+        await wait_healthy(url, server)
         async with aiohttp.ClientSession() as http:
             lookup = Lookup(http, f"{url}/wecom/callback", crypto, sim, session_factory(engine))
             for query in queries["name"][:20]:  # warm-up: staff sync, connection pools, caches
@@ -191,11 +190,11 @@ async def run_lookup(args: argparse.Namespace) -> int:
           f"{args.n} lookups per kind, one at a time, callback POST -> reply row in the outbox")
     for kind in KINDS:
         values = results[kind]
-        print(f"{kind:<11} p50 {1000 * _percentile(values, 50):6.1f} ms  p99 {1000 * _percentile(values, 99):6.1f} ms"
+        print(f"{kind:<11} p50 {1000 * percentile(values, 50):6.1f} ms  p99 {1000 * percentile(values, 99):6.1f} ms"
               f"  max {1000 * max(values):6.1f} ms   replies: {shapes[kind]['card']} cards, {shapes[kind]['list']} lists,"
               f" {shapes[kind]['none']} other")
     floor = results["floor"]
-    print(f"{'floor':<11} p50 {1000 * _percentile(floor, 50):6.1f} ms  p99 {1000 * _percentile(floor, 99):6.1f} ms"
+    print(f"{'floor':<11} p50 {1000 * percentile(floor, 50):6.1f} ms  p99 {1000 * percentile(floor, 99):6.1f} ms"
           f"  max {1000 * max(floor):6.1f} ms   ({FLOOR}: same path, no customer search)")
     return 0
 
@@ -233,40 +232,3 @@ class Lookup:
             await asyncio.sleep(0.02)
         content = payload[payload["msgtype"]]["content"]
         return elapsed, "card" if content.startswith("**【") else "list" if content.startswith(("找到", "与「")) else "none"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _wait_healthy(url: str, proc: subprocess.Popen) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited during start-up (code {proc.returncode})")
-            try:
-                async with http.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become healthy within 60 s")
-
-
-def _percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m bot.bench lookup ...` until `scrm bench lookup` is wired into scrm/cli.py."""
-    parser = argparse.ArgumentParser(prog="python -m bot.bench")
-    register_bench(parser.add_subparsers(dest="bench", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

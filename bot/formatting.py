@@ -7,6 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from config.templates import render
+from crm_core.tickets import default_policy
 from crm_core.customer_view import CustomerView
 from crm_core.models import Customer, Deal, FollowUp
 
@@ -98,5 +99,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         last_contact=last_contact,
         sentiment=sentiment_text(view.sentiment),
         next_follow_up=next_follow_up,
+        tickets="、".join(render("bot.card_ticket", number=t.number, priority=default_policy().sla[t.priority].label)
+                         for t in view.open_tickets) or none,
         notes="\n".join(notes) or render("bot.card_no_notes"),
     ).strip()

@@ -9,11 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.deals import DealService, DealStages
 from crm_core.followups import FollowUpService
-from crm_core.models import Customer, Deal, FollowUp, Message, Note, Staff
+from crm_core.models import Customer, Deal, FollowUp, Note, Staff
 from crm_core.notes import NoteService
 from crm_core.tags import TagService
-
-SENTIMENT_WINDOW = 5  # the customer's last analysed messages
+from crm_core.ticket_models import OPEN, Ticket
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,8 @@ class CustomerView:
     deal: Deal | None
     tags: list[str]
     next_follow_up: FollowUp | None
-    sentiment: float | None  # mean over recent analysed customer messages, -1..1
+    open_tickets: list[Ticket]
+    sentiment: float | None  # the rolling sentiment kept by crm_core.insights, -1..1
 
 
 async def customer_view(session: AsyncSession, customer: Customer, stages: DealStages) -> CustomerView:
@@ -36,18 +36,8 @@ async def customer_view(session: AsyncSession, customer: Customer, stages: DealS
         deal=await DealService(session, stages).current(customer.id),
         tags=list(dict.fromkeys([*customer.wecom_tags, *await TagService(session).names(customer.id)])),
         next_follow_up=await FollowUpService(session).next_for_customer(customer.id),
-        sentiment=await recent_sentiment(session, customer.id),
+        open_tickets=list((await session.scalars(
+            select(Ticket).where(Ticket.customer_id == customer.id, Ticket.status == OPEN).order_by(Ticket.id)
+        )).all()),
+        sentiment=customer.sentiment_score,
     )
-
-
-async def recent_sentiment(session: AsyncSession, customer_id: int) -> float | None:
-    """Mean sentiment of the customer's latest analysed messages (nlp writes Message.analysis)."""
-    stmt = (
-        select(Message.analysis)
-        .where(Message.customer_id == customer_id, Message.direction == "in", Message.analysis.is_not(None))
-        .order_by(Message.sent_at.desc(), Message.id.desc())
-        .limit(SENTIMENT_WINDOW * 4)  # JSON null reads as "not analysed"; skip those in Python
-    )
-    scores = [a["sentiment"] for a in (await session.scalars(stmt)).all()
-              if isinstance(a, dict) and isinstance(a.get("sentiment"), (int, float))][:SENTIMENT_WINDOW]
-    return sum(scores) / len(scores) if scores else None

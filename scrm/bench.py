@@ -12,7 +12,6 @@ import asyncio
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simu
 from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import Message
-from scrm.processes import free_port, wait_healthy
+from scrm.processes import free_port, percentile, wait_healthy
 
 NOOP_SERVER = """
 from aiohttp import web
@@ -83,10 +82,6 @@ async def _post_all(url: str, requests: list[tuple[dict, bytes]], concurrency: i
         start = time.perf_counter()
         await asyncio.gather(*(one(i, p, b) for i, (p, b) in enumerate(requests)))
         return latencies, time.perf_counter() - start
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
 async def run_ingest(args: argparse.Namespace) -> int:
@@ -166,14 +161,14 @@ async def run_ingest(args: argparse.Namespace) -> int:
     def e2e(seconds: float) -> str:
         return f"{args.n / seconds:7.0f} msg/s" if "worker" in args.roles else "    n/a"
 
-    print(f"paced   {args.n / paced_wall:7.0f} callbacks/s offered  ack p50 {1000 * _percentile(paced_lat, 50):6.1f} ms"
-          f"  p99 {1000 * _percentile(paced_lat, 99):6.1f} ms  end-to-end {e2e(e2e_paced)}")
-    print(f"unpaced {args.n / fast_wall:7.0f} callbacks/s acked    ack p50 {1000 * _percentile(fast_lat, 50):6.1f} ms"
-          f"  p99 {1000 * _percentile(fast_lat, 99):6.1f} ms  end-to-end {e2e(e2e_unpaced)}")
-    print(f"no-op paced   {args.n / noop_paced_wall:7.0f} requests/s  ack p50 {1000 * _percentile(noop_paced_lat, 50):6.1f} ms"
-          f"  p99 {1000 * _percentile(noop_paced_lat, 99):6.1f} ms")
-    print(f"no-op unpaced {args.n / noop_wall:7.0f} requests/s  ack p50 {1000 * _percentile(noop_lat, 50):6.1f} ms"
-          f"  p99 {1000 * _percentile(noop_lat, 99):6.1f} ms")
+    print(f"paced   {args.n / paced_wall:7.0f} callbacks/s offered  ack p50 {1000 * percentile(paced_lat, 50):6.1f} ms"
+          f"  p99 {1000 * percentile(paced_lat, 99):6.1f} ms  end-to-end {e2e(e2e_paced)}")
+    print(f"unpaced {args.n / fast_wall:7.0f} callbacks/s acked    ack p50 {1000 * percentile(fast_lat, 50):6.1f} ms"
+          f"  p99 {1000 * percentile(fast_lat, 99):6.1f} ms  end-to-end {e2e(e2e_unpaced)}")
+    print(f"no-op paced   {args.n / noop_paced_wall:7.0f} requests/s  ack p50 {1000 * percentile(noop_paced_lat, 50):6.1f} ms"
+          f"  p99 {1000 * percentile(noop_paced_lat, 99):6.1f} ms")
+    print(f"no-op unpaced {args.n / noop_wall:7.0f} requests/s  ack p50 {1000 * percentile(noop_lat, 50):6.1f} ms"
+          f"  p99 {1000 * percentile(noop_lat, 99):6.1f} ms")
     print(f"ratio   service/no-op ack throughput = {noop_wall and fast_wall and (args.n / fast_wall) / (args.n / noop_wall):.2f}")
     return 0
 

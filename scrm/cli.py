@@ -15,6 +15,7 @@ from config.settings import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bot import bench as lookup_bench
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
     from scheduler import commands as jobs_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     bench.register(bench_sub)
     nlp_cli.register_bench(bench_sub)
+    lookup_bench.register_bench(bench_sub)
     return parser
 
 

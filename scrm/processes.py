@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import statistics
 import subprocess
 import time
 
@@ -31,3 +32,7 @@ async def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30.0) 
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} did not become healthy within {timeout:.0f} s")
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from crm_core.models import AuditEntry, Customer, Deal, FollowUp, Message, Note, OutboxItem
 from scrm import keys
@@ -36,10 +36,8 @@ async def test_lookup_card_by_every_kind_of_query(chat):
 async def test_card_shows_notes_deal_tags_follow_up_and_sentiment(chat):
     await chat.onboard("赵磊")
     zhao = await chat.customer("赵磊")
-    async with chat.service.sessions() as session:  # what the NLP stage writes on customer messages
-        for i, score in enumerate((-0.8, -0.6)):
-            session.add(Message(channel="wecom_kf", direction="in", external_msg_id=f"kf-{i}", msg_type="text", text="太慢了",
-                                customer_id=zhao.id, analysis={"sentiment": score}, sent_at=FIXED_NOW - timedelta(hours=i)))
+    async with chat.service.sessions() as session:  # the rolling sentiment the NLP stage keeps
+        await session.execute(update(Customer).where(Customer.id == zhao.id).values(sentiment_score=-0.7))
         await session.commit()
     for line in ["记 赵磊 第一次拜访", "记 赵磊 电话沟通，客户想要报价单", "记 赵磊 发了报价", "记 赵磊 客户在比价",
                  "跟进 赵磊 明天下午3点 回访", "标签 赵磊 +价格敏感", "阶段 赵磊 方案演示"]:

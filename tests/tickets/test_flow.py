@@ -185,3 +185,13 @@ async def test_an_agent_learns_when_a_reply_could_not_be_delivered(desk):
     confirmation, notice = await desk.say("wangfang", f"回复 {ticket.number} 已为您补发")
     assert "已提交发送" in confirmation
     assert "消息未能送达 孙丽" in notice and "已为您补发" in notice and "48 小时" in notice
+
+
+async def test_the_customer_card_lists_open_tickets(desk):
+    await desk.onboard("孙丽")
+    await desk.customer_writes("孙丽", COMPLAINT)
+    [ticket] = await desk.tickets()
+    card = await desk.ask("zhangwei", "查 孙丽")
+    assert f"未结工单：{ticket.number}（" in card
+    await desk.ask("wangfang", f"解决 {ticket.number} 已补发")
+    assert "未结工单：—" in (await desk.ask("zhangwei", "查 孙丽"))
