@@ -10,7 +10,7 @@ import base64
 import binascii
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,14 +58,6 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    @property
-    def uses_embedded_redis(self) -> bool:
-        return not self.redis_url
-
-    def with_wecom(self, **changes: str) -> "Settings":
-        return replace(self, wecom=replace(self.wecom, **changes))
-
 
 _WECOM_ENV = {f.name: f"{ENV_PREFIX}WECOM_{f.name.upper()}" for f in fields(WeComSettings)}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
@@ -17,6 +16,3 @@ class AuditService:
         """Add to the caller's transaction so the audit row commits with the work it describes."""
         self.session.add(AuditEntry(actor=actor, action=action, customer_id=customer_id, detail=detail, created_at=utcnow()))
 
-    async def for_customer(self, customer_id: int, limit: int = 100) -> list[AuditEntry]:
-        stmt = select(AuditEntry).where(AuditEntry.customer_id == customer_id).order_by(AuditEntry.id.desc()).limit(limit)
-        return list((await self.session.scalars(stmt)).all())

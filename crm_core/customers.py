@@ -76,20 +76,6 @@ class CustomerService:
         await self.session.refresh(customer, ["identities"])
         return customer
 
-    async def link(self, customer: Customer, channel: str, external_id: str) -> None:
-        """Attach another channel identity (e.g. a kf user with the same unionid) to a customer."""
-        await insert_if_absent(
-            self.session,
-            CustomerIdentity,
-            {"customer_id": customer.id, "channel": channel, "external_id": external_id, "created_at": utcnow()},
-            ["channel", "external_id"],
-        )
-
-    async def find_by_unionid(self, unionid: str) -> Customer | None:
-        if not unionid:
-            return None
-        return await self.session.scalar(select(Customer).where(Customer.unionid == unionid).limit(1))
-
     async def apply_profile(self, customer: Customer, profile: ContactProfile) -> Customer:
         """Refresh what the channel knows; keep what it does not say (empty values never erase)."""
         for name in ("name", "company", "unionid", "remark", "description"):

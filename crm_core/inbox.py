@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,10 +56,6 @@ class InboxService:
             .returning(InboxItem.dedup_key)
         )
         return set((await self.session.scalars(stmt)).all())
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self.session.execute(select(InboxItem.status, func.count()).group_by(InboxItem.status))
-        return {status: count for status, count in rows.all()}
 
     async def parked(self, limit: int = 100) -> list[InboxItem]:
         stmt = select(InboxItem).where(InboxItem.status == "parked").order_by(InboxItem.id).limit(limit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
@@ -46,10 +46,6 @@ class OutboxService:
             ["idempotency_key"],
         )
         return new_id is not None
-
-    async def counts(self) -> dict[str, int]:
-        rows = await self.session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status))
-        return {status: count for status, count in rows.all()}
 
     async def failed(self, limit: int = 100) -> list[OutboxItem]:
         stmt = select(OutboxItem).where(OutboxItem.status == "parked").order_by(OutboxItem.id).limit(limit)

@@ -32,9 +32,6 @@ class StaffService:
     async def get_by_userid(self, userid: str) -> Staff | None:
         return await self.session.scalar(select(Staff).where(Staff.userid == userid))
 
-    async def get(self, staff_id: int) -> Staff | None:
-        return await self.session.get(Staff, staff_id)
-
     async def upsert(self, profile: StaffProfile, *, role: str | None = None) -> Staff:
         """Create or refresh a staff row; concurrent first sightings converge on one row."""
         await insert_if_absent(self.session, Staff, {"userid": profile.userid, "created_at": utcnow()}, ["userid"])

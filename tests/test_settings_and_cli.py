@@ -16,7 +16,7 @@ GOOD_KEY = "U0NSTSBkZW1vIGtleSBmb3IgdGhlIHNpbXVsYXRvciE"
 def test_defaults_are_the_embedded_setup():
     settings = load_settings({})
     assert settings.database_url == "sqlite+aiosqlite:///data/scrm.sqlite3"
-    assert settings.uses_embedded_redis and settings.timezone == "Asia/Shanghai"
+    assert settings.redis_url is None and settings.timezone == "Asia/Shanghai"
     assert settings.wecom.api_base == "https://qyapi.weixin.qq.com/cgi-bin/"
 
 
