@@ -150,7 +150,15 @@ class Pipeline:
         )
 
     async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None) -> None:
-        """The customer deleted the rep: mark churned and tell the rep while there is still a chance."""
+        """The customer deleted the rep: mark churned and tell the rep while there is still a chance.
+
+        Only the change to churned alerts; a second deletion event for an already churned customer
+        (WeCom resending with a new timestamp) is archived but tells nobody again. The row lock makes
+        two workers handling two such events agree on which one made the change."""
+        await session.flush()
+        await session.refresh(customer, ["lifecycle"], with_for_update=True)
+        if customer.lifecycle == "churned":
+            return
         last = await MessageService(session).last_for_customer(customer.id)
         await CustomerService(session).mark_churned(customer)
         if staff is None:

@@ -7,7 +7,7 @@ import json
 from sqlalchemy import func, select
 
 from connectors.wecom.crypto import CallbackCrypto
-from connectors.wecom.simulator.callbacks import CallbackSender
+from connectors.wecom.simulator.callbacks import CallbackSender, build_plaintext_change_external_contact
 from crm_core.db import create_engine, session_factory
 from crm_core.models import Customer, InboxItem, Message, OutboxItem, Staff
 from scrm import keys
@@ -85,8 +85,13 @@ async def test_edit_refreshes_the_customer(service):
 async def test_customer_deleting_the_rep_marks_churn_and_alerts_the_rep(service):
     await service.wecom.change_external_contact("add_external_contact", "zhangwei", external_id(service.sim, "赵磊"))
     await service.settle()
-    await service.wecom.change_external_contact("del_follow_user", "zhangwei", external_id(service.sim, "赵磊"))
-    await service.wecom.change_external_contact("del_follow_user", "zhangwei", external_id(service.sim, "赵磊"))  # a retry
+    def deletion(at: int) -> str:
+        return build_plaintext_change_external_contact(service.sim.corp_id, "del_follow_user", "zhangwei",
+                                                       external_id(service.sim, "赵磊"), create_time=at)
+
+    await service.wecom.raw(deletion(1_800_000_000))
+    await service.wecom.raw(deletion(1_800_000_000))  # WeCom's retry: the same callback again
+    await service.wecom.raw(deletion(1_800_000_001))  # the same fact reported a second later: no second alert
     await service.settle()
     async with service.sessions() as session:
         customer = await session.scalar(select(Customer))
