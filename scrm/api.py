@@ -96,6 +96,13 @@ def _customer_id(request: web.Request) -> int:
         raise _error(web.HTTPNotFound, "no such customer")
 
 
+async def _customer_or_404(session, customer_id: int) -> Customer:
+    try:
+        return await CustomerService(session).get(customer_id)
+    except NotFoundError as exc:
+        raise _error(web.HTTPNotFound, str(exc))
+
+
 async def list_customers(request: web.Request) -> web.Response:
     _authorize(request)
     limit, after = _page_params(request)
@@ -111,10 +118,7 @@ async def get_customer(request: web.Request) -> web.Response:
     _authorize(request)
     customer_id = _customer_id(request)
     async with request.app[keys.SESSIONS]() as session:
-        try:
-            customer = await CustomerService(session).get(customer_id)
-        except NotFoundError as exc:
-            raise _error(web.HTTPNotFound, str(exc))
+        customer = await _customer_or_404(session, customer_id)
         AuditService(session).record(actor="api", action="customer.view", customer_id=customer.id)
         await session.commit()
     return web.json_response(customer_json(customer))
@@ -125,10 +129,7 @@ async def customer_messages(request: web.Request) -> web.Response:
     customer_id = _customer_id(request)
     limit, after = _page_params(request)
     async with request.app[keys.SESSIONS]() as session:
-        try:
-            await CustomerService(session).get(customer_id)
-        except NotFoundError as exc:
-            raise _error(web.HTTPNotFound, str(exc))
+        await _customer_or_404(session, customer_id)
         items, total = await MessageService(session).list(MessageFilter(customer_id=customer_id), after_id=after, limit=limit + 1)
         AuditService(session).record(actor="api", action="customer.messages", customer_id=customer_id)
         await session.commit()
