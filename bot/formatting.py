@@ -94,7 +94,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         lifecycle=render(f"lifecycle.{customer.lifecycle}"),
         deal=deal_text(view.deal),
         phone=mask_phone(customer.phone) or none,
-        birthday=customer.birthday.strftime("%m-%d") if customer.birthday else none,
+        birthday=str(customer.birthday) if customer.birthday else none,
         tags="、".join(view.tags) or none,
         last_contact=last_contact,
         sentiment=sentiment_text(view.sentiment),

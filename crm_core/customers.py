@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
-from crm_core.errors import CustomerNotFoundError, DuplicateCustomerError
+from crm_core.birthdays import Birthday, parse_birthday
+from crm_core.errors import CustomerNotFoundError, DuplicateCustomerError, InvalidDateError
 from crm_core.models import Customer, CustomerIdentity
 from crm_core.search_keys import phone_digits, phone_tail
 from crm_core.sql import insert_if_absent
@@ -156,15 +157,15 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-_BIRTHDAY = re.compile(r"生日\s*[:：]?\s*(\d{4})[-/年.](\d{1,2})[-/月.](\d{1,2})")
+_BIRTHDAY = re.compile(r"生日\s*[:：]?\s*((?:农历|阴历)?[\d一二三四五六七八九十正冬腊闰初廿年月日号./-]+)")
 
 
-def birthday_in(text: str) -> date | None:
-    """Reps write birthdays into the WeCom description ("生日: 1985-03-12"); pick one up when present."""
+def birthday_in(text: str) -> Birthday | None:
+    """Reps write birthdays into the WeCom description ("生日: 1985-03-12", "生日：农历三月初二")."""
     match = _BIRTHDAY.search(text or "")
     if not match:
         return None
     try:
-        return date(*(int(g) for g in match.groups()))
-    except ValueError:
+        return parse_birthday(match.group(1))
+    except InvalidDateError:
         return None

@@ -9,7 +9,8 @@
     ├── AccessDeniedError               outside the staff member's data scope
     └── ValidationError
         ├── MissingDealFieldsError      .stage, .missing: what a pipeline stage needs first
-        └── UnknownStageError
+        ├── UnknownStageError
+        └── InvalidDateError            a birthday or contract date that does not exist
 """
 
 
@@ -55,4 +56,8 @@ class MissingDealFieldsError(ValidationError):
 
 
 class UnknownStageError(ValidationError):
+    pass
+
+
+class InvalidDateError(ValidationError):
     pass

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from crm_core.birthdays import LUNAR, Birthday
 from crm_core.db import Base, UTCDateTime, utcnow
 from crm_core.search_keys import name_keys, phone_tail
 
@@ -68,7 +69,37 @@ class Customer(Base):
     name_pinyin: Mapped[str] = mapped_column(String(256), default="")
     name_initials: Mapped[str] = mapped_column(String(64), default="")
     phone_tail: Mapped[str] = mapped_column(String(4), default="")
-    birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    # -- care (scheduler): birthday as given (solar or lunar, see crm_core.birthdays), consent, contract end
+    birthday_calendar: Mapped[str] = mapped_column(String(5), default="")  # "" none | solar | lunar
+    birthday_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    birthday_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    birthday_leap: Mapped[bool] = mapped_column(Boolean, default=False)
+    birthday_year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Care messages (greetings) go only to customers who agreed and have not opted out since.
+    care_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    care_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    contract_ends_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+    @property
+    def birthday(self) -> Birthday | None:
+        if not self.birthday_calendar or self.birthday_month is None or self.birthday_day is None:
+            return None
+        return Birthday(self.birthday_month, self.birthday_day, lunar=self.birthday_calendar == LUNAR,
+                        leap=self.birthday_leap, year=self.birthday_year)
+
+    @birthday.setter
+    def birthday(self, value: Birthday | None) -> None:
+        self.birthday_calendar = value.calendar if value else ""
+        self.birthday_month = value.month if value else None
+        self.birthday_day = value.day if value else None
+        self.birthday_leap = value.leap if value else False
+        self.birthday_year = value.year if value else None
+
+    @property
+    def may_receive_care(self) -> bool:
+        """Consent given and not withdrawn: the only customers a greeting may go to."""
+        return self.care_consent and self.care_opted_out_at is None
 
     @validates("name")
     def _keep_name_keys(self, _key: str, name: str) -> str:
@@ -203,6 +234,10 @@ Index("ix_customers_phone_tail", Customer.phone_tail).ddl_if(dialect="sqlite")
 Index("ix_customers_company_prefix", Customer.company, postgresql_ops={"company": _PREFIX})
 Index("ix_customers_remark_prefix", Customer.remark, postgresql_ops={"remark": _PREFIX})
 Index("ix_customers_owner_contact", Customer.owner_id, Customer.last_contact_at)
+# The care jobs' scans: whose birthday is today, who went quiet, whose contract ends soon.
+Index("ix_customers_birthday", Customer.birthday_calendar, Customer.birthday_month, Customer.birthday_day)
+Index("ix_customers_lifecycle_contact", Customer.lifecycle, Customer.last_contact_at)
+Index("ix_customers_contract_ends", Customer.contract_ends_on)
 
 
 class Note(Base):
@@ -281,3 +316,32 @@ class CustomerTag(Base):
     name: Mapped[str] = mapped_column(String(64))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CareDelivery(Base):
+    """One care occasion for one customer (a birthday, a festival): how it was, or could not be, delivered.
+
+    The unique (customer, occasion, occasion_date) row is written with the outbox row in one
+    transaction, so a second scheduler, a retry or a re-run after a crash finds it and sends nothing.
+    `channel` is kf (a 微信客服 message), template (a group-send task the owner rep confirms) or
+    none (no channel WeCom allows; the rep is told); `status` follows the send and, for templates,
+    whether the rep actually sent it."""
+
+    __tablename__ = "care_deliveries"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "occasion", "occasion_date", name="uq_care_delivery_occasion"),
+        Index("ix_care_deliveries_status", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    occasion: Mapped[str] = mapped_column(String(32))  # birthday | festival:<name>
+    occasion_date: Mapped[date] = mapped_column(Date)  # local business date
+    channel: Mapped[str] = mapped_column(String(12))  # kf | template | none
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued | sent | confirmed | unsent | no_channel
+    outbox_key: Mapped[str] = mapped_column(String(255), default="")
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    wecom_msgid: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

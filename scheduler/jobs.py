@@ -7,8 +7,11 @@ shows an operator.
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
+from pathlib import Path
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, select
 
 from config.settings import Settings
@@ -17,8 +20,9 @@ from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
 from crm_core.tickets import TicketService, default_policy
 from scheduler.models import JobRun
-from scheduler.runner import JobContext, ScheduledJob
+from scheduler.runner import JobContext, JobFunc, ScheduledJob
 
+SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "config" / "schedule.toml"
 REMINDER_BATCH = 500
 KEEP_JOB_RUNS = timedelta(days=30)
 
@@ -76,12 +80,37 @@ async def prune_job_runs(ctx: JobContext) -> str:
     return f"{result.rowcount} old run record(s) removed"
 
 
-def build_jobs(settings: Settings) -> list[ScheduledJob]:
-    return [
-        ScheduledJob("followups.remind", "* * * * *", "every minute: remind the owner rep when a follow-up falls due (once each)",
-                     remind_due_followups),
-        ScheduledJob("tickets.sla_escalations", "*/5 * * * *",
-                     "every 5 minutes: escalate ticket SLA breaches to the agent, then the manager (once each)",
-                     escalate_ticket_slas),
-        ScheduledJob("scheduler.prune_runs", "30 3 * * *", "daily 03:30: drop job run records older than 30 days", prune_job_runs),
-    ]
+JOB_FUNCTIONS: dict[str, JobFunc] = {
+    "followups.remind": remind_due_followups,
+    "tickets.sla_escalations": escalate_ticket_slas,
+    "scheduler.prune_runs": prune_job_runs,
+}
+
+
+def load_schedule(path: Path = SCHEDULE_FILE) -> list[dict[str, str]]:
+    """The `[[job]]` entries of config/schedule.toml, checked: known names, no repeats, valid cron."""
+    entries = tomllib.loads(path.read_text(encoding="utf-8")).get("job", [])
+    problems, seen = [], set()
+    for entry in entries:
+        name = entry.get("name", "")
+        if name not in JOB_FUNCTIONS:
+            problems.append(f"{path.name}: no job called {name!r} (known: {', '.join(sorted(JOB_FUNCTIONS))})")
+        if name in seen:
+            problems.append(f"{path.name}: job {name!r} is scheduled twice")
+        seen.add(name)
+        try:
+            CronTrigger.from_crontab(entry.get("cron", ""))
+        except ValueError as exc:
+            problems.append(f"{path.name}: job {name!r} has an invalid cron {entry.get('cron')!r}: {exc}")
+        if not entry.get("description"):
+            problems.append(f"{path.name}: job {name!r} needs a description")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return entries
+
+
+def build_jobs(settings: Settings, extra: dict[str, JobFunc] | None = None) -> list[ScheduledJob]:
+    """The scheduled jobs; `extra` supplies jobs that need resources only the service has (e.g. WeCom)."""
+    functions = {**JOB_FUNCTIONS, **(extra or {})}
+    return [ScheduledJob(entry["name"], entry["cron"], entry["description"], functions[entry["name"]])
+            for entry in load_schedule() if entry["name"] in functions]

@@ -26,7 +26,7 @@ async def test_lookup_card_by_every_kind_of_query(chat):
         card = await chat.ask("zhangwei", query)
         assert card.startswith("**【赵磊】华东精密机械有限公司**"), (query, card)
     assert "138****1001" in card and "13800131001" not in card
-    assert "负责人：张伟" in card and "生日：03-12" in card and "重要客户" in card
+    assert "负责人：张伟" in card and "生日：1985年3月12日" in card and "重要客户" in card
     zhao = await chat.customer("赵磊")
     assert (await audit_actions(chat, zhao.id)).count("customer.view") == len(queries)
     [message] = [m for m in chat.service.sim.sent_app_messages if m["touser"] == "zhangwei"][:1]

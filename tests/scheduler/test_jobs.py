@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
 from config.settings import Settings
 from crm_core.models import Customer, FollowUp, OutboxItem, Staff
-from scheduler.jobs import build_jobs, remind_due_followups
+from scheduler.jobs import JOB_FUNCTIONS, build_jobs, load_schedule, remind_due_followups
 from scheduler.runner import JobContext
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
 
 
-def test_schedule_table_is_valid():
+def test_schedule_table_is_valid_and_schedules_every_job():
     jobs = build_jobs(Settings())
-    assert len({j.name for j in jobs}) == len(jobs)
+    assert {j.name for j in jobs} == set(JOB_FUNCTIONS)  # every job is scheduled, once
     for job in jobs:
         CronTrigger.from_crontab(job.cron, timezone=TZ)  # raises on a bad expression
         assert job.description and job.description.isascii()
+
+
+def test_a_bad_schedule_entry_is_refused_with_the_reason(tmp_path):
+    bad = tmp_path / "schedule.toml"
+    bad.write_text('[[job]]\nname = "birthdays"\ncron = "61 9 * * *"\ndescription = ""\n', encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        load_schedule(bad)
+    message = str(refused.value)
+    assert "no job called 'birthdays'" in message and "invalid cron" in message and "needs a description" in message
 
 
 async def test_due_followups_are_reminded_exactly_once(env):  # noqa: F811
