@@ -1,0 +1,179 @@
+"""Manager digests: a daily and a weekly team report per manager, as WeCom markdown.
+
+Each manager gets the figures of their departments' customers (crm_core.scope); admins get the
+whole company's. A quiet day still gets a one-line digest: a daily report that sometimes does not
+come leaves the manager wondering whether it broke. Each digest is one outbox row keyed by
+manager and day (or ISO week), so a re-run or a second scheduler sends nothing twice. Wording
+lives in config/templates_digests.toml.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+import config
+from config.templates import render
+from crm_core.deals import DealStages
+from crm_core.models import Staff
+from crm_core.outbox import OutboxService
+from crm_core.reports import Period, TeamReport, team_report
+from crm_core.scope import scope_for
+from scheduler.runner import JobContext, JobFunc
+
+log = logging.getLogger(__name__)
+
+DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
+RECIPIENT_ROLES = ("manager", "admin")
+# WeCom refuses markdown content over 4096 bytes (UTF-8).
+MAX_BYTES = 4096
+# Lists (reps, customers, keywords) are cut to the first of these lengths that fits.
+LIST_LIMITS = (10, 5, 3, 1)
+
+
+async def send_daily_digests(ctx: JobContext) -> str:
+    """The 24 hours up to the run, for each manager's team."""
+    local_date = ctx.now.astimezone(ctx.timezone).date()
+    return await _send_digests(ctx, "daily", Period.day_before(ctx.now, ctx.timezone), local_date.isoformat())
+
+
+async def send_weekly_digests(ctx: JobContext) -> str:
+    """The last complete week (Monday 00:00 – Sunday 24:00 local), for each manager's team."""
+    period = Period.week_before(ctx.now, ctx.timezone)
+    year, week, _ = period.start.astimezone(ctx.timezone).date().isocalendar()
+    return await _send_digests(ctx, "weekly", period, f"{year}-W{week:02d}")
+
+
+async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) -> str:
+    """One transaction per manager, so one manager's failure neither blocks nor undoes the others'."""
+    async with ctx.sessions() as session:
+        recipients = (await session.scalars(
+            select(Staff).where(Staff.active, Staff.role.in_(RECIPIENT_ROLES)).order_by(Staff.id)
+        )).all()
+    queued, failed = 0, []
+    for manager in recipients:
+        try:
+            async with ctx.sessions() as session:
+                scope = await scope_for(session, manager)
+                report = await team_report(session, scope, period, as_of=ctx.now)
+                content = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone)
+                queued += int(await OutboxService(session).enqueue(
+                    idempotency_key=f"digest:{kind}:{manager.id}:{stamp}",
+                    kind="app_message",
+                    payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}},
+                    staff_id=manager.id,
+                ))
+                await session.commit()
+        except Exception:
+            log.exception("%s digest for %s failed", kind, manager.userid)
+            failed.append(manager.userid)
+    summary = f"{queued} {kind} digest(s) queued for {len(recipients)} manager(s)/admin(s)"
+    if failed:
+        raise RuntimeError(f"{summary}; failed for {', '.join(failed)}")
+    return summary
+
+
+def render_digest(kind: str, report: TeamReport, tz: ZoneInfo, *, company_wide: bool = False) -> str:
+    """The digest's markdown, its lists shortened until it fits WeCom's size limit."""
+    for limit in LIST_LIMITS:
+        content = "\n".join(_lines(kind, report, tz, limit, company_wide))
+        if _fits(content):
+            return content
+    return _cut_to_fit(content)
+
+
+def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide: bool) -> list[str]:
+    start, end = report.period.start.astimezone(tz), report.period.end.astimezone(tz)
+    if kind == "daily":
+        lines = [render("digests.daily_title", date=_day(end.date())),
+                 render("digests.period", start=f"{start:%m-%d %H:%M}", end=f"{end:%m-%d %H:%M}")]
+    else:
+        lines = [render("digests.weekly_title", start=_day(start.date()), end=_day(end.date() - timedelta(days=1)))]
+    if company_wide:
+        lines.append(render("digests.company_wide"))
+    lines.append("")
+    if not report.has_activity:
+        lines.append(render(f"digests.quiet_{kind}"))
+    if report.new_customers:
+        lines.append(render("digests.new_customers", count=report.new_customers))
+    if report.messages_in or report.messages_out:
+        lines.append(render("digests.messages", incoming=report.messages_in, outgoing=report.messages_out))
+    mix = report.sentiment
+    if mix.total:
+        lines.append(render("digests.sentiment", positive=mix.positive, neutral=mix.neutral, negative=mix.negative))
+    if report.trending_negative:
+        lines.append(render("digests.trending_header"))
+        lines += _capped([render("digests.trending_line", name=c.name or render("digests.customer_unnamed", id=c.customer_id),
+                                 score=c.sentiment) for c in report.trending_negative], limit)
+    t = report.tickets
+    if t.complaints or t.opened or t.resolved or t.sla_breached:
+        lines.append(render("digests.tickets", complaints=t.complaints, opened=t.opened, resolved=t.resolved,
+                            breached=t.sla_breached))
+    if report.overdue_followups:
+        lines.append(render("digests.overdue_header"))
+        lines += _capped([render("digests.overdue_line", name=r.name, count=r.count) for r in report.overdue_followups],
+                         limit)
+    lines += _deal_lines(report)
+    if report.keywords:
+        words = [render("digests.keyword", word=w, count=n) for w, n in report.keywords[:limit]]
+        lines.append(render("digests.keywords", words=render("digests.keyword_separator").join(words)))
+    return lines
+
+
+def _deal_lines(report: TeamReport) -> list[str]:
+    deals, lines = report.deals, []
+    if deals.open_by_stage:
+        order = {stage: i for i, stage in enumerate(_pipeline().all)}
+        stages = sorted(deals.open_by_stage.items(), key=lambda sc: (order.get(sc[0], len(order)), sc[0]))
+        shown = [render("digests.deals_stage", stage=s, count=n) for s, n in stages]
+        lines.append(render("digests.deals_open", stages=render("digests.item_separator").join(shown)))
+    if deals.moved or deals.won or deals.lost:
+        key = "digests.deals_changed_amount" if deals.won_amount else "digests.deals_changed"
+        lines.append(render(key, moved=deals.moved, won=deals.won, lost=deals.lost, amount=_money(deals.won_amount)))
+    return lines
+
+
+def _capped(lines: list[str], limit: int) -> list[str]:
+    """The first `limit` lines, then how many more there are ("…等 N 位")."""
+    if len(lines) <= limit:
+        return lines
+    return lines[:limit] + [render("digests.more", count=len(lines) - limit)]
+
+
+def _fits(content: str) -> bool:
+    return len(content.encode("utf-8")) <= MAX_BYTES
+
+
+def _cut_to_fit(content: str) -> str:
+    """Last resort for absurdly long names: drop whole lines from the end, say so."""
+    lines, tail = content.split("\n"), render("digests.truncated")
+    while lines and not _fits("\n".join([*lines, tail])):
+        lines.pop()
+    return "\n".join([*lines, tail])
+
+
+def _day(day: date) -> str:
+    return render("digests.date", month=day.month, day=day.day)
+
+
+def _money(amount: int) -> str:
+    if amount >= 10_000:
+        return render("digests.money_wan", value=f"{amount / 10_000:.2f}".rstrip("0").rstrip("."))
+    return render("digests.money_yuan", value=amount)
+
+
+@cache
+def _pipeline() -> DealStages:
+    """The configured stage order, so open deals read along the pipeline."""
+    return DealStages.from_file(DEAL_PIPELINE_FILE)
+
+
+JOBS: dict[str, JobFunc] = {
+    "digests.daily": send_daily_digests,
+    "digests.weekly": send_weekly_digests,
+}
