@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.templates import render
 from crm_core.db import utcnow
 from crm_core.errors import DomainError, DuplicateError, NotFoundError, ValidationError
-from crm_core.models import Customer, CustomerTag, Message, OutboxItem, Staff
+from crm_core.kf_window import KF_CHANNEL, kf_reply_address
+from crm_core.models import Customer, CustomerTag, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.sql import insert_if_absent
 from crm_core.ticket_models import CLOSED, OPEN, RESOLVED, Ticket, TicketEvent
@@ -36,9 +37,6 @@ log = logging.getLogger(__name__)
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "tickets.toml"
 PRIORITIES = ("urgent", "high", "normal")  # most pressing first
-KF_CHANNEL = "wecom_kf"
-KF_WINDOW = timedelta(hours=48)
-KF_WINDOW_REPLIES = 5
 EXCERPT_CHARS = 200
 _CSAT = re.compile(r"^\s*([1-5])\s*(分|星)?\s*[。.!！]?\s*$")
 _NUMBER = re.compile(r"^T\d{8}-\d{4,}$")
@@ -542,21 +540,8 @@ class TicketService:
     # the customer's channel
 
     async def _kf_allowed(self, ticket: Ticket, now: datetime) -> bool:
-        """Whether a 微信客服 reply is allowed now: within 48 h of the customer's last kf message and
-        fewer than 5 replies since (ours in the outbox plus any sent from WeCom's own kf console)."""
-        if not ticket.reply_open_kfid:
-            return False
-        last_in = await self.session.scalar(select(func.max(Message.sent_at)).where(
-            Message.customer_id == ticket.customer_id, Message.channel == KF_CHANNEL, Message.direction == "in"))
-        if last_in is None or now - last_in > KF_WINDOW:
-            return False
-        ours = await self.session.scalar(select(func.count()).where(
-            OutboxItem.customer_id == ticket.customer_id, OutboxItem.kind == "kf_message",
-            OutboxItem.status != "parked", OutboxItem.created_at >= last_in)) or 0
-        console = await self.session.scalar(select(func.count()).where(
-            Message.customer_id == ticket.customer_id, Message.channel == KF_CHANNEL, Message.direction == "out",
-            Message.sent_at >= last_in, ~Message.external_msg_id.startswith("outbox:"))) or 0
-        return ours + console < KF_WINDOW_REPLIES
+        """Whether a 微信客服 reply is allowed now (WeCom's window, see crm_core.kf_window)."""
+        return bool(ticket.reply_open_kfid) and await kf_reply_address(self.session, ticket.customer_id, now) is not None
 
     async def _acknowledge(self, ticket: Ticket, now: datetime) -> None:
         if await self._kf_allowed(ticket, now):

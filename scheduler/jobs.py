@@ -19,7 +19,7 @@ from config.templates import render
 from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
 from crm_core.tickets import TicketService, default_policy
-from scheduler import digests
+from scheduler import care, digests
 from scheduler.models import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob
 
@@ -85,6 +85,7 @@ JOB_FUNCTIONS: dict[str, JobFunc] = {
     "followups.remind": remind_due_followups,
     "tickets.sla_escalations": escalate_ticket_slas,
     "scheduler.prune_runs": prune_job_runs,
+    **care.JOBS,
     **digests.JOBS,
 }
 

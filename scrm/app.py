@@ -32,6 +32,7 @@ from scrm.api import api_routes, health_routes
 from scrm.group_commit import GroupCommitInbox
 from scrm.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
+from scrm.care_optout import CareOptOut
 from scrm.tickets import TicketIntake, ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.sender import OutboxSender, undeliverable_notifier
@@ -136,7 +137,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
         timezone=settings.tz,
         roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
         on_staff_message=build_dispatcher(settings.tz, app[keys.REDIS]),
-        customer_message_handlers=[analyse_customer_message, TicketIntake(settings.tz)],
+        customer_message_handlers=[analyse_customer_message, CareOptOut(), TicketIntake(settings.tz)],
     )
 
 
