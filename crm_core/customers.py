@@ -102,10 +102,13 @@ class CustomerService:
         customer.churned_at = at or utcnow()
 
     async def touch_contact(self, customer: Customer, *, at: datetime, staff_id: int | None = None) -> None:
+        """Any interaction counts as contact, and wakes a dormant (沉睡) customer up again."""
         if customer.last_contact_at is None or at >= customer.last_contact_at:
             customer.last_contact_at = at
             if staff_id is not None:
                 customer.last_contact_by_id = staff_id
+        if customer.lifecycle == "dormant":
+            customer.lifecycle = "active"
 
     async def create(self, *, name: str, phone: str, company: str, owner_id: int, at: datetime) -> Customer:
         """A customer entered by hand; refuses with DuplicateCustomerError when it already exists."""
