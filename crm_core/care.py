@@ -377,3 +377,12 @@ class CareService:
         listed = "、".join(name or "—" for name in names)
         return render("care.rep.names_more", names=listed) if count > len(names) else listed
 
+
+
+async def settle_kf_delivery(session: AsyncSession, outbox_key: str, *, sent: bool, error: str = "") -> None:
+    """A greeting sent by 微信客服 is done once its outbox row is: mark the delivery sent, or
+    unsent with the reason when the sender gave up (e.g. the window closed while it was held)."""
+    values = {"status": "sent"} if sent else {"status": "unsent", "detail": f"not delivered: {error}"[:2000]}
+    await session.execute(update(CareDelivery).where(
+        CareDelivery.outbox_key == outbox_key, CareDelivery.channel == KF, CareDelivery.status == "queued",
+    ).values(**values, updated_at=utcnow()))

@@ -331,6 +331,7 @@ class CareDelivery(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "occasion", "occasion_date", name="uq_care_delivery_occasion"),
         Index("ix_care_deliveries_status", "status", "created_at"),
+        Index("ix_care_deliveries_outbox_key", "outbox_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

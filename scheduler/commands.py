@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
-from config.settings import load_settings
+from config.settings import Settings, load_settings
 from crm_core.db import create_engine, session_factory, utcnow
-from scheduler.jobs import build_jobs
+from scheduler.jobs import SERVICE_JOB_NAMES, build_jobs
 from scheduler.runner import Scheduler
 
 
@@ -23,29 +25,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_run)
 
 
-async def _scheduler(args: argparse.Namespace):
+@asynccontextmanager
+async def _scheduler(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, Scheduler]]:
+    """A scheduler over the configured database and Redis; with WeCom credentials it also has the
+    jobs that call WeCom (SERVICE_JOB_NAMES), built by the service exactly as `scrm serve` does."""
+    import aiohttp
+
+    from connectors.wecom.client import WeComClient
+    from scrm.app import service_jobs
     from scrm.resources import open_redis, prepare_schema
 
     settings = load_settings(toml_path=args.config)
     engine = create_engine(settings.database_url)
-    await prepare_schema(engine, settings)
-    scheduler = Scheduler(build_jobs(settings), session_factory(engine), open_redis(settings), settings.tz)
-    return settings, engine, scheduler
+    redis = open_redis(settings)
+    try:
+        await prepare_schema(engine, settings)
+        async with aiohttp.ClientSession() as http:
+            extra = {}
+            if settings.wecom.configured:
+                wecom = settings.wecom
+                extra = service_jobs(WeComClient(http, api_base=wecom.api_base, corp_id=wecom.corp_id,
+                                                 secret=wecom.secret, redis=redis))
+            yield settings, Scheduler(build_jobs(settings, extra), session_factory(engine), redis, settings.tz)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def _unavailable(scheduler: Scheduler) -> list[str]:
+    return sorted(SERVICE_JOB_NAMES - set(scheduler.jobs))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     async def main() -> None:
-        settings, engine, scheduler = await _scheduler(args)
-        try:
+        async with _scheduler(args) as (settings, scheduler):
             last = await scheduler.last_runs()
-        finally:
-            await engine.dispose()
         now = utcnow()
         for job in scheduler.jobs.values():
             next_run = job.next_run(now, settings.tz)
             run = last.get(job.name)
             last_text = f"{run.scheduled_for.astimezone(settings.tz):%Y-%m-%d %H:%M} {run.status}" if run else "never"
             print(f"{job.name:28} {job.cron:18} next {next_run:%Y-%m-%d %H:%M}  last {last_text}\n    {job.description}")
+        for name in _unavailable(scheduler):
+            print(f"{name:28} needs WeCom credentials (SCRM_WECOM_*) to run")
 
     asyncio.run(main())
     return 0
@@ -53,17 +75,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     async def main() -> int:
-        settings, engine, scheduler = await _scheduler(args)
-        if args.name not in scheduler.jobs:
-            print(f"no job {args.name!r}; `scrm jobs list` shows them")
-            return 2
-        at = datetime.fromisoformat(args.at) if args.at else utcnow()
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=settings.tz)
-        try:
+        async with _scheduler(args) as (settings, scheduler):
+            if args.name in _unavailable(scheduler):
+                print(f"{args.name} calls WeCom: set SCRM_WECOM_CORP_ID and the other SCRM_WECOM_* variables first")
+                return 2
+            if args.name not in scheduler.jobs:
+                print(f"no job {args.name!r}; `scrm jobs list` shows them")
+                return 2
+            at = datetime.fromisoformat(args.at) if args.at else utcnow()
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=settings.tz)
             summary = await scheduler.run_job(args.name, at)
-        finally:
-            await engine.dispose()
         print(summary if summary is not None else f"{args.name} already ran for {at.isoformat()}")
         return 0
 

@@ -19,7 +19,7 @@ from config.templates import render
 from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
 from crm_core.tickets import TicketService, default_policy
-from scheduler import care, digests
+from scheduler import care, digests, nudges
 from scheduler.models import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob
 
@@ -86,18 +86,25 @@ JOB_FUNCTIONS: dict[str, JobFunc] = {
     "tickets.sla_escalations": escalate_ticket_slas,
     "scheduler.prune_runs": prune_job_runs,
     **care.JOBS,
+    **nudges.JOBS,
     **digests.JOBS,
 }
+
+
+# Jobs that need what only the service has (the WeCom client): scrm builds them and passes them
+# to `build_jobs` as `extra`, so the scheduler package itself never talks to WeCom.
+SERVICE_JOB_NAMES = frozenset({"care.group_send_sync"})
 
 
 def load_schedule(path: Path = SCHEDULE_FILE) -> list[dict[str, str]]:
     """The `[[job]]` entries of config/schedule.toml, checked: known names, no repeats, valid cron."""
     entries = tomllib.loads(path.read_text(encoding="utf-8")).get("job", [])
+    known = set(JOB_FUNCTIONS) | SERVICE_JOB_NAMES
     problems, seen = [], set()
     for entry in entries:
         name = entry.get("name", "")
-        if name not in JOB_FUNCTIONS:
-            problems.append(f"{path.name}: no job called {name!r} (known: {', '.join(sorted(JOB_FUNCTIONS))})")
+        if name not in known:
+            problems.append(f"{path.name}: no job called {name!r} (known: {', '.join(sorted(known))})")
         if name in seen:
             problems.append(f"{path.name}: job {name!r} is scheduled twice")
         seen.add(name)
@@ -113,7 +120,10 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> list[dict[str, str]]:
 
 
 def build_jobs(settings: Settings, extra: dict[str, JobFunc] | None = None) -> list[ScheduledJob]:
-    """The scheduled jobs; `extra` supplies jobs that need resources only the service has (e.g. WeCom)."""
+    """The scheduled jobs; `extra` supplies the SERVICE_JOB_NAMES jobs (left out when not given)."""
+    unknown = set(extra or {}) - SERVICE_JOB_NAMES
+    if unknown:
+        raise ValueError(f"extra jobs must be listed in SERVICE_JOB_NAMES: {', '.join(sorted(unknown))}")
     functions = {**JOB_FUNCTIONS, **(extra or {})}
     return [ScheduledJob(entry["name"], entry["cron"], entry["description"], functions[entry["name"]])
             for entry in load_schedule() if entry["name"] in functions]

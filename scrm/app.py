@@ -25,7 +25,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.events import EventBus
 from crm_core.models import InboxItem, OutboxItem
 from scheduler.jobs import build_jobs
-from scheduler.runner import Scheduler
+from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.analysis import analyse_customer_message
 from scrm.api import api_routes, health_routes
@@ -33,6 +33,7 @@ from scrm.group_commit import GroupCommitInbox
 from scrm.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
 from scrm.care_optout import CareOptOut
+from scrm.group_sends import make_group_send_sync_job
 from scrm.tickets import TicketIntake, ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.sender import OutboxSender, undeliverable_notifier
@@ -169,11 +170,17 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    scheduler = Scheduler(build_jobs(settings), app[keys.SESSIONS], app[keys.REDIS], settings.tz)
+    scheduler = Scheduler(build_jobs(settings, service_jobs(app[keys.WECOM])), app[keys.SESSIONS], app[keys.REDIS],
+                          settings.tz)
     task = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     yield
     scheduler.stop()
     await stop_tasks({task})
+
+
+def service_jobs(wecom: WeComClient) -> dict[str, JobFunc]:
+    """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
+    return {"care.group_send_sync": make_group_send_sync_job(wecom)}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.templates import render
 from connectors.wecom.errors import InvalidUserError
+from crm_core.care import settle_kf_delivery
 from crm_core.db import utcnow
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
@@ -46,6 +47,8 @@ class OutboxSender:
                 customer_id=item.customer_id, staff_id=item.staff_id, sent_at=utcnow(),
             )
         )
+        if item.kind == "kf_message":
+            await settle_kf_delivery(session, item.idempotency_key, sent=True)
         return {"status": "sent", "sent_at": utcnow(), "response": response, "last_error": ""}
 
     async def _send(self, item: OutboxItem) -> dict:
@@ -99,6 +102,10 @@ def undeliverable_notifier(sessions):
     an agent who was told "sent" must learn that it was not."""
 
     async def notify(item: OutboxItem, error: str) -> None:
+        if item.kind == "kf_message":
+            async with sessions() as session:
+                await settle_kf_delivery(session, item.idempotency_key, sent=False, error=error)
+                await session.commit()
         if item.kind == "app_message" or item.staff_id is None:
             return  # app messages go to staff themselves; there is nobody else to tell
         if "KfWindowClosedError" in error:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -137,6 +138,54 @@ class WeComClient:
         The answer's ``fail_list`` names external_userids that cannot receive it.
         """
         return await self.call("POST", "externalcontact/add_msg_template", json=payload)
+
+    async def get_groupmsg_task(self, msgid: str, *, cursor: str | None = None, limit: int = 1000) -> dict[str, Any]:
+        """One page of a group send's per-sender tasks (externalcontact/get_groupmsg_task).
+
+        ``task_list`` items: userid, status (0 not sent, 2 sent), send_time once sent. Pass a
+        non-empty ``next_cursor`` back for the next page. An unknown or expired msgid is
+        errcode 41047; asking right after creating the task may answer 41063 (still dispatching).
+        """
+        body = {"msgid": msgid, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        return await self.call("POST", "externalcontact/get_groupmsg_task", json=body)
+
+    async def get_groupmsg_send_result(
+        self, msgid: str, userid: str, *, cursor: str | None = None, limit: int = 1000
+    ) -> dict[str, Any]:
+        """One page of what each customer in ``userid``'s task got (externalcontact/get_groupmsg_send_result).
+
+        ``send_list`` items: external_userid, userid, status (0 not sent, 1 sent, 2 not a friend,
+        3 already got another group message), send_time when sent. Paged like ``get_groupmsg_task``.
+        """
+        body = {"msgid": msgid, "userid": userid, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        return await self.call("POST", "externalcontact/get_groupmsg_send_result", json=body)
+
+    async def groupmsg_task_list(self, msgid: str) -> list[dict[str, Any]]:
+        """Every sender's task of a group send, all pages."""
+        return await self._all_pages("externalcontact/get_groupmsg_task", "task_list",
+                                     lambda cursor: self.get_groupmsg_task(msgid, cursor=cursor))
+
+    async def groupmsg_send_list(self, msgid: str, userid: str) -> list[dict[str, Any]]:
+        """Every customer's result in ``userid``'s task, all pages."""
+        return await self._all_pages("externalcontact/get_groupmsg_send_result", "send_list",
+                                     lambda cursor: self.get_groupmsg_send_result(msgid, userid, cursor=cursor))
+
+    async def _all_pages(
+        self, api: str, field: str, fetch: Callable[[str | None], Awaitable[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Follow ``next_cursor`` until WeCom answers an empty one; a cursor seen twice would loop forever."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await fetch(cursor)
+            items.extend(page.get(field) or [])
+            cursor = page.get("next_cursor") or None
+            if cursor is None:
+                return items
+            if cursor in seen:
+                raise WeComUnavailableError(f"next_cursor {cursor!r} came back twice", api)
+            seen.add(cursor)
 
     async def _cached_token(self) -> str | None:
         value = await self._redis.get(self._token_key)

@@ -19,7 +19,7 @@ from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.models import Customer, Staff
 from scrm import keys
 from scrm.app import create_app
-from tests.service.conftest import Service, external_id, service_settings, sim, sim_server  # noqa: F401  (fixtures)
+from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings, sim, sim_server  # noqa: F401  (fixtures)
 
 # Wednesday 2026-11-18 10:00 in Shanghai.
 FIXED_NOW = datetime(2026, 11, 18, 2, 0, tzinfo=timezone.utc)
@@ -86,7 +86,7 @@ async def chat(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Chat
     roles = tmp_path / "roles.toml"
     roles.write_text(ROLES_TOML, encoding="utf-8")
     settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles)
-    client = await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(settings, TEST_ROLES))
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
                             corp_id=sim.corp_id, agent_id=str(sim.agent_id))

@@ -10,14 +10,17 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from crm_core.models import Customer, FollowUp, OutboxItem, Staff
-from scheduler.jobs import JOB_FUNCTIONS, build_jobs, load_schedule, remind_due_followups
+from scheduler.jobs import JOB_FUNCTIONS, SERVICE_JOB_NAMES, build_jobs, load_schedule, remind_due_followups
 from scheduler.runner import JobContext
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
 
 
 def test_schedule_table_is_valid_and_schedules_every_job():
-    jobs = build_jobs(Settings())
-    assert {j.name for j in jobs} == set(JOB_FUNCTIONS)  # every job is scheduled, once
+    async def service_job(ctx):
+        return ""
+
+    jobs = build_jobs(Settings(), {name: service_job for name in SERVICE_JOB_NAMES})
+    assert {j.name for j in jobs} == set(JOB_FUNCTIONS) | SERVICE_JOB_NAMES  # every job is scheduled, once
     for job in jobs:
         CronTrigger.from_crontab(job.cron, timezone=TZ)  # raises on a bad expression
         assert job.description and job.description.isascii()

@@ -20,6 +20,8 @@ from scrm import keys
 from scrm.app import create_app, stop_tasks
 
 API_TOKEN = "test-api-token"
+# The scheduler role runs jobs on the real clock; tests run jobs explicitly, on a fixed clock.
+TEST_ROLES = frozenset({"web", "worker"})
 
 
 @dataclass
@@ -99,7 +101,7 @@ async def sim_server(aiohttp_server, sim: SimulatorState) -> TestServer:
 @pytest.fixture
 async def service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client) -> Service:
     settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")))
-    client = await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(settings, TEST_ROLES))
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
                             corp_id=sim.corp_id, agent_id=str(sim.agent_id))

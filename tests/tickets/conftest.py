@@ -20,7 +20,7 @@ from scrm.sender import message_text
 from scrm.tickets import TicketIntake
 from tests.bot.conftest import ROLES_TOML, Chat
 from tests.service.conftest import *
-from tests.service.conftest import Service, external_id, service_settings
+from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
 
 
 @dataclass
@@ -70,7 +70,7 @@ async def desk(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Desk
     roles = tmp_path / "roles.toml"
     roles.write_text(ROLES_TOML, encoding="utf-8")
     settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles)
-    app = create_app(settings)
+    app = create_app(settings, TEST_ROLES)
     client = await aiohttp_client(app)
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,

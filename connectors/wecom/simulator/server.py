@@ -155,16 +155,50 @@ def _add_msg_template(state: SimulatorState, _: web.Request, body: dict[str, Any
         raise ApiError(40058)
     if "text" in body:
         _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None)
-    sender = body.get("sender")
-    fail_list = []
-    for external_userid in body.get("external_userid", []):
-        contact = state.external_contacts.get(external_userid)
-        followers = {f["userid"] for f in contact["follow_user"]} if contact else set()
-        if contact is None or (sender and sender not in followers):
-            fail_list.append(external_userid)
-    msgid = "msg" + secrets.token_urlsafe(18)
-    state.msg_templates.append({**body, "msgid": msgid, "fail_list": fail_list})
+    msgid, fail_list = state.add_msg_template(body)
     return _ok(fail_list=fail_list, msgid=msgid)
+
+
+def _group_msg_limit(body: dict[str, Any]) -> int:
+    """WeCom's page size rule: "最大值1000，默认值500"; anything else is 40058."""
+    limit = body.get("limit", 500)
+    if not isinstance(limit, int) or not 1 <= limit <= 1000:
+        raise ApiError(40058)
+    return limit
+
+
+def _get_groupmsg_task(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """Each sender's status for one group send: 0 not yet confirmed, 2 sent."""
+    msgid = body.get("msgid")
+    if not msgid:
+        raise ApiError(41046)
+    limit = _group_msg_limit(body)
+    try:
+        task_list, next_cursor = state.groupmsg_task_page(str(msgid), body.get("cursor"), limit)
+    except KeyError as exc:
+        raise ApiError(41047) from exc
+    except ValueError as exc:
+        raise ApiError(40058) from exc
+    return _ok(next_cursor=next_cursor, task_list=task_list)
+
+
+def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """Each customer's result in one sender's task: 0 not sent, 1 sent, 2 not a friend, 3 limit reached."""
+    msgid, userid = body.get("msgid"), body.get("userid")
+    if not msgid:
+        raise ApiError(41046)
+    if not userid:
+        raise ApiError(41009)
+    if userid not in state.staff:
+        raise ApiError(60111)
+    limit = _group_msg_limit(body)
+    try:
+        send_list, next_cursor = state.groupmsg_send_result_page(str(msgid), str(userid), body.get("cursor"), limit)
+    except KeyError as exc:
+        raise ApiError(41047) from exc
+    except ValueError as exc:
+        raise ApiError(40058) from exc
+    return _ok(next_cursor=next_cursor, send_list=send_list)
 
 
 @dataclass(frozen=True)
@@ -182,6 +216,8 @@ APIS: dict[str, _Api] = {
     "kf/sync_msg": _Api("POST", _kf_sync_msg),
     "kf/send_msg": _Api("POST", _kf_send_msg),
     "externalcontact/add_msg_template": _Api("POST", _add_msg_template),
+    "externalcontact/get_groupmsg_task": _Api("POST", _get_groupmsg_task),
+    "externalcontact/get_groupmsg_send_result": _Api("POST", _get_groupmsg_send_result),
 }
 
 

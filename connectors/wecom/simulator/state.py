@@ -1,7 +1,8 @@
 """In-memory world of the WeCom simulator: directory, tokens, 微信客服 log, sent records, faults.
 
-Business rules that WeCom enforces live here (token expiry, the 微信客服 reply window);
-``server.py`` only translates HTTP to and from these methods.
+Business rules that WeCom enforces live here (token expiry, the 微信客服 reply window, who
+receives a group-send task once the rep confirms it); ``server.py`` only translates HTTP to
+and from these methods.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ ACCESS_TOKEN_TTL = 7200
 KF_TOKEN_TTL = 600  # the Token in a kf_msg_or_event callback is valid for 10 minutes
 KF_WINDOW_SECONDS = 48 * 3600
 KF_WINDOW_MAX_REPLIES = 5
+# "同一个企业每个自然月内仅可针对一个客户/客户群发送4条消息": the fifth gets send_result status 3.
+GROUP_MSG_MONTHLY_LIMIT = 4
+CHINA_UTC_OFFSET = 8 * 3600  # WeCom counts natural months in China time
+
+# Group-send statuses on the wire: a sender's task (get_groupmsg_task) and one customer's result
+# (get_groupmsg_send_result).
+TASK_NOT_SENT, TASK_SENT = 0, 2
+RESULT_NOT_SENT, RESULT_SENT, RESULT_NOT_FRIEND, RESULT_LIMIT_REACHED = 0, 1, 2, 3
 
 #: errmsg text per errcode (WeCom's own wording is English, with a hint and a help link).
 ERRMSGS: dict[int, str] = {
@@ -34,6 +43,9 @@ ERRMSGS: dict[int, str] = {
     41004: "corpsecret missing",
     41009: "missing userid",
     41011: "missing agentid",
+    41046: "missing msgid",
+    41047: "invalid msgid",
+    41063: "msg is being dispatched, please try later",
     42001: "access_token expired",
     44004: "empty content",
     45002: "content size out of limit",
@@ -74,6 +86,15 @@ class KfWindow:
 
 
 @dataclass
+class GroupMsgTask:
+    """One add_msg_template call: each sender's share of customers, and what happened once they confirmed."""
+
+    recipients: dict[str, list[str]]  # sender userid -> external_userids in their task
+    sent_at: dict[str, int] = field(default_factory=dict)  # sender userid -> when they confirmed
+    results: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (userid, external_userid) -> (status, send_time)
+
+
+@dataclass
 class SimulatorState:
     """Everything the fake WeCom knows; tests read the ``sent_*`` records and inject faults."""
 
@@ -90,6 +111,7 @@ class SimulatorState:
     sent_kf_messages: list[dict[str, Any]] = field(default_factory=list)
     msg_templates: list[dict[str, Any]] = field(default_factory=list)
     kf_log: list[dict[str, Any]] = field(default_factory=list)
+    group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -219,6 +241,99 @@ class SimulatorState:
         self._kf_tokens[token] = (open_kfid, self.now() + KF_TOKEN_TTL)
         return token
 
+    # -- group-send tasks (企业群发) ---------------------------------------------------------
+
+    def add_msg_template(self, body: dict[str, Any]) -> tuple[str, list[str]]:
+        """Create a task for each sender to confirm; returns (msgid, fail_list).
+
+        fail_list: customers unknown, or not followed by ``sender`` when one is given. Without a
+        sender, WeCom hands each remaining customer to every staff member who follows them.
+        """
+        sender = body.get("sender")
+        fail_list: list[str] = []
+        recipients: dict[str, list[str]] = {}
+        for external_userid in body.get("external_userid", []):
+            followers = self._followers(external_userid)
+            if not followers or (sender and sender not in followers):
+                fail_list.append(external_userid)
+                continue
+            for userid in [sender] if sender else sorted(followers):
+                recipients.setdefault(userid, []).append(external_userid)
+        if sender and sender in self.staff:
+            recipients.setdefault(sender, [])
+        msgid = "msg" + secrets.token_urlsafe(18)
+        self.msg_templates.append({**body, "msgid": msgid, "fail_list": fail_list})
+        self.group_msg_tasks[msgid] = GroupMsgTask(recipients)
+        return msgid, fail_list
+
+    def confirm_msg_template(self, msgid: str, sender: str) -> dict[str, int]:
+        """The rep taps 发送 on their task: each customer gets it (1), unless no longer a friend (2)
+        or already at this month's group-message limit (3). Returns external_userid -> status."""
+        task = self.group_msg_tasks[msgid]
+        if sender not in task.recipients:
+            raise KeyError(f"{sender!r} has no task in {msgid!r}")
+        if sender in task.sent_at:
+            raise ValueError(f"{sender!r} already sent {msgid!r}")
+        now = int(self.now())
+        task.sent_at[sender] = now
+        outcome = {}
+        for external_userid in task.recipients[sender]:
+            if sender not in self._followers(external_userid):
+                status = RESULT_NOT_FRIEND
+            elif self._group_msgs_this_month(external_userid, now) >= GROUP_MSG_MONTHLY_LIMIT:
+                status = RESULT_LIMIT_REACHED
+            else:
+                status = RESULT_SENT
+            task.results[(sender, external_userid)] = (status, now)
+            outcome[external_userid] = status
+        return outcome
+
+    def end_contact(self, external_userid: str, userid: str) -> None:
+        """The customer deletes the rep (or the rep the customer): they are no longer friends."""
+        contact = self.external_contacts[external_userid]
+        contact["follow_user"] = [f for f in contact["follow_user"] if f["userid"] != userid]
+
+    def groupmsg_task_page(self, msgid: str, cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+        """One get_groupmsg_task page: (task_list, next_cursor, "" on the last page).
+
+        Raises KeyError for an unknown msgid, ValueError for a bad cursor."""
+        task = self.group_msg_tasks[msgid]
+        rows = []
+        for userid in sorted(task.recipients):
+            sent_at = task.sent_at.get(userid)
+            row: dict[str, Any] = {"userid": userid, "status": TASK_SENT if sent_at else TASK_NOT_SENT}
+            if sent_at:
+                row["send_time"] = sent_at
+            rows.append(row)
+        return _page(rows, cursor, limit)
+
+    def groupmsg_send_result_page(
+        self, msgid: str, userid: str, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str]:
+        """One get_groupmsg_send_result page for ``userid``'s customers; same errors as above."""
+        task = self.group_msg_tasks[msgid]
+        rows = []
+        for external_userid in task.recipients.get(userid, []):
+            status, send_time = task.results.get((userid, external_userid), (RESULT_NOT_SENT, 0))
+            row: dict[str, Any] = {"external_userid": external_userid, "userid": userid, "status": status}
+            if status == RESULT_SENT:
+                row["send_time"] = send_time
+            rows.append(row)
+        return _page(rows, cursor, limit)
+
+    def _followers(self, external_userid: str) -> set[str]:
+        contact = self.external_contacts.get(external_userid)
+        return {f["userid"] for f in contact["follow_user"]} if contact else set()
+
+    def _group_msgs_this_month(self, external_userid: str, now: int) -> int:
+        month = _china_month(now)
+        return sum(
+            1
+            for task in self.group_msg_tasks.values()
+            for (_, customer), (status, send_time) in task.results.items()
+            if customer == external_userid and status == RESULT_SENT and _china_month(send_time) == month
+        )
+
     # -- demo view -----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -230,8 +345,25 @@ class SimulatorState:
             "sent_app_messages": self.sent_app_messages,
             "sent_kf_messages": self.sent_kf_messages,
             "msg_templates": self.msg_templates,
+            "group_msg_tasks": {
+                msgid: {"sent_at": task.sent_at,
+                        "results": {f"{userid}/{customer}": status
+                                    for (userid, customer), (status, _) in task.results.items()}}
+                for msgid, task in self.group_msg_tasks.items()
+            },
             "kf_log_size": len(self.kf_log),
         }
+
+
+def _page(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+    start = _decode_cursor(cursor) if cursor else 0
+    end = start + limit
+    return rows[start:end], _encode_cursor(end) if end < len(rows) else ""
+
+
+def _china_month(timestamp: int) -> tuple[int, int]:
+    moment = time.gmtime(timestamp + CHINA_UTC_OFFSET)
+    return moment.tm_year, moment.tm_mon
 
 
 def _encode_cursor(position: int) -> str:

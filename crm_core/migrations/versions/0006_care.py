@@ -61,9 +61,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("customer_id", "occasion", "occasion_date", name="uq_care_delivery_occasion"),
     )
     op.create_index("ix_care_deliveries_status", "care_deliveries", ["status", "created_at"])
+    op.create_index("ix_care_deliveries_outbox_key", "care_deliveries", ["outbox_key"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_care_deliveries_outbox_key", table_name="care_deliveries")
     op.drop_index("ix_care_deliveries_status", table_name="care_deliveries")
     op.drop_table("care_deliveries")
     with op.batch_alter_table("customers", schema=None) as batch_op:
