@@ -82,7 +82,15 @@ def synthetic_customers(count: int, owner_ids: list[int], rng: random.Random, no
         company = rng.choice(CITIES) + rng.choice(WORDS) + rng.choice(TRADES) + rng.choice(SUFFIXES)
         pinyin, initials = name_keys(name)
         contacted = now - timedelta(minutes=rng.randrange(365 * 24 * 60)) if rng.random() < 0.8 else None
+        born = rng.random() < 0.7  # most have a birthday on file, a fifth of those lunar (as people give them)
+        lunar = born and rng.random() < 0.2
         batch.append({
+            "birthday_calendar": ("lunar" if lunar else "solar") if born else "",
+            "birthday_month": rng.randint(1, 12) if born else None,
+            "birthday_day": rng.randint(1, 29 if lunar else 28) if born else None,
+            "birthday_leap": False, "birthday_year": rng.randint(1950, 2000) if born else None,
+            "care_consent": rng.random() < 0.6,
+            "contract_ends_on": (now + timedelta(days=rng.randrange(365))).date() if rng.random() < 0.25 else None,
             "name": name, "company": company, "phone": phone, "gender": rng.choice((1, 2)), "unionid": "",
             "remark": f"{name}-{company[2:4]}", "description": "", "wecom_tags": [], "owner_id": rng.choice(owner_ids),
             "lifecycle": "active", "last_contact_at": contacted, "created_at": now, "updated_at": now,

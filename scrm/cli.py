@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot import bench as lookup_bench
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
+    from scheduler import bench as scheduler_bench
     from scheduler import commands as jobs_cli
-    from scrm import analysis, bench, commands, queues_cli
+    from scrm import analysis, bench, commands, import_export, queues_cli
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.register(sub)
     queues_cli.register(sub)
+    import_export.register(sub)
     simulator_cli.register(sub)
     jobs_cli.register(sub)
     analysis.register(nlp_cli.register(sub))
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.register(bench_sub)
     nlp_cli.register_bench(bench_sub)
     lookup_bench.register_bench(bench_sub)
+    scheduler_bench.register_bench(bench_sub)
     return parser
 
 

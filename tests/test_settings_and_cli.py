@@ -55,7 +55,7 @@ def test_roles_come_from_users_then_departments_then_leadership():
         RoleMap(users={"x": "boss"})
 
 
-@pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["nlp", "reindex"], ["jobs", "run"], ["bench", "ingest"], ["bench", "nlp"]])
+@pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["nlp", "reindex"], ["jobs", "run"], ["bench", "ingest"], ["bench", "nlp"], ["bench", "scheduler"]])
 def test_every_command_has_help(args):
     result = subprocess.run([sys.executable, "-m", "scrm.cli", *args, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -82,6 +82,8 @@ def test_jobs_list_and_run_once_per_scheduled_time(tmp_path):
     assert "queued" in scrm("jobs", "run", "followups.remind", "--at", "2026-12-01T09:00")
     assert "already ran" in scrm("jobs", "run", "followups.remind", "--at", "2026-12-01T09:00")
     assert "2026-12-01 09:00 done" in scrm("jobs", "list")
+    assert "care.birthdays" in listing and "digests.weekly" in listing
+    assert "care.group_send_sync" in listing and "needs WeCom credentials" in listing
 
 
 def test_parked_sends_are_listed_and_retried_from_the_cli(tmp_path):
