@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 import config
 from bot.conversation import Conversations
 from bot.dispatcher import Dispatcher
-from bot.handlers import customers, deals, followups, handover, help, notes, tickets
+from bot.handlers import care, customers, deals, followups, handover, help, notes, tickets
 from crm_core.db import utcnow
 from crm_core.deals import DealStages
 
@@ -24,7 +24,8 @@ def build_dispatcher(
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     return Dispatcher(
-        [customers.router, notes.router, followups.router, deals.router, handover.router, tickets.router, help.router],
+        [customers.router, notes.router, followups.router, deals.router, handover.router, care.router, tickets.router,
+         help.router],
         timezone,
         stages=DealStages.from_file(deal_pipeline),
         conversations=Conversations(redis),

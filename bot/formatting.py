@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from config.templates import render
@@ -61,6 +61,18 @@ def sentiment_text(score: float | None) -> str:
     return render(f"bot.sentiment_{band}", score=f"{score:+.1f}")
 
 
+def date_text(day: date) -> str:
+    """2027年4月8日: how a day reads in a sentence."""
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def care_status(customer: Customer) -> str:
+    """已同意 / 未同意 / 已退订: whether birthday and festival greetings may reach the customer."""
+    if customer.care_opted_out_at is not None:
+        return render("bot.care.status_opted_out")
+    return render("bot.care.status_on" if customer.care_consent else "bot.care.status_off")
+
+
 def when_text(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
@@ -95,6 +107,8 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         deal=deal_text(view.deal),
         phone=mask_phone(customer.phone) or none,
         birthday=str(customer.birthday) if customer.birthday else none,
+        care=care_status(customer),
+        contract=render("bot.card_contract", date=customer.contract_ends_on.isoformat()) if customer.contract_ends_on else "",
         tags="、".join(view.tags) or none,
         last_contact=last_contact,
         sentiment=sentiment_text(view.sentiment),
