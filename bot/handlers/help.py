@@ -8,6 +8,7 @@ from config.roles import ROLES
 from config.templates import render
 
 router = Router("help")
+EXAMPLE_MARK = "，如："
 
 
 @router.command("帮助", aliases=("help", "?", "？"), args=[Arg("topic", optional=True)], usage="帮助 [命令]")
@@ -23,8 +24,6 @@ async def help_command(ctx: CommandContext, topic: str) -> str | Listing:
             render(f"roles.{r}") for r in ROLES if r in match.roles)
         return render("bot.help_detail", usage=match.usage, help=match.help_line, aliases="、".join(match.aliases) or none,
                       roles=roles)
-    lines = [
-        render("bot.help_line" if c.aliases else "bot.help_line_no_alias", usage=c.usage, help=c.help_line, aliases="、".join(c.aliases))
-        for c in commands
-    ]
+    # The overview must fit one chat message: usage without its example, no aliases (both are in `帮助 X`).
+    lines = [render("bot.help_line", usage=c.usage.split(EXAMPLE_MARK)[0], help=c.help_line) for c in commands]
     return Listing(render("bot.help_header"), lines, render("bot.help_footer"))
