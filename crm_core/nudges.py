@@ -194,12 +194,14 @@ class NudgeService:
         return Listing(items, await self._total(len(items), select(func.count()).select_from(FollowUp).where(*where)))
 
     async def quiet_customers(self, owner_id: int, now: datetime) -> Listing[QuietCustomer]:
-        """The owner's customers past their quiet threshold (lifecycle, or open deal stage), quietest first."""
+        """The owner's customers past their quiet threshold (lifecycle, or open deal stage), quietest first.
+
+        One pass over the rep's customers: the open deal (at most one per customer) is joined, not
+        looked up per row, and the total comes from a window count instead of a second query."""
         policy = self.policy
         if not policy.quiet_days:
             return Listing([], 0)
-        stage = (select(Deal.stage).where(Deal.customer_id == Customer.id, Deal.status == "open")
-                 .order_by(Deal.id.desc()).limit(1).scalar_subquery())
+        stage = Deal.stage
         by_lifecycle = or_(*(and_(Customer.lifecycle == lifecycle, _quiet_before(now - timedelta(days=days)))
                              for lifecycle, days in policy.quiet_days.items()))
         if policy.quiet_days_by_stage:
@@ -209,17 +211,19 @@ class NudgeService:
                         and_(or_(stage.is_(None), stage.not_in(overridden)), by_lifecycle))
         else:
             quiet = by_lifecycle
-        planned = exists().where(FollowUp.customer_id == Customer.id, FollowUp.status == "open")
-        where = (Customer.owner_id == owner_id, Customer.lifecycle.in_(list(policy.quiet_days)), quiet, ~planned)
+        planned = exists().where(FollowUp.customer_id == Customer.id, FollowUp.owner_id == owner_id,
+                                 FollowUp.status == "open")
         since = func.coalesce(Customer.last_contact_at, Customer.created_at)
         rows = (await self.session.execute(
             select(Customer.id, Customer.name, Customer.remark, Customer.company, Customer.last_contact_at,
-                   Customer.created_at, stage.label("stage"))
-            .where(*where).order_by(since, Customer.id).limit(policy.max_items)
+                   Customer.created_at, stage.label("stage"), func.count().over().label("total"))
+            .outerjoin(Deal, and_(Deal.customer_id == Customer.id, Deal.status == "open"))
+            .where(Customer.owner_id == owner_id, Customer.lifecycle.in_(list(policy.quiet_days)), quiet, ~planned)
+            .order_by(since, Customer.id).limit(policy.max_items)
         )).all()
         items = [QuietCustomer(display_name(r.name, r.remark, r.id), r.company, r.last_contact_at or r.created_at,
                                r.last_contact_at is not None, r.stage) for r in rows]
-        return Listing(items, await self._total(len(items), select(func.count()).select_from(Customer).where(*where)))
+        return Listing(items, rows[0].total if rows else 0)
 
     async def contracts_ending(self, owner_id: int, first: date, last: date) -> Listing[EndingContract]:
         """The owner's customers whose contract ends between `first` and `last` (inclusive), soonest first."""
