@@ -9,13 +9,12 @@ lives in config/templates_digests.toml.
 
 from __future__ import annotations
 
-import logging
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import config
 from config.templates import render
@@ -24,9 +23,7 @@ from crm_core.models import Staff
 from crm_core.outbox import OutboxService
 from crm_core.reports import Period, TeamReport, team_report
 from crm_core.scope import scope_for
-from scheduler.runner import JobContext, JobFunc
-
-log = logging.getLogger(__name__)
+from scheduler.runner import JobContext, JobFunc, for_each_staff
 
 DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
 RECIPIENT_ROLES = ("manager", "admin")
@@ -50,32 +47,18 @@ async def send_weekly_digests(ctx: JobContext) -> str:
 
 
 async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) -> str:
-    """One transaction per manager, so one manager's failure neither blocks nor undoes the others'."""
-    async with ctx.sessions() as session:
-        recipients = (await session.scalars(
-            select(Staff).where(Staff.active, Staff.role.in_(RECIPIENT_ROLES)).order_by(Staff.id)
-        )).all()
-    queued, failed = 0, []
-    for manager in recipients:
-        try:
-            async with ctx.sessions() as session:
-                scope = await scope_for(session, manager)
-                report = await team_report(session, scope, period, as_of=ctx.now)
-                content = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone)
-                queued += int(await OutboxService(session).enqueue(
-                    idempotency_key=f"digest:{kind}:{manager.id}:{stamp}",
-                    kind="app_message",
-                    payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}},
-                    staff_id=manager.id,
-                ))
-                await session.commit()
-        except Exception:
-            log.exception("%s digest for %s failed", kind, manager.userid)
-            failed.append(manager.userid)
-    summary = f"{queued} {kind} digest(s) queued for {len(recipients)} manager(s)/admin(s)"
-    if failed:
-        raise RuntimeError(f"{summary}; failed for {', '.join(failed)}")
-    return summary
+    """One markdown digest per manager (and admin), each in its own transaction."""
+
+    async def send(session: AsyncSession, manager: Staff) -> bool:
+        scope = await scope_for(session, manager)
+        report = await team_report(session, scope, period, as_of=ctx.now)
+        content = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone)
+        return await OutboxService(session).enqueue(
+            idempotency_key=f"digest:{kind}:{manager.id}:{stamp}", kind="app_message",
+            payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}},
+            staff_id=manager.id)
+
+    return await for_each_staff(ctx, send, f"{kind} digest", roles=RECIPIENT_ROLES, recipients="manager(s)/admin(s)")
 
 
 def render_digest(kind: str, report: TeamReport, tz: ZoneInfo, *, company_wide: bool = False) -> str:

@@ -9,7 +9,6 @@ rep's failure neither blocks nor undoes the others'; the job still reports the f
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,13 +22,11 @@ from config.templates import render
 from crm_core.models import Staff
 from crm_core.nudges import NudgePolicy, NudgeService, StallNotice, default_policy, local_day_start
 from crm_core.outbox import OutboxService
-from scheduler.runner import JobContext, JobFunc
+from scheduler.runner import JobContext, JobFunc, for_each_staff
 
-log = logging.getLogger(__name__)
 
 # WeCom cuts a text message at 2048 bytes (UTF-8).
 MAX_BYTES = 2048
-STAFF_PAGE = 200
 DEAL_PAGE = 500
 DORMANT_CHUNK = 500
 # A free-text excerpt (follow-up text, last note) keeps a line to one line on a phone.
@@ -107,39 +104,6 @@ def text_message(staff: Staff, content: str) -> dict[str, Any]:
     return {"touser": staff.userid, "msgtype": "text", "text": {"content": content}}
 
 
-async def _for_each_staff(ctx: JobContext, staff_ids: list[int] | None,
-                          work: Callable[[AsyncSession, Staff], Awaitable[bool]], what: str) -> str:
-    """Run `work` for each active staff member (all, or those in `staff_ids`) in a transaction of
-    its own; returns a summary and raises at the end if any of them failed."""
-    queued = seen = 0
-    failed: list[str] = []
-    after_id = 0
-    while True:
-        async with ctx.sessions() as session:
-            stmt = select(Staff).where(Staff.active, Staff.id > after_id).order_by(Staff.id).limit(STAFF_PAGE)
-            if staff_ids is not None:
-                stmt = stmt.where(Staff.id.in_(staff_ids))
-            page = list((await session.scalars(stmt)).all())
-        if not page:
-            break
-        after_id = page[-1].id
-        for staff in page:
-            seen += 1
-            try:
-                async with ctx.sessions() as session:
-                    queued += int(await work(session, staff))
-                    await session.commit()
-            except Exception:
-                log.exception("%s for %s failed", what, staff.userid)
-                failed.append(staff.userid)
-    summary = f"{queued} {what}(s) queued for {seen} staff"
-    if failed:
-        raise RuntimeError(f"{summary}; failed for {', '.join(failed)}")
-    return summary
-
-
-# -- 08:30 the morning digest ---------------------------------------------------------------------
-
 async def send_morning_nudges(ctx: JobContext, policy: NudgePolicy | None = None) -> str:
     """One message per rep: today's and overdue follow-ups, customers gone quiet, contracts ending
     soon. A rep with none of these gets no message."""
@@ -154,7 +118,7 @@ async def send_morning_nudges(ctx: JobContext, policy: NudgePolicy | None = None
             idempotency_key=f"nudge:morning:{rep.id}:{today.isoformat()}", kind="app_message",
             payload=text_message(rep, content), staff_id=rep.id)
 
-    return await _for_each_staff(ctx, None, nudge, "morning nudge")
+    return await for_each_staff(ctx, nudge, "morning nudge")
 
 
 async def morning_message(service: NudgeService, rep: Staff, now: datetime, today: date) -> str | None:
@@ -293,7 +257,7 @@ async def mark_dormant_customers(ctx: JobContext, policy: NudgePolicy | None = N
             payload=text_message(rep, content), staff_id=rep.id,
             not_before=quiet_until if ctx.now < quiet_until else None)
 
-    told = await _for_each_staff(ctx, owners, tell, "dormant notice") if owners else "0 dormant notice(s) queued"
+    told = await for_each_staff(ctx, tell, "dormant notice", staff_ids=owners) if owners else "0 dormant notice(s) queued"
     return f"{moved} customer(s) marked dormant; {told}"
 
 
@@ -324,7 +288,7 @@ async def remind_contract_renewals(ctx: JobContext, policy: NudgePolicy | None =
 
     if not owners:
         return f"0 renewal reminder(s) queued (no contract ends on {ends_on.isoformat()})"
-    return await _for_each_staff(ctx, owners, remind, "renewal reminder")
+    return await for_each_staff(ctx, remind, "renewal reminder", staff_ids=owners)
 
 
 JOBS: dict[str, JobFunc] = {

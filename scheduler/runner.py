@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import utcnow
+from crm_core.models import Staff
 from crm_core.sql import insert_if_absent
 from scheduler.models import JobRun
 
@@ -44,6 +45,41 @@ class JobContext:
 
 
 JobFunc = Callable[[JobContext], Awaitable[str]]  # returns a one-line summary for logs and `jobs list`
+StaffWork = Callable[[AsyncSession, Staff], Awaitable[bool]]  # True when it queued a message
+STAFF_PAGE = 200
+
+
+async def for_each_staff(ctx: JobContext, work: StaffWork, what: str, *, staff_ids: list[int] | None = None,
+                         roles: tuple[str, ...] | None = None, recipients: str = "staff") -> str:
+    """Run `work` for each active staff member (optionally only `staff_ids` or `roles`), each in a
+    transaction of its own, so one person's failure neither blocks nor undoes the others'; returns a
+    summary ("N <what>(s) queued for M <recipients>") and raises at the end if any of them failed."""
+    queued = seen = after_id = 0
+    failed: list[str] = []
+    while True:
+        async with ctx.sessions() as session:
+            stmt = select(Staff).where(Staff.active, Staff.id > after_id).order_by(Staff.id).limit(STAFF_PAGE)
+            if staff_ids is not None:
+                stmt = stmt.where(Staff.id.in_(staff_ids))
+            if roles is not None:
+                stmt = stmt.where(Staff.role.in_(roles))
+            page = list((await session.scalars(stmt)).all())
+        if not page:
+            break
+        after_id = page[-1].id
+        for staff in page:
+            seen += 1
+            try:
+                async with ctx.sessions() as session:
+                    queued += int(await work(session, staff))
+                    await session.commit()
+            except Exception:
+                log.exception("%s for %s failed", what, staff.userid)
+                failed.append(staff.userid)
+    summary = f"{queued} {what}(s) queued for {seen} {recipients}"
+    if failed:
+        raise RuntimeError(f"{summary}; failed for {', '.join(failed)}")
+    return summary
 
 
 @dataclass(frozen=True)
