@@ -10,6 +10,7 @@ continues the conversation kept in Redis (bot/conversation.py).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,8 @@ class Dispatcher:
     stages: DealStages
     conversations: Conversations
     clock: Callable[[], datetime] = utcnow
+    # (command name, seconds) after each command that ran, for metrics
+    observe_command: Callable[[str, float], None] | None = None
 
     def __post_init__(self) -> None:
         self.by_name: dict[str, Command] = {}
@@ -104,7 +107,10 @@ class Dispatcher:
             now = self.clock()
             ctx = CommandContext(session=session, staff=staff, message=message, timezone=self.timezone,
                                  commands=self.commands, now=now, stages=self.stages, picked=picked, answers=answers)
+            started = time.perf_counter()
             reply, state = await self._handle(ctx, command, line, rest)
+            if self.observe_command is not None:
+                self.observe_command(command.name, time.perf_counter() - started)
         await self.conversations.set(staff.userid, state)
         return reply
 

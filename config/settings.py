@@ -9,11 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 TENCENT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 ENV_PREFIX = "SCRM_"
@@ -42,6 +46,34 @@ class WeComSettings:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """会话内容存档 (chat archive): pulled by the worker role when the archive secret and key are set."""
+
+    secret: str = ""  # SCRM_WECOM_ARCHIVE_SECRET: the archive's own Secret (管理工具 → 会话内容存档)
+    private_key_file: Path | None = None  # SCRM_ARCHIVE_PRIVATE_KEY_FILE: PEM of the uploaded public key's pair
+    # SCRM_ARCHIVE_PRIVATE_KEYS="1=/keys/v1.pem,2=/keys/v2.pem": keys of other publickey_ver values after a rotation
+    private_keys: tuple[tuple[int, Path], ...] = ()
+    sdk_lib: Path | None = None  # SCRM_ARCHIVE_SDK_LIB: libWeWorkFinanceSdk_C.so; unset: the simulator's API
+    poll_seconds: float = 60.0  # SCRM_ARCHIVE_POLL_SECONDS: pause after catching up
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret or self.private_key_file)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """The generic JSON webhook (connectors/webhook.py): one HMAC secret per channel name."""
+
+    # SCRM_WEBHOOK_SECRETS="site:SECRET,feishu:SECRET", or [webhook] secrets = {site = "SECRET"}
+    secrets: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def channels(self) -> dict[str, str]:
+        return dict(self.secrets)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = ""
     redis_url: str | None = None
@@ -54,6 +86,8 @@ class Settings:
     outbox_max_attempts: int = 8
     worker_lease_seconds: float = 60.0
     roles_file: Path | None = None
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -97,6 +131,8 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: str | Path | 
         wecom=wecom,
         roles_file=Path(pick("roles_file")) if pick("roles_file") else None,
         worker_lease_seconds=_number(pick("worker_lease_seconds", "60"), "SCRM_WORKER_LEASE_SECONDS"),
+        archive=_archive_settings(env, file_values, file_wecom),
+        webhook=_webhook_settings(env, file_values),
     )
     validate(settings)
     return settings
@@ -130,6 +166,8 @@ def validate(settings: Settings) -> None:
         problems.append(f"SCRM_ROLES_FILE points at {settings.roles_file}, which does not exist")
     if not wecom.api_base.startswith(("http://", "https://")):
         problems.append("SCRM_WECOM_API_BASE must be an http(s) URL")
+    problems.extend(_archive_problems(settings))
+    problems.extend(_webhook_problems(settings.webhook))
     if problems:
         raise ConfigError(problems)
 
@@ -162,3 +200,99 @@ def _valid_aes_key(key: str) -> bool:
         return len(base64.b64decode(key + "=", validate=True)) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+def _archive_settings(env: Mapping[str, str], file_values: dict, file_wecom: dict) -> ArchiveSettings:
+    """The chat archive's settings; in TOML, `archive_secret` sits under [wecom], the rest at the top."""
+    def pick(name: str) -> str:
+        return env.get(f"{ENV_PREFIX}{name.upper()}", str(file_values.get(name, "")))
+
+    versions: list[tuple[int, Path]] = []
+    for entry in filter(None, (part.strip() for part in pick("archive_private_keys").split(","))):
+        version, _, path = entry.partition("=")
+        if not version.strip().isdigit() or not path.strip():
+            raise ConfigError([f"SCRM_ARCHIVE_PRIVATE_KEYS must read like 1=/keys/v1.pem,2=/keys/v2.pem (got {entry!r})"])
+        versions.append((int(version), Path(path.strip())))
+    return ArchiveSettings(
+        secret=env.get(f"{ENV_PREFIX}WECOM_ARCHIVE_SECRET", str(file_wecom.get("archive_secret", ""))),
+        private_key_file=Path(pick("archive_private_key_file")) if pick("archive_private_key_file") else None,
+        private_keys=tuple(versions),
+        sdk_lib=Path(pick("archive_sdk_lib")) if pick("archive_sdk_lib") else None,
+        poll_seconds=_number(pick("archive_poll_seconds") or "60", "SCRM_ARCHIVE_POLL_SECONDS"),
+    )
+
+
+def _archive_problems(settings: Settings) -> list[str]:
+    archive = settings.archive
+    if not archive.configured:
+        return []
+    problems = []
+    if not settings.wecom.configured:
+        problems.append("the chat archive needs the WeCom app settings too: set SCRM_WECOM_CORP_ID and the rest")
+    if not archive.secret:
+        problems.append("SCRM_ARCHIVE_PRIVATE_KEY_FILE is set, so also set SCRM_WECOM_ARCHIVE_SECRET (会话内容存档 Secret)")
+    if archive.private_key_file is None:
+        problems.append("SCRM_WECOM_ARCHIVE_SECRET is set, so also set SCRM_ARCHIVE_PRIVATE_KEY_FILE (the RSA private key PEM)")
+    keys = [("SCRM_ARCHIVE_PRIVATE_KEY_FILE", archive.private_key_file)] if archive.private_key_file else []
+    keys += [(f"SCRM_ARCHIVE_PRIVATE_KEYS (version {version})", path) for version, path in archive.private_keys]
+    for variable, path in keys:
+        problem = _rsa_private_key_problem(path)
+        if problem:
+            problems.append(f"{variable}: {problem}")
+    if archive.sdk_lib is not None and not archive.sdk_lib.is_file():
+        problems.append(f"SCRM_ARCHIVE_SDK_LIB points at {archive.sdk_lib}, which does not exist "
+                        "(WeCom's libWeWorkFinanceSdk_C.so, from its 会话内容存档 SDK download)")
+    if archive.sdk_lib is None and settings.wecom.api_base == TENCENT_API_BASE:
+        problems.append("the chat archive of a real WeCom company is served only through WeCom's SDK: set "
+                        "SCRM_ARCHIVE_SDK_LIB to libWeWorkFinanceSdk_C.so (without it, only `scrm simulator` can serve it)")
+    return problems
+
+
+def _rsa_private_key_problem(path: Path) -> str:
+    """Why a file is not a usable archive key; never quotes the file's content."""
+    if not path.is_file():
+        return f"{path} does not exist"
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError, OSError):
+        return f"{path} is not an unencrypted PEM private key"
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return f"{path} is not an RSA private key"
+    return ""
+
+
+# Channel names end up in "webhook:{name}" identity and message channels, 32 characters wide.
+WEBHOOK_CHANNEL = re.compile(r"[a-z0-9_-]{1,24}")
+WEBHOOK_MIN_SECRET = 16
+
+
+def _webhook_settings(env: Mapping[str, str], file_values: dict) -> WebhookSettings:
+    """Secrets from SCRM_WEBHOOK_SECRETS when set (even empty), else the TOML [webhook] secrets table."""
+    variable = f"{ENV_PREFIX}WEBHOOK_SECRETS"
+    if variable in env:
+        pairs = []
+        for number, entry in enumerate(filter(None, (part.strip() for part in env[variable].split(","))), 1):
+            channel, colon, secret = entry.partition(":")
+            if not colon:  # never quote the entry: it may be a bare secret
+                raise ConfigError([f"{variable} must read like site:SECRET,feishu:SECRET (entry {number} has no ':')"])
+            pairs.append((channel.strip(), secret.strip()))
+        return WebhookSettings(secrets=tuple(pairs))
+    section = file_values.get("webhook", {})
+    table = section.get("secrets", {}) if isinstance(section, dict) else None
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ConfigError([f"{variable}: [webhook] secrets in SCRM_CONFIG must be a table like {{site = \"SECRET\"}}"])
+    return WebhookSettings(secrets=tuple(table.items()))
+
+
+def _webhook_problems(webhook: WebhookSettings) -> list[str]:
+    problems, seen = [], set()
+    for channel, secret in webhook.secrets:
+        if not WEBHOOK_CHANNEL.fullmatch(channel):
+            problems.append(f"SCRM_WEBHOOK_SECRETS: channel name {channel[:40]!r} must be 1-24 characters of a-z, 0-9, _ and -")
+        elif channel in seen:
+            problems.append(f"SCRM_WEBHOOK_SECRETS names channel {channel!r} twice")
+        seen.add(channel)
+        if len(secret) < WEBHOOK_MIN_SECRET:
+            problems.append(f"SCRM_WEBHOOK_SECRETS: the secret of channel {channel[:40]!r} must be at least "
+                            f"{WEBHOOK_MIN_SECRET} characters (e.g. `openssl rand -hex 24`)")
+    return problems

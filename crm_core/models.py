@@ -346,3 +346,14 @@ class CareDelivery(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ChatArchiveCursor(Base):
+    """The last 会话存档 (chat archive) seq staged into the inbox, per corp; advanced in the same
+    commit as the inbox rows of its page, so a restart pulls on from exactly there."""
+
+    __tablename__ = "chat_archive_cursors"
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

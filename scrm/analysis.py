@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,13 +23,19 @@ from scrm.resources import prepare_schema
 INLINE_LIMIT = 300
 
 
-async def analyse_customer_message(session: AsyncSession, customer: Customer, message: Message) -> None:
+async def analyse_customer_message(
+    session: AsyncSession, customer: Customer, message: Message, *, observe: Callable[[str, float], None] | None = None
+) -> None:
+    """`observe(mode, seconds)` gets the analysis time alone (mode "inline" or "thread"), for metrics."""
     if message.msg_type != "text" or not message.text.strip():
         return
+    started = time.perf_counter()
     if len(message.text) <= INLINE_LIMIT:
-        analysis = nlp.analyze(message.text)
+        mode, analysis = "inline", nlp.analyze(message.text)
     else:
-        [analysis] = await nlp.analyze_batch([message.text])
+        mode, [analysis] = "thread", await nlp.analyze_batch([message.text])
+    if observe is not None:
+        observe(mode, time.perf_counter() - started)
     await InsightService(session).record(customer, message, analysis.to_dict(), is_complaint=analysis.is_complaint)
 
 

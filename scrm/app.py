@@ -1,13 +1,14 @@
 """The application factory: one `create_app(settings, roles)` for every way the service runs.
 
 Each resource opens and closes in its own cleanup context, in dependency order. Roles decide
-what a process does: `web` serves the callback and API, `worker` drains the inbox and outbox,
+what a process does: `web` serves the callbacks (WeCom, JSON webhook) and API, `worker` drains the inbox and outbox,
 `scheduler` runs timed jobs. Every process serves /healthz and /readyz.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from typing import AsyncIterator
@@ -18,6 +19,7 @@ from aiohttp import web
 from bot import build_dispatcher
 from config.roles import RoleMap
 from config.settings import Settings
+from connectors.webhook import WebhookReceiver
 from connectors.wecom.client import WeComClient
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.receiver import CallbackReceiver
@@ -29,7 +31,10 @@ from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.analysis import analyse_customer_message
 from scrm.api import api_routes, health_routes
+from scrm.chat_archive import build_chat_archive_puller
 from scrm.group_commit import GroupCommitInbox
+from scrm.logging_setup import request_id_middleware
+from scrm.metrics import Metrics, metrics_routes
 from scrm.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
 from scrm.care_optout import CareOptOut
@@ -46,25 +51,32 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.App
     unknown = roles - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from web, worker, scheduler")
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_id_middleware, error_middleware])
     app[keys.SETTINGS] = settings
     app[keys.ROLES] = roles
     app[keys.INBOX_WORKERS] = []
     app[keys.EVENTS] = EventBus()
     app[keys.OUTBOX_WORKERS] = []
+    app[keys.METRICS] = Metrics()
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_ctx, wecom_ctx])
     if "worker" in roles:
         app.cleanup_ctx.append(workers_ctx)
+        if settings.archive.configured:
+            app.cleanup_ctx.append(chat_archive_ctx)
     if "scheduler" in roles:
         app.cleanup_ctx.append(scheduler_ctx)
     app.add_routes(health_routes())
+    app.add_routes(metrics_routes(app[keys.METRICS], lambda: app[keys.SESSIONS]))
     if "web" in roles:
         app.add_routes(api_routes())
         app.add_routes(ticket_routes())
+        if settings.wecom.configured or settings.webhook.secrets:
+            app.cleanup_ctx.append(inbox_writer_ctx)
+        app.add_routes(WebhookReceiver(settings.webhook.channels, _accept_into_inbox(app),
+                                       max_body_bytes=settings.max_body_bytes).routes())
         if settings.wecom.configured:
             crypto = CallbackCrypto(settings.wecom.token, settings.wecom.aes_key, settings.wecom.corp_id)
-            app.cleanup_ctx.append(inbox_writer_ctx)
-            app.add_routes(CallbackReceiver(crypto, _accept_into_inbox(app)).routes())
+            app.add_routes(CallbackReceiver(crypto, _accept_into_inbox(app), app[keys.METRICS].observe_callback).routes())
     return app
 
 
@@ -132,13 +144,16 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def build_pipeline(app: web.Application) -> Pipeline:
     """The ingest pipeline with every feature that reacts to messages plugged in."""
-    settings = app[keys.SETTINGS]
+    settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
+    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS])
+    dispatcher.observe_command = metrics.observe_command
+    analyse = functools.partial(analyse_customer_message, observe=metrics.observe_analysis)
     return Pipeline(
         wecom=app[keys.WECOM],
         timezone=settings.tz,
         roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
-        on_staff_message=build_dispatcher(settings.tz, app[keys.REDIS]),
-        customer_message_handlers=[analyse_customer_message, CareOptOut(), TicketIntake(settings.tz)],
+        on_staff_message=dispatcher,
+        customer_message_handlers=[analyse, CareOptOut(), TicketIntake(settings.tz)],
     )
 
 
@@ -148,13 +163,14 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     concurrency = 1 if settings.database_url.startswith("sqlite") else 2
     inbox = [
         QueueWorker("inbox", InboxItem, sessions, pipeline, max_attempts=settings.inbox_max_attempts,
-                    lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS])
+                    lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS],
+                    on_outcome=app[keys.METRICS].queue_observer("inbox"))
         for _ in range(concurrency)
     ]
     outbox = [
         QueueWorker("outbox", OutboxItem, sessions, OutboxSender(app[keys.WECOM], settings.wecom.agent_id or "0"),
                     max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds,
-                    on_parked=undeliverable_notifier(sessions))
+                    on_parked=undeliverable_notifier(sessions), on_outcome=app[keys.METRICS].queue_observer("outbox"))
     ]
     pipeline.on_new_inbox_rows = lambda: [w.notify() for w in inbox]
     pipeline.on_new_outbox_rows = lambda: [w.notify() for w in outbox]
@@ -168,10 +184,22 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks(tasks)
 
 
+async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The 会话存档 puller: stages archived chats into the inbox and wakes this process's workers."""
+    puller = build_chat_archive_puller(app[keys.SETTINGS], app[keys.HTTP], app[keys.REDIS], app[keys.SESSIONS],
+                                       on_new_rows=lambda: [w.notify() for w in app[keys.INBOX_WORKERS]])
+    app[keys.CHAT_ARCHIVE_PULLER] = puller
+    task = asyncio.create_task(puller.run(), name="chat-archive")
+    yield
+    puller.stop()
+    await stop_tasks({task})
+    puller.close()
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    scheduler = Scheduler(build_jobs(settings, service_jobs(app[keys.WECOM])), app[keys.SESSIONS], app[keys.REDIS],
-                          settings.tz)
+    jobs = [app[keys.METRICS].instrument_job(job) for job in build_jobs(settings, service_jobs(app[keys.WECOM]))]
+    scheduler = Scheduler(jobs, app[keys.SESSIONS], app[keys.REDIS], settings.tz)
     task = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     yield
     scheduler.stop()

@@ -7,7 +7,7 @@ here explicitly so nothing registers itself behind anyone's back.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from typing import Sequence
 
@@ -20,13 +20,17 @@ def build_parser() -> argparse.ArgumentParser:
     from nlp import cli as nlp_cli
     from scheduler import bench as scheduler_bench
     from scheduler import commands as jobs_cli
-    from scrm import analysis, bench, commands, import_export, queues_cli
+    from scrm import analysis, bench, commands, doctor, import_export, queues_cli
+    from scrm.logging_setup import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=os.environ.get("SCRM_LOG_FORMAT", "text"),
+                        help="text (default) or json: one JSON object per line (also SCRM_LOG_FORMAT)")
     parser.add_argument("--config", help="optional TOML settings file (environment variables still win)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.register(sub)
+    doctor.register(sub)
     queues_cli.register(sub)
     import_export.register(sub)
     simulator_cli.register(sub)
@@ -44,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from scrm.logging_setup import LOG_FORMATS, configure_logging
+
+    if args.log_format not in LOG_FORMATS:  # argparse does not check a default taken from the environment
+        parser.error(f"SCRM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {args.log_format!r})")
+    configure_logging(str(args.log_level), args.log_format)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

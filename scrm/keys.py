@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
 from crm_core.events import EventBus
+from scrm.chat_archive import ChatArchivePuller
 from scrm.group_commit import GroupCommitInbox
+from scrm.metrics import Metrics
 from scrm.queue_worker import QueueWorker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,3 +29,5 @@ ROLES = web.AppKey("roles", frozenset[str])
 EVENTS = web.AppKey("events", EventBus)
 INBOX_WRITER = web.AppKey("inbox_writer", GroupCommitInbox)
 WORKER_TASKS = web.AppKey("worker_tasks", set[asyncio.Task])
+METRICS = web.AppKey("metrics", Metrics)
+CHAT_ARCHIVE_PULLER = web.AppKey("chat_archive_puller", ChatArchivePuller)

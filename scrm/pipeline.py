@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.roles import RoleMap
 from config.templates import render
+from connectors.webhook import SOURCE as WEBHOOK_SOURCE
 from connectors.wecom.errors import InvalidUserError
 from connectors.wecom.inbound import (
     EXTERNAL_CHANNEL,
@@ -40,6 +41,8 @@ from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.staff import StaffProfile, StaffService
+from scrm.chat_archive import ARCHIVE_SOURCE, archive_chat_message
+from scrm.webhook_inbound import receive_webhook_message
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,10 @@ class Pipeline:
             await self._callback(session, item, normalize_callback(parse_plaintext(item.payload)))
         elif item.source == KF_SOURCE:
             await self._kf_message(session, item)
+        elif item.source == ARCHIVE_SOURCE:
+            await archive_chat_message(self, session, item)
+        elif item.source == WEBHOOK_SOURCE:
+            await receive_webhook_message(self, session, item)
         else:
             raise UnknownSourceError(f"no handler for inbox source {item.source!r}")
         return {"status": "done", "processed_at": utcnow()}
@@ -211,10 +218,17 @@ class Pipeline:
         if archived is None or customer is None:
             return
         await CustomerService(session).touch_contact(customer, at=msg.sent_at, staff_id=staff.id if staff else None)
-        if msg.from_customer and self.customer_message_handlers:
-            for handler in self.customer_message_handlers:
-                await handler(session, customer, archived)
-            self.on_new_outbox_rows()
+        if msg.from_customer:
+            await self.customer_wrote(session, customer, archived)
+
+    async def customer_wrote(self, session: AsyncSession, customer: Customer, message: Message) -> None:
+        """Everything that reacts to a customer's own words (analysis, opt-out, tickets), whatever the
+        channel; call it once per newly archived message."""
+        if not self.customer_message_handlers:
+            return
+        for handler in self.customer_message_handlers:
+            await handler(session, customer, message)
+        self.on_new_outbox_rows()
 
     def _local(self, at: datetime) -> str:
         return at.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M")

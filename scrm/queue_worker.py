@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # process(session, row) -> column values to set when finishing (e.g. {"status": "done"})
 Processor = Callable[[AsyncSession, Any], Awaitable[dict[str, Any]]]
+# (row, result, exception or None) after each attempt, for metrics; result is the finished
+# status ("done", "sent"), "retry", "parked" or "lost" (another worker holds the lease now)
+OutcomeCallback = Callable[[Any, str, BaseException | None], None]
 
 
 class QueueWorker:
@@ -39,6 +42,7 @@ class QueueWorker:
         idle_interval: float = 0.5,
         events: EventBus | None = None,
         on_parked: Callable[[Any, str], Awaitable[None]] | None = None,
+        on_outcome: OutcomeCallback | None = None,
     ):
         self.name = name
         self.model = model
@@ -50,6 +54,7 @@ class QueueWorker:
         self.idle_interval = idle_interval
         self.events = events or EventBus()
         self.on_parked = on_parked
+        self.on_outcome = on_outcome
         self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -103,9 +108,11 @@ class QueueWorker:
                 values = await self.process(session, row)
                 if await work_queue.finish(session, self.model, row.id, self.worker_id, **values):
                     await session.commit()
+                    self._report(row, str(values.get("status", "done")), None)
                     await self.events.publish_committed(session)
                 else:
                     await session.rollback()
+                    self._report(row, "lost", None)
                     log.warning("%s: lost the lease on %s %s; its new holder finishes it", self.worker_id, self.model.__tablename__, row.id)
         except asyncio.CancelledError:
             raise
@@ -123,6 +130,7 @@ class QueueWorker:
                     retry_in=getattr(exc, "retry_after", None),
                     now=utcnow(),
                 )
+            self._report(row, "retry" if status == "pending" else status, exc)
             if status == "parked":
                 log.error("%s: parked %s %s after %s attempt(s): %r", self.worker_id, self.model.__tablename__, row.id, row.attempts, exc)
                 if self.on_parked is not None:
@@ -130,3 +138,7 @@ class QueueWorker:
                         await self.on_parked(row, f"{type(exc).__name__}: {exc}")
                     except Exception:
                         log.exception("%s: could not report parked %s %s", self.worker_id, self.model.__tablename__, row.id)
+
+    def _report(self, row: QueueRow, result: str, error: BaseException | None) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(row, result, error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -23,6 +24,9 @@ REQUIRED_QUERY = ("msg_signature", "timestamp", "nonce")
 
 # (dedup_key, source, plaintext) -> True if new, False if a retry we already hold
 AcceptCallback = Callable[[str, str, str], Awaitable[bool]]
+# (result, seconds to answer) for metrics; result is one of RESULT_BY_STATUS's values, "accepted" or "duplicate"
+ObserveCallback = Callable[[str, float], None]
+RESULT_BY_STATUS = {400: "bad_request", 403: "bad_signature", 413: "bad_request", 503: "unavailable"}
 
 
 def parse_plaintext(plaintext: str) -> dict:
@@ -39,9 +43,10 @@ def parse_plaintext(plaintext: str) -> dict:
 
 
 class CallbackReceiver:
-    def __init__(self, crypto: CallbackCrypto, accept: AcceptCallback):
+    def __init__(self, crypto: CallbackCrypto, accept: AcceptCallback, observe: ObserveCallback | None = None):
         self.crypto = crypto
         self.accept = accept
+        self.observe = observe
 
     def routes(self, path: str = "/wecom/callback") -> list[web.RouteDef]:
         return [web.get(path, self.verify_url), web.post(path, self.receive)]
@@ -58,6 +63,21 @@ class CallbackReceiver:
         return web.Response(text=echo)
 
     async def receive(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            created = await self._store(request)
+        except web.HTTPException as exc:
+            self._observe(RESULT_BY_STATUS.get(exc.status, "bad_request"), started)
+            raise
+        self._observe("accepted" if created else "duplicate", started)
+        return web.Response(text="")
+
+    def _observe(self, result: str, started: float) -> None:
+        if self.observe is not None:
+            self.observe(result, time.perf_counter() - started)
+
+    async def _store(self, request: web.Request) -> bool:
+        """Verify, decrypt and commit one callback; True if it is new. Refusals raise HTTP errors."""
         params = _require(request, REQUIRED_QUERY)
         body = await request.read()
         if not body:
@@ -78,7 +98,7 @@ class CallbackReceiver:
             log.exception("could not store callback %s; answering 503 so WeCom retries", dedup_key)
             raise web.HTTPServiceUnavailable(text="try again")
         log.info("callback %s %s", dedup_key, "stored" if created else "duplicate")
-        return web.Response(text="")
+        return created
 
 
 def _require(request: web.Request, names: tuple[str, ...]) -> dict[str, str]:

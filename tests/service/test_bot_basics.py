@@ -42,7 +42,7 @@ async def test_help_unknown_and_malformed_commands_get_friendly_replies(service)
         await service.wecom.text("zhangwei", line, msg_id=msg_id)
         await service.settle()
     help_text, unknown, usage, sql, emoji, long = replies_to(service, "zhangwei")
-    assert "查 <姓名/拼音/电话或尾号/公司>" in help_text and "lookup" in help_text
+    assert "查 <姓名/拼音/电话或尾号/公司>" in help_text and "帮助 命令" in help_text  # aliases: in 帮助 查
     assert "没有「飞到月球」这个命令" in unknown
     assert usage.startswith("格式不对") and "查 <姓名/拼音/电话或尾号/公司>" in usage
     assert "这个命令" in sql and "这个命令" in emoji

@@ -1,4 +1,5 @@
-"""A believable small company for demos and tests: 5 staff, 8 customers, one 微信客服 account.
+"""A believable small company for demos and tests: 5 staff, 8 customers, one 微信客服 account,
+and (given the company's public key) a few hours of archived rep↔customer chats.
 
 The credentials are fixed demo values, public on purpose; never use them against real WeCom.
 Phone numbers use the 1380013xxxx test range.
@@ -6,8 +7,15 @@ Phone numbers use the 1380013xxxx test range.
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
+import time
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from connectors.wecom.simulator.chat_archive import ChatArchive
 from connectors.wecom.simulator.state import SimulatorState
 
 DEMO_CORP_ID = "wwdemo0000000001"
@@ -16,6 +24,7 @@ DEMO_SECRET = "demo-secret-Xq3vN8rT2mK5pL9wZ4yB7cD1fG6hJ0sA"
 DEMO_CALLBACK_TOKEN = "demoCallbackToken2024"
 DEMO_ENCODING_AES_KEY = "U0NSTSBkZW1vIGtleSBmb3IgdGhlIHNpbXVsYXRvciE"  # 43 chars, decodes to 32 bytes
 DEMO_OPEN_KFID = "wkDemo00000000000000000000000001"
+DEMO_ARCHIVE_SECRET = "demo-archive-secret-Rw8tY3uV6nQ1zX4cM7bK0jH5"
 
 DEPARTMENTS = {1: "星河科技", 2: "销售部", 3: "客户服务部", 4: "行政部"}
 
@@ -136,3 +145,32 @@ def sample_state(**overrides: Any) -> SimulatorState:
     }
     fields.update(overrides)
     return SimulatorState(**fields)
+
+
+def sample_chat_archive(public_key: rsa.RSAPublicKey, *, secret: str = DEMO_ARCHIVE_SECRET,
+                        now: float | None = None) -> ChatArchive:
+    """The last three hours of rep↔customer chats: a quote follow-up, a friendly prospect, a
+    complaint about a late delivery, and a customer group chat with a contract file."""
+    ids = {c["external_contact"]["name"]: eid for eid, c in _sample_customers().items()}
+    zhao, sun, wu, feng = ids["赵磊"], ids["孙丽"], ids["吴敏"], ids["冯雪"]
+    room = "wrDemoChenGuang0000000000000001"
+
+    def media(**fields: Any) -> dict[str, Any]:
+        return {"md5sum": secrets.token_hex(16), "sdkfileid": base64.b64encode(os.urandom(48)).decode(), **fields}
+
+    archive = ChatArchive(secret=secret, public_keys={1: public_key})
+    start_ms = int(((now if now is not None else time.time()) - 3 * 3600) * 1000)
+    for minute, sender, to, msgtype, content, roomid in (
+        (0, "zhangwei", [zhao], "text", {"content": "赵总您好，上次您要的数控机床报价单我整理好了，今天发您邮箱。"}, ""),
+        (3, zhao, ["zhangwei"], "text", {"content": "好的，麻烦尽快，我们这周要定下来。"}, ""),
+        (4, zhao, ["zhangwei"], "image", media(filesize=183_422), ""),
+        (6, "zhangwei", [zhao], "text", {"content": "收到，下午三点前发您。"}, ""),
+        (20, "zhangwei", [sun], "text", {"content": "孙总，新品目录已经发您了，有兴趣的话我们约个时间详细聊聊。"}, ""),
+        (35, sun, ["zhangwei"], "text", {"content": "看了，挺不错的，下周二下午有空。"}, ""),
+        (60, wu, ["lina"], "text", {"content": "上周订的那批货到现在还没到，客服电话也打不通，太失望了，再不处理我就去12315投诉！"}, ""),
+        (62, "lina", [wu], "text", {"content": "吴主管非常抱歉，我马上帮您查物流，今天一定给您答复。"}, ""),
+        (90, feng, ["lina", "liuyang"], "text", {"content": "活动方案我们内部过了，整体满意，合同这周可以签。"}, room),
+        (92, "lina", [feng, "liuyang"], "file", media(filename="晨光合作合同.pdf", fileext="pdf", filesize=524_288), room),
+    ):
+        archive.add(sender, to, msgtype, content, msgtime_ms=start_ms + minute * 60_000, roomid=roomid)
+    return archive

@@ -56,7 +56,8 @@ def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
         raise ApiError(40013)
     if not secret:
         raise ApiError(41004)
-    if secret != state.secret:
+    archive_secret = state.chat_archive.secret if state.chat_archive else None
+    if secret != state.secret and secret != archive_secret:
         raise ApiError(40001)
     return _ok(access_token=state.issue_access_token(), expires_in=7200)
 
@@ -201,6 +202,19 @@ def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[
     return _ok(next_cursor=next_cursor, send_list=send_list)
 
 
+def _finance_getchatdata(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """Stand-in for the finance SDK's GetChatData(seq, limit): encrypted records after ``seq``."""
+    if state.chat_archive is None:
+        raise ApiError(48002)
+    seq, limit = body.get("seq", 0), body.get("limit", 100)
+    if not isinstance(seq, int) or not isinstance(limit, int):
+        raise ApiError(40058)
+    try:
+        return _ok(chatdata=state.chat_archive.page(seq, limit))
+    except ValueError as exc:
+        raise ApiError(40058) from exc
+
+
 @dataclass(frozen=True)
 class _Api:
     method: str
@@ -218,6 +232,7 @@ APIS: dict[str, _Api] = {
     "externalcontact/add_msg_template": _Api("POST", _add_msg_template),
     "externalcontact/get_groupmsg_task": _Api("POST", _get_groupmsg_task),
     "externalcontact/get_groupmsg_send_result": _Api("POST", _get_groupmsg_send_result),
+    "sim/finance/getchatdata": _Api("POST", _finance_getchatdata),
 }
 
 

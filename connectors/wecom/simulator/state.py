@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.wecom.simulator.chat_archive import ChatArchive
+
 ACCESS_TOKEN_TTL = 7200
 KF_TOKEN_TTL = 600  # the Token in a kf_msg_or_event callback is valid for 10 minutes
 KF_WINDOW_SECONDS = 48 * 3600
@@ -51,6 +53,7 @@ ERRMSGS: dict[int, str] = {
     45002: "content size out of limit",
     45009: "api freq out of limit",
     45033: "api concurrent out of limit",
+    48002: "api forbidden",
     60111: "userid not found",
     81013: "user & party & tag all invalid",
     84061: "not external contact",
@@ -112,6 +115,7 @@ class SimulatorState:
     msg_templates: list[dict[str, Any]] = field(default_factory=list)
     kf_log: list[dict[str, Any]] = field(default_factory=list)
     group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
+    chat_archive: ChatArchive | None = None  # 会话内容存档, when the company has it enabled
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)

@@ -1,0 +1,70 @@
+"""Log output for every `scrm` command: human text by default, one JSON object per line on request.
+
+A request id ties together every line logged while serving one HTTP request: the middleware
+takes a sane incoming `X-Request-Id` (a proxy's or WeCom gateway's) or makes one, answers it as a
+response header, and keeps it in a context variable the JSON formatter reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from contextvars import ContextVar
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REQUEST_ID_HEADER = "X-Request-Id"
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Short printable tokens only: anything else could forge log fields or bloat every line.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class JsonFormatter(logging.Formatter):
+    """ts, level, logger, message, request_id (inside a request) and exc_info (text), one line each."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        current = getattr(record, "request_id", None) or request_id.get()
+        if current:
+            entry["request_id"] = current
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, log_format: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Outermost middleware, so even the error middleware's traceback line carries the id."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    current = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    token = request_id.set(current)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = current
+        raise
+    finally:
+        request_id.reset(token)
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = current
+    return response

@@ -1,0 +1,116 @@
+"""The browser console of `scrm demo`: a visitor chats as a rep and as a customer, watches the
+complaint become a ticket on the customer's record, moves the clock and sees the morning arrive.
+
+Runs the demo in-process and drives the page in headless Chromium (Debian's, at /usr/bin/chromium:
+Playwright cannot download its own here). Assertions read the page's text, never pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from config.settings import Settings
+from scrm.app import create_app
+from scrm.demo import OVERDUE_FOLLOWUP, running_demo
+
+CHROMIUM = Path("/usr/bin/chromium")
+WAIT_MS = 15_000  # generous for a shared 2-core machine; every wait ends on a DOM condition
+TICKET_NUMBER = re.compile(r"T\d{8}-\d{4}")
+COMPLAINT = "上次的货用了两天就坏了，不给退款我就去12315投诉"
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(reason)
+    return str(CHROMIUM)
+
+
+def test_only_the_demo_serves_the_console(tmp_path):
+    """`scrm serve` must not expose a page that acts as anyone without a password."""
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/scrm.sqlite3"))
+    paths = [resource.canonical for resource in app.router.resources()]
+    assert not [p for p in paths if p.startswith("/demo")], paths
+
+
+async def test_console_refuses_bad_lines_and_unknown_personas(tmp_path):
+    async with running_demo(port=0, data_dir=tmp_path / "data") as demo, aiohttp.ClientSession() as http:
+        say = f"{demo.service_url}/demo/api/say"
+        for body in ({"chat": "staff:nobody", "text": "查 赵磊"}, {"chat": "staff:zhangwei", "text": "  "},
+                     {"chat": "staff:zhangwei", "text": "查" * 2001}):
+            async with http.post(say, json=body) as resp:
+                assert resp.status == 400, body
+        async with http.post(say, data="not json") as resp:
+            assert resp.status == 400
+        async with http.post(f"{demo.service_url}/demo/api/clock", json={"preset": "yesterday"}) as resp:
+            assert resp.status == 400
+        async with http.get(f"{demo.service_url}/demo/api/state") as resp:
+            state = await resp.json()
+        assert state["entries"] == []  # nothing was sent on anyone's behalf
+
+
+async def test_visitor_chats_sees_the_ticket_and_moves_the_clock(tmp_path, chromium):
+    from playwright.async_api import async_playwright, expect
+
+    async with running_demo(port=0, data_dir=tmp_path / "data") as demo, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            await page.goto(demo.console_url)
+            messages, record = page.locator("#messages"), page.locator("#record")
+
+            def customer(name: str):
+                return page.locator("#customer-list .chat-item").filter(has=page.locator(".chat-name", has_text=name))
+
+            async def say(text: str) -> None:
+                await page.locator("#input").fill(text)
+                await page.locator("#input").press("Enter")
+
+            # The sales rep looks a customer up: the card comes back as the bot's bubble, phone masked.
+            await page.locator('#staff-list [data-chat="staff:zhangwei"]').click()
+            await expect(page.locator("#chat-title")).to_contain_text("张伟（销售）", timeout=WAIT_MS)
+            await say("查 赵磊")
+            await expect(messages.locator(".msg.out .bubble")).to_have_text("查 赵磊", timeout=WAIT_MS)
+            card = messages.locator(".msg.in .bubble").last
+            await expect(card).to_contain_text("【赵磊】华东精密机械有限公司", timeout=WAIT_MS)
+            await expect(card).to_contain_text("138****1001")
+
+            # The customer complains through 微信客服: acknowledged with a ticket number, and the
+            # record panel shows the open ticket and the negative mood.
+            await customer("赵磊").click()
+            await say(COMPLAINT)
+            await expect(messages.locator(".msg.in .bubble").last).to_contain_text(TICKET_NUMBER, timeout=WAIT_MS)
+            await expect(record.locator(".record-name")).to_have_text("赵磊", timeout=WAIT_MS)
+            await expect(page.locator("#record-tickets")).to_contain_text(TICKET_NUMBER, timeout=WAIT_MS)
+            await expect(record).to_contain_text("负面")
+            await expect(record).to_contain_text(COMPLAINT)
+            # The support agent was handed the ticket: their chat shows an unread message.
+            await expect(page.locator('[data-chat="staff:wangfang"] .badge')).to_be_visible(timeout=WAIT_MS)
+
+            # Next morning 09:00: the rep's morning list names yesterday's missed follow-up, and
+            # 周杰's birthday greeting waits in 群发助手 for the rep to send.
+            await page.locator('[data-preset="nine"]').click()
+            await expect(page.locator("#status")).to_contain_text("已快进到", timeout=WAIT_MS)
+            await expect(page.locator("#clock-now")).to_contain_text("09:00")
+            await page.locator('#staff-list [data-chat="staff:zhangwei"]').click()
+            _, overdue_customer, overdue_text = OVERDUE_FOLLOWUP
+            await expect(messages).to_contain_text(overdue_text, timeout=WAIT_MS)
+            await expect(messages).to_contain_text(overdue_customer)
+            task = messages.locator(".bubble.card", has_text="群发助手")
+            await expect(task).to_contain_text("周杰")
+            await task.get_by_role("button", name="发送").click()
+            await expect(task).to_contain_text("已发送", timeout=WAIT_MS)
+            await page.screenshot(path=str(tmp_path / "demo_console.png"), full_page=True)
+            await customer("周杰").click()
+            await expect(messages.locator(".msg.in .bubble")).to_contain_text("生日快乐", timeout=WAIT_MS)
+            await expect(page.locator('[data-preset="nine"]')).to_be_disabled()  # the past cannot be revisited
+        finally:
+            await browser.close()
