@@ -167,13 +167,13 @@ async def test_replies_stop_when_the_kf_window_is_used_up(desk):
     for n in range(4):
         assert "已提交发送" in (await desk.ask("wangfang", f"回复 {ticket.number} 第{n + 2}条"))
     refusal = await desk.ask("wangfang", f"回复 {ticket.number} 第6条")
-    assert "无法通过微信客服" in refusal
+    assert "目前无法直接回复" in refusal
     assert len(desk.kf_sent("孙丽")) == 5
     desk.advance(hours=49)
     await desk.customer_writes("孙丽", "在吗")
     assert "已提交发送" in (await desk.ask("wangfang", f"回复 {ticket.number} 您好，我们在处理"))
     desk.advance(hours=49)
-    assert "无法通过微信客服" in (await desk.ask("wangfang", f"回复 {ticket.number} 还在吗"))
+    assert "目前无法直接回复" in (await desk.ask("wangfang", f"回复 {ticket.number} 还在吗"))
 
 
 async def test_an_agent_learns_when_a_reply_could_not_be_delivered(desk):

@@ -137,7 +137,7 @@ async def test_no_channel_means_the_ticket_says_so_and_the_rep_is_asked(desk):
     assert desk.service.sim.sent_kf_messages == []
     assert any(ticket.number in t and "主动联系" in t for t in desk.replies("zhangwei"))
     [reply] = await desk.say("wangfang", f"回复 {ticket.number} 您好")
-    assert "无法通过微信客服" in reply
+    assert "目前无法直接回复" in reply
     [resolved] = await desk.say("wangfang", f"解决 {ticket.number} 已换货")
     assert "主动联系" in resolved
     assert any("打分" in t for t in desk.replies("zhangwei"))
