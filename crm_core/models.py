@@ -81,6 +81,13 @@ class Customer(Base):
     care_opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     contract_ends_on: Mapped[date | None] = mapped_column(Date, nullable=True)
 
+    # -- acquisition: where the customer came from, how warm the lead is, when the stage last moved
+    source_channel_id: Mapped[int | None] = mapped_column(ForeignKey("contact_channels.id"), nullable=True)
+    source: Mapped[str] = mapped_column(String(64), default="")  # free text: 展会, 官网, an import's 来源
+    lead_score: Mapped[int] = mapped_column(Integer, default=0)  # 热度, 0-100 (crm_core.lead_score)
+    lead_score_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lifecycle_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
     @property
     def birthday(self) -> Birthday | None:
         if not self.birthday_calendar or self.birthday_month is None or self.birthday_day is None:
@@ -238,6 +245,9 @@ Index("ix_customers_owner_contact", Customer.owner_id, Customer.last_contact_at)
 Index("ix_customers_birthday", Customer.birthday_calendar, Customer.birthday_month, Customer.birthday_day)
 Index("ix_customers_lifecycle_contact", Customer.lifecycle, Customer.last_contact_at)
 Index("ix_customers_contract_ends", Customer.contract_ends_on)
+# 我的客户 by heat, and the funnel by source channel.
+Index("ix_customers_owner_score", Customer.owner_id, Customer.lead_score)
+Index("ix_customers_source_channel", Customer.source_channel_id)
 
 
 class Note(Base):
@@ -357,3 +367,91 @@ class ChatArchiveCursor(Base):
     corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# -- acquisition and the funnel ---------------------------------------------------------------------
+
+
+class ContactChannel(Base):
+    """A 渠道活码: a WeCom contact QR code (externalcontact/add_contact_way) whose `state` names the
+    channel, so a customer who adds a rep through it arrives with that state and is attributed."""
+
+    __tablename__ = "contact_channels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # 展会2026
+    state: Mapped[str] = mapped_column(String(30), unique=True)  # WeCom allows 30 characters
+    group: Mapped[str] = mapped_column(String(64), default="")  # the sales group new customers go to
+    user_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # reps the code may connect to
+    config_id: Mapped[str] = mapped_column(String(64), default="")  # WeCom's id for the contact way
+    qr_code: Mapped[str] = mapped_column(Text, default="")  # the QR image URL WeCom returned
+    welcome_text: Mapped[str] = mapped_column(Text, default="")  # 欢迎语; empty: the default one
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LifecycleChange(Base):
+    """Every move of a customer's lifecycle stage (潜在 → 意向 → 成交 → 忠诚, 沉睡, 流失), and why."""
+
+    __tablename__ = "lifecycle_changes"
+    __table_args__ = (
+        Index("ix_lifecycle_changes_customer", "customer_id", "changed_at"),
+        Index("ix_lifecycle_changes_to", "to_stage", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    from_stage: Mapped[str] = mapped_column(String(16), default="")
+    to_stage: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64), default="")  # e.g. purchase_intent, deal.won, manual
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DealStageChange(Base):
+    """Every stage a deal entered, with when: the funnel's conversion and days-per-stage come from here."""
+
+    __tablename__ = "deal_stage_changes"
+    __table_args__ = (
+        Index("ix_deal_stage_changes_deal", "deal_id", "changed_at"),
+        Index("ix_deal_stage_changes_at", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigId)
+    owner_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    from_stage: Mapped[str] = mapped_column(String(32), default="")  # "" when the deal was opened
+    to_stage: Mapped[str] = mapped_column(String(32))  # a pipeline stage, or 赢单 / 输单
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Campaign(Base):
+    """A manager's tag campaign (群发 标签:VIP …): one group-send task per owning rep; each customer's
+    outcome is a CareDelivery with occasion "campaign:<id>", synced like care tasks."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | sent
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # counts per rep, skipped and why
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ForecastSnapshot(Base):
+    """The month's forecast as it stood when first made, so next month can show it against what closed."""
+
+    __tablename__ = "forecast_snapshots"
+    __table_args__ = (UniqueConstraint("month", "scope", name="uq_forecast_month_scope"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))  # 2026-12
+    scope: Mapped[str] = mapped_column(String(32))  # company | dept:<id>
+    amount: Mapped[float] = mapped_column(Float, default=0.0)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # per stage: deals, amount, probability
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
