@@ -33,6 +33,7 @@ def test_compose_runs_each_role_with_its_dependencies_and_health_checks():
         assert service["environment"]["SCRM_DATABASE_URL"].startswith("postgresql+asyncpg://")
         assert service["environment"]["SCRM_REDIS_URL"].startswith("redis://redis:")
         assert "/readyz" in " ".join(service["healthcheck"]["test"])
+        assert service["environment"]["SCRM_LOG_FORMAT"] == "json"
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["scrm", "db", "upgrade"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
