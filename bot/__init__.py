@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 import config
 from bot.conversation import Conversations
 from bot.dispatcher import Dispatcher
+from bot.rate_limit import CommandRateLimit
 from bot.handlers import care, customers, deals, followups, handover, help, notes, tickets
 from crm_core.db import utcnow
 from crm_core.deals import DealStages
@@ -20,7 +21,8 @@ DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
 
 
 def build_dispatcher(
-    timezone: ZoneInfo, redis: Redis, *, clock: Callable[[], datetime] = utcnow, deal_pipeline: Path = DEAL_PIPELINE_FILE
+    timezone: ZoneInfo, redis: Redis, *, clock: Callable[[], datetime] = utcnow, deal_pipeline: Path = DEAL_PIPELINE_FILE,
+    commands_per_minute: int = 30,
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     return Dispatcher(
@@ -29,5 +31,6 @@ def build_dispatcher(
         timezone,
         stages=DealStages.from_file(deal_pipeline),
         conversations=Conversations(redis),
+        rate_limit=CommandRateLimit(redis, commands_per_minute),
         clock=clock,
     )

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation import Conversations
 from bot.formatting import customer_line, redact
+from bot.rate_limit import CommandRateLimit, Verdict
 from bot.replies import Listing, NeedsAnswer, NeedsPick, Refusal, Reply, fit_text, paginate
 from bot.router import ALL_ROLES, Command, CommandContext, Router, UsageError
 from config.templates import has, render
@@ -44,6 +45,7 @@ class Dispatcher:
     clock: Callable[[], datetime] = utcnow
     # (command name, seconds) after each command that ran, for metrics
     observe_command: Callable[[str, float], None] | None = None
+    rate_limit: CommandRateLimit | None = None
 
     def __post_init__(self) -> None:
         self.by_name: dict[str, Command] = {}
@@ -163,7 +165,14 @@ class Dispatcher:
         return Reply(pages[0]), state
 
     async def __call__(self, session: AsyncSession, staff: Staff, message: Message) -> None:
-        reply = await self.reply_to(session, staff, message)
+        verdict = Verdict.OK if self.rate_limit is None else await self.rate_limit.check(staff.userid, self.clock())
+        if verdict is Verdict.DROP:
+            log.info("staff id %s is over the command rate limit; message %s archived, not answered", staff.id, message.id)
+            return
+        if verdict is Verdict.WARN:
+            reply = Reply(render("bot.too_many_commands", per_minute=self.rate_limit.per_minute))
+        else:
+            reply = await self.reply_to(session, staff, message)
         msgtype = "markdown" if reply.markdown else "text"
         await OutboxService(session).enqueue(
             idempotency_key=f"reply:{message.channel}:{message.external_msg_id}",

@@ -85,6 +85,7 @@ class Settings:
     inbox_max_attempts: int = 5
     outbox_max_attempts: int = 8
     worker_lease_seconds: float = 60.0
+    bot_commands_per_minute: int = 30
     roles_file: Path | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
@@ -131,6 +132,7 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: str | Path | 
         wecom=wecom,
         roles_file=Path(pick("roles_file")) if pick("roles_file") else None,
         worker_lease_seconds=_number(pick("worker_lease_seconds", "60"), "SCRM_WORKER_LEASE_SECONDS"),
+        bot_commands_per_minute=int(_number(pick("bot_commands_per_minute", "30"), "SCRM_BOT_COMMANDS_PER_MINUTE")),
         archive=_archive_settings(env, file_values, file_wecom),
         webhook=_webhook_settings(env, file_values),
     )
@@ -187,7 +189,7 @@ def _number(value: str, name: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise ConfigError([f"{name} must be a number of seconds (got {value!r})"]) from None
+        raise ConfigError([f"{name} must be a number (got {value!r})"]) from None
     if number <= 0:
         raise ConfigError([f"{name} must be positive (got {value!r})"])
     return number

@@ -145,7 +145,7 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
 def build_pipeline(app: web.Application) -> Pipeline:
     """The ingest pipeline with every feature that reacts to messages plugged in."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
-    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS])
+    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], commands_per_minute=settings.bot_commands_per_minute)
     dispatcher.observe_command = metrics.observe_command
     analyse = functools.partial(analyse_customer_message, observe=metrics.observe_analysis)
     return Pipeline(

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nlp import cli as nlp_cli
     from scheduler import bench as scheduler_bench
     from scheduler import commands as jobs_cli
-    from scrm import analysis, bench, commands, doctor, import_export, queues_cli
+    from scrm import analysis, bench, commands, doctor, import_export, privacy_cli, queues_cli
     from scrm.logging_setup import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.register(sub)
     queues_cli.register(sub)
     import_export.register(sub)
+    privacy_cli.register(sub)
     simulator_cli.register(sub)
     jobs_cli.register(sub)
     analysis.register(nlp_cli.register(sub))

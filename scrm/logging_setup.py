@@ -46,9 +46,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+# Personal data and credentials that must never reach a log in clear, wherever they appear (a
+# message, an argument, a traceback's repr): mainland mobile numbers keep their first 3 and last 4
+# digits; access tokens, secrets and signatures in URLs or JSON keep 3 characters.
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_CREDENTIAL = re.compile(
+    r"(?i)((?:access_token|corpsecret|secret|encoding_?aes_?key|aes_key|msg_signature|signature|token)"
+    r"(?:\\?[\"'])?\s*[=:]\s*(?:\\?[\"'])?)([A-Za-z0-9_\-+/=]{4,})")
+
+
+def mask_sensitive(text: str) -> str:
+    text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    return _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)[:3]}***", text)
+
+
+class MaskingFormatter(logging.Formatter):
+    """Masks the finished line, so nothing a handler prints (exc_info included) escapes the rule."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_sensitive(self.inner.format(record))
+
+
 def configure_logging(level: str, log_format: str) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    handler.setFormatter(MaskingFormatter(inner))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 

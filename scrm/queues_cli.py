@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from config.settings import load_settings
 from crm_core import work_queue
-from crm_core.db import create_engine, session_factory
 from crm_core.inbox import InboxService
 from crm_core.models import InboxItem, OutboxItem
 from crm_core.outbox import OutboxService
-from scrm.resources import prepare_schema
+from scrm.resources import with_session
 from scrm.sender import message_text, recipient_of
 
 QUEUES = {"inbox": InboxItem, "outbox": OutboxItem}
@@ -33,17 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         retry.set_defaults(func=cmd_retry, queue=name)
 
 
-async def _with_sessions(args: argparse.Namespace, work):
-    settings = load_settings(toml_path=args.config)
-    engine = create_engine(settings.database_url)
-    try:
-        await prepare_schema(engine, settings)
-        async with session_factory(engine)() as session:
-            return await work(session)
-    finally:
-        await engine.dispose()
-
-
 def cmd_failed(args: argparse.Namespace) -> int:
     async def work(session) -> None:
         if args.queue == "outbox":
@@ -58,7 +45,7 @@ def cmd_failed(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no parked {args.queue} rows")
 
-    asyncio.run(_with_sessions(args, work))
+    asyncio.run(with_session(args.config, work))
     return 0
 
 
@@ -66,7 +53,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     async def work(session) -> bool:
         return await work_queue.requeue(session, QUEUES[args.queue], args.id)
 
-    if asyncio.run(_with_sessions(args, work)):
+    if asyncio.run(with_session(args.config, work)):
         print(f"{args.queue} #{args.id} will be tried again by the next worker")
         return 0
     print(f"{args.queue} #{args.id} is not parked (see `scrm {args.queue} failed`)")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from config.settings import Settings
 from crm_core.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def open_redis(settings: Settings) -> Redis:
@@ -42,6 +45,21 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
     head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
     if version != head:
         raise RuntimeError(f"The database schema is at {version}, the code needs {head}: run `scrm db upgrade`")
+
+
+async def with_session(config_path: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """For one-shot CLI commands: settings, a checked schema, one session for `work`, then close."""
+    from config.settings import load_settings
+    from crm_core.db import create_engine, session_factory
+
+    settings = load_settings(toml_path=config_path)
+    engine = create_engine(settings.database_url)
+    try:
+        await prepare_schema(engine, settings)
+        async with session_factory(engine)() as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
 
 
 async def database_ok(engine: AsyncEngine) -> bool:

@@ -1,0 +1,178 @@
+"""A customer's personal-data requests (个人信息保护法): see everything held about them, or erase it.
+
+Erasure keeps the customer row and every record hanging off it, so counts, deals, tickets,
+sentiment and the funnel still add up, but removes what identifies the person or what they said:
+names, phone, WeCom ids, birthdays, message texts and raw payloads (also in the inbox rows they
+came from), notes, ticket excerpts, tags. The customer is also opted out, and anything still
+waiting in the outbox for them is parked, so nothing is ever sent to them again. The audit log
+is kept: it is the record of who saw the data, which the law asks us to keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.templates import render
+from crm_core.audit import AuditService
+from crm_core.errors import CustomerNotFoundError
+from crm_core.models import (AuditEntry, CareDelivery, Customer, CustomerIdentity, CustomerTag, Deal, FollowUp, InboxItem,
+                             LifecycleChange, Message, Note, OutboxItem)
+from crm_core.ticket_models import Ticket, TicketEvent
+
+BATCH = 500
+# Analysis keys that quote the text (tokens, keywords); the rest (sentiment, label, intents) are kept.
+TEXT_DERIVED = ("tokens", "keywords")
+
+
+@dataclass(frozen=True)
+class Erasure:
+    messages: int
+    inbox_rows: int
+    notes: int
+    follow_ups: int
+    tickets: int
+    identities: int
+    tags: int
+    outbox_parked: int
+
+
+class PrivacyService:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def export(self, customer_id: int, *, actor: str) -> dict[str, Any]:
+        """Everything held about the customer, as plain JSON-ready data; the export is audit-logged."""
+        customer = await self._customer(customer_id)
+        s = self.session
+        data = {
+            "customer": {
+                "id": customer.id, "name": customer.name, "company": customer.company, "phone": customer.phone,
+                "gender": customer.gender, "unionid": customer.unionid, "remark": customer.remark,
+                "description": customer.description, "wecom_tags": customer.wecom_tags, "lifecycle": customer.lifecycle,
+                "birthday": str(customer.birthday) if customer.birthday else None,
+                "care_consent": customer.care_consent, "care_opted_out_at": customer.care_opted_out_at,
+                "contract_ends_on": customer.contract_ends_on, "source": customer.source,
+                "owner": customer.owner.userid if customer.owner else None,
+                "created_at": customer.created_at, "last_contact_at": customer.last_contact_at,
+            },
+            "identities": await self._rows(CustomerIdentity, CustomerIdentity.customer_id == customer_id,
+                                           ("channel", "external_id", "created_at")),
+            "tags": await self._rows(CustomerTag, CustomerTag.customer_id == customer_id, ("name", "created_at")),
+            "messages": await self._rows(Message, Message.customer_id == customer_id,
+                                         ("sent_at", "channel", "direction", "msg_type", "text")),
+            "notes": await self._rows(Note, Note.customer_id == customer_id, ("created_at", "text")),
+            "follow_ups": await self._rows(FollowUp, FollowUp.customer_id == customer_id,
+                                           ("due_at", "text", "status")),
+            "deals": await self._rows(Deal, Deal.customer_id == customer_id,
+                                      ("created_at", "stage", "status", "fields", "lost_reason", "closed_at")),
+            "tickets": await self._rows(Ticket, Ticket.customer_id == customer_id,
+                                        ("number", "created_at", "category", "status", "summary", "resolution", "csat")),
+            "care_messages": await self._rows(CareDelivery, CareDelivery.customer_id == customer_id,
+                                              ("occasion", "occasion_date", "channel", "status")),
+            "lifecycle_changes": await self._rows(LifecycleChange, LifecycleChange.customer_id == customer_id,
+                                                  ("changed_at", "from_stage", "to_stage", "reason")),
+            "access_log": await self._rows(AuditEntry, AuditEntry.customer_id == customer_id,
+                                           ("created_at", "actor", "action")),
+        }
+        AuditService(s).record(actor=actor, action="customer.export", customer_id=customer_id,
+                               detail=f"{len(data['messages'])} messages")
+        return _plain(data)
+
+    async def erase(self, customer_id: int, *, actor: str, at: datetime) -> Erasure:
+        """Remove the customer's personal data in the caller's transaction (see the module docstring)."""
+        customer = await self._customer(customer_id)
+        s = self.session
+        customer.name = render("privacy.erased_name", id=customer.id)
+        customer.phone = ""
+        for field in ("company", "unionid", "remark", "description", "source"):
+            setattr(customer, field, "")
+        customer.wecom_tags, customer.gender, customer.birthday = [], 0, None
+        customer.care_consent = False
+        customer.care_opted_out_at = customer.care_opted_out_at or at
+
+        inbox_rows = messages = 0
+        after_id = 0
+        while True:
+            page = (await s.execute(
+                select(Message.id, Message.channel, Message.external_msg_id)
+                .where(Message.customer_id == customer_id, Message.id > after_id).order_by(Message.id).limit(BATCH)
+            )).all()
+            if not page:
+                break
+            after_id = page[-1].id
+            keys = {key for row in page if row.external_msg_id for key in _inbox_keys(row.channel, row.external_msg_id)}
+            if keys:
+                inbox_rows += (await s.execute(
+                    update(InboxItem).where(InboxItem.dedup_key.in_(keys)).values(payload="")
+                )).rowcount
+            for message in (await s.scalars(select(Message).where(Message.id.in_([r.id for r in page])))).all():
+                message.text, message.payload, message.sender, message.recipient, message.meta = "", "", "", "", {}
+                if message.analysis:
+                    message.analysis = {k: v for k, v in message.analysis.items() if k not in TEXT_DERIVED}
+            messages += len(page)
+
+        notes = (await s.execute(update(Note).where(Note.customer_id == customer_id).values(text=""))).rowcount
+        follow_ups = (await s.execute(update(FollowUp).where(FollowUp.customer_id == customer_id).values(text=""))).rowcount
+        await s.execute(update(Deal).where(Deal.customer_id == customer_id).values(lost_reason=""))
+        ticket_ids = list((await s.scalars(select(Ticket.id).where(Ticket.customer_id == customer_id))).all())
+        if ticket_ids:
+            await s.execute(update(Ticket).where(Ticket.id.in_(ticket_ids)).values(
+                summary="", resolution="", reply_external_userid=""))
+            await s.execute(update(TicketEvent).where(TicketEvent.ticket_id.in_(ticket_ids)).values(detail=""))
+        await s.execute(update(CareDelivery).where(CareDelivery.customer_id == customer_id).values(detail=""))
+        identities = (await s.execute(delete(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id))).rowcount
+        tags = (await s.execute(delete(CustomerTag).where(CustomerTag.customer_id == customer_id))).rowcount
+        outbox = OutboxItem.customer_id == customer_id
+        parked = (await s.execute(update(OutboxItem).where(outbox, OutboxItem.status.in_(("pending", "sending"))).values(
+            status="parked", last_error="customer erased: not sent"))).rowcount
+        await s.execute(update(OutboxItem).where(outbox, or_(OutboxItem.status == "sent", OutboxItem.status == "parked"))
+                        .values(payload={"erased": True}, response=None))
+        report = Erasure(messages, inbox_rows, notes, follow_ups, len(ticket_ids), identities, tags, parked)
+        AuditService(s).record(actor=actor, action="customer.erase", customer_id=customer_id,
+                               detail=", ".join(f"{k}={v}" for k, v in asdict(report).items()))
+        return report
+
+    async def audit_trail(self, *, customer_id: int | None = None, actor: str | None = None, action: str | None = None,
+                          since: datetime | None = None, limit: int = 200) -> list[AuditEntry]:
+        """Who looked at or changed personal data, newest first."""
+        stmt = select(AuditEntry).order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit)
+        if customer_id is not None:
+            stmt = stmt.where(AuditEntry.customer_id == customer_id)
+        if actor:
+            stmt = stmt.where(AuditEntry.actor == actor)
+        if action:
+            stmt = stmt.where(AuditEntry.action.startswith(action))
+        if since is not None:
+            stmt = stmt.where(AuditEntry.created_at >= since)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def _customer(self, customer_id: int) -> Customer:
+        customer = await self.session.get(Customer, customer_id)
+        if customer is None:
+            raise CustomerNotFoundError(f"no customer {customer_id}")
+        return customer
+
+    async def _rows(self, model, condition, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        stmt = select(*(getattr(model, c) for c in columns)).where(condition).order_by(model.id)
+        return [dict(zip(columns, row)) for row in (await self.session.execute(stmt)).all()]
+
+
+def _inbox_keys(channel: str, external_msg_id: str) -> tuple[str, ...]:
+    """The inbox dedup keys a message may have come in under (see each connector's dedup key)."""
+    return (external_msg_id, f"wecom:kfmsg:{external_msg_id}", f"wecom:archive:{external_msg_id}",
+            f"{channel}:{external_msg_id}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
