@@ -52,24 +52,36 @@ def parse_plaintext_xml(text: str) -> dict[str, str]:
     Nested elements become dotted paths (``SendLocationInfo.Location_X``); a path that
     repeats gets ``#2``, ``#3`` ... suffixes so nothing is silently dropped. CDATA is
     unwrapped and text is kept exactly (no stripping: chat content may start with spaces).
+    WeCom's messages are a few levels deep with a few dozen fields; anything far beyond that is
+    refused rather than walked (deep nesting or a flood of siblings would cost a worker dearly).
     """
     root = _parse_xml(text)
     if root.tag != "xml":
         raise MalformedCallbackError(f"root element is <{root.tag}>, expected <xml>")
     flat: dict[str, str] = {}
-    _flatten(root, "", flat)
+    _flatten(root, "", flat, set(), depth=1)
     return flat
 
 
-def _flatten(element: Element, prefix: str, out: dict[str, str]) -> None:
+MAX_XML_DEPTH = 16
+MAX_XML_FIELDS = 2000
+
+
+def _flatten(element: Element, prefix: str, out: dict[str, str], taken: set[str], *, depth: int) -> None:
+    """`taken` holds every path used so far, leaves and branches, so a repeat is found at once."""
+    if depth > MAX_XML_DEPTH:
+        raise MalformedCallbackError(f"callback XML nests deeper than {MAX_XML_DEPTH} levels")
     for child in element:
         path = f"{prefix}{child.tag}"
         key, n = path, 1
-        while key in out or any(k.startswith(key + ".") for k in out):
+        while key in taken:
             n += 1
             key = f"{path}#{n}"
+        taken.add(key)
+        if len(taken) > MAX_XML_FIELDS:
+            raise MalformedCallbackError(f"callback XML has more than {MAX_XML_FIELDS} elements")
         if len(child):
-            _flatten(child, key + ".", out)
+            _flatten(child, key + ".", out, taken, depth=depth + 1)
         else:
             out[key] = child.text or ""
 
