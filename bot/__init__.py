@@ -13,7 +13,7 @@ import config
 from bot.conversation import Conversations
 from bot.dispatcher import Dispatcher
 from bot.rate_limit import CommandRateLimit
-from bot.handlers import care, customers, deals, followups, handover, help, notes, tickets
+from bot.handlers import campaigns, care, channels, customers, deals, followups, handover, help, lifecycle, notes, tickets
 from crm_core.db import utcnow
 from crm_core.deals import DealStages
 
@@ -26,8 +26,8 @@ def build_dispatcher(
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     return Dispatcher(
-        [customers.router, notes.router, followups.router, deals.router, handover.router, care.router, tickets.router,
-         help.router],
+        [customers.router, notes.router, followups.router, deals.router, lifecycle.router, handover.router, care.router,
+         tickets.router, channels.router, campaigns.router, help.router],
         timezone,
         stages=DealStages.from_file(deal_pipeline),
         conversations=Conversations(redis),

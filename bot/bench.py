@@ -38,6 +38,8 @@ from scrm.processes import free_port, percentile, wait_healthy
 
 BENCH_USER = "chenjing"  # the sample company's admin
 REPS = 50
+# Lifecycle stages of customers still in touch, roughly as a B2B sales book looks (crm_core.lifecycle).
+ACTIVE_STAGES = (("prospect", 45), ("interested", 25), ("customer", 20), ("loyal", 7), ("churned", 3))
 # Common surnames first: the weights below make 王/李/张 as frequent as they are in life.
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
             "谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
@@ -82,6 +84,12 @@ def synthetic_customers(count: int, owner_ids: list[int], rng: random.Random, no
         company = rng.choice(CITIES) + rng.choice(WORDS) + rng.choice(TRADES) + rng.choice(SUFFIXES)
         pinyin, initials = name_keys(name)
         contacted = now - timedelta(minutes=rng.randrange(365 * 24 * 60)) if rng.random() < 0.8 else None
+        # Quiet for 90 days: mostly already dormant; recently in touch: a warm-ish lead score.
+        quiet_days = (now - contacted).days if contacted else None
+        stage = "prospect" if contacted is None else rng.choices(*zip(*ACTIVE_STAGES))[0]
+        if quiet_days is not None and quiet_days > 90 and stage != "churned" and rng.random() < 0.9:
+            stage = "dormant"
+        score = round(rng.betavariate(2, 4) * 100) if quiet_days is not None and quiet_days < 30 else 0
         born = rng.random() < 0.7  # most have a birthday on file, a fifth of those lunar (as people give them)
         lunar = born and rng.random() < 0.2
         batch.append({
@@ -93,7 +101,8 @@ def synthetic_customers(count: int, owner_ids: list[int], rng: random.Random, no
             "contract_ends_on": (now + timedelta(days=rng.randrange(365))).date() if rng.random() < 0.25 else None,
             "name": name, "company": company, "phone": phone, "gender": rng.choice((1, 2)), "unionid": "",
             "remark": f"{name}-{company[2:4]}", "description": "", "wecom_tags": [], "owner_id": rng.choice(owner_ids),
-            "lifecycle": "active", "last_contact_at": contacted, "created_at": now, "updated_at": now,
+            "lifecycle": stage, "lead_score": score, "lead_score_at": now if score else None,
+            "last_contact_at": contacted, "created_at": now, "updated_at": now,
             "name_pinyin": pinyin, "name_initials": initials, "phone_tail": phone_tail(phone),
         })
         if len(batch) == 5000:

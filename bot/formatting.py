@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from config.templates import render
 from crm_core.tickets import default_policy
 from crm_core.customer_view import CustomerView
+from crm_core.lead_score import default_policy as lead_score_policy
 from crm_core.models import Customer, Deal, FollowUp
 
 SENTIMENT_BANDS = ((0.3, "positive"), (-0.3, "neutral"), (-1.01, "negative"))
@@ -61,6 +62,11 @@ def sentiment_text(score: float | None) -> str:
     return render(f"bot.sentiment_{band}", score=f"{score:+.1f}")
 
 
+def heat_text(score: int) -> str:
+    """热度 as the card shows it: 82 🔥高, 55 中, 12 低 (bands from config/lifecycle.toml)."""
+    return render(f"bot.heat.{lead_score_policy().band(score)}", score=score)
+
+
 def date_text(day: date) -> str:
     """2027年4月8日: how a day reads in a sentence."""
     return f"{day.year}年{day.month}月{day.day}日"
@@ -104,6 +110,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         company=customer.company or none,
         owner=customer.owner.name if customer.owner else none,
         lifecycle=render(f"lifecycle.{customer.lifecycle}"),
+        heat=heat_text(customer.lead_score or 0),
         deal=deal_text(view.deal),
         phone=mask_phone(customer.phone) or none,
         birthday=str(customer.birthday) if customer.birthday else none,

@@ -13,6 +13,10 @@ it back well after the delivery row was written): a rep who leaves it unconfirme
 `remind_after` is reminded once, and after `keep_for` it is given up. This module decides and
 records; asking WeCom is scrm.group_sends' business, which hands over a `TaskReport` in plain
 terms, so crm_core stays free of WeCom.
+
+A care greeting's task holds one customer; a tag campaign's (crm_core.campaigns) holds all of a
+rep's customers with the tag, one delivery each. Each delivery follows its own customer's copy,
+and the rep's reminder names the task once.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.templates import has, render
-from crm_core.models import CareDelivery, Customer, OutboxItem, Staff
+from crm_core.campaigns import campaign_id_of
+from crm_core.care import CONTACT_CHANNEL
+from crm_core.models import CareDelivery, Customer, CustomerIdentity, OutboxItem, Staff
 from crm_core.outbox import OutboxService
 
 OPEN_STATUSES = ("queued", "sent")
@@ -34,6 +40,7 @@ REMINDER_KEY_PREFIX = "care-sync:remind:"
 # One reminder names its deliveries in its idempotency key ("care-sync:remind:12,15"); 20 ids
 # stay well inside the key's 255 characters and the message inside WeCom's 2048 bytes.
 MAX_TASKS_PER_REMINDER = 20
+LOCK_CHUNK = 5000  # delivery ids per locking query, well inside PostgreSQL's 32767 bind parameters
 # A task WeCom gave no answer for (errors every run) is given up this long after it expired, so
 # the set of open deliveries cannot grow without end.
 NO_ANSWER_GRACE = timedelta(days=1)
@@ -122,7 +129,10 @@ def occasion_label(occasion: str) -> str:
     """The occasion as a rep reads it: birthday → 生日祝福, festival:mid_autumn → 中秋节祝福.
 
     Names come from the care labels (care.labels.* in templates_care.toml), the same words the
-    care job used when it told the rep about the task."""
+    care job used when it told the rep about the task; a tag campaign reads 群发活动（C12）."""
+    campaign_id = campaign_id_of(occasion)
+    if campaign_id is not None:
+        return render("campaigns.occasion", id=campaign_id)
     name = occasion.removeprefix("festival:")
     label = render(f"care.labels.{name}") if has(f"care.labels.{name}") else name
     return render("group_sends.occasion", label=label)
@@ -140,8 +150,7 @@ class CareSyncService:
             select(CareDelivery.id, CareDelivery.status, CareDelivery.created_at, CareDelivery.customer_id,
                    CareDelivery.occasion, CareDelivery.staff_id, CareDelivery.wecom_msgid,
                    Customer.name, Customer.remark, Staff.userid, Staff.name.label("staff_name"),
-                   OutboxItem.status.label("outbox_status"), OutboxItem.payload, OutboxItem.response,
-                   OutboxItem.sent_at)
+                   OutboxItem.id.label("outbox_id"), OutboxItem.status.label("outbox_status"), OutboxItem.sent_at)
             .join(Customer, Customer.id == CareDelivery.customer_id)
             .outerjoin(Staff, Staff.id == CareDelivery.staff_id)
             .outerjoin(OutboxItem, OutboxItem.idempotency_key == CareDelivery.outbox_key)
@@ -150,7 +159,35 @@ class CareSyncService:
             .order_by(CareDelivery.id)
             .limit(limit)
         )).all()
-        return [_open_task(row) for row in rows]
+        sends = await self._sends({row.outbox_id for row in rows if row.outbox_id is not None})
+        shared = [row for row in rows if row.outbox_id in sends and len(sends[row.outbox_id].asked_for) > 1]
+        contacts = await self._contacts({row.customer_id for row in shared})
+        shared_ids = {row.id for row in shared}
+        return [_open_task(row, sends.get(row.outbox_id),
+                           contacts.get(row.customer_id, frozenset()) if row.id in shared_ids else None)
+                for row in rows]
+
+    async def _sends(self, outbox_ids: set[int]) -> dict[int, _Send]:
+        """Each task's request and answer, read once per batch: a campaign task names thousands of
+        customers and is shared by as many deliveries."""
+        if not outbox_ids:
+            return {}
+        rows = await self.session.execute(
+            select(OutboxItem.id, OutboxItem.status, OutboxItem.payload, OutboxItem.response)
+            .where(OutboxItem.id.in_(outbox_ids)))
+        return {row.id: _send(row) for row in rows}
+
+    async def _contacts(self, customer_ids: set[int]) -> dict[int, frozenset[str]]:
+        """The customers' WeCom external_userids, to find each one's own result in a shared task."""
+        if not customer_ids:
+            return {}
+        rows = await self.session.execute(
+            select(CustomerIdentity.customer_id, CustomerIdentity.external_id)
+            .where(CustomerIdentity.customer_id.in_(customer_ids), CustomerIdentity.channel == CONTACT_CHANNEL))
+        contacts: dict[int, set[str]] = defaultdict(set)
+        for customer_id, external_id in rows:
+            contacts[customer_id].add(external_id)
+        return {customer_id: frozenset(ids) for customer_id, ids in contacts.items()}
 
     async def settle(self, decisions: list[tuple[OpenTask, Decision]]) -> None:
         """Store what is now known, in the caller's transaction; a delivery closed meanwhile is left alone."""
@@ -177,28 +214,38 @@ class CareSyncService:
         """
         if not tasks:
             return 0, 0
-        still_open = set((await self.session.scalars(
-            select(CareDelivery.id)
-            .where(CareDelivery.id.in_([t.delivery_id for t in tasks]), CareDelivery.status == "sent")
-            .order_by(CareDelivery.id)
-            .with_for_update()
-        )).all())
+        ids = sorted(t.delivery_id for t in tasks)
+        still_open: set[int] = set()
+        for start in range(0, len(ids), LOCK_CHUNK):
+            still_open.update((await self.session.scalars(
+                select(CareDelivery.id)
+                .where(CareDelivery.id.in_(ids[start:start + LOCK_CHUNK]), CareDelivery.status == "sent")
+                .order_by(CareDelivery.id)
+                .with_for_update()
+            )).all())
         reminded = await self._reminded_ids(min(t.started_at for t in tasks))
-        by_rep: dict[str, list[OpenTask]] = defaultdict(list)
+        # A campaign task holds many customers, one delivery each: the rep hears about the task once,
+        # and its reminder key names the task's first delivery.
+        groups: dict[tuple[str, str], list[OpenTask]] = defaultdict(list)
         for task in tasks:
-            if task.delivery_id in still_open and task.delivery_id not in reminded and task.rep_userid:
-                by_rep[task.rep_userid].append(task)
+            if task.delivery_id in still_open and task.rep_userid:
+                groups[(task.rep_userid, task.msgid or str(task.delivery_id))].append(task)
+        by_rep: dict[str, list[list[OpenTask]]] = defaultdict(list)
+        for (rep_userid, _), group in groups.items():
+            if not any(t.delivery_id in reminded for t in group):
+                by_rep[rep_userid].append(sorted(group, key=lambda t: t.delivery_id))
         outbox = OutboxService(self.session)
         messages = 0
         for rep_userid, pending in by_rep.items():
+            pending.sort(key=lambda g: g[0].delivery_id)
             for start in range(0, len(pending), MAX_TASKS_PER_REMINDER):
                 chunk = pending[start:start + MAX_TASKS_PER_REMINDER]
                 if await outbox.enqueue(
-                    idempotency_key=REMINDER_KEY_PREFIX + ",".join(str(t.delivery_id) for t in chunk),
+                    idempotency_key=REMINDER_KEY_PREFIX + ",".join(str(g[0].delivery_id) for g in chunk),
                     kind="app_message",
                     payload={"touser": rep_userid, "msgtype": "text", "text": {"content": _reminder(chunk, policy)}},
-                    customer_id=chunk[0].customer_id if len(chunk) == 1 else None,
-                    staff_id=chunk[0].staff_id,
+                    customer_id=chunk[0][0].customer_id if len(chunk) == 1 and len(chunk[0]) == 1 else None,
+                    staff_id=chunk[0][0].staff_id,
                 ):
                     messages += 1
         return messages, len(by_rep)
@@ -212,15 +259,40 @@ class CareSyncService:
         return {int(part) for key in keys for part in key.removeprefix(REMINDER_KEY_PREFIX).split(",")}
 
 
-def _open_task(row) -> OpenTask:
+@dataclass(frozen=True)
+class _Send:
+    """One task's outbox row: whom it asked for and, once WeCom answered, the msgid and whom it refused."""
+
+    sender: str
+    asked_for: tuple[str, ...]
+    msgid: str
+    refused: frozenset[str]
+
+
+_NOT_QUEUED = _Send(sender="", asked_for=(), msgid="", refused=frozenset())
+
+
+def _send(row) -> _Send:
     payload = row.payload or {}
     response = row.response or {}
+    answered = row.status == "sent"
+    return _Send(
+        sender=str(payload.get("sender") or ""),
+        asked_for=tuple(str(e) for e in payload.get("external_userid") or []),
+        msgid=str(response.get("msgid") or "") if answered else "",
+        refused=frozenset(response.get("fail_list") or []) if answered else frozenset(),
+    )
+
+
+def _open_task(row, send: _Send | None, own: frozenset[str] | None) -> OpenTask:
+    """`own`: the customer's external_userids when the task is shared by several customers (a
+    campaign), so the delivery follows its own customer's copy only; None for a one-customer task."""
+    send = send or _NOT_QUEUED
     answered = row.outbox_status == "sent"
-    msgid = row.wecom_msgid or (str(response.get("msgid") or "") if answered else "")
-    asked_for = [str(e) for e in payload.get("external_userid") or []]
-    refused_ids = set(response.get("fail_list") or []) if answered else set()
-    recipients = tuple(e for e in asked_for if e not in refused_ids)
-    rep_userid = row.userid or str(payload.get("sender") or "")
+    msgid = row.wecom_msgid or send.msgid
+    asked_for = send.asked_for if own is None else tuple(sorted(own.intersection(send.asked_for)))
+    recipients = tuple(e for e in asked_for if e not in send.refused)
+    rep_userid = row.userid or send.sender
     return OpenTask(
         delivery_id=row.id, status=row.status, started_at=row.sent_at if answered and row.sent_at else row.created_at,
         customer_id=row.customer_id, customer=row.name or row.remark, occasion=row.occasion, staff_id=row.staff_id,
@@ -230,10 +302,17 @@ def _open_task(row) -> OpenTask:
     )
 
 
-def _reminder(tasks: list[OpenTask], policy: GroupSendPolicy) -> str:
-    if len(tasks) == 1:
-        return render("group_sends.reminder_one", customer=tasks[0].customer,
-                      occasion=occasion_label(tasks[0].occasion), days=policy.keep_days)
-    lines = "\n".join(render("group_sends.reminder_line", customer=t.customer, occasion=occasion_label(t.occasion))
-                      for t in tasks)
-    return render("group_sends.reminder_many", count=len(tasks), lines=lines, days=policy.keep_days)
+def _reminder(groups: list[list[OpenTask]], policy: GroupSendPolicy) -> str:
+    """One line per task; a task for several customers (a campaign) names the first and the count."""
+    if len(groups) == 1:
+        return render("group_sends.reminder_one", customer=_customers(groups[0]),
+                      occasion=occasion_label(groups[0][0].occasion), days=policy.keep_days)
+    lines = "\n".join(render("group_sends.reminder_line", customer=_customers(g), occasion=occasion_label(g[0].occasion))
+                      for g in groups)
+    return render("group_sends.reminder_many", count=len(groups), lines=lines, days=policy.keep_days)
+
+
+def _customers(group: list[OpenTask]) -> str:
+    if len(group) == 1:
+        return group[0].customer
+    return render("campaigns.reminder_customers", first=group[0].customer, count=len(group))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import utcnow
 from crm_core.birthdays import Birthday, parse_birthday
 from crm_core.errors import CustomerNotFoundError, DuplicateCustomerError, InvalidDateError
+from crm_core.lifecycle import LifecycleService
 from crm_core.models import Customer, CustomerIdentity
 from crm_core.search_keys import phone_digits, phone_tail
 from crm_core.sql import insert_if_absent
@@ -77,8 +78,9 @@ class CustomerService:
         await self.session.refresh(customer, ["identities"])
         return customer
 
-    async def apply_profile(self, customer: Customer, profile: ContactProfile) -> Customer:
-        """Refresh what the channel knows; keep what it does not say (empty values never erase)."""
+    async def apply_profile(self, customer: Customer, profile: ContactProfile, *, at: datetime | None = None) -> Customer:
+        """Refresh what the channel knows; keep what it does not say (empty values never erase).
+        A churned customer with an owner again (they added the rep back) returns to their stage."""
         for name in ("name", "company", "unionid", "remark", "description"):
             value = getattr(profile, name)
             if value:
@@ -93,13 +95,9 @@ class CustomerService:
             customer.owner_id = profile.owner_staff_id
         if customer.birthday is None:
             customer.birthday = birthday_in(profile.description)
-        if customer.lifecycle == "churned" and profile.owner_staff_id is not None:
-            customer.lifecycle, customer.churned_at = "active", None
+        if profile.owner_staff_id is not None:
+            await LifecycleService(self.session).re_added(customer, at=at or utcnow())
         return customer
-
-    async def mark_churned(self, customer: Customer, *, at: datetime | None = None) -> None:
-        customer.lifecycle = "churned"
-        customer.churned_at = at or utcnow()
 
     async def touch_contact(self, customer: Customer, *, at: datetime, staff_id: int | None = None) -> None:
         """Any interaction counts as contact, and wakes a dormant (沉睡) customer up again."""
@@ -107,8 +105,7 @@ class CustomerService:
             customer.last_contact_at = at
             if staff_id is not None:
                 customer.last_contact_by_id = staff_id
-        if customer.lifecycle == "dormant":
-            customer.lifecycle = "active"
+        await LifecycleService(self.session).wake(customer, at=at)
 
     async def create(self, *, name: str, phone: str, company: str, owner_id: int, at: datetime) -> Customer:
         """A customer entered by hand; refuses with DuplicateCustomerError when it already exists."""

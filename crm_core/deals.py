@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import MissingDealFieldsError, UnknownStageError
-from crm_core.models import Customer, Deal, Staff
+from crm_core.lifecycle import LifecycleService
+from crm_core.models import Customer, Deal, DealStageChange, Staff
 
 _MONEY = re.compile(r"(\d+(?:\.\d+)?)\s*(万|w|W|千|k|K|元)?元?")
 _MONEY_UNITS = {"万": 10_000, "w": 10_000, "W": 10_000, "千": 1_000, "k": 1_000, "K": 1_000}
@@ -118,10 +119,16 @@ class DealService:
             self.session.add(deal)
         deal.lost_reason = str(known.pop("lost_reason", deal.lost_reason or ""))
         deal.fields = known
-        if deal.stage != stage or not previous:
+        entered = deal.stage != stage or not previous
+        if entered:
             deal.stage, deal.stage_changed_at = stage, at
         if stage in (self.stages.won, self.stages.lost):
             deal.status = "won" if stage == self.stages.won else "lost"
             deal.closed_at = at
         await self.session.flush()
+        if entered:  # the funnel's history: one row per stage entered, 赢单/输单 by their pipeline names
+            self.session.add(DealStageChange(deal_id=deal.id, customer_id=deal.customer_id, owner_id=deal.owner_id,
+                                             from_stage=previous, to_stage=stage, changed_at=at))
+            await self.session.flush()
+        await LifecycleService(self.session).deal_moved(customer, deal, previous, at=at, actor_id=by.id)
         return deal, previous

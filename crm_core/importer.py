@@ -32,7 +32,7 @@ from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload
 
@@ -40,7 +40,8 @@ from crm_core.audit import AuditService
 from crm_core.birthdays import LUNAR_MONTH_NAMES, Birthday, lunar_day_name, parse_birthday
 from crm_core.db import UTCDateTime, utcnow
 from crm_core.errors import InvalidDateError, StaffNotFoundError, ValidationError
-from crm_core.models import Customer, CustomerIdentity, CustomerTag, Staff
+from crm_core.lifecycle import IMPORT, PROSPECT, history_row
+from crm_core.models import Customer, CustomerIdentity, CustomerTag, LifecycleChange, Staff
 from crm_core.scope import Scope
 from crm_core.search_keys import phone_digits, phone_tail
 from crm_core.tags import MAX_TAG_LENGTH
@@ -553,10 +554,12 @@ class CustomerImporter:
         index = await self._lookup(rows)
         new_identities: list[tuple[Customer, str]] = []
         new_tags: list[tuple[Customer, str]] = []
+        created: list[Customer] = []
         for row in rows:
             customer = index.match(row)
             if customer is None:
                 customer = self._create(row, default_owner_id)
+                created.append(customer)
                 index.created_by_row[customer] = row.row
                 index.add(customer)
                 report.created += 1
@@ -581,6 +584,9 @@ class CustomerImporter:
                 report.unchanged += 1
         await self.session.flush()
         now = utcnow()
+        if created:  # the stage history starts with the import
+            await self.session.execute(insert(LifecycleChange),
+                                       [history_row(c.id, "", PROSPECT, IMPORT, now) for c in created])
         if new_identities:
             await self.session.execute(_INSERT_IDENTITY, [
                 {"customer_id": c.id, "channel": WECOM_CHANNEL, "external_id": e, "created_at": now}
@@ -639,7 +645,7 @@ class CustomerImporter:
             description=compose_description({"description": row.description, "position": row.position,
                                              "source": row.source}),
             owner_id=row.owner_id or default_owner_id, care_consent=bool(row.care_consent),
-            contract_ends_on=row.contract_ends_on, wecom_tags=[],
+            contract_ends_on=row.contract_ends_on, wecom_tags=[], lifecycle=PROSPECT, lifecycle_changed_at=utcnow(),
         )
         customer.birthday = row.birthday
         self.session.add(customer)

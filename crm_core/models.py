@@ -50,7 +50,7 @@ class Customer(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     wecom_tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True, index=True)
-    lifecycle: Mapped[str] = mapped_column(String(16), default="active")
+    lifecycle: Mapped[str] = mapped_column(String(16), default="prospect")  # crm_core.lifecycle.STAGES
     churned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_contact_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)

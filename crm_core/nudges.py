@@ -25,7 +25,8 @@ from sqlalchemy import ColumnElement, Select, and_, distinct, exists, func, inse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.templates import render
-from crm_core.models import AuditEntry, Customer, Deal, FollowUp, Note, Staff
+from crm_core.lifecycle import DORMANT, FUNNEL, WENT_DORMANT, history_row
+from crm_core.models import AuditEntry, Customer, Deal, FollowUp, LifecycleChange, Note, Staff
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,14 @@ class EndingContract:
     customer: str
     company: str
     ends_on: date
+
+
+@dataclass(frozen=True)
+class HotLead:
+    customer: str
+    company: str
+    score: int
+    lifecycle: str
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,19 @@ class NudgeService:
         items = [EndingContract(display_name(r.name, r.remark, r.id), r.company, r.contract_ends_on) for r in rows]
         return Listing(items, await self._total(len(items), select(func.count()).select_from(Customer).where(*where)))
 
+    async def hot_leads(self, owner_id: int, threshold: int, limit: int) -> Listing[HotLead]:
+        """The owner's warmest customers (热度 at or above `threshold`, in a funnel stage), warmest
+        first: straight off ix_customers_owner_score."""
+        where = (Customer.owner_id == owner_id, Customer.lead_score >= threshold, Customer.lifecycle.in_(FUNNEL))
+        rows = (await self.session.execute(
+            select(Customer.id, Customer.name, Customer.remark, Customer.company, Customer.lead_score, Customer.lifecycle)
+            .where(*where).order_by(Customer.lead_score.desc(), Customer.id).limit(limit)
+        )).all()
+        items = [HotLead(display_name(r.name, r.remark, r.id), r.company, r.lead_score, r.lifecycle) for r in rows]
+        total = len(items) if len(items) < limit else \
+            await self.session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0
+        return Listing(items, total)
+
     async def contract_owners(self, ends_on: date) -> list[int]:
         """Owners with a customer whose contract ends on `ends_on` (an index equality, small)."""
         return list((await self.session.scalars(
@@ -331,21 +353,35 @@ class NudgeService:
                                                         tzinfo=self.timezone)
 
     async def mark_dormant(self, now: datetime, limit: int) -> int:
-        """Move up to `limit` active customers quiet for `dormant_after` to dormant, each with an audit
+        """Move up to `limit` customers in a funnel stage (潜在 … 忠诚) quiet for `dormant_after` to
+        dormant, each with a lifecycle change (from which a wake-up restores the stage), an audit
         row and, when owned, a reactivation follow-up; returns how many moved (0: none left).
 
-        The follow-up is marked reminded: the rep hears about it in the batched dormant message and
-        the morning digest, not in one ping per customer."""
+        Each stage is updated on its own, guarded by that stage, so a customer who moved meanwhile
+        (a message, a deal) is left alone and gets no history row. The follow-up is marked
+        reminded: the rep hears about it in the batched dormant message and the morning digest,
+        not in one ping per customer."""
         after = self.policy.dormant_after
         rows = (await self.session.execute(
-            select(Customer.id, Customer.owner_id, Customer.last_contact_at, Customer.created_at)
-            .where(Customer.lifecycle == "active", _quiet_before(now - after))
+            select(Customer.id, Customer.owner_id, Customer.lifecycle, Customer.last_contact_at, Customer.created_at)
+            .where(Customer.lifecycle.in_(FUNNEL), _quiet_before(now - after))
             .order_by(Customer.id).limit(limit)
         )).all()
         if not rows:
             return 0
-        await self.session.execute(update(Customer).where(Customer.id.in_([r.id for r in rows]),
-                                                          Customer.lifecycle == "active").values(lifecycle="dormant"))
+        moved: set[int] = set()
+        for stage in sorted({r.lifecycle for r in rows}):
+            moved.update((await self.session.scalars(
+                update(Customer)
+                .where(Customer.id.in_([r.id for r in rows if r.lifecycle == stage]), Customer.lifecycle == stage)
+                .values(lifecycle=DORMANT, lifecycle_changed_at=now)
+                .returning(Customer.id), execution_options={"synchronize_session": False}
+            )).all())
+        rows = [r for r in rows if r.id in moved]
+        if not rows:  # all of them moved meanwhile (a race only): tomorrow's run looks again
+            return 0
+        await self.session.execute(insert(LifecycleChange),
+                                   [history_row(r.id, r.lifecycle, DORMANT, WENT_DORMANT, now) for r in rows])
         due = self.reactivation_due(now)
         audits, follow_ups = [], []
         for r in rows:

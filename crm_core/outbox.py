@@ -16,7 +16,7 @@ from crm_core.db import utcnow
 from crm_core.models import OutboxItem
 from crm_core.sql import insert_if_absent
 
-KINDS = ("app_message", "kf_message", "msg_template")
+KINDS = ("app_message", "kf_message", "msg_template", "welcome_msg", "contact_way")
 
 
 class OutboxService:

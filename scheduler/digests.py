@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import config
 from config.templates import render
 from crm_core.deals import DealStages
+from crm_core.forecast import Outlook
 from crm_core.models import Staff
 from crm_core.outbox import OutboxService
 from crm_core.reports import Period, TeamReport, team_report
 from crm_core.scope import scope_for
+from scheduler.forecast_jobs import digest_lines, staff_outlook
 from scheduler.runner import JobContext, JobFunc, for_each_staff
 
 DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
@@ -52,7 +54,9 @@ async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) 
     async def send(session: AsyncSession, manager: Staff) -> bool:
         scope = await scope_for(session, manager)
         report = await team_report(session, scope, period, as_of=ctx.now)
-        content = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone)
+        # The weekly digest also shows the month's forecast (kept as the month's snapshot if first).
+        forecast = await staff_outlook(session, manager, scope, ctx.now, ctx.timezone) if kind == "weekly" else None
+        content = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone, forecast=forecast)
         return await OutboxService(session).enqueue(
             idempotency_key=f"digest:{kind}:{manager.id}:{stamp}", kind="app_message",
             payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}},
@@ -61,16 +65,18 @@ async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) 
     return await for_each_staff(ctx, send, f"{kind} digest", roles=RECIPIENT_ROLES, recipients="manager(s)/admin(s)")
 
 
-def render_digest(kind: str, report: TeamReport, tz: ZoneInfo, *, company_wide: bool = False) -> str:
+def render_digest(kind: str, report: TeamReport, tz: ZoneInfo, *, company_wide: bool = False,
+                  forecast: Outlook | None = None) -> str:
     """The digest's markdown, its lists shortened until it fits WeCom's size limit."""
     for limit in LIST_LIMITS:
-        content = "\n".join(_lines(kind, report, tz, limit, company_wide))
+        content = "\n".join(_lines(kind, report, tz, limit, company_wide, forecast))
         if _fits(content):
             return content
     return _cut_to_fit(content)
 
 
-def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide: bool) -> list[str]:
+def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide: bool,
+           forecast: Outlook | None) -> list[str]:
     start, end = report.period.start.astimezone(tz), report.period.end.astimezone(tz)
     if kind == "daily":
         lines = [render("digests.daily_title", date=_day(end.date())),
@@ -102,6 +108,8 @@ def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide
         lines += _capped([render("digests.overdue_line", name=r.name, count=r.count) for r in report.overdue_followups],
                          limit)
     lines += _deal_lines(report)
+    if forecast is not None:
+        lines += digest_lines(forecast)
     if report.keywords:
         words = [render("digests.keyword", word=w, count=n) for w, n in report.keywords[:limit]]
         lines.append(render("digests.keywords", words=render("digests.keyword_separator").join(words)))

@@ -19,7 +19,7 @@ from config.templates import render
 from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
 from crm_core.tickets import TicketService, default_policy
-from scheduler import care, digests, nudges
+from scheduler import care, digests, forecast_jobs, leads, nudges
 from scheduler.models import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob
 
@@ -87,6 +87,8 @@ JOB_FUNCTIONS: dict[str, JobFunc] = {
     "scheduler.prune_runs": prune_job_runs,
     **care.JOBS,
     **nudges.JOBS,
+    **leads.JOBS,
+    **forecast_jobs.JOBS,
     **digests.JOBS,
 }
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.templates import render
+from crm_core.lead_score import default_policy as lead_score_policy
 from crm_core.models import Staff
 from crm_core.nudges import NudgePolicy, NudgeService, StallNotice, default_policy, local_day_start
 from crm_core.outbox import OutboxService
@@ -105,8 +106,8 @@ def text_message(staff: Staff, content: str) -> dict[str, Any]:
 
 
 async def send_morning_nudges(ctx: JobContext, policy: NudgePolicy | None = None) -> str:
-    """One message per rep: today's and overdue follow-ups, customers gone quiet, contracts ending
-    soon. A rep with none of these gets no message."""
+    """One message per rep: today's and overdue follow-ups, the hottest leads, customers gone
+    quiet, contracts ending soon. A rep with none of these gets no message."""
     policy = policy or default_policy()
     today = ctx.now.astimezone(ctx.timezone).date()
 
@@ -125,9 +126,11 @@ async def morning_message(service: NudgeService, rep: Staff, now: datetime, toda
     tz, policy = service.timezone, service.policy
     day_start = local_day_start(today, tz)
     follow_ups = await service.due_follow_ups(rep.id, now)
+    leads = lead_score_policy()
+    hot = await service.hot_leads(rep.id, leads.hot, leads.morning_top)
     quiet = await service.quiet_customers(rep.id, now)
     contracts = await service.contracts_ending(rep.id, today, today + timedelta(days=policy.contract_within_days))
-    if not (follow_ups.total or quiet.total or contracts.total):
+    if not (follow_ups.total or hot.total or quiet.total or contracts.total):
         return None
 
     def follow_up_line(f) -> str:
@@ -156,6 +159,9 @@ async def morning_message(service: NudgeService, rep: Staff, now: datetime, toda
         render("nudges.morning.header", name=rep.name or rep.userid),
         [Section(render("nudges.morning.followups_title", count=follow_ups.total),
                  [follow_up_line(f) for f in follow_ups.items], follow_ups.total),
+         Section(render("nudges.morning.hot_title", count=hot.total),
+                 [render("nudges.morning.hot_line", who=who(h.customer, h.company), score=h.score,
+                         stage=render(f"lifecycle.{h.lifecycle}")) for h in hot.items], hot.total),
          Section(render("nudges.morning.quiet_title", count=quiet.total),
                  [quiet_line(q) for q in quiet.items], quiet.total),
          Section(render("nudges.morning.contracts_title", days=policy.contract_within_days, count=contracts.total),

@@ -16,6 +16,8 @@ import nlp
 from config.settings import Settings, load_settings
 from crm_core.db import create_engine, session_factory
 from crm_core.insights import InsightService
+from crm_core.lead_score import LeadScoreService
+from crm_core.lifecycle import LifecycleService
 from crm_core.models import Customer, Message
 from scrm.resources import prepare_schema
 
@@ -26,7 +28,9 @@ INLINE_LIMIT = 300
 async def analyse_customer_message(
     session: AsyncSession, customer: Customer, message: Message, *, observe: Callable[[str, float], None] | None = None
 ) -> None:
-    """`observe(mode, seconds)` gets the analysis time alone (mode "inline" or "thread"), for metrics."""
+    """Analyse, fold into the customer's aggregates, then let the stage and 热度 follow (a purchase
+    intent makes a prospect interested). `observe(mode, seconds)` gets the analysis time alone
+    (mode "inline" or "thread"), for metrics."""
     if message.msg_type != "text" or not message.text.strip():
         return
     started = time.perf_counter()
@@ -36,7 +40,10 @@ async def analyse_customer_message(
         mode, [analysis] = "thread", await nlp.analyze_batch([message.text])
     if observe is not None:
         observe(mode, time.perf_counter() - started)
-    await InsightService(session).record(customer, message, analysis.to_dict(), is_complaint=analysis.is_complaint)
+    result = analysis.to_dict()
+    await InsightService(session).record(customer, message, result, is_complaint=analysis.is_complaint)
+    await LifecycleService(session).message_analysed(customer, result, at=message.sent_at)
+    await LeadScoreService(session).rescore(customer, at=message.sent_at)
 
 
 def register(nlp_commands: argparse._SubParsersAction) -> None:

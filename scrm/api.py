@@ -180,6 +180,8 @@ def customer_json(c: Customer) -> dict[str, Any]:
     return {
         "id": c.id, "name": c.name, "company": c.company, "phone": c.phone, "gender": c.gender, "remark": c.remark,
         "description": c.description, "tags": c.wecom_tags, "lifecycle": c.lifecycle,
+        "lifecycle_changed_at": _iso(c.lifecycle_changed_at), "lead_score": c.lead_score,
+        "lead_score_at": _iso(c.lead_score_at),
         "owner": c.owner.userid if c.owner else None, "churned_at": _iso(c.churned_at),
         "last_contact_at": _iso(c.last_contact_at), "created_at": _iso(c.created_at),
         "identities": [{"channel": i.channel, "external_id": i.external_id} for i in c.identities],

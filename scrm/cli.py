@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     from nlp import cli as nlp_cli
     from scheduler import bench as scheduler_bench
     from scheduler import commands as jobs_cli
-    from scrm import analysis, bench, commands, doctor, import_export, privacy_cli, queues_cli
+    from scrm import bench_funnel, report_cli
+    from scrm import analysis, bench, channels_cli, commands, doctor, import_export, privacy_cli, queues_cli
     from scrm.logging_setup import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
@@ -32,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     doctor.register(sub)
     queues_cli.register(sub)
+    channels_cli.register(sub)
     import_export.register(sub)
     privacy_cli.register(sub)
     simulator_cli.register(sub)
     jobs_cli.register(sub)
+    report_cli.register(sub)
     analysis.register(nlp_cli.register(sub))
     bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
     bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     nlp_cli.register_bench(bench_sub)
     lookup_bench.register_bench(bench_sub)
     scheduler_bench.register_bench(bench_sub)
+    bench_funnel.register_bench(bench_sub)
     return parser
 
 

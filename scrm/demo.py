@@ -77,6 +77,7 @@ TOUR = [
     ("customer", "赵磊", "你好，我想要一份新的报价单，这周能发给我吗？"),
     ("customer", "赵磊", "上次的货用了两天就坏了，不给退款我就去12315投诉"),
     ("rep", "zhangwei", "查 华东"),
+    ("rep", "zhangwei", "我的客户 热度"),
     ("record", "赵磊", ""),
 ]
 
@@ -334,7 +335,8 @@ class Demo:
         owner = customer.owner.name if customer.owner else "-"
         mood = f"{customer.sentiment_score:+.2f}" if customer.sentiment_score is not None else "-"
         topics = ", ".join(f"{tag}×{v['count']}" for tag, v in (customer.tag_counts or {}).items()) or "-"
-        print(f"  #{customer.id} {customer.name} | {customer.company} | owner {owner} | {customer.lifecycle} | "
+        print(f"  #{customer.id} {customer.name} | {customer.company} | owner {owner} | {customer.lifecycle} "
+              f"heat {customer.lead_score} | "
               f"tags {', '.join(customer.wecom_tags) or '-'} | mood {mood} | topics {topics}")
         for m in reversed(messages):
             print(f"    {m.sent_at:%Y-%m-%d %H:%M} UTC [{m.channel} {m.direction}] {m.text[:70]}")

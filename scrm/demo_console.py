@@ -39,7 +39,6 @@ MAX_LINE_CHARS = 2000
 RECORD_MESSAGES = 8
 STAFF_CHANNEL = "wecom_app"  # notices to staff about the customer; the record shows the conversation with them
 ROLE_LABELS = {"sales": "销售", "support": "客服", "manager": "主管", "admin": "管理员"}
-LIFECYCLE_LABELS = {"active": "活跃", "dormant": "沉睡", "churned": "已流失"}
 MOOD_LABELS = {"positive": "正面", "neutral": "中性", "negative": "负面"}
 CHANNEL_LABELS = {"wecom_kf": "微信客服", "wecom": "企业微信", "wecom_app": "应用消息", "wecom_template": "群发",
                   "wecom_archive": "会话存档"}
@@ -185,7 +184,8 @@ def record_json(view, messages: list[Message], tz, policy: TicketPolicy) -> dict
     follow_up = view.next_follow_up
     return {
         "id": c.id, "name": c.name, "company": c.company, "phone": mask_phone(c.phone),
-        "owner": c.owner.name if c.owner else "", "lifecycle": LIFECYCLE_LABELS.get(c.lifecycle, c.lifecycle),
+        "owner": c.owner.name if c.owner else "", "lifecycle": render(f"lifecycle.{c.lifecycle}"),
+        "lead_score": c.lead_score,
         "tags": view.tags, "mood": mood(view.sentiment),
         "topics": [{"tag": tag, "count": value.get("count", 0)} for tag, value in (c.tag_counts or {}).items()],
         "stage": view.deal.stage if view.deal else "",

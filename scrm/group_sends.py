@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from connectors.wecom.errors import WeComError
 from crm_core.care_sync import (
@@ -62,7 +62,8 @@ def make_group_send_sync_job(
         counts: Counter[str] = Counter()
         checked, errors, wecom_down, after_id = 0, 0, False, 0
         to_remind: list[OpenTask] = []
-        task_lists: dict[str, list[dict[str, Any]]] = {}
+        answers: dict[tuple[str, str], list[dict[str, Any]] | WeComError] = {}
+        seen_errors: set[WeComError] = set()
         while True:
             async with ctx.sessions() as session:
                 tasks = await CareSyncService(session).open_tasks(after_id=after_id, limit=BATCH)
@@ -74,11 +75,12 @@ def make_group_send_sync_job(
                 report = None
                 if task.msgid and task.recipients and not wecom_down:
                     try:
-                        report = await _report(wecom, task, task_lists)
+                        report = await _report(wecom, task, answers)
                     except WeComError as exc:
                         if exc.errcode == INVALID_MSGID:
                             report = TaskReport(rep_sent=False, result=GONE)
-                        else:
+                        elif exc not in seen_errors:  # a shared task's error counts and logs once
+                            seen_errors.add(exc)
                             errors += 1
                             wecom_down = exc.retryable
                             log.warning("group-send sync: delivery %s (msgid %s): %s", task.delivery_id, task.msgid, exc)
@@ -104,15 +106,19 @@ def make_group_send_sync_job(
     return sync_group_sends
 
 
-async def _report(wecom: GroupSendApi, task: OpenTask, task_lists: dict[str, list[dict[str, Any]]]) -> TaskReport:
-    """Ask whether the rep sent the task and, if so, what the delivery's customer got."""
-    if task.msgid not in task_lists:
-        task_lists[task.msgid] = await wecom.groupmsg_task_list(task.msgid)
-    rep_task = next((t for t in task_lists[task.msgid] if t.get("userid") == task.rep_userid), None)
+async def _report(wecom: GroupSendApi, task: OpenTask,
+                  answers: dict[tuple[str, str], list[dict[str, Any]] | WeComError]) -> TaskReport:
+    """Ask whether the rep sent the task and, if so, what the delivery's customer got.
+
+    A campaign task is shared by one delivery per customer, so each answer (or error) is kept for
+    the run in `answers` and WeCom is asked once per task and rep, not once per customer."""
+    task_list = await _asked(answers, (task.msgid, ""), lambda: wecom.groupmsg_task_list(task.msgid))
+    rep_task = next((t for t in task_list if t.get("userid") == task.rep_userid), None)
     if rep_task is None or rep_task.get("status") != TASK_SENT:
         return TaskReport(rep_sent=False)
-    results = [r for r in await wecom.groupmsg_send_list(task.msgid, task.rep_userid)
-               if r.get("external_userid") in task.recipients]
+    send_list = await _asked(answers, (task.msgid, task.rep_userid),
+                             lambda: wecom.groupmsg_send_list(task.msgid, task.rep_userid))
+    results = [r for r in send_list if r.get("external_userid") in task.recipients]
     delivered = [r for r in results if r.get("status") == 1]
     if delivered:
         sent_at = delivered[0].get("send_time") or rep_task.get("send_time")
@@ -123,3 +129,17 @@ async def _report(wecom: GroupSendApi, task: OpenTask, task_lists: dict[str, lis
     if failures and len(failures) == len(outcomes):
         return TaskReport(rep_sent=True, result=failures[0])
     return TaskReport(rep_sent=True)
+
+
+async def _asked(answers: dict[tuple[str, str], list[dict[str, Any]] | WeComError], key: tuple[str, str],
+                 ask: Callable[[], Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """WeCom's answer for `key`, asked the first time only; an error is remembered and raised again."""
+    if key not in answers:
+        try:
+            answers[key] = await ask()
+        except WeComError as exc:
+            answers[key] = exc
+    answer = answers[key]
+    if isinstance(answer, WeComError):
+        raise answer
+    return answer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from crm_core.lifecycle import STAGES
+
 
 def _list_of(ref: str) -> dict:
     return {
@@ -55,7 +57,16 @@ OPENAPI: dict = {
                     "id": {"type": "integer"}, "name": {"type": "string"}, "company": {"type": "string"},
                     "phone": {"type": "string"}, "gender": {"type": "integer"}, "remark": {"type": "string"},
                     "description": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
-                    "lifecycle": {"type": "string"}, "owner": {"type": ["string", "null"]},
+                    "lifecycle": {"enum": list(STAGES), "description":
+                                  "prospect 潜在 → interested 意向 → customer 成交 → loyal 忠诚; dormant 沉睡 "
+                                  "(no interaction for 90 days, returns to its stage on contact); churned 已流失 "
+                                  "(the customer deleted the rep)"},
+                    "lifecycle_changed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "lead_score": {"type": "integer", "minimum": 0, "maximum": 100,
+                                   "description": "热度: recency, frequency and intents of the customer's messages "
+                                                  "in the last 30 days, plus the deal stage"},
+                    "lead_score_at": {"type": ["string", "null"], "format": "date-time"},
+                    "owner": {"type": ["string", "null"]},
                     "churned_at": {"type": ["string", "null"], "format": "date-time"},
                     "last_contact_at": {"type": ["string", "null"], "format": "date-time"},
                     "created_at": {"type": "string", "format": "date-time"},

@@ -33,10 +33,12 @@ from connectors.wecom.inbound import (
 from connectors.wecom.profiles import contact_profile, staff_profile
 from connectors.wecom.receiver import SOURCE as CALLBACK_SOURCE
 from connectors.wecom.receiver import parse_plaintext
+from crm_core.channels import Acquisition
 from crm_core.customers import CustomerService
 from crm_core.db import utcnow
 from crm_core.inbox import InboxService
 from crm_core.kf_cursors import KfCursorService
+from crm_core.lifecycle import LifecycleService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Message, Staff
 from crm_core.outbox import OutboxService
@@ -78,6 +80,7 @@ class Pipeline:
     customer_message_handlers: list[CustomerMessageHandler] = field(default_factory=list)
     on_new_inbox_rows: Callable[[], None] = lambda: None
     on_new_outbox_rows: Callable[[], None] = lambda: None
+    acquisition: Acquisition = field(default_factory=Acquisition)  # 渠道活码: attribution, welcome, assignment
 
     async def __call__(self, session: AsyncSession, item: InboxItem) -> dict[str, Any]:
         if item.source == CALLBACK_SOURCE:
@@ -146,9 +149,14 @@ class Pipeline:
         staff = await self.staff(session, change.userid) if change.userid else None
         customer = await customers.ensure(EXTERNAL_CHANNEL, change.external_userid)
         if contact:
-            await customers.apply_profile(customer, contact_profile(contact, userid=change.userid, owner_staff_id=staff.id if staff else None))
+            await customers.apply_profile(customer, contact_profile(contact, userid=change.userid, owner_staff_id=staff.id if staff else None),
+                                          at=change.sent_at)
         if change.change_type == "del_follow_user":
-            await self._customer_left(session, item, customer, staff)
+            await self._customer_left(session, item, customer, staff, at=change.sent_at)
+        if change.change_type == "add_external_contact":
+            await self.acquisition.contact_added(session, customer, staff, external_userid=change.external_userid,
+                                                 state=change.state, welcome_code=change.welcome_code)
+            self.on_new_outbox_rows()  # the welcome code lives 20 s
         await MessageService(session).archive(
             NewMessage(channel=EVENT_CHANNEL, direction="in", external_msg_id=item.dedup_key,
                        msg_type=f"event:change_external_contact:{change.change_type}", sent_at=change.sent_at,
@@ -156,18 +164,16 @@ class Pipeline:
                        customer_id=customer.id, staff_id=staff.id if staff else None)
         )
 
-    async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None) -> None:
+    async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None, *,
+                             at: datetime) -> None:
         """The customer deleted the rep: mark churned and tell the rep while there is still a chance.
 
         Only the change to churned alerts; a second deletion event for an already churned customer
         (WeCom resending with a new timestamp) is archived but tells nobody again. The row lock makes
         two workers handling two such events agree on which one made the change."""
-        await session.flush()
-        await session.refresh(customer, ["lifecycle"], with_for_update=True)
-        if customer.lifecycle == "churned":
+        if not await LifecycleService(session).churn(customer, at=at):
             return
         last = await MessageService(session).last_for_customer(customer.id)
-        await CustomerService(session).mark_churned(customer)
         if staff is None:
             return
         last_text = (
@@ -220,6 +226,12 @@ class Pipeline:
         await CustomerService(session).touch_contact(customer, at=msg.sent_at, staff_id=staff.id if staff else None)
         if msg.from_customer:
             await self.customer_wrote(session, customer, archived)
+
+    async def lead_arrived(self, session: AsyncSession, customer: Customer, message: Message) -> None:
+        """A customer's first message from another path (JSON webhook) may name a channel: attribute and
+        assign them by the channel's sales group, and tell the owner."""
+        if await self.acquisition.lead_arrived(session, customer, message, self.staff) is not None:
+            self.on_new_outbox_rows()
 
     async def customer_wrote(self, session: AsyncSession, customer: Customer, message: Message) -> None:
         """Everything that reacts to a customer's own words (analysis, opt-out, tickets), whatever the

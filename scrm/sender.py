@@ -15,14 +15,16 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.templates import render
-from connectors.wecom.errors import InvalidUserError
+from connectors.wecom.errors import InvalidUserError, WelcomeAlreadySentError
 from crm_core.care import settle_kf_delivery
+from crm_core.channels import ChannelService
 from crm_core.db import utcnow
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.outbox import OutboxService
 
-CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template"}
+CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template",
+                   "welcome_msg": "wecom_welcome"}
 DUPLICATE_CHECK_SECONDS = 4 * 3600  # WeCom's maximum window
 
 
@@ -30,6 +32,9 @@ class WeComSendApi(Protocol):
     async def send_app_message(self, payload: dict) -> dict: ...
     async def kf_send_msg(self, payload: dict) -> dict: ...
     async def add_msg_template(self, payload: dict) -> dict: ...
+    async def send_welcome_msg(self, body: dict) -> dict: ...
+    async def add_contact_way(self, body: dict) -> dict: ...
+    async def del_contact_way(self, config_id: str) -> dict: ...
 
 
 @dataclass
@@ -38,7 +43,13 @@ class OutboxSender:
     agent_id: str
 
     async def __call__(self, session: AsyncSession, item: OutboxItem) -> dict[str, Any]:
-        response = await self._send(item)
+        if item.kind == "contact_way":
+            return await self._contact_way(session, item)
+        try:
+            response = await self._send(item)
+        except WelcomeAlreadySentError as exc:
+            # 41051: WeCom says a welcome already reached this customer; sending or alerting again helps nobody.
+            return {"status": "sent", "sent_at": utcnow(), "response": {"errcode": exc.errcode}, "last_error": ""}
         await MessageService(session).archive(
             NewMessage(
                 channel=CHANNEL_BY_KIND[item.kind], direction="out", external_msg_id=f"outbox:{item.id}",
@@ -62,7 +73,20 @@ class OutboxSender:
             return await self.wecom.kf_send_msg({**item.payload, "msgid": kf_msgid(item.idempotency_key)})
         if item.kind == "msg_template":
             return await self.wecom.add_msg_template(item.payload)
+        if item.kind == "welcome_msg":
+            return await self.wecom.send_welcome_msg({"welcome_code": item.payload["welcome_code"],
+                                                      "text": item.payload["text"]})
         raise ValueError(f"unknown outbox kind {item.kind!r}")
+
+    async def _contact_way(self, session: AsyncSession, item: OutboxItem) -> dict[str, Any]:
+        """A channel's 「联系我」 code: created (the link goes to whoever asked) or deleted."""
+        if item.payload["action"] == "del":
+            response = await self.wecom.del_contact_way(item.payload["body"]["config_id"])
+        else:
+            response = await self.wecom.add_contact_way(item.payload["body"])
+            await ChannelService(session).qr_code_ready(item.payload["channel_id"], config_id=response["config_id"],
+                                                        qr_code=response.get("qr_code", ""))
+        return {"status": "sent", "sent_at": utcnow(), "response": response, "last_error": ""}
 
 
 def kf_msgid(idempotency_key: str) -> str:
@@ -110,10 +134,19 @@ def undeliverable_notifier(sessions):
             return  # app messages go to staff themselves; there is nobody else to tell
         if "KfWindowClosedError" in error:
             reason = render("undeliverable.kf_window")
+        elif "WelcomeCodeInvalidError" in error:
+            reason = render("channels.welcome_expired")
         elif "InvalidUserError" in error:
             reason = render("undeliverable.invalid_user")
         else:
             reason = render("undeliverable.other", error=error[:80])
+        if item.kind == "contact_way":
+            if "InvalidUserError" in error:
+                reason = render("channels.bot.invalid_member")
+            async with sessions() as session:
+                await ChannelService(session).qr_code_failed(item.payload["channel_id"], reason)
+                await session.commit()
+            return
         async with sessions() as session:
             staff = await session.get(Staff, item.staff_id)
             if staff is None:

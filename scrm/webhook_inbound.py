@@ -59,4 +59,5 @@ async def receive_webhook_message(pipeline: Pipeline, session: AsyncSession, ite
         log.info("webhook message %s was archived before; not processed again", item.dedup_key)
         return
     await customers.touch_contact(customer, at=sent_at)
+    await pipeline.lead_arrived(session, customer, archived)
     await pipeline.customer_wrote(session, customer, archived)

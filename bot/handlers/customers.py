@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import select
 
-from bot.formatting import customer_card, customer_line, display_name, when_text
+from bot.formatting import customer_card, customer_line, display_name, heat_text, when_text
 from bot.replies import Listing, NeedsPick, Refusal, Reply
 from bot.router import Arg, CommandContext, Router
 from config.templates import render
@@ -21,6 +21,7 @@ router = Router("customers")
 
 WRITERS = frozenset({"sales", "manager", "admin"})
 MY_CUSTOMERS_LIMIT = 200
+BY_HEAT_WORDS = frozenset({"热度", "heat", "score"})
 _PHONE = re.compile(r"\+?[\d\-]{7,20}")
 
 
@@ -70,26 +71,35 @@ async def new_customer(ctx: CommandContext, name: str, phone: str, company: str)
     return render("bot.customer_created", name=customer.name, company=customer.company or render("bot.none_value"))
 
 
-@router.command("我的客户", aliases=("mine", "我的"), args=[], usage="我的客户")
-async def my_customers(ctx: CommandContext) -> Listing | str:
-    """我负责的客户，按最近联系排序"""
-    stmt = (
-        select(Customer)
-        .where(Customer.owner_id == ctx.staff.id)
-        .order_by(Customer.last_contact_at.desc().nulls_last(), Customer.id)
-        .limit(MY_CUSTOMERS_LIMIT)
-    )
+def by_heat(word: str) -> bool:
+    """`我的客户 热度`: the warmest leads first instead of the latest contact."""
+    if word.casefold() not in BY_HEAT_WORDS:
+        raise ValueError(f"not a sort order: {word!r}")
+    return True
+
+
+@router.command("我的客户", aliases=("mine", "我的"), args=[Arg("by_heat", optional=True, convert=by_heat)],
+                usage="我的客户 [热度]")
+async def my_customers(ctx: CommandContext, by_heat: bool | str) -> Listing | str:
+    """我负责的客户，按最近联系排序；加「热度」按热度从高到低"""
+    order = (Customer.lead_score.desc(), Customer.id) if by_heat else \
+        (Customer.last_contact_at.desc().nulls_last(), Customer.id)
+    stmt = select(Customer).where(Customer.owner_id == ctx.staff.id).order_by(*order).limit(MY_CUSTOMERS_LIMIT)
     customers = list((await ctx.session.scalars(stmt)).all())
     if not customers:
         return render("bot.mine_none")
     none = render("bot.none_value")
-    lines = [
-        render("bot.mine_line", index=i, line=customer_line(c, none),
-               last=when_text(c.last_contact_at, ctx.timezone) if c.last_contact_at else render("bot.never_contacted"))
-        for i, c in enumerate(customers, start=1)
-    ]
-    ctx.audit("customer.list_mine", detail=f"count={len(customers)}")
-    return Listing(render("bot.mine_header", count=len(customers)), lines)
+    if by_heat:
+        lines = [render("bot.heat.mine_line", index=i, line=customer_line(c, none), heat=heat_text(c.lead_score))
+                 for i, c in enumerate(customers, start=1)]
+    else:
+        never = render("bot.never_contacted")
+        lines = [render("bot.mine_line", index=i, line=customer_line(c, none),
+                        last=when_text(c.last_contact_at, ctx.timezone) if c.last_contact_at else never)
+                 for i, c in enumerate(customers, start=1)]
+    ctx.audit("customer.list_mine", detail=f"count={len(customers)}" + (" by=heat" if by_heat else ""))
+    header = "bot.heat.mine_header" if by_heat else "bot.mine_header"
+    return Listing(render(header, count=len(customers)), lines)
 
 
 @router.command("标签", aliases=("tag", "tags"),

@@ -139,6 +139,35 @@ class WeComClient:
         """
         return await self.call("POST", "externalcontact/add_msg_template", json=payload)
 
+    async def add_contact_way(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a 「联系我」 code (externalcontact/add_contact_way); answers ``config_id`` and, for scene 2, ``qr_code``.
+
+        body: type (1 one rep, 2 several), scene (1 mini-program button, 2 QR code), optional style,
+        remark (≤ 30 chars), skip_verify (default true), state (≤ 30 chars, comes back in the
+        add_external_contact event), user (userids; exactly one for type 1), party (type 2 only).
+        """
+        return await self.call("POST", "externalcontact/add_contact_way", json=body)
+
+    async def get_contact_way(self, config_id: str) -> dict[str, Any]:
+        """One configured 「联系我」 code (externalcontact/get_contact_way) under ``contact_way``."""
+        return await self.call("POST", "externalcontact/get_contact_way", json={"config_id": config_id})
+
+    async def update_contact_way(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a code's remark, state, users, ... in place (externalcontact/update_contact_way); needs ``config_id``."""
+        return await self.call("POST", "externalcontact/update_contact_way", json=body)
+
+    async def del_contact_way(self, config_id: str) -> dict[str, Any]:
+        """Delete a code (externalcontact/del_contact_way): scanning it no longer adds anyone."""
+        return await self.call("POST", "externalcontact/del_contact_way", json={"config_id": config_id})
+
+    async def send_welcome_msg(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Greet a customer who just added a rep (externalcontact/send_welcome_msg).
+
+        ``welcome_code`` comes from the add_external_contact event and works once, within 20 s:
+        afterwards ``WelcomeCodeInvalidError``; ``WelcomeAlreadySentError`` when a welcome already arrived.
+        """
+        return await self.call("POST", "externalcontact/send_welcome_msg", json=body)
+
     async def get_groupmsg_task(self, msgid: str, *, cursor: str | None = None, limit: int = 1000) -> dict[str, Any]:
         """One page of a group send's per-sender tasks (externalcontact/get_groupmsg_task).
 

@@ -7,6 +7,9 @@ Callers decide what to do by exception type (and ``retryable``), never by errcod
     ├── RateLimitedError            45009 / 45033 / 45011 / -1: back off ``retry_after`` seconds
     ├── InvalidUserError            60111 / 40003 / 40031 / 46004 / 81013 / 84061 / 40096: recipient is gone
     ├── KfWindowClosedError         95001 / 95002 / 95013 / 95018: 微信客服 reply window closed
+    ├── WelcomeCodeInvalidError     41049 / 41050: the welcome_code is missing, expired (20 s) or unknown
+    ├── WelcomeAlreadySentError     41051: a welcome already reached the customer (or they are chatting)
+    ├── WelcomeBusyError            41096: another app is sending its welcome now; may retry shortly
     └── WeComUnavailableError       -2 (network, timeout, HTTP 5xx, non-JSON body): retry later
     (an HTTP 4xx is a plain WeComError with errcode -3)
 
@@ -14,6 +17,11 @@ Sources: WeCom 全局错误码 (developer.work.weixin.qq.com/document/path/90313
 xen0n/go-workwx ``errcodes/mod.go``. The kf codes: 95001 "发送客服消息次数限制" (at most 5 messages
 after the customer's last message), 95002 "发送客服消息时间限制" (48 h after it), 95013 "会话已经结束",
 95018 "send msg session status invalid" (session state does not allow API sends, or older than 48 h).
+Welcome codes (externalcontact/send_welcome_msg, document/path/92599): usable within 20 s of the
+add_external_contact event and once only; 41050 "无效的欢迎语code" (expired or unknown), 41051
+"客户和服务人员已经开始聊天了" (the docs: the welcome was delivered, do not retry), 41096 "欢迎语已在发送中"
+(another app called first; its send may still fail, so a retry is allowed). 40098 "成员尚未实名认证" and
+41054 "该用户尚未激活" reject staff a 「联系我」 code cannot use.
 """
 
 from __future__ import annotations
@@ -32,7 +40,10 @@ RATE_LIMIT_RETRY_AFTER: dict[int, float] = {
     45011: 1.0,  # API调用太频繁
     45033: 1.0,  # 接口并发调用超过限制: lower the concurrency and try again
 }
-INVALID_USER_ERRCODES = frozenset({40003, 40031, 40096, 46004, 60111, 81013, 84061})
+INVALID_USER_ERRCODES = frozenset({40003, 40031, 40096, 40098, 41054, 46004, 60111, 81013, 84061})
+WELCOME_CODE_INVALID_ERRCODES = frozenset({41049, 41050})
+WELCOME_ALREADY_SENT_ERRCODE = 41051
+WELCOME_BUSY_ERRCODE = 41096
 KF_WINDOW_ERRCODES = frozenset({95001, 95002, 95013, 95018})
 
 
@@ -77,6 +88,21 @@ class KfWindowClosedError(WeComError):
     """微信客服 may answer only within 48 h of the customer's last message, at most 5 times."""
 
 
+class WelcomeCodeInvalidError(WeComError):
+    """The welcome_code expired (WeCom allows 20 s) or never existed; retrying cannot bring it back."""
+
+
+class WelcomeAlreadySentError(WeComError):
+    """A welcome already reached the customer (or they started chatting): nothing more to send."""
+
+
+class WelcomeBusyError(WeComError):
+    """Another app is sending its welcome for this code; it may fail, so try again in a moment."""
+
+    retryable_default = True
+    retry_after = 2.0
+
+
 class WeComUnavailableError(WeComError):
     """No usable answer from WeCom (network, timeout, HTTP 5xx); errcode is ``UNAVAILABLE_ERRCODE``."""
 
@@ -96,6 +122,12 @@ def error_for(errcode: int, errmsg: str, api: str) -> WeComError:
         return InvalidUserError(errcode, errmsg, api)
     if errcode in KF_WINDOW_ERRCODES:
         return KfWindowClosedError(errcode, errmsg, api)
+    if errcode in WELCOME_CODE_INVALID_ERRCODES:
+        return WelcomeCodeInvalidError(errcode, errmsg, api)
+    if errcode == WELCOME_ALREADY_SENT_ERRCODE:
+        return WelcomeAlreadySentError(errcode, errmsg, api)
+    if errcode == WELCOME_BUSY_ERRCODE:
+        return WelcomeBusyError(errcode, errmsg, api)
     if errcode == UNAVAILABLE_ERRCODE:
         return WeComUnavailableError(errmsg, api)
     return WeComError(errcode, errmsg, api)

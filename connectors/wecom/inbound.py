@@ -39,6 +39,8 @@ class ContactChange:
     external_userid: str
     sent_at: datetime
     meta: dict[str, Any] = field(default_factory=dict)
+    state: str = ""  # the 「联系我」 code's state the customer came through (add events only)
+    welcome_code: str = ""  # lets us greet the customer once, within 20 s (add events only)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
                 external_userid=str(fields.get("ExternalUserID", "")),
                 sent_at=sent_at,
                 meta=_flat(fields),
+                state=str(fields.get("State", "") or ""),
+                welcome_code=str(fields.get("WelcomeCode", "") or ""),
             )
         if event == "kf_msg_or_event":
             return KfWakeup(token=str(fields.get("Token", "")), open_kfid=str(fields.get("OpenKfId", "")), sent_at=sent_at)

@@ -214,7 +214,8 @@ async function refreshRecord() {
     <dl class="fields">
       <dt>电话</dt><dd>${escapeHtml(r.phone || "—")}</dd>
       <dt>负责人</dt><dd>${escapeHtml(r.owner || "—")}</dd>
-      <dt>生命周期</dt><dd>${escapeHtml(r.lifecycle)}</dd>
+      <dt>客户状态</dt><dd>${escapeHtml(r.lifecycle)}</dd>
+      <dt>热度</dt><dd>${escapeHtml(String(r.lead_score))}</dd>
       <dt>情绪</dt><dd>${escapeHtml(r.mood)}</dd>
       <dt>商机阶段</dt><dd>${escapeHtml(r.stage || "—")}</dd>
       <dt>生日</dt><dd>${escapeHtml(r.birthday || "—")}（关怀：${escapeHtml(r.care)}）</dd>

@@ -41,7 +41,7 @@ async def birthdays(sessions, day: date, **kwargs) -> str:
 
 
 async def add_customer(session, name: str, *, owner: Staff | None = None, birthday: str | None = None,
-                       consent: bool = True, opted_out: datetime | None = None, lifecycle: str = "active",
+                       consent: bool = True, opted_out: datetime | None = None, lifecycle: str = "customer",
                        contact: bool = True, kf_at: datetime | None = None, tags: tuple[str, ...] = ()) -> Customer:
     customer = Customer(name=name, owner_id=owner.id if owner else None, care_consent=consent,
                         care_opted_out_at=opted_out, lifecycle=lifecycle)

@@ -37,7 +37,7 @@ async def setup_team(sessions) -> dict[str, Staff]:
     return team
 
 
-async def add_customer(sessions, name: str, owner: Staff | None, *, company: str = "", lifecycle: str = "active",
+async def add_customer(sessions, name: str, owner: Staff | None, *, company: str = "", lifecycle: str = "prospect",
                        contacted: datetime | None = None, created: datetime = LONG_AGO,
                        contract_ends_on: date | None = None) -> int:
     async with sessions() as session:
@@ -129,7 +129,7 @@ async def test_quiet_thresholds_are_per_lifecycle_stage(env):  # noqa: F811
     await add_customer(sessions, "沉睡七十天", rep, lifecycle="dormant", contacted=NOW - timedelta(days=70))
     await add_customer(sessions, "沉睡五十天", rep, lifecycle="dormant", contacted=NOW - timedelta(days=50))
     await add_customer(sessions, "流失一年", rep, lifecycle="churned", contacted=NOW - timedelta(days=365))
-    policy = dataclasses.replace(default_policy(), quiet_days={"active": 30, "dormant": 60}, quiet_days_by_stage={})
+    policy = dataclasses.replace(default_policy(), quiet_days={"prospect": 30, "dormant": 60}, quiet_days_by_stage={})
 
     await send_morning_nudges(ctx(sessions, NOW), policy)
 
@@ -289,7 +289,7 @@ async def test_quiet_customers_turn_dormant_with_a_reactivation_task_once(env): 
         follow_ups = (await session.scalars(select(FollowUp).order_by(FollowUp.customer_id))).all()
         audited = (await session.scalars(select(AuditEntry.customer_id).where(AuditEntry.action == "customer.dormant")
                                          .order_by(AuditEntry.customer_id))).all()
-    assert lifecycles == {gone_quiet: "dormant", never: "dormant", recent: "active", churned: "churned",
+    assert lifecycles == {gone_quiet: "dormant", never: "dormant", recent: "prospect", churned: "churned",
                           unowned: "dormant"}
     assert audited == sorted([gone_quiet, never, unowned])
     assert [(f.customer_id, f.owner_id, f.due_at.astimezone(TZ)) for f in follow_ups] == [
@@ -322,7 +322,7 @@ async def test_a_dormant_customer_wakes_up_when_the_rep_writes_a_note(env):  # n
         await NoteService(session).add(customer, author, "电话回访，客户有新需求", at=run + timedelta(hours=8))
         await session.commit()
         await session.refresh(customer)
-        assert customer.lifecycle == "active"
+        assert customer.lifecycle == "prospect"  # back to the stage it had before it went quiet
 
 
 # -- contract renewals ---------------------------------------------------------------------------------

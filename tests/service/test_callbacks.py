@@ -244,4 +244,4 @@ async def test_contact_removal_events_are_recorded(service):
     assert sorted(types) == ["event:change_external_contact:add_external_contact",
                              "event:change_external_contact:del_external_contact",
                              "event:change_external_contact:transfer_fail"]
-    assert customer.lifecycle == "active"  # the rep removing a contact is not the customer leaving
+    assert customer.lifecycle == "prospect"  # the rep removing a contact is not the customer leaving

@@ -16,6 +16,7 @@ import aiohttp
 from defusedxml.ElementTree import fromstring
 
 from connectors.wecom.crypto import CallbackCrypto
+from connectors.wecom.simulator.state import Scan, SimulatorState
 
 CHANGE_TYPES = frozenset({
     "add_external_contact",
@@ -154,6 +155,15 @@ class CallbackSender:
             self._corp_id, change_type, userid, external_userid,
             state=state, welcome_code=welcome_code, fail_reason=fail_reason,
         ))
+
+    async def customer_scans(self, sim: SimulatorState, config_id: str, name: str, **contact: str) -> Scan:
+        """A WeChat user scans a 「联系我」 code: the contact appears in ``sim`` and WeCom sends
+        add_external_contact with the code's State and a fresh WelcomeCode. ``contact``: userid,
+        external_userid, corp_name, description (see ``SimulatorState.customer_scans``)."""
+        scan = sim.customer_scans(config_id, name, **contact)
+        await self.change_external_contact("add_external_contact", scan.userid, scan.external_userid,
+                                           state=scan.state, welcome_code=scan.welcome_code)
+        return scan
 
     async def kf_msg_or_event(self, token: str, open_kfid: str) -> tuple[int, str]:
         return await self.raw(build_plaintext_kf_msg_or_event(self._corp_id, token, open_kfid))

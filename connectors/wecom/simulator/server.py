@@ -202,6 +202,60 @@ def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[
     return _ok(next_cursor=next_cursor, send_list=send_list)
 
 
+def _add_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """A 「联系我」 code: type 1 (one rep) or 2 (several), scene 1 (button) or 2 (QR code)."""
+    if errcode := state.contact_way_errcode(body, creating=True):
+        raise ApiError(errcode)
+    way = state.add_contact_way(body)
+    return _ok(config_id=way["config_id"], **({"qr_code": way["qr_code"]} if "qr_code" in way else {}))
+
+
+def _contact_way(state: SimulatorState, body: dict[str, Any]) -> dict[str, Any]:
+    config_id = body.get("config_id")
+    if not config_id:
+        raise ApiError(41043)
+    way = state.contact_ways.get(str(config_id))
+    if way is None:
+        raise ApiError(41044)
+    return way
+
+
+def _get_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    return _ok(contact_way=_contact_way(state, body))
+
+
+def _update_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """Type and scene stay; the rest is replaced where given."""
+    way = _contact_way(state, body)
+    changes = {k: v for k, v in body.items() if k not in ("config_id", "type", "scene")}
+    if errcode := state.contact_way_errcode({"type": way["type"], **changes}, creating=False):
+        raise ApiError(errcode)
+    way.update(changes)
+    return _ok()
+
+
+def _del_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    way = _contact_way(state, body)
+    del state.contact_ways[way["config_id"]]
+    return _ok()
+
+
+def _send_welcome_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+    """Once per code, within 20 s of the event; text and/or up to 9 attachments."""
+    code = body.get("welcome_code")
+    if not code:
+        raise ApiError(41049)
+    if not (body.get("text") or body.get("attachments")):
+        raise ApiError(40058)
+    if "text" in body:
+        _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None)
+    if errcode := state.welcome_errcode(str(code)):
+        raise ApiError(errcode)
+    entry = state.welcome_codes[str(code)]
+    state.sent_welcome_msgs.append({**body, "userid": entry.userid, "external_userid": entry.external_userid})
+    return _ok()
+
+
 def _finance_getchatdata(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
     """Stand-in for the finance SDK's GetChatData(seq, limit): encrypted records after ``seq``."""
     if state.chat_archive is None:
@@ -232,6 +286,11 @@ APIS: dict[str, _Api] = {
     "externalcontact/add_msg_template": _Api("POST", _add_msg_template),
     "externalcontact/get_groupmsg_task": _Api("POST", _get_groupmsg_task),
     "externalcontact/get_groupmsg_send_result": _Api("POST", _get_groupmsg_send_result),
+    "externalcontact/add_contact_way": _Api("POST", _add_contact_way),
+    "externalcontact/get_contact_way": _Api("POST", _get_contact_way),
+    "externalcontact/update_contact_way": _Api("POST", _update_contact_way),
+    "externalcontact/del_contact_way": _Api("POST", _del_contact_way),
+    "externalcontact/send_welcome_msg": _Api("POST", _send_welcome_msg),
     "sim/finance/getchatdata": _Api("POST", _finance_getchatdata),
 }
 

@@ -22,6 +22,8 @@ ACCESS_TOKEN_TTL = 7200
 KF_TOKEN_TTL = 600  # the Token in a kf_msg_or_event callback is valid for 10 minutes
 KF_WINDOW_SECONDS = 48 * 3600
 KF_WINDOW_MAX_REPLIES = 5
+WELCOME_CODE_TTL = 20  # "企业仅可在收到相关事件后20秒内调用，且只可调用一次"
+CONTACT_WAY_MAX_USERS = 100  # 41041: "默认限制不超过100人"
 # "同一个企业每个自然月内仅可针对一个客户/客户群发送4条消息": the fifth gets send_result status 3.
 GROUP_MSG_MONTHLY_LIMIT = 4
 CHINA_UTC_OFFSET = 8 * 3600  # WeCom counts natural months in China time
@@ -61,6 +63,18 @@ ERRMSGS: dict[int, str] = {
     95002: "send msg time limit",
     95004: "open_kfid not exist",
     95007: "invalid msg token",
+    40098: "user not real-name verified",
+    41037: "missing contact way type",
+    41038: "missing contact way scene",
+    41039: "invalid contact way type",
+    41040: "invalid contact way scene",
+    41041: "contact way user count exceed limit",
+    41043: "missing config_id",
+    41044: "invalid config_id",
+    41049: "missing welcome code",
+    41050: "invalid welcome code",
+    41051: "externaluser has started chatting",
+    41054: "user not active",
 }
 
 
@@ -98,6 +112,26 @@ class GroupMsgTask:
 
 
 @dataclass
+class WelcomeCode:
+    """The WelcomeCode of one add_external_contact event: usable once, for 20 seconds."""
+
+    userid: str
+    external_userid: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A customer added a rep by scanning a 「联系我」 code: what WeCom's callback will carry."""
+
+    userid: str
+    external_userid: str
+    state: str
+    welcome_code: str
+
+
+@dataclass
 class SimulatorState:
     """Everything the fake WeCom knows; tests read the ``sent_*`` records and inject faults."""
 
@@ -116,6 +150,9 @@ class SimulatorState:
     kf_log: list[dict[str, Any]] = field(default_factory=list)
     group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
     chat_archive: ChatArchive | None = None  # 会话内容存档, when the company has it enabled
+    contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
+    welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
+    sent_welcome_msgs: list[dict[str, Any]] = field(default_factory=list)
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -338,6 +375,89 @@ class SimulatorState:
             if customer == external_userid and status == RESULT_SENT and _china_month(send_time) == month
         )
 
+    # -- 「联系我」 codes and welcome messages -------------------------------------------------
+
+    def contact_way_errcode(self, body: dict[str, Any], *, creating: bool) -> int:
+        """0 if add_contact_way / update_contact_way may store ``body``, else WeCom's errcode."""
+        if creating:
+            if "type" not in body:
+                return 41037
+            if "scene" not in body:
+                return 41038
+            if body["type"] not in (1, 2):
+                return 41039
+            if body["scene"] not in (1, 2):
+                return 41040
+        for name in ("state", "remark"):
+            value = body.get(name, "")
+            if not isinstance(value, str) or len(value) > 30:
+                return 40058
+        users = body.get("user", [])
+        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+            return 40058
+        kind = body.get("type", 2)
+        if kind == 1 and len(users) != 1:
+            return 40058
+        if creating and not users and not body.get("party"):
+            return 40058
+        if len(users) > CONTACT_WAY_MAX_USERS:
+            return 41041
+        for userid in users:
+            if userid not in self.staff:
+                return 60111
+            if int(self.staff[userid].get("status", 1)) != 1:
+                return 41054
+        return 0
+
+    def add_contact_way(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Store a checked code; returns it with its config_id and (scene 2) QR image URL."""
+        config_id = secrets.token_hex(16)
+        way = {"config_id": config_id, "skip_verify": True, "state": "", "remark": "", "user": [], "party": [], **body}
+        if way["scene"] == 2:
+            way["qr_code"] = f"https://wework.qpic.cn/wwpic/sim/{config_id}/0"
+        self.contact_ways[config_id] = way
+        return way
+
+    def customer_scans(self, config_id: str, name: str, *, userid: str | None = None,
+                       external_userid: str | None = None, corp_name: str = "", description: str = "") -> Scan:
+        """A WeChat user scans a code and adds one of its reps (``userid``, else the next in turn).
+
+        The contact is created (or gains that follower) with the code's state, and a WelcomeCode is
+        issued; send the add_external_contact callback with both. KeyError for a deleted code."""
+        way = self.contact_ways[config_id]
+        users = way["user"]
+        if userid is None:
+            scans = sum(1 for c in self.external_contacts.values() for f in c["follow_user"] if f.get("state") == way["state"] and f["userid"] in users)
+            userid = users[scans % len(users)]
+        elif userid not in users:
+            raise ValueError(f"{userid!r} is not on code {config_id!r}")
+        external_userid = external_userid or "wmSim" + secrets.token_hex(13)
+        contact = self.external_contacts.setdefault(external_userid, {
+            "external_contact": {"external_userid": external_userid, "name": name, "type": 1, "gender": 0,
+                                 "avatar": "", "corp_name": corp_name, "corp_full_name": corp_name, "position": "",
+                                 "unionid": "oUnion" + secrets.token_hex(11)},
+            "follow_user": [],
+        })
+        now = int(self.now())
+        contact["follow_user"].append({
+            "userid": userid, "remark": "", "description": description, "createtime": now, "tags": [],
+            "remark_corp_name": corp_name, "remark_mobiles": [], "oper_userid": external_userid,
+            "add_way": 1, "state": way["state"],
+        })
+        code = "WC" + secrets.token_urlsafe(24)
+        self.welcome_codes[code] = WelcomeCode(userid, external_userid, self.now())
+        return Scan(userid=userid, external_userid=external_userid, state=way["state"], welcome_code=code)
+
+    def welcome_errcode(self, code: str) -> int:
+        """0 and use the code up, or 41050 (unknown, or older than 20 s) / 41051 (already used)."""
+        entry = self.welcome_codes.get(code)
+        if entry is None or self.now() - entry.issued_at > WELCOME_CODE_TTL:
+            return 41050
+        if entry.used:
+            return 41051
+        entry.used = True
+        return 0
+
     # -- demo view -----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -356,6 +476,8 @@ class SimulatorState:
                 for msgid, task in self.group_msg_tasks.items()
             },
             "kf_log_size": len(self.kf_log),
+            "contact_ways": list(self.contact_ways.values()),
+            "sent_welcome_msgs": self.sent_welcome_msgs,
         }
 
 

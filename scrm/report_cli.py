@@ -1,0 +1,171 @@
+"""`scrm report funnel` and `scrm report forecast`: the sales funnel and the month's forecast as
+plain-text tables for managers, over the customers a staff member may see (`--as`) or the company.
+
+Running `report forecast` first in a month keeps that month's forecast (as the scheduled
+`forecast.snapshot` job would), so next month can compare it with what was won.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import unicodedata
+from datetime import date, datetime, timedelta
+
+from config.settings import load_settings
+from config.templates import render
+from crm_core.db import create_engine, session_factory, utcnow
+from crm_core.forecast import Outlook
+from crm_core.funnel import UNKNOWN_CHANNEL, Funnel, funnel
+from crm_core.models import Staff
+from crm_core.reports import Period
+from crm_core.scope import Scope, scope_for
+from crm_core.staff import StaffService
+from scheduler.forecast_jobs import money_text, percent, pipeline, staff_outlook
+from scrm.resources import prepare_schema
+
+DEFAULT_DAYS = 30
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    report = sub.add_parser("report", help="sales funnel and forecast for managers")
+    what = report.add_subparsers(dest="report_what", metavar="REPORT", required=True)
+    for name, help_text in (("funnel", "customers by channel, deals opened, stage conversion and days, deals won"),
+                            ("forecast", "this month's forecast by stage; last month's forecast against actual")):
+        cmd = what.add_parser(name, help=help_text)
+        if name == "funnel":
+            cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                             help=f"first day (default: {DEFAULT_DAYS} days up to --until)")
+            cmd.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                             help="last day, included (default: today)")
+        cmd.add_argument("--as", dest="as_userid", metavar="USERID",
+                         help="what this staff member may see (manager: departments, admin: all); default: the company")
+        cmd.add_argument("--at", type=datetime.fromisoformat, metavar="ISO-8601",
+                         help="report as of this moment instead of now (e.g. 2026-12-01T09:00+08:00)")
+        cmd.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    return asyncio.run(_report(args))
+
+
+async def _report(args: argparse.Namespace) -> int:
+    settings = load_settings(toml_path=args.config)
+    tz = settings.tz
+    now = (args.at.replace(tzinfo=args.at.tzinfo or tz) if args.at else utcnow()).astimezone(tz)
+    engine = create_engine(settings.database_url)
+    try:
+        try:
+            await prepare_schema(engine, settings)
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        async with session_factory(engine)() as session:
+            staff: Staff | None = None
+            if args.as_userid:
+                staff = await StaffService(session).get_by_userid(args.as_userid)
+                if staff is None:
+                    print(f"--as {args.as_userid}: no staff member has this WeCom userid", file=sys.stderr)
+                    return 2
+                scope = await scope_for(session, staff)
+            else:
+                scope = Scope(0, None)
+            label = render("forecast.company") if scope.everyone else \
+                render("forecast.scope_staff", name=staff.name or staff.userid)
+            if args.report_what == "funnel":
+                until = args.until or now.date()
+                since = args.since or until - timedelta(days=DEFAULT_DAYS - 1)
+                if since > until:
+                    print("--since must not be after --until", file=sys.stderr)
+                    return 2
+                period = Period.local(datetime.combine(since, datetime.min.time(), tz),
+                                      datetime.combine(until + timedelta(days=1), datetime.min.time(), tz))
+                print(render_funnel(await funnel(session, scope, period, pipeline()), since, until, label))
+            else:
+                view = await staff_outlook(session, staff, scope, now, tz)
+                await session.commit()
+                print(render_forecast(view, label, now))
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def render_funnel(result: Funnel, since: date, until: date, scope_label: str) -> str:
+    stages = pipeline()
+    lines = [render("funnel.title", start=since.isoformat(), end=until.isoformat(), scope=scope_label),
+             render("funnel.summary", customers=result.customers, deals=result.deals_opened, won=result.won_deals,
+                    amount=money_text(result.won_amount)), ""]
+    if not (result.customers or result.deals_opened or result.won_deals):
+        return "\n".join([*lines, render("funnel.empty")])
+    none = render("funnel.none")
+    rows = [[row.stage, str(row.reached), _pct(row.next_rate), _pct(row.win_rate),
+             render("funnel.days", days=row.median_days, count=row.stays) if row.median_days is not None else none]
+            for row in result.stages]
+    rows.append([render("funnel.won_row"), str(result.cohort_won), "", "", ""])
+    lines += [*table(_cells("funnel.stage_header"), rows), render("funnel.note"), "", render("funnel.channels_title")]
+    header = [*_cells("funnel.channel_header"), *stages.stages, render("funnel.won_row"), *_cells("funnel.channel_tail")]
+    lines += table(header, [[_channel(c.channel), str(c.customers), str(c.deals_opened), *map(str, c.reached),
+                             str(c.won_deals), money_text(c.won_amount)] for c in result.channels])
+    lines += ["", render("funnel.channel_days_title")]
+    lines += table([_cells("funnel.channel_header")[0], *stages.stages],
+                   [[_channel(c.channel), *(f"{d:.1f}" if d is not None else none for d in c.median_days)]
+                    for c in result.channels if any(d is not None for d in c.median_days)])
+    return "\n".join(lines)
+
+
+def render_forecast(view: Outlook, scope_label: str, now: datetime) -> str:
+    forecast, review = view.forecast, view.last_month
+    lines = [render("forecast.title", month=forecast.month.label, scope=scope_label, at=f"{now:%Y-%m-%d %H:%M}"),
+             render("forecast.summary", amount=money_text(forecast.amount), deals=round(forecast.deals),
+                    won=money_text(forecast.won_amount), won_deals=forecast.won_deals), ""]
+    rows = []
+    for s in forecast.stages:
+        probability = f"{s.probability:.1%}"
+        rows.append([s.stage, str(s.open_deals), money_text(s.open_amount), str(s.in_month_deals),
+                     money_text(s.in_month_amount),
+                     render("forecast.learned", value=probability, count=s.closed_sample) if s.probability_learned
+                     else render("forecast.default", value=probability),
+                     render("forecast.days_learned" if s.days_learned else "forecast.days_default", days=s.days_to_close)])
+    lines += [*table(_cells("forecast.stage_header"), rows), render("forecast.note"), ""]
+    month = review.month.label
+    if view.scope_key is None:
+        lines.append(render("forecast.review_no_scope", month=month, actual=money_text(review.won_amount),
+                            actual_deals=review.won_deals))
+    elif review.forecast_amount is None:
+        lines.append(render("forecast.review_no_snapshot", month=month, actual=money_text(review.won_amount),
+                            actual_deals=review.won_deals))
+    else:
+        lines.append(render("forecast.review", month=month, forecast=money_text(review.forecast_amount),
+                            deals=review.forecast_deals, actual=money_text(review.won_amount),
+                            actual_deals=review.won_deals, ratio=percent(review.accuracy)))
+    if view.snapshot_made:
+        lines.append(render("forecast.snapshot_made"))
+    return "\n".join(lines)
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Columns aligned by display width (a Chinese character takes two); text left, numbers right."""
+    widths = [max(_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    out = []
+    for row in [header, *rows]:
+        cells = [cell + " " * (w - _width(cell)) if i == 0 else " " * (w - _width(cell)) + cell
+                 for i, (cell, w) in enumerate(zip(row, widths))]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cells(key: str) -> list[str]:
+    return render(key).split("|")
+
+
+def _channel(name: str) -> str:
+    return render("funnel.channel_unknown") if name == UNKNOWN_CHANNEL else name
+
+
+def _pct(share: float | None) -> str:
+    return render("funnel.none") if share is None else f"{share:.1%}"
