@@ -58,9 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_format not in LOG_FORMATS:  # argparse does not check a default taken from the environment
         parser.error(f"SCRM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {args.log_format!r})")
     configure_logging(str(args.log_level), args.log_format)
+    from scrm.resources import CliError
+
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
+    except (ConfigError, CliError) as exc:
         print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,9 +30,8 @@ from crm_core.errors import DomainError
 from crm_core.importer import (
     COLUMNS, IGNORE, CustomerImporter, ImportReport, cell_text, count_in_scope, export_records, known_header, staff_label,
 )
-from crm_core.scope import Scope, scope_for
-from crm_core.staff import StaffService
-from scrm.resources import prepare_schema
+from crm_core.scope import Scope
+from scrm.resources import prepare_schema, scope_as, with_session
 
 IMPORT_HELP = """\
 Recognised columns (Chinese or English headers; --map names others):
@@ -343,36 +342,23 @@ def cmd_export_customers(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    settings = load_settings(toml_path=args.config)
-    engine = create_engine(settings.database_url)
-    try:
+    async def work(session) -> tuple[int, str]:
+        staff, scope = await scope_as(session, args.as_userid)
+        if staff is None:
+            described, actor = "all customers (no --as given)", "cli"
+        else:
+            described, actor = _describe_scope(scope, staff_label(staff.userid, staff.name), staff.role), staff.userid
+        progress = Progress("exported", await count_in_scope(session, scope), "customers")
         try:
-            await prepare_schema(engine, settings)
-        except RuntimeError as exc:
-            print(exc, file=sys.stderr)
-            return 2
-        async with session_factory(engine)() as session:
-            if args.as_userid:
-                staff = await StaffService(session).get_by_userid(args.as_userid)
-                if staff is None:
-                    print(f"--as {args.as_userid}: no staff member has this WeCom userid", file=sys.stderr)
-                    return 2
-                scope = await scope_for(session, staff)
-                described = _describe_scope(scope, staff_label(staff.userid, staff.name), staff.role)
-                actor = staff.userid
-            else:
-                scope, described, actor = Scope(0, None), "all customers (no --as given)", "cli"
-            total = await count_in_scope(session, scope)
-            progress = Progress("exported", total, "customers")
-            try:
-                count = await write_customers(session, scope, args.out, progress)
-            finally:
-                progress.done()
-            AuditService(session).record(actor=actor, action="customers.export",
-                                         detail=f"file={args.out.name} count={count} scope={described}")
-            await session.commit()
-    finally:
-        await engine.dispose()
+            count = await write_customers(session, scope, args.out, progress)
+        finally:
+            progress.done()
+        AuditService(session).record(actor=actor, action="customers.export",
+                                     detail=f"file={args.out.name} count={count} scope={described}")
+        await session.commit()
+        return count, described
+
+    count, described = await with_session(args.config, work)
     print(f"exported {count} customers to {args.out}; scope: {described}")
     return 0
 

@@ -13,17 +13,16 @@ import sys
 import unicodedata
 from datetime import date, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from config.settings import load_settings
 from config.templates import render
-from crm_core.db import create_engine, session_factory, utcnow
+from crm_core.db import utcnow
 from crm_core.forecast import Outlook
 from crm_core.funnel import UNKNOWN_CHANNEL, Funnel, funnel
-from crm_core.models import Staff
 from crm_core.reports import Period
-from crm_core.scope import Scope, scope_for
-from crm_core.staff import StaffService
 from scheduler.forecast_jobs import money_text, percent, pipeline, staff_outlook
-from scrm.resources import prepare_schema
+from scrm.resources import scope_as, with_session
 
 DEFAULT_DAYS = 30
 
@@ -51,43 +50,28 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
-    settings = load_settings(toml_path=args.config)
-    tz = settings.tz
+    tz = load_settings(toml_path=args.config).tz
     now = (args.at.replace(tzinfo=args.at.tzinfo or tz) if args.at else utcnow()).astimezone(tz)
-    engine = create_engine(settings.database_url)
-    try:
-        try:
-            await prepare_schema(engine, settings)
-        except RuntimeError as exc:
-            print(exc, file=sys.stderr)
+    if args.report_what == "funnel":
+        until = args.until or now.date()
+        since = args.since or until - timedelta(days=DEFAULT_DAYS - 1)
+        if since > until:
+            print("--since must not be after --until", file=sys.stderr)
             return 2
-        async with session_factory(engine)() as session:
-            staff: Staff | None = None
-            if args.as_userid:
-                staff = await StaffService(session).get_by_userid(args.as_userid)
-                if staff is None:
-                    print(f"--as {args.as_userid}: no staff member has this WeCom userid", file=sys.stderr)
-                    return 2
-                scope = await scope_for(session, staff)
-            else:
-                scope = Scope(0, None)
-            label = render("forecast.company") if scope.everyone else \
-                render("forecast.scope_staff", name=staff.name or staff.userid)
-            if args.report_what == "funnel":
-                until = args.until or now.date()
-                since = args.since or until - timedelta(days=DEFAULT_DAYS - 1)
-                if since > until:
-                    print("--since must not be after --until", file=sys.stderr)
-                    return 2
-                period = Period.local(datetime.combine(since, datetime.min.time(), tz),
-                                      datetime.combine(until + timedelta(days=1), datetime.min.time(), tz))
-                print(render_funnel(await funnel(session, scope, period, pipeline()), since, until, label))
-            else:
-                view = await staff_outlook(session, staff, scope, now, tz)
-                await session.commit()
-                print(render_forecast(view, label, now))
-    finally:
-        await engine.dispose()
+
+    async def work(session: AsyncSession) -> str:
+        staff, scope = await scope_as(session, args.as_userid)
+        label = render("forecast.company") if scope.everyone else \
+            render("forecast.scope_staff", name=staff.name or staff.userid)
+        if args.report_what == "funnel":
+            period = Period.local(datetime.combine(since, datetime.min.time(), tz),
+                                  datetime.combine(until + timedelta(days=1), datetime.min.time(), tz))
+            return render_funnel(await funnel(session, scope, period, pipeline()), since, until, label)
+        view = await staff_outlook(session, staff, scope, now, tz)
+        await session.commit()
+        return render_forecast(view, label, now)
+
+    print(await with_session(args.config, work))
     return 0
 
 

@@ -11,6 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from config.settings import Settings
+from crm_core.models import Staff
+from crm_core.scope import Scope, scope_for
+from crm_core.staff import StaffService
 from crm_core.migrate import upgrade_async
 
 log = logging.getLogger(__name__)
@@ -47,19 +50,38 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
         raise RuntimeError(f"The database schema is at {version}, the code needs {head}: run `scrm db upgrade`")
 
 
+class CliError(Exception):
+    """A one-shot command cannot go on; its message says what to fix (exit status 2)."""
+
+
 async def with_session(config_path: str | None, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """For one-shot CLI commands: settings, a checked schema, one session for `work`, then close."""
+    """For one-shot CLI commands: settings, a checked schema, one session for `work`, then close.
+    A schema that is missing or behind raises CliError saying to run `scrm db upgrade`."""
     from config.settings import load_settings
     from crm_core.db import create_engine, session_factory
 
     settings = load_settings(toml_path=config_path)
     engine = create_engine(settings.database_url)
     try:
-        await prepare_schema(engine, settings)
+        try:
+            await prepare_schema(engine, settings)
+        except RuntimeError as exc:
+            raise CliError(str(exc)) from exc
         async with session_factory(engine)() as session:
             return await work(session)
     finally:
         await engine.dispose()
+
+
+async def scope_as(session: AsyncSession, userid: str | None) -> tuple[Staff | None, Scope]:
+    """The data scope a CLI command runs with: `--as USERID`'s (sales: own customers, manager: the
+    departments', admin: all), or every customer when no one is named."""
+    if not userid:
+        return None, Scope(0, None)
+    staff = await StaffService(session).get_by_userid(userid)
+    if staff is None:
+        raise CliError(f"--as {userid}: no staff member has this WeCom userid")
+    return staff, await scope_for(session, staff)
 
 
 async def database_ok(engine: AsyncEngine) -> bool:
