@@ -18,7 +18,9 @@ from connectors.wecom.crypto import (
     parse_plaintext_xml,
 )
 
-VECTORS: dict[str, Any] = json.loads(Path("/work/shared/datasets/wecom/crypto-vectors.json").read_text())
+# The team's shared/ folder sits beside the checkout (as it does for CI's clean clone).
+VECTORS_FILE = Path(__file__).parents[3] / "shared" / "datasets" / "wecom" / "crypto-vectors.json"
+VECTORS: dict[str, Any] = json.loads(VECTORS_FILE.read_text())
 TOKEN, KEY, CORP = "QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "wx5823bf96d3bd56c7"
 
 
