@@ -104,6 +104,19 @@ async def fail(
     return row.status
 
 
+async def defer(session: AsyncSession, model: type[QueueRow], row_id: int, worker_id: str, *, retry_in: float,
+                reason: str, now: datetime | None = None) -> bool:
+    """Put a leased row back for later without using up an attempt: the work was not tried (a rate
+    limit said not yet), so it must not count towards parking the row."""
+    now = now or utcnow()
+    result = await session.execute(
+        update(model).where(still_mine(model, row_id, worker_id)).values(
+            status="pending", locked_by="", attempts=model.attempts - 1, last_error=reason[:4000],
+            available_at=now + timedelta(seconds=retry_in)))
+    await session.commit()
+    return result.rowcount == 1
+
+
 async def requeue(session: AsyncSession, model: type[QueueRow], row_id: int) -> bool:
     """Give a parked row a fresh set of attempts (operator action)."""
     result = await session.execute(

@@ -41,6 +41,7 @@ from scrm.care_optout import CareOptOut
 from scrm.group_sends import make_group_send_sync_job
 from scrm.tickets import TicketIntake, ticket_routes
 from scrm.resources import open_redis, prepare_schema
+from scrm.send_limits import MemberSendLimit
 from scrm.sender import OutboxSender, undeliverable_notifier
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         for _ in range(concurrency)
     ]
     outbox = [
-        QueueWorker("outbox", OutboxItem, sessions, OutboxSender(app[keys.WECOM], settings.wecom.agent_id or "0"),
+        QueueWorker("outbox", OutboxItem, sessions, OutboxSender(app[keys.WECOM], settings.wecom.agent_id or "0",
+                                                                 MemberSendLimit(app[keys.REDIS])),
                     max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds,
                     on_parked=undeliverable_notifier(sessions), on_outcome=app[keys.METRICS].queue_observer("outbox"))
     ]

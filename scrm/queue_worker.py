@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from typing import Any, Awaitable, Callable
 
@@ -117,6 +118,14 @@ class QueueWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if not getattr(exc, "counts_as_attempt", True):
+                async with self.sessions() as session:
+                    await work_queue.defer(session, self.model, row.id, self.worker_id, retry_in=exc.retry_after,
+                                           reason=f"{type(exc).__name__}: {exc}", now=utcnow())
+                self._report(row, "deferred", None)
+                log.info("%s: %s %s deferred %.0f s: %s", self.worker_id, self.model.__tablename__, row.id,
+                         exc.retry_after, exc)
+                return
             retryable = getattr(exc, "retryable", True)
             log.warning(
                 "%s: %s %s failed (attempt %s): %r", self.worker_id, self.model.__tablename__, row.id, row.attempts, exc,
@@ -127,7 +136,7 @@ class QueueWorker:
                     session, self.model, row.id, self.worker_id,
                     error=f"{type(exc).__name__}: {exc}",
                     max_attempts=self.max_attempts if retryable else 0,
-                    retry_in=getattr(exc, "retry_after", None),
+                    retry_in=_with_jitter(getattr(exc, "retry_after", None)),
                     now=utcnow(),
                 )
             self._report(row, "retry" if status == "pending" else status, exc)
@@ -142,3 +151,8 @@ class QueueWorker:
     def _report(self, row: QueueRow, result: str, error: BaseException | None) -> None:
         if self.on_outcome is not None:
             self.on_outcome(row, result, error)
+
+
+def _with_jitter(seconds: float | None) -> float | None:
+    """Spread retries a throttling WeCom asked for, so rows deferred together do not return together."""
+    return None if seconds is None else seconds * random.uniform(1.0, 1.25)

@@ -22,6 +22,7 @@ from crm_core.db import utcnow
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.outbox import OutboxService
+from scrm.send_limits import MemberSendLimit
 
 CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template",
                    "welcome_msg": "wecom_welcome"}
@@ -41,6 +42,7 @@ class WeComSendApi(Protocol):
 class OutboxSender:
     wecom: WeComSendApi
     agent_id: str
+    member_limit: MemberSendLimit | None = None  # WeCom's 30 app messages a minute per member
 
     async def __call__(self, session: AsyncSession, item: OutboxItem) -> dict[str, Any]:
         if item.kind == "contact_way":
@@ -64,6 +66,8 @@ class OutboxSender:
 
     async def _send(self, item: OutboxItem) -> dict:
         if item.kind == "app_message":
+            if self.member_limit is not None:
+                await self.member_limit.take(list(filter(None, str(item.payload.get("touser", "")).split("|"))))
             payload = {**item.payload, "agentid": int(self.agent_id), "enable_duplicate_check": 1,
                        "duplicate_check_interval": DUPLICATE_CHECK_SECONDS}
             response = await self.wecom.send_app_message(payload)
