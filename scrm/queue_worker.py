@@ -13,6 +13,7 @@ import random
 import uuid
 from typing import Any, Awaitable, Callable
 
+import redis.exceptions
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import work_queue
@@ -21,6 +22,8 @@ from crm_core.events import EventBus
 from crm_core.work_queue import QueueRow
 
 log = logging.getLogger(__name__)
+
+OUTAGE_RETRY_SECONDS = 5.0
 
 # process(session, row) -> column values to set when finishing (e.g. {"status": "done"})
 Processor = Callable[[AsyncSession, Any], Awaitable[dict[str, Any]]]
@@ -118,13 +121,14 @@ class QueueWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not getattr(exc, "counts_as_attempt", True):
+            if not getattr(exc, "counts_as_attempt", True) or is_outage(exc):
+                retry_in = getattr(exc, "retry_after", None) or _with_jitter(OUTAGE_RETRY_SECONDS)
                 async with self.sessions() as session:
-                    await work_queue.defer(session, self.model, row.id, self.worker_id, retry_in=exc.retry_after,
+                    await work_queue.defer(session, self.model, row.id, self.worker_id, retry_in=retry_in,
                                            reason=f"{type(exc).__name__}: {exc}", now=utcnow())
                 self._report(row, "deferred", None)
-                log.info("%s: %s %s deferred %.0f s: %s", self.worker_id, self.model.__tablename__, row.id,
-                         exc.retry_after, exc)
+                log.warning("%s: %s %s deferred %.0f s: %r", self.worker_id, self.model.__tablename__, row.id,
+                            retry_in, exc)
                 return
             retryable = getattr(exc, "retryable", True)
             log.warning(
@@ -151,6 +155,12 @@ class QueueWorker:
     def _report(self, row: QueueRow, result: str, error: BaseException | None) -> None:
         if self.on_outcome is not None:
             self.on_outcome(row, result, error)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Redis unreachable (restart, failover) is not the row's fault: retrying it must not use up its
+    attempts, or every message arriving during an outage would be parked instead of processed after."""
+    return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
 
 
 def _with_jitter(seconds: float | None) -> float | None:
