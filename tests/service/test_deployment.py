@@ -39,7 +39,9 @@ def test_compose_runs_each_role_with_its_dependencies_and_health_checks():
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for infra in ("postgres", "redis"):
         assert services[infra]["healthcheck"]["test"]
-    assert "8080:8080" in services["web"]["ports"]
+    assert services["web"]["deploy"]["replicas"] == services["worker"]["deploy"]["replicas"] == 2
+    assert "replicas" not in services["scheduler"].get("deploy", {})  # one scheduler; a second would idle anyway
+    assert services["web"]["ports"] == ["8080-8081:8080"]  # one host port per web replica
 
 
 def test_dockerfile_installs_every_package():
