@@ -15,8 +15,9 @@ what it means:
   opt-out (only the customer can opt in again).
 - A row that cannot be imported (no name and no phone, a date that does not exist, an unknown
   owner, a phone that is not a number, ...) is reported with its reason; the other rows go in.
-- The schema has no position or source column, so 职位 and 来源 are kept as labelled lines
-  ("职位：采购经理") at the end of the description, where reps already write 生日.
+- 来源 goes to the customer's `source` (where a 渠道活码 also records its channel). There is no
+  position column, so 职位 is kept as a labelled line ("职位：采购经理") at the end of the
+  description, where reps already write 生日.
 - Work goes in batches: one query per key kind per batch and one commit per batch, so a
   10,000-row file takes seconds and an interrupted import can simply be run again.
 
@@ -74,7 +75,7 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 }
 IGNORE = "ignore"  # `--map 列名=ignore` leaves a column out
 
-MAX_LENGTHS = {"name": 128, "company": 128, "remark": 128, "external_userid": 128}
+MAX_LENGTHS = {"name": 128, "company": 128, "remark": 128, "source": 64, "external_userid": 128}
 _TAG_SPLIT = re.compile(r"[,，、;；\s]+")
 _ID_SPLIT = re.compile(r"[,，、;；\s]+")
 _PHONE_TEXT = re.compile(r"\+?[\d\s\-()（）]+")
@@ -82,8 +83,8 @@ _SCIENTIFIC = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
 _TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
 _DATE_TEXT = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?|(\d{4})(\d{2})(\d{2})")
 _OWNER_WITH_ID = re.compile(r"(.*?)\s*[(（]\s*([^()（）]+?)\s*[)）]")
-_LABELLED = {"position": "职位", "source": "来源"}
-_LABEL_LINE = re.compile(r"(职位|来源)[:：]\s*(.*)")
+_LABELLED = {"position": "职位"}
+_LABEL_LINE = re.compile(r"(职位)[:：]\s*(.*)")
 _YES = {"是", "y", "yes", "true", "1", "同意", "已同意", "√", "✓"}
 _NO = {"否", "n", "no", "false", "0", "不同意", "未同意", "拒绝", "×", "✗"}
 
@@ -370,14 +371,13 @@ def parse_row(number: int, cells: Mapping[str, Any], columns: ColumnMap, staff: 
 # -- the description's labelled lines and birthday text, shared by import and export --------------
 
 def description_parts(description: str) -> dict[str, str]:
-    """{"description": free text, "position": …, "source": …} from a stored description."""
-    parts = {"description": "", "position": "", "source": ""}
+    """{"description": free text, "position": …} from a stored description."""
+    parts = {"description": "", "position": ""}
     free: list[str] = []
     for line in (description or "").splitlines():
         labelled = _LABEL_LINE.fullmatch(line.strip())
         if labelled:
-            name = "position" if labelled.group(1) == "职位" else "source"
-            parts[name] = labelled.group(2).strip()
+            parts["position"] = labelled.group(2).strip()
         else:
             free.append(line)
     parts["description"] = "\n".join(free).strip()
@@ -441,7 +441,7 @@ _SLOTS = (
     _attr("phone", same=lambda a, b: phone_key(a) == phone_key(b)),
     _attr("company"),
     _Slot("position", _get_part("position"), _set_part("position")),
-    _Slot("source", _get_part("source"), _set_part("source")),
+    _attr("source"),
     _attr("remark"),
     _Slot("description", _get_part("description"), _set_part("description")),
     _Slot("birthday", lambda c: c.birthday, lambda c, v: setattr(c, "birthday", v), same=_same_birthday,
@@ -642,8 +642,8 @@ class CustomerImporter:
     def _create(self, row: ParsedRow, default_owner_id: int | None) -> Customer:
         customer = Customer(
             name=row.name, phone=row.phone, company=row.company, remark=row.remark,
-            description=compose_description({"description": row.description, "position": row.position,
-                                             "source": row.source}),
+            description=compose_description({"description": row.description, "position": row.position}),
+            source=row.source,
             owner_id=row.owner_id or default_owner_id, care_consent=bool(row.care_consent),
             contract_ends_on=row.contract_ends_on, wecom_tags=[], lifecycle=PROSPECT, lifecycle_changed_at=utcnow(),
         )
@@ -748,7 +748,7 @@ async def export_records(session: AsyncSession, scope: Scope, *, page_size: int 
                 "name": customer.name, "phone": customer.phone, "company": customer.company,
                 "position": parts["position"], "birthday": birthday_text(customer.birthday),
                 "owner": staff_label(customer.owner.userid, customer.owner.name) if customer.owner else "",
-                "tags": "、".join(tags.get(customer.id, [])), "source": parts["source"], "remark": customer.remark,
+                "tags": "、".join(tags.get(customer.id, [])), "source": customer.source, "remark": customer.remark,
                 "description": parts["description"], "external_userid": "、".join(external.get(customer.id, [])),
                 "care_consent": "是" if customer.may_receive_care else "否",
                 "contract_ends_on": customer.contract_ends_on,

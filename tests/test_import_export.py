@@ -228,7 +228,7 @@ async def test_ten_thousand_row_workbook_dry_run_import_and_rerun(db, capsys, tm
     ids = await staff_ids(db)
     first = await customer_by_phone(db, "15000000000")  # row i=0: Excel date birthday, owner 张伟, WeCom id
     assert first.owner_id == ids["zhangwei"] and first.birthday == Birthday(1, 1, year=1960)
-    assert first.description == "职位：采购经理\n来源：展会" and first.care_consent and first.contract_ends_on == date(2027, 1, 1)
+    assert first.description == "职位：采购经理" and first.source == "展会" and first.care_consent and first.contract_ends_on == date(2027, 1, 1)
     lunar = await customer_by_phone(db, "15000000001")
     assert lunar.birthday.lunar and lunar.owner_id == ids["zhangwei"]
     assert (await customer_by_phone(db, "15000000003")).owner_id == ids["lina"]  # no 负责人: --owner
@@ -380,7 +380,7 @@ async def seed_for_export(sessions) -> None:
             return customer
 
         rich = add("zhangwei", "张三", "13800000001", company="华东机械", remark="张总", care_consent=True,
-                   description="喜欢喝茶\n第二行\n职位：采购经理\n来源：展会", contract_ends_on=date(2027, 6, 30),
+                   description="喜欢喝茶\n第二行\n职位：采购经理", source="展会", contract_ends_on=date(2027, 6, 30),
                    birthday=Birthday(4, 15, lunar=True, leap=True, year=1987))
         add("zhangwei", "李四", "010-6234 5678", birthday=Birthday(3, 2))
         add("zhangwei", "", "13800000003", care_consent=True, care_opted_out_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
@@ -403,7 +403,8 @@ async def snapshot(sessions) -> list[tuple]:
         tags = (await session.execute(select(CustomerTag.customer_id, CustomerTag.name))).all()
         identities = (await session.execute(select(CustomerIdentity.customer_id, CustomerIdentity.external_id))).all()
         return sorted(
-            (c.name, c.phone, c.company, c.remark, c.description, c.birthday, c.owner.userid if c.owner else None,
+            (c.name, c.phone, c.company, c.remark, c.description, c.source, c.birthday,
+             c.owner.userid if c.owner else None,
              c.may_receive_care, c.contract_ends_on, sorted(t for i, t in tags if i == c.id),
              sorted(e for i, e in identities if i == c.id))
             for c in customers)
