@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender, build_plaintext_text
 from crm_core.models import InboxItem, Message
+from scrm import keys
 from scrm.app import create_app
 from tests.service.conftest import TEST_ROLES, Service, service_settings, sim, sim_server  # noqa: F401  (fixtures)
 
@@ -128,9 +129,12 @@ async def test_replays_of_a_valid_callback_are_acked_and_processed_once(service)
 
 @pytest.fixture
 async def lenient_service(backend, sim, sim_server, aiohttp_client) -> Service:  # noqa: F811
-    """The service with the per-staff rate limit out of the way: here every line must be answered."""
+    """The service with the rate limits out of the way (the bot's per staff member, WeCom's per member):
+    here every line must be answered at once."""
     settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), bot_commands_per_minute=10_000)
     client = await aiohttp_client(create_app(settings, TEST_ROLES))
+    for worker in client.server.app[keys.OUTBOX_WORKERS]:
+        worker.process.member_limit.per_minute = 10_000
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
                             corp_id=sim.corp_id, agent_id=str(sim.agent_id))
