@@ -62,10 +62,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from crm_core.migrate import upgrade
+    from crm_core.migrate import refresh_statistics, upgrade
 
     settings = load_settings(toml_path=args.config)
     upgrade(settings.database_url, args.revision)
+    asyncio.run(refresh_statistics(settings.database_url))
     print(f"database at {args.revision}: {_safe_url(settings.database_url)}")
     return 0
 

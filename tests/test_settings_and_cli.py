@@ -121,3 +121,21 @@ def test_parked_sends_are_listed_and_retried_from_the_cli(tmp_path):
     assert "no parked outbox rows" in scrm("outbox", "failed").stdout
     assert scrm("outbox", "retry", "1").returncode == 1  # no longer parked
     assert "no parked inbox rows" in scrm("inbox", "failed").stdout
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_db_upgrade_leaves_fresh_statistics_behind(backend):
+    """A migration that rewrites a big table must not leave the next jobs planning on dead rows."""
+    import asyncpg
+
+    env = {"PATH": "/usr/bin:/bin", "SCRM_DATABASE_URL": backend.database_url}
+    result = subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "db", "upgrade"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    conn = await asyncpg.connect(backend.database_url.replace("+asyncpg", ""))
+    try:
+        vacuumed = await conn.fetchval("SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL "
+                                       "FROM pg_stat_user_tables WHERE relname = 'customers'")
+    finally:
+        await conn.close()
+    assert vacuumed
