@@ -7,12 +7,16 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 from crm_core.db import utcnow
 from crm_core.errors import CustomerNotFoundError
 from crm_core.privacy import PrivacyService
-from scrm.resources import with_session
+from scrm.resources import CliError, with_session
+
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,17 +62,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    async def work(session) -> dict:
-        data = await PrivacyService(session).export(args.id, actor=args.actor)
+def _on_customer(args: argparse.Namespace, action: Callable[[PrivacyService], Awaitable[T]]) -> T:
+    """Run one request on customer `args.id` and commit it; an unknown id is a CliError (exit 2)."""
+    async def work(session) -> T:
+        result = await action(PrivacyService(session))
         await session.commit()
-        return data
+        return result
 
     try:
-        data = asyncio.run(with_session(args.config, work))
+        return asyncio.run(with_session(args.config, work))
     except CustomerNotFoundError:
-        print(f"no customer {args.id}; `scrm audit --customer {args.id}` shows what happened to it", file=sys.stderr)
-        return 2
+        raise CliError(f"no customer {args.id}; `scrm audit --customer {args.id}` shows what happened to it") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    data = _on_customer(args, lambda privacy: privacy.export(args.id, actor=args.actor))
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as out:
@@ -83,17 +91,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     if not args.yes:
         print(f"this removes customer {args.id}'s personal data for good; run again with --yes to do it", file=sys.stderr)
         return 2
-
-    async def work(session):
-        report = await PrivacyService(session).erase(args.id, actor=args.actor, at=utcnow())
-        await session.commit()
-        return report
-
-    try:
-        report = asyncio.run(with_session(args.config, work))
-    except CustomerNotFoundError:
-        print(f"no customer {args.id}", file=sys.stderr)
-        return 2
+    report = _on_customer(args, lambda privacy: privacy.erase(args.id, actor=args.actor, at=utcnow()))
     print(f"customer {args.id} erased: {report.messages} messages and {report.inbox_rows} raw callbacks cleared, "
           f"{report.notes} notes, {report.follow_ups} follow-ups, {report.tickets} tickets, {report.identities} WeCom ids, "
           f"{report.tags} tags; {report.outbox_parked} pending sends cancelled. Statistics are kept.")
