@@ -72,7 +72,7 @@ class Dispatcher:
         if not staff.active or staff.role not in ALL_ROLES:
             log.info("refusing a command from unknown or inactive staff id %s", staff.id)
             return Reply(render("bot.unknown_staff"))
-        state = await self.conversations.get(staff.userid)
+        state = await self.conversations.get(session, staff.userid)
         if state.get("pick") and line.isdigit():
             ids = state["pick"]["ids"]
             number = int(line)
@@ -84,7 +84,7 @@ class Dispatcher:
             pages = state.get("pages") or []
             if not pages:
                 return Reply(render("bot.no_more"))
-            await self.conversations.set(staff.userid, {**state, "pages": pages[1:]})
+            self.conversations.set(session, staff.userid, {**state, "pages": pages[1:]})
             return Reply(pages[0])
         if state.get("ask") and self.find(line.partition(" ")[0]) is None:
             answers = {**state.get("answers", {}), state["ask"]: line}
@@ -113,7 +113,7 @@ class Dispatcher:
             reply, state = await self._handle(ctx, command, line, rest)
             if self.observe_command is not None:
                 self.observe_command(command.name, time.perf_counter() - started)
-        await self.conversations.set(staff.userid, state)
+        self.conversations.set(session, staff.userid, state)
         return reply
 
     async def _handle(self, ctx: CommandContext, command: Command, line: str, rest: str) -> tuple[Reply, dict[str, Any]]:

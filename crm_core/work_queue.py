@@ -72,6 +72,26 @@ async def finish(session: AsyncSession, model: type[QueueRow], row_id: int, work
     return result.rowcount == 1
 
 
+async def finish_many(session: AsyncSession, model: type[QueueRow], worker_id: str,
+                      finished: list[tuple[int, dict]]) -> bool:
+    """Mark several leased rows finished inside the caller's transaction, each with its own values;
+    False (nothing changed) unless every one of them is still this worker's.
+
+    The lease check locks the rows on PostgreSQL, so none can change hands before the commit."""
+    ids = [row_id for row_id, _ in finished]
+    mine = select(model.id).where(model.id.in_(ids), model.locked_by == worker_id, model.status == "processing")
+    if session.bind.dialect.name == "postgresql":
+        mine = mine.with_for_update()
+    if len(set((await session.scalars(mine)).all())) != len(set(ids)):
+        return False
+    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    for row_id, values in finished:
+        by_columns.setdefault(tuple(sorted(values)), []).append({"id": row_id, **values})
+    for rows in by_columns.values():
+        await session.execute(update(model), rows)  # by primary key, one executemany per column set
+    return True
+
+
 async def fail(
     session: AsyncSession,
     model: type[QueueRow],

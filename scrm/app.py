@@ -161,10 +161,13 @@ def build_pipeline(app: web.Application) -> Pipeline:
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, sessions = app[keys.SETTINGS], app[keys.SESSIONS]
     pipeline = build_pipeline(app)
-    concurrency = 1 if settings.database_url.startswith("sqlite") else 2
+    # SQLite has one connection: a long worker transaction would hold callback acks back, so its
+    # batches stay small. PostgreSQL overlaps several workers' round trips.
+    sqlite = settings.database_url.startswith("sqlite")
+    concurrency, batch_size = (1, 10) if sqlite else (4, 50)
     inbox = [
         QueueWorker("inbox", InboxItem, sessions, pipeline, max_attempts=settings.inbox_max_attempts,
-                    lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS],
+                    lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS], batch_size=batch_size,
                     on_outcome=app[keys.METRICS].queue_observer("inbox"))
         for _ in range(concurrency)
     ]

@@ -1,8 +1,9 @@
 """What happens to an inbox row: resolve who it is from, archive it, analyse it, route it.
 
-Runs inside the queue worker's transaction for that row. Anything raised rolls the row's work
-back and the row is retried; WeCom calls happen before writes where possible so a slow API
-never holds a database write lock.
+Runs inside the queue worker's transaction for that row, or for a batch of rows that
+`batchable` admits (see scrm.queue_worker). Anything raised rolls the work back and the row is
+retried; WeCom calls happen before writes where possible so a slow API never holds a database
+write lock, which is also why rows that call WeCom as a rule are processed on their own.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from connectors.wecom.receiver import parse_plaintext
 from crm_core.channels import Acquisition
 from crm_core.customers import CustomerService
 from crm_core.db import utcnow
+from crm_core.events import after_commit
 from crm_core.inbox import InboxService
 from crm_core.kf_cursors import KfCursorService
 from crm_core.lifecycle import LifecycleService
@@ -82,6 +84,22 @@ class Pipeline:
     on_new_outbox_rows: Callable[[], None] = lambda: None
     acquisition: Acquisition = field(default_factory=Acquisition)  # 渠道活码: attribution, welcome, assignment
 
+    def batchable(self, item: InboxItem) -> bool:
+        """Rows that may share a transaction with others: all but the callbacks that call WeCom as
+        a rule (contact changes pull the contact) or commit on their own (a 微信客服 wake-up pages
+        through kf/sync_msg, committing its cursor after each page)."""
+        if item.source != CALLBACK_SOURCE:
+            return item.source in (KF_SOURCE, ARCHIVE_SOURCE, WEBHOOK_SOURCE)
+        try:
+            event = normalize_callback(parse_plaintext(item.payload))
+        except Exception:
+            return False  # let it fail on its own, with its own error
+        return isinstance(event, (AppMessage, OtherCallback))
+
+    def outbox_changed(self, session: AsyncSession) -> None:
+        """Wake this process's senders once the new outbox rows are committed (and visible)."""
+        after_commit(session, self.on_new_outbox_rows)
+
     async def __call__(self, session: AsyncSession, item: InboxItem) -> dict[str, Any]:
         if item.source == CALLBACK_SOURCE:
             await self._callback(session, item, normalize_callback(parse_plaintext(item.payload)))
@@ -120,13 +138,19 @@ class Pipeline:
         )
         if archived is not None and self.on_staff_message is not None:
             await self.on_staff_message(session, staff, archived)
-            self.on_new_outbox_rows()
+            self.outbox_changed(session)
 
     async def staff(self, session: AsyncSession, userid: str) -> Staff:
-        """The staff row for a WeCom userid, synced from user/get the first time we see them."""
+        """The staff row for a WeCom userid, synced from user/get the first time we see them.
+
+        Remembered for the rest of the session: a batch of fifty messages from five reps asks five times."""
+        seen = session.info.setdefault("pipeline_staff", {})
+        if userid in seen:
+            return seen[userid]
         service = StaffService(session)
         known = await service.get_by_userid(userid)
         if known is not None and known.synced_at is not None:
+            seen[userid] = known
             return known
         try:
             profile = staff_profile(await self.wecom.get_user(userid))
@@ -134,7 +158,8 @@ class Pipeline:
             log.warning("user/get does not know %s; keeping a bare staff record", userid)
             profile = StaffProfile(userid=userid, active=False)
         role = self.roles.role_for(profile.userid, profile.department_ids, is_leader=profile.is_leader)
-        return await service.upsert(profile, role=role)
+        seen[userid] = await service.upsert(profile, role=role)
+        return seen[userid]
 
     # -- external contacts ----------------------------------------------------------------
 
@@ -156,7 +181,7 @@ class Pipeline:
         if change.change_type == "add_external_contact":
             await self.acquisition.contact_added(session, customer, staff, external_userid=change.external_userid,
                                                  state=change.state, welcome_code=change.welcome_code)
-            self.on_new_outbox_rows()  # the welcome code lives 20 s
+            self.outbox_changed(session)  # the welcome code lives 20 s
         await MessageService(session).archive(
             NewMessage(channel=EVENT_CHANNEL, direction="in", external_msg_id=item.dedup_key,
                        msg_type=f"event:change_external_contact:{change.change_type}", sent_at=change.sent_at,
@@ -188,7 +213,7 @@ class Pipeline:
             customer_id=customer.id,
             staff_id=staff.id,
         )
-        self.on_new_outbox_rows()
+        self.outbox_changed(session)
 
     # -- 微信客服 ----------------------------------------------------------------------------
 
@@ -231,7 +256,7 @@ class Pipeline:
         """A customer's first message from another path (JSON webhook) may name a channel: attribute and
         assign them by the channel's sales group, and tell the owner."""
         if await self.acquisition.lead_arrived(session, customer, message, self.staff) is not None:
-            self.on_new_outbox_rows()
+            self.outbox_changed(session)
 
     async def customer_wrote(self, session: AsyncSession, customer: Customer, message: Message) -> None:
         """Everything that reacts to a customer's own words (analysis, opt-out, tickets), whatever the
@@ -240,7 +265,7 @@ class Pipeline:
             return
         for handler in self.customer_message_handlers:
             await handler(session, customer, message)
-        self.on_new_outbox_rows()
+        self.outbox_changed(session)
 
     def _local(self, at: datetime) -> str:
         return at.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M")
