@@ -162,12 +162,13 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, sessions = app[keys.SETTINGS], app[keys.SESSIONS]
     pipeline = build_pipeline(app)
     # SQLite has one connection: a long worker transaction would hold callback acks back, so its
-    # batches stay small. PostgreSQL overlaps several workers' round trips.
+    # transactions stay short. PostgreSQL overlaps several workers' round trips.
     sqlite = settings.database_url.startswith("sqlite")
-    concurrency, batch_size = (1, 10) if sqlite else (4, 50)
+    concurrency, batch_size, batch_seconds = (1, 20, 0.02) if sqlite else (4, 50, 0.2)
     inbox = [
         QueueWorker("inbox", InboxItem, sessions, pipeline, max_attempts=settings.inbox_max_attempts,
                     lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS], batch_size=batch_size,
+                    batch_seconds=batch_seconds,
                     on_outcome=app[keys.METRICS].queue_observer("inbox"))
         for _ in range(concurrency)
     ]

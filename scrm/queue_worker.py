@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from typing import Any, Awaitable, Callable
 
@@ -48,6 +49,7 @@ class QueueWorker:
         max_attempts: int,
         lease_seconds: float = 60.0,
         batch_size: int = 20,
+        batch_seconds: float = 0.2,
         idle_interval: float = 0.5,
         events: EventBus | None = None,
         on_parked: Callable[[Any, str], Awaitable[None]] | None = None,
@@ -60,6 +62,7 @@ class QueueWorker:
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
         self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
         self.idle_interval = idle_interval
         self.events = events or EventBus()
         self.on_parked = on_parked
@@ -102,9 +105,13 @@ class QueueWorker:
                 session, self.model, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
             )
         for run in self._runs(rows):
-            if len(run) == 1 or not await self._handle_together(run):
-                for row in run:
-                    await self._handle(row)
+            while len(run) > 1:
+                committed = await self._handle_together(run)
+                if not committed:
+                    break
+                run = run[committed:]
+            for row in run:
+                await self._handle(row)
         return len(rows)
 
     def _runs(self, rows: list[QueueRow]) -> list[list[QueueRow]]:
@@ -119,25 +126,32 @@ class QueueWorker:
                 runs.append(([row], together))
         return [run for run, _ in runs]
 
-    async def _handle_together(self, rows: list[QueueRow]) -> bool:
-        """Process rows in one transaction; False (nothing kept) if any of them failed or a lease was lost."""
+    async def _handle_together(self, rows: list[QueueRow]) -> int:
+        """Process the first rows in one transaction, for at most `batch_seconds` (on SQLite the
+        transaction holds the only connection, which callback acks wait for); returns how many were
+        committed, 0 (nothing kept) if any of them failed or a lease was lost."""
+        finished: list[tuple[int, dict[str, Any]]] = []
         try:
             async with self.sessions() as session:
-                finished = [(row.id, await self.process(session, row)) for row in rows]
+                deadline = time.monotonic() + self.batch_seconds
+                for row in rows:
+                    finished.append((row.id, await self.process(session, row)))
+                    if time.monotonic() >= deadline:
+                        break
                 if not await work_queue.finish_many(session, self.model, self.worker_id, finished):
                     await session.rollback()
-                    return False
+                    return 0
                 await session.commit()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.info("%s: a batch of %d %s failed (%r); processing them one at a time", self.worker_id, len(rows),
                      self.model.__tablename__, exc)
-            return False
+            return 0
         for row, (_, values) in zip(rows, finished):
             self._report(row, str(values.get("status", "done")), None)
         await self.events.publish_committed(session)
-        return True
+        return len(finished)
 
     async def drain(self, *, max_rounds: int = 1000) -> None:
         """Process until nothing is due (tests, CLI one-shots)."""
