@@ -1,14 +1,17 @@
 """JSON API (/api/v1) for integrators, plus the health endpoints every process serves.
 
 Lists answer {"items": [...], "total": N, "next": cursor-or-null}; `next` is passed back as
-`cursor`. Views translate domain errors into HTTP errors and hold no business logic.
+`cursor`. A filter given with an empty value (`?since=`) is not applied, as if absent. Views
+translate domain errors into HTTP errors and hold no business logic. scrm.openapi describes it all,
+and tests/service/test_api_schema.py holds the two to each other.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +28,12 @@ from scrm.resources import database_ok, redis_ok
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
+# Row ids are 64-bit: 18 digits always fit, and a longer number would overflow the database driver.
+_ID = re.compile(r"[0-9]{1,18}")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+# RFC 3339 date-time (what the schema's `format: date-time` promises); fromisoformat alone would
+# also take week dates, missing seconds and other ISO 8601 forms the schema rejects.
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
 def health_routes() -> list[web.RouteDef]:
@@ -58,12 +67,22 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def _authorize(request: web.Request) -> None:
+    """Every /api/v1 view starts here: the bearer token, then the one rule for every parameter."""
     expected = request.app[keys.SETTINGS].api_token
     if not expected:
         raise _error(web.HTTPUnauthorized, "the API is disabled: set SCRM_API_TOKEN to enable it")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
         raise _error(web.HTTPUnauthorized, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    _reject_nul(request)
+
+
+def _reject_nul(request: web.Request) -> None:
+    """PostgreSQL text cannot hold NUL, so a filter with one would fail in the driver (a 500)
+    instead of matching nothing; no name, id or cursor ever contains one."""
+    values = [*request.query.values(), *request.match_info.values()]
+    if any("\x00" in value for value in values):
+        raise _error(web.HTTPBadRequest, "parameters must not contain NUL characters")
 
 
 def _error(cls: type[web.HTTPException], message: str, **kwargs) -> web.HTTPException:
@@ -71,14 +90,30 @@ def _error(cls: type[web.HTTPException], message: str, **kwargs) -> web.HTTPExce
 
 
 def _page_params(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = int(request.query.get("limit", DEFAULT_LIMIT))
-        after = int(request.query.get("cursor", 0))
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "limit and cursor must be integers")
+    """(limit, id to start after). An empty cursor is the first page, like an absent one."""
+    raw_limit = request.query.get("limit")
+    if raw_limit is None:
+        limit = DEFAULT_LIMIT
+    elif _INTEGER.fullmatch(raw_limit):
+        limit = int(raw_limit)
+    else:
+        raise _error(web.HTTPBadRequest, "limit must be an integer")
     if not 1 <= limit <= MAX_LIMIT:
         raise _error(web.HTTPBadRequest, f"limit must be between 1 and {MAX_LIMIT}")
-    return limit, max(after, 0)
+    cursor = request.query.get("cursor", "")
+    if cursor and not _ID.fullmatch(cursor):
+        raise _error(web.HTTPBadRequest, "cursor must be the `next` value of the previous page")
+    return limit, int(cursor or 0)
+
+
+def _id_param(request: web.Request, name: str) -> int | None:
+    """An optional id filter from the query string: None when absent or empty, 400 when not an id."""
+    raw = request.query.get(name, "")
+    if not raw:
+        return None
+    if not _ID.fullmatch(raw):
+        raise _error(web.HTTPBadRequest, f"{name} must be an id (up to 18 digits)")
+    return int(raw)
 
 
 def _page(items: list, total: int, limit: int, render) -> web.Response:
@@ -90,10 +125,10 @@ def _page(items: list, total: int, limit: int, render) -> web.Response:
 
 
 def _customer_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["customer_id"])
-    except ValueError:
+    raw = request.match_info["customer_id"]
+    if not _ID.fullmatch(raw):
         raise _error(web.HTTPNotFound, "no such customer")
+    return int(raw)
 
 
 async def _customer_or_404(session, customer_id: int) -> Customer:
@@ -161,15 +196,16 @@ async def list_staff(request: web.Request) -> web.Response:
 
 
 def _parse_since(value: str | None) -> datetime | None:
+    """An RFC 3339 time with its UTC offset, returned in UTC; empty or absent means no filter."""
     if not value:
         return None
+    if not _DATE_TIME.fullmatch(value):
+        raise _error(web.HTTPBadRequest, "since must be an RFC 3339 time with a UTC offset, "
+                                         "e.g. 2026-11-22T08:00:00+08:00 or 2026-11-22T00:00:00Z")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _error(web.HTTPBadRequest, "since must be an ISO-8601 time, e.g. 2026-11-22T08:00:00+08:00")
-    if parsed.tzinfo is None:
-        raise _error(web.HTTPBadRequest, "since needs a UTC offset, e.g. 2026-11-22T08:00:00+08:00 or ...Z")
-    return parsed
+        return datetime.fromisoformat(value.upper().replace("Z", "+00:00")).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # 2026-02-30, or 9999-12-31T23:00:00-14:00 (past year 9999 in UTC)
+        raise _error(web.HTTPBadRequest, "since is not a valid time")
 
 
 def _iso(value: datetime | None) -> str | None:

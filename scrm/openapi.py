@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from crm_core.lifecycle import STAGES
+from crm_core.ticket_models import CLOSED, OPEN, RESOLVED
+from crm_core.tickets import PRIORITIES
+
+# Ids are 64-bit in the database; the API takes up to 18 digits, which always fit.
+MAX_ID = 10**18 - 1
 
 
 def _list_of(ref: str) -> dict:
@@ -19,13 +24,20 @@ def _list_of(ref: str) -> dict:
 
 _PAGE_PARAMS = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    {"name": "cursor", "in": "query", "description": "the previous page's `next`; empty or absent: the first page",
+     "allowEmptyValue": True, "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}},
 ]
+_ID = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+_ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _ERRORS = {
-    "400": {"description": "bad parameter", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-    "401": {"description": "missing or wrong bearer token"},
+    "400": {"description": "bad parameter", "content": _ERROR_BODY},
+    "401": {"description": "missing or wrong bearer token", "content": _ERROR_BODY,
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
 }
-_CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
+# Filters given with an empty value (`?since=`) are not applied, as if absent: allowEmptyValue says so.
+_SINCE = {"name": "since", "in": "query", "description": "created at or after this time (with its UTC offset)",
+          "allowEmptyValue": True, "schema": {"type": "string", "format": "date-time"}}
 
 
 def _op(summary: str, schema_ref: str, params: list | None = None, extra: dict | None = None) -> dict:
@@ -42,7 +54,7 @@ def _op(summary: str, schema_ref: str, params: list | None = None, extra: dict |
     }
 
 
-_NOT_FOUND = {"404": {"description": "no such customer"}}
+_NOT_FOUND = {"404": {"description": "no such customer", "content": _ERROR_BODY}}
 
 OPENAPI: dict = {
     "openapi": "3.1.0",
@@ -50,7 +62,7 @@ OPENAPI: dict = {
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "SCRM_API_TOKEN"}},
         "schemas": {
-            "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Customer": {
                 "type": "object",
                 "properties": {
@@ -107,6 +119,19 @@ OPENAPI: dict = {
                     "resolved_at": {"type": ["string", "null"], "format": "date-time"},
                 },
             },
+            "TicketEvent": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"}, "kind": {"type": "string", "examples": ["created", "assigned", "resolved"]},
+                    "actor": {"type": ["string", "null"], "description": "the staff member's userid"},
+                    "message_id": {"type": ["integer", "null"]}, "detail": {"type": "string"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "TicketDetail": {"allOf": [{"$ref": "#/components/schemas/Ticket"}, {
+                "type": "object", "required": ["events"],
+                "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/TicketEvent"}}},
+            }]},
             "TicketList": _list_of("Ticket"),
             "CustomerList": _list_of("Customer"),
             "MessageList": _list_of("Message"),
@@ -127,8 +152,8 @@ OPENAPI: dict = {
             "Archived messages, oldest first", "MessageList",
             [
                 {"name": "channel", "in": "query", "schema": {"type": "string"}},
-                {"name": "direction", "in": "query", "schema": {"enum": ["in", "out"]}},
-                {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                {"name": "direction", "in": "query", "allowEmptyValue": True, "schema": {"enum": ["in", "out"]}},
+                {**_SINCE, "description": "sent at or after this time (with its UTC offset)"},
                 *_PAGE_PARAMS,
             ],
         ),
@@ -136,17 +161,19 @@ OPENAPI: dict = {
         "/api/v1/tickets": _op(
             "Support tickets, oldest first", "TicketList",
             [
-                *({"name": name, "in": "query", "schema": {"type": "string"}}
-                  for name in ("status", "priority", "category", "group", "assignee")),
-                {"name": "customer_id", "in": "query", "schema": {"type": "integer"}},
-                {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                {"name": "status", "in": "query", "allowEmptyValue": True, "schema": {"enum": [OPEN, RESOLVED, CLOSED]}},
+                {"name": "priority", "in": "query", "allowEmptyValue": True, "schema": {"enum": list(PRIORITIES)}},
+                *({"name": name, "in": "query", "schema": {"type": "string"}} for name in ("category", "group")),
+                {"name": "assignee", "in": "query", "description": "the assignee's WeCom userid", "schema": {"type": "string"}},
+                {"name": "customer_id", "in": "query", "allowEmptyValue": True, "schema": _ID},
+                _SINCE,
                 *_PAGE_PARAMS,
             ],
         ),
         "/api/v1/tickets/{number}": _op(
-            "One ticket with its history", "Ticket",
+            "One ticket with its history", "TicketDetail",
             [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
-            {"404": {"description": "no such ticket"}},
+            {"404": {"description": "no such ticket", "content": _ERROR_BODY}},
         ),
     },
 }

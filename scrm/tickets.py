@@ -30,7 +30,7 @@ from crm_core.tickets import (
     default_policy,
 )
 from scrm import keys
-from scrm.api import _authorize, _error, _iso, _page, _page_params, _parse_since
+from scrm.api import _authorize, _error, _id_param, _iso, _page, _page_params, _parse_since
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,9 @@ async def list_tickets(request: web.Request) -> web.Response:
     for name in ("category", "group"):
         if query.get(name):
             conditions.append(getattr(Ticket, name) == query[name])
-    if query.get("customer_id"):
-        try:
-            conditions.append(Ticket.customer_id == int(query["customer_id"]))
-        except ValueError:
-            raise _error(web.HTTPBadRequest, "customer_id must be an integer")
+    customer_id = _id_param(request, "customer_id")
+    if customer_id is not None:
+        conditions.append(Ticket.customer_id == customer_id)
     since = _parse_since(query.get("since"))
     if since is not None:
         conditions.append(Ticket.created_at >= since)
