@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nlp import cli as nlp_cli
     from scheduler import bench as scheduler_bench
     from scheduler import commands as jobs_cli
-    from scrm import bench_funnel, report_cli
+    from scrm import bench_funnel, bench_memory, report_cli
     from scrm import analysis, bench, channels_cli, commands, doctor, import_export, privacy_cli, queues_cli
     from scrm.logging_setup import LOG_FORMATS
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
     bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     bench.register(bench_sub)
+    bench_memory.register_bench(bench_sub)
     nlp_cli.register_bench(bench_sub)
     lookup_bench.register_bench(bench_sub)
     scheduler_bench.register_bench(bench_sub)

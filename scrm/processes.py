@@ -6,6 +6,7 @@ import asyncio
 import socket
 import statistics
 import subprocess
+import sys
 import time
 
 import aiohttp
@@ -15,6 +16,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_serve(port: int, roles: str, env: dict[str, str], *, log_level: str = "WARNING") -> subprocess.Popen:
+    """`scrm serve --roles ROLES` on 127.0.0.1:PORT with this interpreter; the child's pid is the
+    service's own (no shell in between), so its memory can be read from /proc."""
+    return subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", log_level, "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--roles", roles], env=env)
 
 
 async def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -32,6 +40,15 @@ async def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 30.0) 
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} did not become healthy within {timeout:.0f} s")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now (VmRSS in /proc/PID/status; Linux only)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    raise RuntimeError(f"process {pid} reports no VmRSS (exited?)")
 
 
 def percentile(values: list[float], q: int) -> float:
