@@ -137,6 +137,16 @@ async def defer(session: AsyncSession, model: type[QueueRow], row_id: int, worke
     return result.rowcount == 1
 
 
+async def release(session: AsyncSession, model: type[QueueRow], worker_id: str, *, now: datetime | None = None) -> int:
+    """Hand back every row still leased to `worker_id` (work it could not finish or record when its
+    connection failed), due now and without using up the attempt. Returns how many."""
+    result = await session.execute(
+        update(model).where(model.locked_by == worker_id, model.status == "processing").values(
+            status="pending", locked_by="", attempts=model.attempts - 1, available_at=now or utcnow()))
+    await session.commit()
+    return result.rowcount
+
+
 async def requeue(session: AsyncSession, model: type[QueueRow], row_id: int) -> bool:
     """Give a parked row a fresh set of attempts (operator action)."""
     result = await session.execute(

@@ -19,7 +19,9 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable
 
+import asyncpg
 import redis.exceptions
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import work_queue
@@ -70,6 +72,9 @@ class QueueWorker:
         self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
+        # Rows are still leased to us whose outcome could not be recorded (the database went away
+        # mid-row); the next claim hands them back first, instead of leaving them for the lease.
+        self.stranded = False
 
     def notify(self) -> None:
         """Called by producers in this process so new rows are picked up without waiting a poll."""
@@ -82,13 +87,21 @@ class QueueWorker:
 
     async def run(self) -> None:
         log.info("%s started", self.worker_id)
+        outage = False
         while not self.stopping.is_set():
             try:
                 handled = await self.run_once()
+                if outage:
+                    log.warning("%s: the database and Redis answer again; carrying on", self.worker_id)
+                    outage = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s: claiming failed (database down?); retrying", self.worker_id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("%s: claiming failed; retrying", self.worker_id)
+                elif not outage:  # once per outage, not once a second
+                    log.warning("%s: the database or Redis is unreachable (%r); retrying every second", self.worker_id, exc)
+                    outage = True
                 handled = 0
                 await asyncio.sleep(1.0)
             if handled == 0:
@@ -101,6 +114,11 @@ class QueueWorker:
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many rows were claimed."""
         async with self.sessions() as session:
+            if self.stranded:
+                released = await work_queue.release(session, self.model, self.worker_id)
+                self.stranded = False
+                log.warning("%s: took back %d %s row(s) left in hand when the connection failed", self.worker_id,
+                            released, self.model.__tablename__)
             rows = await work_queue.claim(
                 session, self.model, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
             )
@@ -111,6 +129,8 @@ class QueueWorker:
                     break
                 run = run[committed:]
             for row in run:
+                if self.stranded:  # the database is gone: the rest wait for `release`, not a lease
+                    return len(rows)
                 await self._handle(row)
         return len(rows)
 
@@ -160,6 +180,16 @@ class QueueWorker:
                 return
 
     async def _handle(self, row: QueueRow) -> None:
+        try:
+            await self._attempt(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stranded = True
+            log.warning("%s: could not record the outcome of %s %s (%r); it is taken back once the database answers",
+                        self.worker_id, self.model.__tablename__, row.id, exc)
+
+    async def _attempt(self, row: QueueRow) -> None:
         try:
             async with self.sessions() as session:
                 values = await self.process(session, row)
@@ -211,9 +241,17 @@ class QueueWorker:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Redis unreachable (restart, failover) is not the row's fault: retrying it must not use up its
-    attempts, or every message arriving during an outage would be parked instead of processed after."""
-    return isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
+    """Redis or the database unreachable (a restart, a failover) is not the row's fault: retrying it
+    must not use up its attempts, or every message arriving during an outage would be parked
+    instead of processed after."""
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = getattr(exc, "orig", None) or exc
+    # 08xxx connection failures; 57P01-03: shut down by an administrator, crashed, still starting up
+    return isinstance(cause, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                              asyncpg.exceptions.ConnectionDoesNotExistError))
 
 
 def _with_jitter(seconds: float | None) -> float | None:
