@@ -4,6 +4,12 @@ Delivery is at-least-once from our side (a crash between WeCom's answer and our 
 the row is sent again after its lease expires), so every send also carries WeCom's own
 de-duplication: `enable_duplicate_check` for app messages and a stable `msgid` for 微信客服
 replies. Together they make each outbox row reach the person once.
+
+WeCom's duplicate check compares the whole request JSON, so two rows with the same text to the
+same person (a rep asking 帮助 twice) would look like one message sent twice, and the second would
+be dropped without an error. Each row therefore asks for its own `duplicate_check_interval`,
+derived from its idempotency key: a row sent again is the same JSON and is dropped; two rows are
+two messages.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from scrm.send_limits import MemberSendLimit
 CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template",
                    "welcome_msg": "wecom_welcome"}
 DUPLICATE_CHECK_SECONDS = 4 * 3600  # WeCom's maximum window
+DUPLICATE_CHECK_SPREAD = 2 * 3600  # rows' windows spread over 2-4 h: far longer than any re-send takes
 
 
 class WeComSendApi(Protocol):
@@ -69,7 +76,7 @@ class OutboxSender:
             if self.member_limit is not None:
                 await self.member_limit.take(list(filter(None, str(item.payload.get("touser", "")).split("|"))))
             payload = {**item.payload, "agentid": int(self.agent_id), "enable_duplicate_check": 1,
-                       "duplicate_check_interval": DUPLICATE_CHECK_SECONDS}
+                       "duplicate_check_interval": duplicate_check_interval(item.idempotency_key)}
             response = await self.wecom.send_app_message(payload)
             _raise_if_nobody_reached(payload, response)
             return response
@@ -91,6 +98,12 @@ class OutboxSender:
             await ChannelService(session).qr_code_ready(item.payload["channel_id"], config_id=response["config_id"],
                                                         qr_code=response.get("qr_code", ""))
         return {"status": "sent", "sent_at": utcnow(), "response": response, "last_error": ""}
+
+
+def duplicate_check_interval(idempotency_key: str) -> int:
+    """The same for every send of one row, different (but for 1 in 7,200) between rows."""
+    spread = int(hashlib.sha256(idempotency_key.encode()).hexdigest()[:8], 16) % DUPLICATE_CHECK_SPREAD
+    return DUPLICATE_CHECK_SECONDS - spread
 
 
 def kf_msgid(idempotency_key: str) -> str:

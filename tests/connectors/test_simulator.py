@@ -94,6 +94,21 @@ async def test_message_send_to_department_and_all(api: TestClient, token: str, s
     assert len(sim_state.sent_app_messages[1]["recipients"]) == 5
 
 
+async def test_duplicate_check_drops_the_same_request_json_within_its_interval(
+        api: TestClient, token: str, sim_state: SimulatorState, clock: Clock) -> None:
+    checked = {"touser": "zhangwei", "msgtype": "text", "agentid": 1000002, "text": {"content": "帮助"},
+               "enable_duplicate_check": 1, "duplicate_check_interval": 600}
+    first = await post(api, "message/send", token, checked)
+    repeat = await post(api, "message/send", token, checked)
+    other_window = await post(api, "message/send", token, checked | {"duplicate_check_interval": 601})
+    unchecked = [await post(api, "message/send", token, checked | {"enable_duplicate_check": 0}) for _ in range(2)]
+    clock.advance(600)
+    after_window = await post(api, "message/send", token, checked)
+    assert all(r["errcode"] == 0 for r in (first, repeat, other_window, *unchecked, after_window))
+    assert repeat["msgid"] == first["msgid"] and after_window["msgid"] != first["msgid"]
+    assert len(sim_state.sent_app_messages) == 5 and len(sim_state.dropped_app_messages) == 1
+
+
 async def test_fail_next_counts_uses_and_applies_per_api(api: TestClient, token: str, sim_state: SimulatorState) -> None:
     sim_state.fail_next("user/get", errcode=-1, times=2)
     params = {"access_token": token, "userid": "lina"}

@@ -26,6 +26,16 @@ async def test_lookup_shows_a_masked_card_and_replies_exactly_once(service):
     assert "负责人：张伟" in reply
 
 
+async def test_the_same_answer_twice_reaches_the_rep_twice(service):
+    """WeCom's duplicate check compares the request JSON: two replies with the same text must
+    still differ, or WeCom would silently drop the second."""
+    for msg_id in (5301, 5302):
+        await service.wecom.text("zhangwei", "帮助", msg_id=msg_id)
+        await service.settle()
+    first, second = replies_to(service, "zhangwei")
+    assert first == second and service.sim.dropped_app_messages == []
+
+
 async def test_sales_reps_only_find_their_own_customers(service):
     await service.wecom.change_external_contact("add_external_contact", "lina", external_id(service.sim, "吴敏"))
     await service.settle()

@@ -105,7 +105,13 @@ def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -
     recipients |= {uid for uid, user in state.staff.items() if {str(d) for d in user.get("department", [])} & set(toparty)}
     if not recipients:
         raise ApiError(81013)
+    repeat_of = state.duplicate_check(body)
+    if repeat_of is not None:  # WeCom answers ok and delivers nothing: the person already has it
+        state.dropped_app_messages.append({"msgid": repeat_of, **body})
+        return _ok(invaliduser="|".join(invalid_users), invalidparty="|".join(invalid_parties),
+                   invalidtag="|".join(totag), unlicenseduser="", msgid=repeat_of)
     msgid = secrets.token_urlsafe(24)
+    state.remember_for_duplicate_check(body, msgid)
     state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients), **body})
     return _ok(
         invaliduser="|".join(invalid_users),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 import time
 from collections import deque
@@ -145,6 +146,8 @@ class SimulatorState:
     kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: Callable[[], float] = time.time
     sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
+    # message/send requests WeCom's duplicate check dropped (answered ok, delivered to nobody)
+    dropped_app_messages: list[dict[str, Any]] = field(default_factory=list)
     sent_kf_messages: list[dict[str, Any]] = field(default_factory=list)
     msg_templates: list[dict[str, Any]] = field(default_factory=list)
     kf_log: list[dict[str, Any]] = field(default_factory=list)
@@ -158,6 +161,7 @@ class SimulatorState:
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
     _kf_windows: dict[tuple[str, str], KfWindow] = field(default_factory=dict)
     _faults: dict[str, deque[Fault]] = field(default_factory=dict)
+    _duplicate_checks: dict[str, tuple[float, str]] = field(default_factory=dict)  # request JSON -> (until, msgid)
 
     # -- access tokens -------------------------------------------------------------------
 
@@ -201,6 +205,19 @@ class SimulatorState:
         if errcode is None and http_status is None and delay is None:
             raise ValueError("fail_next needs an errcode, an http_status or a delay")
         self._faults.setdefault(api, deque()).append(Fault(errcode, http_status, delay, times))
+
+    def duplicate_check(self, body: dict[str, Any]) -> str | None:
+        """WeCom's `enable_duplicate_check`: the same request JSON within its interval is not
+        delivered again; returns the msgid of the delivery it repeats, or None."""
+        if body.get("enable_duplicate_check") != 1:
+            return None
+        until, msgid = self._duplicate_checks.get(_request_key(body), (0.0, ""))
+        return msgid if until > self.now() else None
+
+    def remember_for_duplicate_check(self, body: dict[str, Any], msgid: str) -> None:
+        if body.get("enable_duplicate_check") == 1:
+            interval = min(int(body.get("duplicate_check_interval") or 1800), 4 * 3600)
+            self._duplicate_checks[_request_key(body)] = (self.now() + interval, msgid)
 
     def take_fault(self, api: str) -> Fault | None:
         """Consume one use of the oldest fault queued for ``api``."""
@@ -505,3 +522,7 @@ def _decode_cursor(cursor: str) -> int:
     if prefix != "sim-cursor" or not number.isdigit():
         raise ValueError("bad cursor")
     return int(number)
+
+
+def _request_key(body: dict[str, Any]) -> str:
+    return json.dumps(body, sort_keys=True, ensure_ascii=False)
