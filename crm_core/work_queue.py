@@ -61,6 +61,16 @@ async def claim(
     return rows
 
 
+async def extend(session: AsyncSession, model: type[QueueRow], ids: list[int], worker_id: str, *,
+                 lease_seconds: float, now: datetime | None = None) -> int:
+    """Push the lease of `worker_id`'s unfinished rows among `ids` out again; returns how many."""
+    result = await session.execute(
+        update(model).where(model.id.in_(ids), model.locked_by == worker_id, model.status == "processing")
+        .values(available_at=(now or utcnow()) + timedelta(seconds=lease_seconds)))
+    await session.commit()
+    return result.rowcount
+
+
 def still_mine(model: type[QueueRow], row_id: int, worker_id: str):
     """Guard for the finishing UPDATE: only the current lease holder may finish a row."""
     return and_(model.id == row_id, model.locked_by == worker_id, model.status == "processing")

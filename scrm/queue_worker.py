@@ -122,6 +122,18 @@ class QueueWorker:
             rows = await work_queue.claim(
                 session, self.model, worker_id=self.worker_id, limit=self.batch_size, lease_seconds=self.lease_seconds
             )
+        if not rows:
+            return 0
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_leased([row.id for row in rows], done))
+        try:
+            await self._process_claimed(rows)
+        finally:
+            done.set()
+            await keeper
+        return len(rows)
+
+    async def _process_claimed(self, rows: list[QueueRow]) -> None:
         for run in self._runs(rows):
             while len(run) > 1:
                 committed = await self._handle_together(run)
@@ -130,9 +142,25 @@ class QueueWorker:
                 run = run[committed:]
             for row in run:
                 if self.stranded:  # the database is gone: the rest wait for `release`, not a lease
-                    return len(rows)
+                    return
                 await self._handle(row)
-        return len(rows)
+
+    async def _keep_leased(self, ids: list[int], done: asyncio.Event) -> None:
+        """Renew the lease on the claimed rows not finished yet, every half lease, until `done`: the last
+        rows of a slow batch (WeCom throttling the sends before them) must not be claimed by another
+        worker while they wait their turn here, or a reply would go out twice."""
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), timeout=self.lease_seconds / 2)
+                return
+            except TimeoutError:
+                pass
+            try:
+                async with self.sessions() as session:
+                    await work_queue.extend(session, self.model, ids, self.worker_id, lease_seconds=self.lease_seconds)
+            except Exception as exc:  # the rows' own processing meets the same outage and deals with it
+                log.warning("%s: could not renew the lease on %d %s row(s): %r", self.worker_id, len(ids),
+                            self.model.__tablename__, exc)
 
     def _runs(self, rows: list[QueueRow]) -> list[list[QueueRow]]:
         """Claimed rows in order, grouped into runs that may share a transaction."""
