@@ -1,12 +1,15 @@
 """Runs the schedule: at most one run per job per scheduled time, across any number of
 scheduler processes, with missed runs of the current local day caught up once after downtime.
 
-Two guards, for two different failures:
+Three guards, for three different failures:
 - a Redis leader lock keeps every scheduler but one idle (no wasted work);
 - the unique (job, scheduled_for) row in `job_runs` makes a second run impossible even if two
-  processes both believe they lead (lock expiry during a pause, Redis restart).
+  processes both believe they lead (lock expiry during a pause, Redis restart);
+- a run lease in Redis, renewed while the job runs, tells a run in progress from one whose
+  process died (kill -9, OOM, lost host): a run left `running` with its lease expired is taken
+  over and run again by the next leader, instead of being skipped for the rest of the day.
 Jobs themselves only write outbox rows with idempotency keys, so a run that crashes half-way
-and is re-run sends nothing twice.
+and is re-run sends nothing twice and finishes what the first attempt left undone.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 LEADER_KEY = "scrm:scheduler:leader"
 LEADER_TTL_SECONDS = 30
+RUN_LEASE_PREFIX = "scrm:scheduler:run:"
+RUN_LEASE_SECONDS = 30  # renewed every third of this while the job runs
 
 
 @dataclass(frozen=True)
@@ -133,30 +138,80 @@ class Scheduler:
         return False
 
     async def run_job(self, name: str, scheduled_for: datetime) -> str | None:
-        """Run `name` for `scheduled_for` unless that run already happened; returns its summary."""
+        """Run `name` for `scheduled_for` unless that run already happened or is under way in another
+        process; returns its summary. A run whose process died is run again (see the module doc)."""
         job = self.jobs[name]
+        lease = f"{RUN_LEASE_PREFIX}{name}:{scheduled_for.astimezone(UTC).isoformat()}"
+        if not await self.redis.set(lease, self.identity, nx=True, ex=RUN_LEASE_SECONDS):
+            log.info("job %s for %s is running in another process; skipping", name, scheduled_for.isoformat())
+            return None
+        try:
+            run_id = await self._claim_run(name, scheduled_for)
+            if run_id is None:
+                log.info("job %s for %s already ran; skipping", name, scheduled_for.isoformat())
+                return None
+            renewing = asyncio.create_task(self._keep_lease(lease), name=f"lease {name}")
+            try:
+                summary = await job.run(JobContext(self.sessions, scheduled_for.astimezone(self.timezone),
+                                                   self.timezone))
+                status = "done"
+            except Exception as exc:
+                log.exception("job %s for %s failed", name, scheduled_for.isoformat())
+                summary, status = f"{type(exc).__name__}: {exc}", "failed"
+            finally:
+                renewing.cancel()
+            async with self.sessions() as session:
+                await session.execute(update(JobRun).where(JobRun.id == run_id).values(
+                    status=status, summary=summary[:2000], finished_at=utcnow()))
+                await session.commit()
+            log.info("job %s for %s %s: %s", name, scheduled_for.isoformat(), status, summary)
+            return summary
+        finally:
+            await self._release(lease)
+
+    async def _claim_run(self, name: str, scheduled_for: datetime) -> int | None:
+        """The run row to work under: a new one, or one left `running` by a process that died (we hold
+        the run's lease, so nobody is running it now); None when the run finished before."""
         async with self.sessions() as session:
             run_id = await insert_if_absent(
                 session, JobRun, {"job": name, "scheduled_for": scheduled_for, "status": "running", "summary": "",
                                   "started_at": utcnow()},
                 ["job", "scheduled_for"],
             )
+            if run_id is None:
+                run_id = (await session.execute(
+                    update(JobRun).where(JobRun.job == name, JobRun.scheduled_for == scheduled_for,
+                                         JobRun.status == "running")
+                    .values(started_at=utcnow()).returning(JobRun.id)
+                )).scalar_one_or_none()
+                if run_id is not None:
+                    log.warning("job %s for %s was left running by a process that stopped; running it again",
+                                name, scheduled_for.isoformat())
             await session.commit()
-        if run_id is None:
-            log.info("job %s for %s already ran; skipping", name, scheduled_for.isoformat())
-            return None
+        return run_id
+
+    async def _keep_lease(self, lease: str) -> None:
+        """Renew the run's lease while the job runs; a Redis hiccup only costs a renewal."""
+        while True:
+            await asyncio.sleep(RUN_LEASE_SECONDS / 3)
+            try:
+                holder = await self.redis.get(lease)
+                if holder is None:  # Redis restarted and forgot it: take it back
+                    await self.redis.set(lease, self.identity, nx=True, ex=RUN_LEASE_SECONDS)
+                elif holder.decode() == self.identity:
+                    await self.redis.expire(lease, RUN_LEASE_SECONDS)
+                else:  # this process stalled past the lease and another took the run over; jobs are idempotent
+                    log.warning("run lease %s was taken over by another scheduler", lease)
+            except Exception:
+                log.warning("could not renew run lease %s; retrying", lease, exc_info=True)
+
+    async def _release(self, lease: str) -> None:
         try:
-            summary = await job.run(JobContext(self.sessions, scheduled_for.astimezone(self.timezone), self.timezone))
-            status = "done"
-        except Exception as exc:
-            log.exception("job %s for %s failed", name, scheduled_for.isoformat())
-            summary, status = f"{type(exc).__name__}: {exc}", "failed"
-        async with self.sessions() as session:
-            await session.execute(update(JobRun).where(JobRun.id == run_id).values(status=status, summary=summary[:2000],
-                                                                                   finished_at=utcnow()))
-            await session.commit()
-        log.info("job %s for %s %s: %s", name, scheduled_for.isoformat(), status, summary)
-        return summary
+            holder = await self.redis.get(lease)
+            if holder is not None and holder.decode() == self.identity:
+                await self.redis.delete(lease)
+        except Exception:
+            log.warning("could not release run lease %s; it expires on its own", lease, exc_info=True)
 
     async def tick(self) -> list[str]:
         """Run every job whose latest due time today has no run yet (on time, or caught up)."""
