@@ -14,6 +14,7 @@ from crm_core.birthdays import Birthday, parse_birthday
 from crm_core.errors import CustomerNotFoundError, DuplicateCustomerError, InvalidDateError
 from crm_core.lifecycle import LifecycleService
 from crm_core.models import Customer, CustomerIdentity
+from crm_core.scope import Scope
 from crm_core.search_keys import phone_digits, phone_tail
 from crm_core.sql import insert_if_absent
 
@@ -132,12 +133,10 @@ class CustomerService:
         return list(found.values())[:limit]
 
     async def search(
-        self, q: str = "", *, owner_id: int | None = None, after_id: int = 0, limit: int = 50
+        self, q: str = "", *, scope: Scope | None = None, after_id: int = 0, limit: int = 50
     ) -> tuple[list[Customer], int]:
-        """Customers whose name, company, phone or remark contains `q`; (page, total).
-
-        `owner_id` limits the search to one rep's customers (their data scope)."""
-        where = [] if owner_id is None else [Customer.owner_id == owner_id]
+        """Customers whose name, company, phone or remark contains `q`; (page, total), within `scope`."""
+        where = [] if scope is None else scope.where()
         if q:
             pattern = f"%{_escape_like(q)}%"
             where.append(

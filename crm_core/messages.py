@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from crm_core.db import utcnow
-from crm_core.models import Message
+from crm_core.models import Customer, Message
 from crm_core.sql import insert_if_absent
 
 
@@ -37,6 +37,8 @@ class MessageFilter:
     direction: str | None = None
     since: datetime | None = None
     customer_id: int | None = None
+    # A data scope's owners (None: everyone): their customers' messages and their own chats with the bot.
+    owner_ids: frozenset[int] | None = None
 
 
 class MessageService:
@@ -67,6 +69,9 @@ class MessageService:
             where.append(Message.sent_at >= flt.since)
         if flt.customer_id is not None:
             where.append(Message.customer_id == flt.customer_id)
+        if flt.owner_ids is not None:
+            owned = select(Customer.id).where(Customer.owner_id.in_(flt.owner_ids))
+            where.append(or_(Message.customer_id.in_(owned), Message.staff_id.in_(flt.owner_ids)))
         total = await self.session.scalar(select(func.count()).select_from(Message).where(*where))
         stmt = select(Message).where(Message.id > after_id, *where).order_by(Message.id).limit(limit)
         return list((await self.session.scalars(stmt)).all()), total or 0

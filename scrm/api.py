@@ -1,5 +1,9 @@
 """JSON API (/api/v1) for integrators, plus the health endpoints every process serves.
 
+Two kinds of bearer token: the service token (SCRM_API_TOKEN), for integrations, sees every
+customer; a staff token (`scrm api-token issue USERID`) acts for that staff member and sees what
+they see in chat (crm_core.scope), with refusals and views audit-logged under their userid.
+
 Lists answer {"items": [...], "total": N, "next": cursor-or-null}; `next` is passed back as
 `cursor`. A filter given with an empty value (`?since=`) is not applied, as if absent. Views
 translate domain errors into HTTP errors and hold no business logic. scrm.openapi describes it all,
@@ -11,16 +15,19 @@ from __future__ import annotations
 import hmac
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
+from crm_core.api_tokens import TOKEN_PREFIX, ApiTokenService
 from crm_core.audit import AuditService
 from crm_core.customers import CustomerService
 from crm_core.errors import NotFoundError
 from crm_core.messages import MessageFilter, MessageService
 from crm_core.models import Customer, Message, Staff
+from crm_core.scope import Scope, scope_for
 from crm_core.staff import StaffService
 from scrm import keys
 from scrm.openapi import OPENAPI
@@ -66,15 +73,36 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(OPENAPI)
 
 
-def _authorize(request: web.Request) -> None:
-    """Every /api/v1 view starts here: the bearer token, then the one rule for every parameter."""
+@dataclass(frozen=True)
+class Caller:
+    actor: str  # in the audit log: "api" for the service token, else the staff member's userid
+    scope: Scope
+    staff_id: int | None = None
+
+
+async def _authorize(request: web.Request, session) -> Caller:
+    """Every /api/v1 view starts here: who is asking (their bearer token), then the one rule for
+    every parameter."""
     expected = request.app[keys.SETTINGS].api_token
-    if not expected:
-        raise _error(web.HTTPUnauthorized, "the API is disabled: set SCRM_API_TOKEN to enable it")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        raise _error(web.HTTPUnauthorized, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+    given = given.strip() if scheme.lower() == "bearer" else ""
+    if expected and hmac.compare_digest(given.encode(), expected.encode()):
+        caller = Caller("api", Scope(0, None))
+    elif given.startswith(TOKEN_PREFIX) and (staff := await ApiTokenService(session).staff_for(given)) is not None:
+        caller = Caller(staff.userid, await scope_for(session, staff), staff.id)
+    elif not expected and not given.startswith(TOKEN_PREFIX):
+        raise _error(web.HTTPUnauthorized, "the API is disabled: set SCRM_API_TOKEN, or issue staff tokens "
+                                           "with `scrm api-token issue USERID`")
+    else:
+        raise _error(web.HTTPUnauthorized, "missing, wrong or revoked bearer token", headers={"WWW-Authenticate": "Bearer"})
     _reject_nul(request)
+    return caller
+
+
+def _outside_scope(session, caller: Caller, customer: Customer, action: str) -> web.HTTPException:
+    """A staff token asking for someone else's customer: refused, and the attempt is on file."""
+    AuditService(session).record(actor=caller.actor, action=f"{action}_denied", customer_id=customer.id)
+    return _error(web.HTTPForbidden, f"customer {customer.id} is outside your data scope")
 
 
 def _reject_nul(request: web.Request) -> None:
@@ -139,59 +167,69 @@ async def _customer_or_404(session, customer_id: int) -> Customer:
 
 
 async def list_customers(request: web.Request) -> web.Response:
-    _authorize(request)
-    limit, after = _page_params(request)
-    q = request.query.get("q", "").strip()
     async with request.app[keys.SESSIONS]() as session:
-        items, total = await CustomerService(session).search(q, after_id=after, limit=limit + 1)
-        AuditService(session).record(actor="api", action="customer.search", detail=f"q={q!r} results={total}")
+        caller = await _authorize(request, session)
+        limit, after = _page_params(request)
+        q = request.query.get("q", "").strip()
+        items, total = await CustomerService(session).search(q, scope=caller.scope, after_id=after, limit=limit + 1)
+        AuditService(session).record(actor=caller.actor, action="customer.search", detail=f"q={q!r} results={total}")
         await session.commit()
     return _page(items, total, limit, customer_json)
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    _authorize(request)
-    customer_id = _customer_id(request)
     async with request.app[keys.SESSIONS]() as session:
-        customer = await _customer_or_404(session, customer_id)
-        AuditService(session).record(actor="api", action="customer.view", customer_id=customer.id)
+        caller = await _authorize(request, session)
+        customer = await _customer_or_404(session, _customer_id(request))
+        if not caller.scope.allows(customer):
+            refusal = _outside_scope(session, caller, customer, "customer.view")
+            await session.commit()
+            raise refusal
+        AuditService(session).record(actor=caller.actor, action="customer.view", customer_id=customer.id)
         await session.commit()
     return web.json_response(customer_json(customer))
 
 
 async def customer_messages(request: web.Request) -> web.Response:
-    _authorize(request)
-    customer_id = _customer_id(request)
-    limit, after = _page_params(request)
     async with request.app[keys.SESSIONS]() as session:
-        await _customer_or_404(session, customer_id)
+        caller = await _authorize(request, session)
+        customer_id = _customer_id(request)
+        limit, after = _page_params(request)
+        customer = await _customer_or_404(session, customer_id)
+        if not caller.scope.allows(customer):
+            refusal = _outside_scope(session, caller, customer, "customer.messages")
+            await session.commit()
+            raise refusal
         items, total = await MessageService(session).list(MessageFilter(customer_id=customer_id), after_id=after, limit=limit + 1)
-        AuditService(session).record(actor="api", action="customer.messages", customer_id=customer_id)
+        AuditService(session).record(actor=caller.actor, action="customer.messages", customer_id=customer_id)
         await session.commit()
     return _page(items, total, limit, message_json)
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    _authorize(request)
-    limit, after = _page_params(request)
-    direction = request.query.get("direction") or None
-    if direction not in (None, "in", "out"):
-        raise _error(web.HTTPBadRequest, "direction must be 'in' or 'out'")
-    since = _parse_since(request.query.get("since"))
-    flt = MessageFilter(channel=request.query.get("channel") or None, direction=direction, since=since)
     async with request.app[keys.SESSIONS]() as session:
+        caller = await _authorize(request, session)
+        limit, after = _page_params(request)
+        direction = request.query.get("direction") or None
+        if direction not in (None, "in", "out"):
+            raise _error(web.HTTPBadRequest, "direction must be 'in' or 'out'")
+        since = _parse_since(request.query.get("since"))
+        flt = MessageFilter(channel=request.query.get("channel") or None, direction=direction, since=since,
+                            owner_ids=caller.scope.owner_ids)
         items, total = await MessageService(session).list(flt, after_id=after, limit=limit + 1)
-        AuditService(session).record(actor="api", action="messages.list", detail=f"channel={flt.channel} since={since}")
+        AuditService(session).record(actor=caller.actor, action="messages.list", detail=f"channel={flt.channel} since={since}")
         await session.commit()
     return _page(items, total, limit, message_json)
 
 
 async def list_staff(request: web.Request) -> web.Response:
-    _authorize(request)
-    limit, after = _page_params(request)
+    """The colleague directory: the same for every caller (it holds no customer data)."""
     async with request.app[keys.SESSIONS]() as session:
+        await _authorize(request, session)
+        limit, after = _page_params(request)
         items = await StaffService(session).list(after_id=after, limit=limit + 1)
         total = await StaffService(session).count()
+        await session.commit()  # a staff token's last use
     return _page(items, total, limit, staff_json)
 
 

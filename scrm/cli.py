@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from scheduler import bench as scheduler_bench
     from scheduler import commands as jobs_cli
     from scrm import bench_funnel, bench_memory, report_cli
-    from scrm import analysis, bench, channels_cli, commands, doctor, import_export, privacy_cli, queues_cli
+    from scrm import analysis, api_tokens_cli, bench, channels_cli, commands, doctor, import_export, privacy_cli, queues_cli
     from scrm.logging_setup import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     channels_cli.register(sub)
     import_export.register(sub)
     privacy_cli.register(sub)
+    api_tokens_cli.register(sub)
     simulator_cli.register(sub)
     jobs_cli.register(sub)
     report_cli.register(sub)

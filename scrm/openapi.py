@@ -31,7 +31,7 @@ _ID = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 _ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 _ERRORS = {
     "400": {"description": "bad parameter", "content": _ERROR_BODY},
-    "401": {"description": "missing or wrong bearer token", "content": _ERROR_BODY,
+    "401": {"description": "missing, wrong or revoked bearer token", "content": _ERROR_BODY,
             "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
 }
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
@@ -54,13 +54,19 @@ def _op(summary: str, schema_ref: str, params: list | None = None, extra: dict |
     }
 
 
-_NOT_FOUND = {"404": {"description": "no such customer", "content": _ERROR_BODY}}
+_OUTSIDE_SCOPE = {"403": {"description": "a staff token asked for a customer outside that staff member's data scope",
+                          "content": _ERROR_BODY}}
+_NOT_FOUND = {"404": {"description": "no such customer", "content": _ERROR_BODY}, **_OUTSIDE_SCOPE}
 
 OPENAPI: dict = {
     "openapi": "3.1.0",
     "info": {"title": "SCRM for WeCom", "version": "1.0.0", "description": "Customers, messages and staff archived from WeCom."},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "SCRM_API_TOKEN"}},
+        "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "SCRM_API_TOKEN (every customer), or a staff token from `scrm api-token issue USERID`, "
+                           "which sees what that staff member sees in chat: sales and support their own customers, "
+                           "managers their departments', admins all"}},
         "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Customer": {
@@ -173,7 +179,7 @@ OPENAPI: dict = {
         "/api/v1/tickets/{number}": _op(
             "One ticket with its history", "TicketDetail",
             [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
-            {"404": {"description": "no such ticket", "content": _ERROR_BODY}},
+            {"404": {"description": "no such ticket", "content": _ERROR_BODY}, **_OUTSIDE_SCOPE},
         ),
     },
 }

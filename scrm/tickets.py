@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import AuditService
@@ -30,7 +30,7 @@ from crm_core.tickets import (
     default_policy,
 )
 from scrm import keys
-from scrm.api import _authorize, _error, _id_param, _iso, _page, _page_params, _parse_since
+from scrm.api import Caller, _authorize, _error, _id_param, _iso, _outside_scope, _page, _page_params, _parse_since
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,18 @@ def ticket_routes() -> list[web.RouteDef]:
 
 
 async def list_tickets(request: web.Request) -> web.Response:
-    """Filters: status, priority, category, group, assignee (userid), customer_id, since (created at or after)."""
-    _authorize(request)
+    """Filters: status, priority, category, group, assignee (userid), customer_id, since (created at or after).
+    A staff token sees the tickets of customers in its scope and those assigned to it."""
+    async with request.app[keys.SESSIONS]() as session:
+        caller = await _authorize(request, session)
+        return await _list_tickets(request, session, caller)
+
+
+async def _list_tickets(request: web.Request, session, caller: Caller) -> web.Response:
     limit, after = _page_params(request)
     query = request.query
-    conditions = []
+    conditions = [] if caller.scope.everyone else [or_(
+        Ticket.customer_id.in_(select(Customer.id).where(*caller.scope.where())), Ticket.assignee_id == caller.staff_id)]
     for name, allowed in (("status", STATUSES), ("priority", PRIORITIES)):
         value = query.get(name)
         if value:
@@ -90,28 +97,31 @@ async def list_tickets(request: web.Request) -> web.Response:
     since = _parse_since(query.get("since"))
     if since is not None:
         conditions.append(Ticket.created_at >= since)
-    async with request.app[keys.SESSIONS]() as session:
-        if query.get("assignee"):
-            conditions.append(Ticket.assignee_id.in_(select(Staff.id).where(Staff.userid == query["assignee"])))
-        total = await session.scalar(select(func.count()).select_from(Ticket).where(*conditions)) or 0
-        items = list((await session.scalars(
-            select(Ticket).where(Ticket.id > after, *conditions).order_by(Ticket.id).limit(limit + 1))).all())
-        AuditService(session).record(actor="api", action="tickets.list", detail=f"filters={dict(query)} results={total}")
-        await session.commit()
+    if query.get("assignee"):
+        conditions.append(Ticket.assignee_id.in_(select(Staff.id).where(Staff.userid == query["assignee"])))
+    total = await session.scalar(select(func.count()).select_from(Ticket).where(*conditions)) or 0
+    items = list((await session.scalars(
+        select(Ticket).where(Ticket.id > after, *conditions).order_by(Ticket.id).limit(limit + 1))).all())
+    AuditService(session).record(actor=caller.actor, action="tickets.list", detail=f"filters={dict(query)} results={total}")
+    await session.commit()
     return _page(items, total, limit, ticket_json)
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    _authorize(request)
     settings = request.app[keys.SETTINGS]
     async with request.app[keys.SESSIONS]() as session:
+        caller = await _authorize(request, session)
         service = TicketService(session, default_policy(), settings.tz)
         try:
             ticket = await service.get(request.match_info["number"])
         except TicketNotFoundError as exc:
             raise _error(web.HTTPNotFound, str(exc))
+        if not caller.scope.allows(ticket.customer) and ticket.assignee_id != caller.staff_id:
+            refusal = _outside_scope(session, caller, ticket.customer, "ticket.view")
+            await session.commit()
+            raise refusal
         events = await service.history(ticket)
-        AuditService(session).record(actor="api", action="ticket.view", customer_id=ticket.customer_id, detail=ticket.number)
+        AuditService(session).record(actor=caller.actor, action="ticket.view", customer_id=ticket.customer_id, detail=ticket.number)
         await session.commit()
     return web.json_response({**ticket_json(ticket), "events": [event_json(e) for e in events]})
 
