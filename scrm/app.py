@@ -28,7 +28,7 @@ from crm_core.events import EventBus
 from crm_core.models import InboxItem, OutboxItem
 from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
-from scrm import keys
+from scrm import keys, wakeups
 from scrm.analysis import analyse_customer_message
 from scrm.api import api_routes, health_routes
 from scrm.chat_archive import build_chat_archive_puller
@@ -116,7 +116,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def inbox_writer_ctx(app: web.Application) -> AsyncIterator[None]:
-    writer = GroupCommitInbox(app[keys.SESSIONS])
+    redis = app[keys.REDIS]
+    shared = bool(app[keys.SETTINGS].redis_url)  # other processes may hold the workers
+    writer = GroupCommitInbox(app[keys.SESSIONS], on_new_rows=(lambda: wakeups.announce(redis)) if shared else None)
     app[keys.INBOX_WRITER] = writer
     yield
     await writer.close()
@@ -183,8 +185,13 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.INBOX_WORKERS].extend(inbox)
     app[keys.OUTBOX_WORKERS].extend(outbox)
     tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
+    stopping = asyncio.Event()
+    if settings.redis_url:  # web processes announce new inbox rows (scrm.wakeups)
+        tasks.add(asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.on_new_inbox_rows, stopping),
+                                      name="inbox-wakeups"))
     app[keys.WORKER_TASKS] = tasks
     yield
+    stopping.set()
     for worker in (*inbox, *outbox):
         worker.stop()
     await stop_tasks(tasks)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,8 +21,10 @@ MAX_BATCH = 500
 
 
 class GroupCommitInbox:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 on_new_rows: Callable[[], Awaitable[None]] | None = None):
         self.sessions = sessions
+        self.on_new_rows = on_new_rows  # after a commit that stored new rows (the callers are answered first)
         self._waiting: list[tuple[InboundItem, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task | None = None
 
@@ -51,6 +54,8 @@ class GroupCommitInbox:
                 seen.add(item.dedup_key)
                 if not future.done():
                     future.set_result(first and item.dedup_key in created)
+            if created and self.on_new_rows is not None:
+                await self.on_new_rows()
 
     async def close(self) -> None:
         """Let the last batch finish before the database closes."""
