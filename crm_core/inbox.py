@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,21 +43,24 @@ class InboxService:
         if not items:
             return set()
         now = utcnow()
-        rows = {
-            item.dedup_key: {"dedup_key": item.dedup_key, "source": item.source, "payload": item.payload,
-                             "received_at": now, "available_at": now, "status": "pending", "attempts": 0,
-                             "last_error": "", "locked_by": ""}
-            for item in reversed(items)  # the first occurrence of a key wins
-        }
-        insert = postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert
-        stmt = (
-            insert(InboxItem)
-            .values(list(rows.values()))
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(InboxItem.dedup_key)
-        )
-        return set((await self.session.scalars(stmt)).all())
+        rows: dict[str, dict] = {}
+        for item in items:  # in arrival order, which is the order workers take them in; the first of a key wins
+            rows.setdefault(item.dedup_key, {"dedup_key": item.dedup_key, "source": item.source, "payload": item.payload,
+                                             "received_at": now, "available_at": now, "status": "pending",
+                                             "attempts": 0, "last_error": "", "locked_by": ""})
+        # One statement for any number of rows, compiled once: executemany with RETURNING becomes a
+        # multi-row INSERT in SQLAlchemy ("insertmanyvalues"), where .values([...]) would be compiled
+        # anew for every batch size.
+        result = await self.session.execute(_stage_statement(self.session.bind.dialect.name), list(rows.values()))
+        return set(result.scalars().all())
 
     async def parked(self, limit: int = 100) -> list[InboxItem]:
         stmt = select(InboxItem).where(InboxItem.status == "parked").order_by(InboxItem.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
+
+
+@cache
+def _stage_statement(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(InboxItem.__table__).on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(InboxItem.__table__.c.dedup_key))

@@ -112,14 +112,18 @@ class CallbackCrypto:
 
     def decrypt_callback(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
         """Return the inner plaintext of a POSTed callback after checking its signature."""
+        return self.open_callback(body, msg_signature, timestamp, nonce)[0]
+
+    def open_callback(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> tuple[str, dict[str, str] | None]:
+        """The inner plaintext and, when it is XML, its fields: checked and parsed once, since every
+        callback is parsed on the way in and this is the busiest path there is."""
         envelope = _parse_xml(body)
         encrypted = envelope.findtext("Encrypt")
         if not encrypted:
             raise MalformedCallbackError("callback has no <Encrypt> element")
         plaintext = self._check_and_decrypt(encrypted, msg_signature, timestamp, nonce)
-        if plaintext.lstrip().startswith("<"):
-            _parse_xml(plaintext)
-        return plaintext
+        fields = parse_plaintext_xml(plaintext) if plaintext.lstrip().startswith("<") else None
+        return plaintext, fields
 
     def encrypt_callback(
         self, plaintext: str, *, timestamp: str, nonce: str, agent_id: str | None = None

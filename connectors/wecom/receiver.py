@@ -83,8 +83,8 @@ class CallbackReceiver:
         if not body:
             raise web.HTTPBadRequest(text="empty body")
         try:
-            plaintext = self.crypto.decrypt_callback(body, params["msg_signature"], params["timestamp"], params["nonce"])
-            fields = parse_plaintext(plaintext)
+            plaintext, fields = self.crypto.open_callback(body, params["msg_signature"], params["timestamp"], params["nonce"])
+            fields = fields if fields is not None else parse_plaintext(plaintext)
             dedup_key = callback_dedup_key(fields)
         except SignatureError:
             log.warning("callback rejected: bad signature from %s", request.remote)
