@@ -170,9 +170,7 @@ async def run_lookup(args: argparse.Namespace) -> int:
     roles_file.write_text(f'[users]\n{BENCH_USER} = "admin"\n', encoding="utf-8")
     port = free_port()
     env = {**os.environ, "SCRM_DATABASE_URL": database_url, "SCRM_REDIS_URL": args.redis_url, "SCRM_ROLES_FILE": str(roles_file),
-           "SCRM_WECOM_CORP_ID": sim.corp_id, "SCRM_WECOM_SECRET": sim.secret, "SCRM_WECOM_AGENT_ID": str(sim.agent_id),
-           "SCRM_WECOM_TOKEN": sim.callback_token, "SCRM_WECOM_AES_KEY": sim.encoding_aes_key,
-           "SCRM_WECOM_API_BASE": f"http://127.0.0.1:{sim_runner.addresses[0][1]}/cgi-bin/"}
+           **sim.service_env(f"http://127.0.0.1:{sim_runner.addresses[0][1]}/cgi-bin/")}
     server = subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
                                "--port", str(port), "--roles", "web,worker"], env=env)
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)

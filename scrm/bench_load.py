@@ -133,10 +133,7 @@ class Rig:
         await web.TCPSite(self._sim_runner, "127.0.0.1", 0).start()
         sim = self.sim
         self.env = {**os.environ, "SCRM_DATABASE_URL": self.database_url, "SCRM_REDIS_URL": self.redis_url,
-                    "SCRM_WECOM_CORP_ID": sim.corp_id, "SCRM_WECOM_SECRET": sim.secret,
-                    "SCRM_WECOM_AGENT_ID": str(sim.agent_id), "SCRM_WECOM_TOKEN": sim.callback_token,
-                    "SCRM_WECOM_AES_KEY": sim.encoding_aes_key,
-                    "SCRM_WECOM_API_BASE": f"http://127.0.0.1:{self._sim_runner.addresses[0][1]}/cgi-bin/"}
+                    **sim.service_env(f"http://127.0.0.1:{self._sim_runner.addresses[0][1]}/cgi-bin/")}
         inbox, outbox = await self.archive.backlog()
         if inbox or outbox:
             print(f"note: {inbox} inbox and {outbox} outbox rows from earlier runs are still pending; the workers "

@@ -33,12 +33,7 @@ def start_service(backend, sim, api_base: str, port: int, log_path, roles: str =
         **os.environ,
         "SCRM_DATABASE_URL": backend.database_url,
         "SCRM_REDIS_URL": backend.redis_url or "",
-        "SCRM_WECOM_CORP_ID": sim.corp_id,
-        "SCRM_WECOM_SECRET": sim.secret,
-        "SCRM_WECOM_AGENT_ID": str(sim.agent_id),
-        "SCRM_WECOM_TOKEN": sim.callback_token,
-        "SCRM_WECOM_AES_KEY": sim.encoding_aes_key,
-        "SCRM_WECOM_API_BASE": api_base,
+        **sim.service_env(api_base),
         # Rows leased by the killed process are taken over once their lease expires.
         "SCRM_WORKER_LEASE_SECONDS": "3",
     }

@@ -197,12 +197,7 @@ def start_service(database_url: str, redis_url: str, sim, api_base: str, port: i
         **os.environ,
         "SCRM_DATABASE_URL": database_url,
         "SCRM_REDIS_URL": redis_url,
-        "SCRM_WECOM_CORP_ID": sim.corp_id,
-        "SCRM_WECOM_SECRET": sim.secret,
-        "SCRM_WECOM_AGENT_ID": str(sim.agent_id),
-        "SCRM_WECOM_TOKEN": sim.callback_token,
-        "SCRM_WECOM_AES_KEY": sim.encoding_aes_key,
-        "SCRM_WECOM_API_BASE": api_base,
+        **sim.service_env(api_base),
         "SCRM_BOT_COMMANDS_PER_MINUTE": "1000",  # the stream is faster than a person types
     }
     return subprocess.Popen(

@@ -206,6 +206,12 @@ class SimulatorState:
             raise ValueError("fail_next needs an errcode, an http_status or a delay")
         self._faults.setdefault(api, deque()).append(Fault(errcode, http_status, delay, times))
 
+    def service_env(self, api_base: str) -> dict[str, str]:
+        """The SCRM_WECOM_* settings that point a `scrm serve` process at this simulator."""
+        return {"SCRM_WECOM_CORP_ID": self.corp_id, "SCRM_WECOM_SECRET": self.secret,
+                "SCRM_WECOM_AGENT_ID": str(self.agent_id), "SCRM_WECOM_TOKEN": self.callback_token,
+                "SCRM_WECOM_AES_KEY": self.encoding_aes_key, "SCRM_WECOM_API_BASE": api_base}
+
     def duplicate_check(self, body: dict[str, Any]) -> str | None:
         """WeCom's `enable_duplicate_check`: the same request JSON within its interval is not
         delivered again; returns the msgid of the delivery it repeats, or None."""
