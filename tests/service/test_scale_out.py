@@ -220,36 +220,20 @@ async def scalar(db, stmt) -> int:
         return (await session.scalar(stmt)) or 0
 
 
-@dataclass
-class Deliveries:
-    """What reached people, as WeCom would deliver the simulator's raw record of message/send calls.
-
-    Sending is at least once (a worker killed between WeCom's answer and its commit sends the row
-    again after the lease), so every app message carries `enable_duplicate_check`: WeCom drops a
-    request identical (same JSON) to one it delivered within the interval. `resent` counts
-    the raw repeats WeCom dropped; `twice` lists any repeat that would have reached someone again."""
-
-    delivered: list[dict]
-    resent: list[dict]
-    twice: list[dict]
-
-
-def app_deliveries(sent: list[dict]) -> Deliveries:
+def repeated_requests(delivered: list[dict]) -> list[dict]:
+    """Deliveries whose request repeats an earlier delivered one. Sending is at least once (a worker
+    killed between WeCom's answer and its commit sends the row again), and WeCom's duplicate check,
+    which the simulator models, drops such a repeat (`dropped_app_messages`); a repeat that got
+    through would reach someone twice."""
     seen: set[str] = set()
-    result = Deliveries([], [], [])
-    for message in sent:
-        # WeCom compares the request JSON; the simulator adds its own msgid and recipients to the record.
-        request = {k: v for k, v in message.items() if k not in ("msgid", "recipients")}
+    repeats = []
+    for message in delivered:
+        request = {k: v for k, v in message.items() if k not in ("msgid", "recipients")}  # added by the simulator
         key = json.dumps(request, ensure_ascii=False, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            result.delivered.append(message)
-        elif message.get("enable_duplicate_check") == 1 and message.get("duplicate_check_interval", 1800) >= 900:
-            # (each test here is over well within 15 minutes, so every repeat falls inside the interval)
-            result.resent.append(message)
-        else:
-            result.twice.append(message)
-    return result
+        if key in seen:
+            repeats.append(message)
+        seen.add(key)
+    return repeats
 
 
 def replied_words(sim: SimulatorState) -> set[str]:
@@ -376,16 +360,18 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(post
     assert sent_archived == len(outbox)
 
     # One reply reached each rep per message they wrote, tied by the word the bot quotes back.
-    deliveries = app_deliveries([m for m in sim.sent_app_messages if REPLY_WORD.search(message_text(m))])
-    print(f"{len(deliveries.resent)} raw resend(s) (rows claimed again), dropped by WeCom's duplicate check")
-    assert not deliveries.twice, f"{len(deliveries.twice)} replies would reach a rep twice: {deliveries.twice[:3]}"
-    answered = Counter(REPLY_WORD.search(message_text(m)).group(1) for m in deliveries.delivered)
+    delivered = [m for m in sim.sent_app_messages if REPLY_WORD.search(message_text(m))]
+    resent = [m for m in sim.dropped_app_messages if REPLY_WORD.search(message_text(m))]
+    print(f"{len(resent)} raw resend(s) (rows claimed again), dropped by WeCom's duplicate check")
+    twice = repeated_requests(delivered)
+    assert not twice, f"{len(twice)} replies reached a rep twice: {twice[:3]}"
+    answered = Counter(REPLY_WORD.search(message_text(m)).group(1) for m in delivered)
     assert set(answered) == {f"ping{i}" for i in acked} and set(answered.values()) == {1}
-    for message in deliveries.delivered:
+    for message in delivered:
         msg_id = int(REPLY_WORD.search(message_text(message)).group(1).removeprefix("ping"))
         assert message["touser"] == sender_of[msg_id], "a reply went to someone who did not write it"
     # A raw repeat is only ever a row claimed again after its holder died or lost the lease.
-    for message in deliveries.resent:
+    for message in resent:
         msg_id = REPLY_WORD.search(message_text(message)).group(1).removeprefix("ping")
         assert reply_rows[msg_id][1] > 1, f"reply to {msg_id} sent twice though claimed once"
 
@@ -569,9 +555,9 @@ async def test_two_schedulers_and_two_workers_send_each_greeting_ticket_and_repl
     assert all(t["sender"] == owner_of[t["external_userid"][0]] and not t["fail_list"] for t in birthday_templates())
 
     # Each rep heard about today's birthdays once; nobody got the same app message twice.
-    deliveries_app = app_deliveries(sim.sent_app_messages)
-    assert not deliveries_app.twice, f"sent twice: {deliveries_app.twice[:3]}"
-    notices = Counter(m["touser"] for m in deliveries_app.delivered if m["touser"].startswith("carerep")
+    twice = repeated_requests(sim.sent_app_messages)
+    assert not twice, f"sent twice: {twice[:3]}"
+    notices = Counter(m["touser"] for m in sim.sent_app_messages if m["touser"].startswith("carerep")
                       and "生日" in message_text(m))
     assert notices == Counter({rep: 1 for rep in set(owner_of.values())})
 
@@ -588,4 +574,4 @@ async def test_two_schedulers_and_two_workers_send_each_greeting_ticket_and_repl
 
     print(f"\nscale-out schedulers: zone {tz_name}, {N_BIRTHDAYS} birthdays, {N_COMPLAINERS} complainers; "
           f"leader killed {killed_at - started:.1f} s in, all settled {done - killed_at:.1f} s after the kill; "
-          f"{len(deliveries_app.resent)} raw resend(s)")
+          f"{len(sim.dropped_app_messages)} raw resend(s) dropped by the duplicate check")
