@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from config.settings import Settings, WeComSettings
 from connectors.wecom.crypto import CallbackCrypto
@@ -15,6 +15,7 @@ from connectors.wecom.simulator.callbacks import CallbackSender
 from connectors.wecom.simulator.sample_data import sample_state
 from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simulator_app
 from connectors.wecom.simulator.state import SimulatorState
+from crm_core.db import utcnow
 from crm_core.models import InboxItem, OutboxItem
 from scrm import keys
 from scrm.app import create_app, stop_tasks
@@ -49,6 +50,20 @@ class Service:
             if handled == 0 and not await self.pending():
                 return
         raise AssertionError("queues did not settle")
+
+    async def settle_past_backoffs(self, rounds: int = 30) -> None:
+        """Run the workers until nothing is handled, treating every back-off as over (time passes;
+        nobody sleeps), for tests of retries and outages."""
+        for _ in range(rounds):
+            async with self.sessions() as session:
+                for model in (InboxItem, OutboxItem):
+                    await session.execute(update(model).where(model.status == "pending").values(available_at=utcnow()))
+                await session.commit()
+            handled = 0
+            for worker in (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS]):
+                handled += await worker.run_once()
+            if not handled:
+                return
 
     async def stop_background_workers(self) -> None:
         """For tests that step the workers by hand, one attempt at a time."""

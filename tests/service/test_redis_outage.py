@@ -13,13 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
-from crm_core.db import utcnow
 from crm_core.models import InboxItem, Message, OutboxItem
-from scrm import keys
 from scrm.app import create_app
 from scrm.processes import free_port
 from tests.service.conftest import TEST_ROLES, Service, service_settings, sim, sim_server  # noqa: F401  (fixtures)
@@ -62,19 +60,6 @@ def private_redis(tmp_path) -> Iterator[PrivateRedis]:
     redis.stop()
 
 
-async def settle(service) -> None:
-    for _ in range(30):
-        async with service.sessions() as session:
-            for model in (InboxItem, OutboxItem):
-                await session.execute(update(model).where(model.status == "pending").values(available_at=utcnow()))
-            await session.commit()
-        handled = 0
-        for worker in (*service.app[keys.INBOX_WORKERS], *service.app[keys.OUTBOX_WORKERS]):
-            handled += await worker.run_once()
-        if not handled:
-            return
-
-
 async def test_callbacks_are_kept_through_a_redis_restart_and_answered_once(backend, sim, sim_server, aiohttp_client,
                                                                              private_redis):
     settings = dataclasses.replace(service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/"))),
@@ -87,7 +72,7 @@ async def test_callbacks_are_kept_through_a_redis_restart_and_answered_once(back
     await service.stop_background_workers()
 
     await wecom.text("zhangwei", "帮助", msg_id=660001)
-    await settle(service)
+    await service.settle_past_backoffs()
     assert (await client.get("/readyz")).status == 200
 
     private_redis.stop()
@@ -96,10 +81,10 @@ async def test_callbacks_are_kept_through_a_redis_restart_and_answered_once(back
     for msg_id in (660002, 660003):
         status, _ = await wecom.text("zhangwei", "帮助", msg_id=msg_id)
         assert status == 200  # acked: the inbox is in the database
-    await settle(service)  # the workers try, fail on Redis, and keep the rows
+    await service.settle_past_backoffs()  # the workers try, fail on Redis, and keep the rows
 
     private_redis.start()
-    await settle(service)
+    await service.settle_past_backoffs()
     assert (await client.get("/readyz")).status == 200
     async with service.sessions() as session:
         archived = await session.scalar(select(func.count()).where(Message.direction == "in", Message.text == "帮助"))

@@ -3,24 +3,9 @@ reply but never loses or duplicates it, and the row's history says what happened
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from crm_core.db import utcnow
 from crm_core.models import OutboxItem
-from scrm import keys
-
-
-async def run_until_quiet(service) -> None:
-    """Let the workers go round, treating every back-off as over (time passes; nobody sleeps)."""
-    for _ in range(20):
-        async with service.sessions() as session:
-            await session.execute(update(OutboxItem).where(OutboxItem.status == "pending").values(available_at=utcnow()))
-            await session.commit()
-        handled = 0
-        for worker in (*service.app[keys.INBOX_WORKERS], *service.app[keys.OUTBOX_WORKERS]):
-            handled += await worker.run_once()
-        if not handled:
-            return
 
 
 async def test_a_reply_survives_every_kind_of_wecom_failure_and_arrives_once(service):
@@ -31,9 +16,9 @@ async def test_a_reply_survives_every_kind_of_wecom_failure_and_arrives_once(ser
     sim.fail_next("message/send", errcode=45009)  # 接口调用超过限制
     sim.fail_next("message/send", errcode=45033)  # 接口并发调用超过限制
     await service.wecom.text("zhangwei", "帮助", msg_id=770001)
-    await run_until_quiet(service)
+    await service.settle_past_backoffs()
     sim.expire_all_tokens()  # and the token runs out before the last try: refreshed, then sent
-    await run_until_quiet(service)
+    await service.settle_past_backoffs()
 
     replies = [m for m in sim.sent_app_messages if m["touser"] == "zhangwei"]
     assert len(replies) == 1 and "可用命令" in replies[0]["text"]["content"]
@@ -47,7 +32,7 @@ async def test_a_send_that_keeps_failing_is_parked_with_its_error_and_retried_on
     await service.stop_background_workers()
     service.sim.fail_next("message/send", http_status=503, times=service.settings.outbox_max_attempts)
     await service.wecom.text("zhangwei", "帮助", msg_id=770002)
-    await run_until_quiet(service)
+    await service.settle_past_backoffs()
     async with service.sessions() as session:
         [row] = (await session.scalars(select(OutboxItem))).all()
     assert row.status == "parked" and row.attempts == service.settings.outbox_max_attempts
