@@ -37,6 +37,16 @@ class Conversations:
             staged[userid] = (state, state)
         return staged[userid][1]
 
+    async def load(self, session: AsyncSession, userids: set[str]) -> None:
+        """Read several staff members' states with one MGET (a batch of their messages is coming)."""
+        staged = self._staged(session)
+        wanted = sorted(userids - staged.keys())
+        if not wanted:
+            return
+        for userid, raw in zip(wanted, await self.redis.mget([self.prefix + u for u in wanted])):
+            state = json.loads(raw) if raw else {}
+            staged[userid] = (state, state)
+
     def set(self, session: AsyncSession, userid: str, state: dict[str, Any]) -> None:
         """Stage the new state; it reaches Redis once the session commits."""
         staged = self._staged(session)

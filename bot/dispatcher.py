@@ -164,6 +164,10 @@ class Dispatcher:
                  "picked": ctx.picked, "answers": ctx.answers, "pages": pages[1:]}
         return Reply(pages[0]), state
 
+    async def prepare_batch(self, session: AsyncSession, userids: set[str]) -> None:
+        """Messages from these staff members come next in this session: fetch their conversations at once."""
+        await self.conversations.load(session, userids)
+
     async def __call__(self, session: AsyncSession, staff: Staff, message: Message) -> None:
         verdict = Verdict.OK if self.rate_limit is None else await self.rate_limit.check(staff.userid, self.clock())
         if verdict is Verdict.DROP:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm_core.birthdays import LUNAR, Birthday
@@ -159,11 +159,21 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The statuses a queue row is still owed work in, and the same as SQL: the claim query uses this
+# very clause, which is how both databases see that the partial index `ix_*_due` covers it.
+QUEUE_ACTIVE_STATUSES = ("pending", "processing")
+QUEUE_ACTIVE = text(f"status IN ({', '.join(repr(status) for status in QUEUE_ACTIVE_STATUSES)})")
+
+
 class InboxItem(Base):
     """A callback or pulled message, stored before WeCom gets its ack; processed later by workers."""
 
     __tablename__ = "inbox_items"
-    __table_args__ = (Index("ix_inbox_status_available", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_inbox_status_available", "status", "available_at"),  # depth by status, parked lists
+        # What a claim reads: only due-or-leased rows, in claim order (crm_core.work_queue.claim)
+        Index("ix_inbox_due", "available_at", "id", sqlite_where=QUEUE_ACTIVE, postgresql_where=QUEUE_ACTIVE),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -182,7 +192,11 @@ class OutboxItem(Base):
     """A message we owe WeCom. The idempotency key makes enqueueing it twice a no-op."""
 
     __tablename__ = "outbox_items"
-    __table_args__ = (Index("ix_outbox_status_available", "status", "available_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_available", "status", "available_at"),  # depth by status, parked lists
+        # What a claim reads: only due-or-leased rows, in claim order (crm_core.work_queue.claim)
+        Index("ix_outbox_due", "available_at", "id", sqlite_where=QUEUE_ACTIVE, postgresql_where=QUEUE_ACTIVE),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)

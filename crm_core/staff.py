@@ -32,6 +32,12 @@ class StaffService:
     async def get_by_userid(self, userid: str) -> Staff | None:
         return await self.session.scalar(select(Staff).where(Staff.userid == userid))
 
+    async def get_many_by_userid(self, userids: set[str]) -> list[Staff]:
+        """The known staff among `userids`, in one query (a batch of messages from many reps)."""
+        if not userids:
+            return []
+        return list((await self.session.scalars(select(Staff).where(Staff.userid.in_(sorted(userids))))).all())
+
     async def upsert(self, profile: StaffProfile, *, role: str | None = None) -> Staff:
         """Create or refresh a staff row; concurrent first sightings converge on one row."""
         await insert_if_absent(self.session, Staff, {"userid": profile.userid, "created_at": utcnow()}, ["userid"])

@@ -1,11 +1,12 @@
 """One leasing mechanism for both durable queues (inbox and outbox).
 
 A row is claimable when it is `pending`, or `processing` with an expired lease, and its
-`available_at` has come. Claiming is a single UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP
-LOCKED) RETURNING, so any number of workers (processes or tasks) share a queue without taking
-the same row twice; on SQLite the single statement is atomic on its own. A worker that dies
-leaves its lease to expire and the row is claimed again; the unique keys downstream make the
-second run harmless.
+`available_at` has come; due rows are claimed in that order (arrival order for new rows). A
+partial index holds only active rows, so a claim costs the same beside ten done rows or ten
+million. Claiming is a single UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING,
+so any number of workers (processes or tasks) share a queue without taking the same row twice;
+on SQLite the single statement is atomic on its own. A worker that dies leaves its lease to
+expire and the row is claimed again; the unique keys downstream make the second run harmless.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
-from crm_core.models import InboxItem, OutboxItem
+from crm_core.models import QUEUE_ACTIVE, QUEUE_ACTIVE_STATUSES as ACTIVE_STATUSES, InboxItem, OutboxItem
 
 QueueRow = TypeVar("QueueRow", InboxItem, OutboxItem)
 
-ACTIVE_STATUSES = ("pending", "processing")
 
 
 async def claim(
@@ -37,8 +37,8 @@ async def claim(
     now = now or utcnow()
     candidates = (
         select(model.id)
-        .where(model.status.in_(ACTIVE_STATUSES), model.available_at <= now)
-        .order_by(model.id)
+        .where(QUEUE_ACTIVE, model.available_at <= now)
+        .order_by(model.available_at, model.id)  # the partial index ix_*_due: reads due rows only
         .limit(limit)
     )
     if session.bind.dialect.name == "postgresql":
@@ -96,9 +96,11 @@ async def finish_many(session: AsyncSession, model: type[QueueRow], worker_id: s
         return False
     by_columns: dict[tuple[str, ...], list[dict]] = {}
     for row_id, values in finished:
-        by_columns.setdefault(tuple(sorted(values)), []).append({"id": row_id, **values})
+        by_columns.setdefault(tuple(sorted(values)), []).append({"row_id": row_id, **values})
+    table = model.__table__
+    by_id = update(table).where(table.c.id == bindparam("row_id"))  # Core: no ORM bookkeeping per row
     for rows in by_columns.values():
-        await session.execute(update(model), rows)  # by primary key, one executemany per column set
+        await session.execute(by_id, rows)  # one executemany per column set
     return True
 
 

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Protocol
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from connectors.wecom.errors import InvalidUserError
 from connectors.wecom.inbound import (
     EXTERNAL_CHANNEL,
     AppMessage,
+    Callback,
     ContactChange,
     KfWakeup,
     OtherCallback,
@@ -67,6 +69,7 @@ class WeComApi(Protocol):
 
 
 # Called with (session, staff, archived message) for each new employee message; the bot plugs in here.
+# An optional `prepare_batch(session, userids)` on it runs before a batch of those senders' messages.
 StaffMessageHandler = Callable[[AsyncSession, Staff, Message], Awaitable[None]]
 # Called in order with (session, customer, archived message) for each new customer message, inside
 # the message's transaction (NLP analysis first, then whatever reads its result, e.g. tickets).
@@ -84,6 +87,11 @@ class Pipeline:
     on_new_outbox_rows: Callable[[], None] = lambda: None
     acquisition: Acquisition = field(default_factory=Acquisition)  # 渠道活码: attribution, welcome, assignment
 
+    def __post_init__(self) -> None:
+        # Each claimed callback row's parsed form, so deciding whether it may join a batch and
+        # processing it parse the XML once; entries go with the row objects.
+        self._parsed: WeakKeyDictionary[InboxItem, Callback] = WeakKeyDictionary()
+
     def batchable(self, item: InboxItem) -> bool:
         """Rows that may share a transaction with others: all but the callbacks that call WeCom as
         a rule (contact changes pull the contact) or commit on their own (a 微信客服 wake-up pages
@@ -91,10 +99,30 @@ class Pipeline:
         if item.source != CALLBACK_SOURCE:
             return item.source in (KF_SOURCE, ARCHIVE_SOURCE, WEBHOOK_SOURCE)
         try:
-            event = normalize_callback(parse_plaintext(item.payload))
+            event = self._event(item)
         except Exception:
             return False  # let it fail on its own, with its own error
         return isinstance(event, (AppMessage, OtherCallback))
+
+    async def prepare_batch(self, session: AsyncSession, items: list[InboxItem]) -> None:
+        """Load the senders of a batch's employee messages with one query, not one per message, and
+        let the staff message handler do the same for what it reads per sender."""
+        userids = {event.userid for item in items if isinstance(event := self._parsed.get(item), AppMessage)}
+        if not userids:
+            return
+        seen = session.info.setdefault("pipeline_staff", {})
+        for staff in await StaffService(session).get_many_by_userid(userids - seen.keys()):
+            if staff.synced_at is not None:
+                seen[staff.userid] = staff
+        prepare_handler = getattr(self.on_staff_message, "prepare_batch", None)
+        if prepare_handler is not None:
+            await prepare_handler(session, userids)
+
+    def _event(self, item: InboxItem) -> Callback:
+        event = self._parsed.get(item)
+        if event is None:
+            event = self._parsed[item] = normalize_callback(parse_plaintext(item.payload))
+        return event
 
     def outbox_changed(self, session: AsyncSession) -> None:
         """Wake this process's senders once the new outbox rows are committed (and visible)."""
@@ -102,7 +130,7 @@ class Pipeline:
 
     async def __call__(self, session: AsyncSession, item: InboxItem) -> dict[str, Any]:
         if item.source == CALLBACK_SOURCE:
-            await self._callback(session, item, normalize_callback(parse_plaintext(item.payload)))
+            await self._callback(session, item, self._event(item))
         elif item.source == KF_SOURCE:
             await self._kf_message(session, item)
         elif item.source == ARCHIVE_SOURCE:
@@ -143,7 +171,7 @@ class Pipeline:
     async def staff(self, session: AsyncSession, userid: str) -> Staff:
         """The staff row for a WeCom userid, synced from user/get the first time we see them.
 
-        Remembered for the rest of the session: a batch of fifty messages from five reps asks five times."""
+        Remembered for the rest of the session; `prepare_batch` loads a whole batch's senders at once."""
         seen = session.info.setdefault("pipeline_staff", {})
         if userid in seen:
             return seen[userid]

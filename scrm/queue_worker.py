@@ -6,7 +6,8 @@ parks the row at once instead of retrying.
 
 A processor with a `batchable(row)` method lets consecutive rows it admits share one transaction
 (one BEGIN, one lease check, one COMMIT instead of one each per row: most of a chat message's
-cost). If anything in such a batch fails, the batch is rolled back as a whole and its rows are
+cost), and its `prepare_batch(session, rows)`, if it has one, can load what the rows share in one
+go before they are processed. If anything in such a batch fails, the batch is rolled back as a whole and its rows are
 processed again one at a time, so a bad row still fails alone, with its own error and attempts.
 """
 
@@ -182,6 +183,9 @@ class QueueWorker:
         try:
             async with self.sessions() as session:
                 deadline = time.monotonic() + self.batch_seconds
+                prepare = getattr(self.process, "prepare_batch", None)
+                if prepare is not None:
+                    await prepare(session, rows)
                 for row in rows:
                     finished.append((row.id, await self.process(session, row)))
                     if time.monotonic() >= deadline:

@@ -7,7 +7,7 @@ failed. And the failing line fails alone: the others are answered once.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from crm_core.models import InboxItem
 from scrm import keys
@@ -74,3 +74,40 @@ async def test_a_rolled_back_batch_leaves_the_list_for_the_number_to_pick_from(c
     await claim_once(chat)
     [card] = chat.replies("zhangwei")[before:]
     assert "【章三】乙公司" in card
+
+
+async def test_reps_picking_in_the_same_batch_each_pick_from_their_own_list(chat):
+    await two_zhangsans(chat)
+    await chat.say("lina", "新客户 李四 13900000003 丙公司")
+    await chat.say("lina", "新客户 李斯 13900000004 丁公司")
+    assert "找到 2 位" in await chat.ask("zhangwei", "查 zhangsan")
+    assert "找到 2 位" in await chat.ask("lina", "查 lisi")
+    await chat.service.stop_background_workers()
+    await chat.service.wecom.text("lina", "2", msg_id=74_001)
+    await chat.service.wecom.text("zhangwei", "2", msg_id=74_002)
+    before = {rep: len(chat.replies(rep)) for rep in ("zhangwei", "lina")}
+    await claim_once(chat)
+    [zhangwei_card] = chat.replies("zhangwei")[before["zhangwei"]:]
+    [lina_card] = chat.replies("lina")[before["lina"]:]
+    assert "【章三】乙公司" in zhangwei_card
+    assert "【李斯】丁公司" in lina_card
+
+
+async def test_a_batch_from_many_reps_looks_its_senders_up_once(chat):
+    reps = ["zhangwei", "lina", "wangfang", "liuyang", "chenjing"]
+    for rep in reps:
+        await chat.ask(rep, "帮助")  # known and synced from now on
+    await chat.service.stop_background_workers()
+    for i, rep in enumerate(reps):
+        await chat.service.wecom.text(rep, "我的待办", msg_id=75_000 + i)
+    statements: list[str] = []
+    engine = chat.service.app[keys.ENGINE].sync_engine
+    record = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await claim_once(chat)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert all(len(chat.replies(rep)) == 2 for rep in reps)
+    staff_reads = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "FROM staff" in s]
+    assert len(staff_reads) == 1, staff_reads
