@@ -27,8 +27,9 @@ class CommandRateLimit:
 
     async def check(self, userid: str, now: datetime) -> Verdict:
         key = f"{self.prefix}{userid}:{int(now.timestamp()) // WINDOW_SECONDS}"
-        async with self.redis.pipeline(transaction=True) as pipe:  # one round trip per message
-            count, _ = await pipe.incr(key).expire(key, 2 * WINDOW_SECONDS).execute()
+        count = await self.redis.incr(key)
+        if count == 1:
+            await self.redis.expire(key, 2 * WINDOW_SECONDS)
         if count <= self.per_minute:
             return Verdict.OK
         return Verdict.WARN if count == self.per_minute + 1 else Verdict.DROP

@@ -16,6 +16,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+import nlp
 from bot import build_dispatcher
 from config.roles import RoleMap
 from config.settings import Settings
@@ -162,6 +163,9 @@ def build_pipeline(app: web.Application) -> Pipeline:
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, sessions = app[keys.SETTINGS], app[keys.SESSIONS]
+    # Load the NLP state now, off the event loop: loaded lazily, the first customer message would
+    # stall this process for about a second (and escape `scrm serve`'s freeze of start-up objects).
+    await asyncio.to_thread(nlp.load)
     pipeline = build_pipeline(app)
     # SQLite has one connection: a long worker transaction would hold callback acks back, so its
     # transactions stay short. PostgreSQL overlaps several workers' round trips.

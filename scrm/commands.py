@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 
 from aiohttp import web
@@ -49,10 +50,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(toml_path=args.config)
     require_wecom(settings)
     app = create_app(settings, parse_roles(args.roles))
+    app.on_startup.append(freeze_startup_objects)  # runs after every cleanup context has opened
     log.info("serving roles %s on %s:%s", args.roles, args.host, args.port)
     # In-flight callbacks finish in milliseconds; a long grace period only delays restarts.
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None, shutdown_timeout=5)
     return 0
+
+
+async def freeze_startup_objects(app: web.Application) -> None:
+    """What start-up loaded (the jieba dictionary alone is hundreds of thousands of objects) lives as
+    long as the process: take it out of the garbage collector's sight. Otherwise every full
+    collection walks it: a 100-200 ms pause that holds back every callback ack in flight."""
+    gc.collect()
+    gc.freeze()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
