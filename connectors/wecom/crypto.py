@@ -15,10 +15,8 @@ import base64
 import binascii
 import hmac
 import struct
-from xml.etree.ElementTree import Element, ParseError
+from xml.parsers import expat
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as _defused_fromstring
 from wechatpy.utils import WeChatSigner
 from wechatpy.work.crypto import PrpCrypto
 from wechatpy.work.exceptions import InvalidCorpIdException
@@ -38,14 +36,6 @@ class MalformedCallbackError(CallbackCryptoError):
     """The callback is signed correctly (or could not be checked) but cannot be read."""
 
 
-def _parse_xml(text: str | bytes) -> Element:
-    """Parse untrusted XML; DTDs, entities and external references are refused outright."""
-    try:
-        return _defused_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (DefusedXmlException, ParseError, ValueError) as exc:
-        raise MalformedCallbackError(f"unacceptable XML: {type(exc).__name__}") from exc
-
-
 def parse_plaintext_xml(text: str) -> dict[str, str]:
     """Flatten a decrypted ``<xml>...</xml>`` message into ``{element name: text}``.
 
@@ -55,35 +45,81 @@ def parse_plaintext_xml(text: str) -> dict[str, str]:
     WeCom's messages are a few levels deep with a few dozen fields; anything far beyond that is
     refused rather than walked (deep nesting or a flood of siblings would cost a worker dearly).
     """
-    root = _parse_xml(text)
-    if root.tag != "xml":
-        raise MalformedCallbackError(f"root element is <{root.tag}>, expected <xml>")
-    flat: dict[str, str] = {}
-    _flatten(root, "", flat, set(), depth=1)
-    return flat
+    root, fields = _flat_xml(text)
+    if root != "xml":
+        raise MalformedCallbackError(f"root element is <{root}>, expected <xml>")
+    return fields
 
 
 MAX_XML_DEPTH = 16
 MAX_XML_FIELDS = 2000
 
 
-def _flatten(element: Element, prefix: str, out: dict[str, str], taken: set[str], *, depth: int) -> None:
-    """`taken` holds every path used so far, leaves and branches, so a repeat is found at once."""
-    if depth > MAX_XML_DEPTH:
-        raise MalformedCallbackError(f"callback XML nests deeper than {MAX_XML_DEPTH} levels")
-    for child in element:
-        path = f"{prefix}{child.tag}"
+def _flat_xml(text: str | bytes) -> tuple[str, dict[str, str]]:
+    """Parse untrusted XML into (root tag, flattened fields) in one expat pass, with no tree built
+    (this runs for every callback, twice). DTDs, entity declarations and external references
+    are refused where they appear, as defusedxml does; without a DTD no entity can expand."""
+    flattener = _Flattener()
+    parser = expat.ParserCreate()
+    parser.buffer_text = True
+    parser.StartElementHandler = flattener.start
+    parser.EndElementHandler = flattener.end
+    parser.CharacterDataHandler = flattener.text
+    parser.StartDoctypeDeclHandler = _forbidden("a DTD")
+    parser.EntityDeclHandler = _forbidden("an entity declaration")
+    parser.UnparsedEntityDeclHandler = _forbidden("an entity declaration")
+    parser.ExternalEntityRefHandler = _forbidden("an external reference")
+    try:
+        parser.Parse(text, True)
+    except expat.ExpatError as exc:
+        raise MalformedCallbackError(f"unacceptable XML: {expat.errors.messages[exc.code]}") from exc
+    return flattener.root, flattener.fields
+
+
+def _forbidden(what: str):
+    def refuse(*_: object) -> None:
+        raise MalformedCallbackError(f"unacceptable XML: {what}")
+    return refuse
+
+
+class _Flattener:
+    """Element events to ``{dotted path: text}``. An element's text counts only when it has no
+    child elements; `taken` holds every path used so far, leaves and branches, so a repeat is
+    found at once."""
+
+    def __init__(self) -> None:
+        self.root = ""
+        self.fields: dict[str, str] = {}
+        self.taken: set[str] = set()
+        self.open: list[tuple[str, list[str] | None]] = []  # (path, text so far; None once it has a child)
+
+    def start(self, tag: str, _attributes: dict) -> None:
+        if not self.root:
+            self.root = tag
+            self.open.append(("", None))
+            return
+        if len(self.open) > MAX_XML_DEPTH:
+            raise MalformedCallbackError(f"callback XML nests deeper than {MAX_XML_DEPTH} levels")
+        parent, _ = self.open[-1]
+        self.open[-1] = (parent, None)
+        path = f"{parent}.{tag}" if parent else tag
         key, n = path, 1
-        while key in taken:
+        while key in self.taken:
             n += 1
             key = f"{path}#{n}"
-        taken.add(key)
-        if len(taken) > MAX_XML_FIELDS:
+        self.taken.add(key)
+        if len(self.taken) > MAX_XML_FIELDS:
             raise MalformedCallbackError(f"callback XML has more than {MAX_XML_FIELDS} elements")
-        if len(child):
-            _flatten(child, key + ".", out, taken, depth=depth + 1)
-        else:
-            out[key] = child.text or ""
+        self.open.append((key, []))
+
+    def text(self, data: str) -> None:
+        if self.open and self.open[-1][1] is not None:
+            self.open[-1][1].append(data)
+
+    def end(self, _tag: str) -> None:
+        key, text = self.open.pop()
+        if text is not None:
+            self.fields[key] = "".join(text)
 
 
 def _signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
@@ -117,8 +153,8 @@ class CallbackCrypto:
     def open_callback(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> tuple[str, dict[str, str] | None]:
         """The inner plaintext and, when it is XML, its fields: checked and parsed once, since every
         callback is parsed on the way in and this is the busiest path there is."""
-        envelope = _parse_xml(body)
-        encrypted = envelope.findtext("Encrypt")
+        _, envelope = _flat_xml(body)
+        encrypted = envelope.get("Encrypt")
         if not encrypted:
             raise MalformedCallbackError("callback has no <Encrypt> element")
         plaintext = self._check_and_decrypt(encrypted, msg_signature, timestamp, nonce)

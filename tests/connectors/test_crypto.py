@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from wechatpy.work.crypto import PrpCrypto
 
@@ -16,6 +18,13 @@ from connectors.wecom.crypto import (
     MalformedCallbackError,
     SignatureError,
     parse_plaintext_xml,
+)
+from connectors.wecom.simulator.callbacks import (
+    build_plaintext_change_external_contact,
+    build_plaintext_image,
+    build_plaintext_kf_msg_or_event,
+    build_plaintext_location,
+    build_plaintext_text,
 )
 
 # The team's shared/ folder sits beside the checkout (as it does for CI's clean clone).
@@ -181,7 +190,57 @@ def test_parse_plaintext_xml_flattens_nested_and_repeated() -> None:
     }
 
 
-@pytest.mark.parametrize("text", [BILLION_LAUGHS, "<root><A>1</A></root>", "{}", "<xml>"])
+EXTERNAL_ENTITY = '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><A>&e;</A></xml>'
+DOCTYPE_ONLY = '<!DOCTYPE xml><xml><A>1</A></xml>'
+UNDEFINED_ENTITY = "<xml><A>&nope;</A></xml>"
+TOO_DEEP = "<xml>" + "<a>" * 17 + "x" + "</a>" * 17 + "</xml>"
+TOO_MANY = "<xml>" + "<a>1</a>" * 2001 + "</xml>"
+
+
+@pytest.mark.parametrize("text", [BILLION_LAUGHS, EXTERNAL_ENTITY, DOCTYPE_ONLY, UNDEFINED_ENTITY, TOO_DEEP, TOO_MANY,
+                                  "<root><A>1</A></root>", "{}", "<xml>", "<xml></xml><xml></xml>", ""])
 def test_parse_plaintext_xml_refuses_bad_input(text: str) -> None:
     with pytest.raises(MalformedCallbackError):
         parse_plaintext_xml(text)
+
+
+def reference_flatten(text: str) -> dict[str, str]:
+    """The same flattening done the slow way, on an ElementTree tree: the parser must agree with it."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+
+    def walk(element: ET.Element, prefix: str) -> None:
+        for child in element:
+            path = key = f"{prefix}{child.tag}"
+            n = 1
+            while key in taken:
+                n += 1
+                key = f"{path}#{n}"
+            taken.add(key)
+            if len(child):
+                walk(child, key + ".")
+            else:
+                out[key] = child.text or ""
+
+    walk(ET.fromstring(text), "")
+    return out
+
+
+AGREEMENT_CASES = [
+    build_plaintext_text(CORP, "1000002", "zhangwei", "  查 张三 \n第二行 <不是标签> & ]]> 😀"),
+    build_plaintext_image(CORP, "1000002", "zhangwei", "http://p/1.jpg", "media-1"),
+    build_plaintext_location(CORP, "1000002", "zhangwei", 23.13, 113.26, scale=15, label="广州"),
+    build_plaintext_change_external_contact(CORP, "add_external_contact", "zhangwei", "wmEXT1", state="ch1",
+                                            welcome_code="WC1"),
+    build_plaintext_kf_msg_or_event(CORP, "TOKEN1", "wkKF1"),
+    "<xml><A>x<!-- a comment -->y</A><B>  </B><C/><D><E>1</E><E>2</E>tail<E>3</E></D><D>again</D>"
+    "<F><![CDATA[<b>&amp;</b>]]> and &lt;more&gt;</F></xml>",
+    "<xml>" + "".join(f"<L{i}>" for i in range(16)) + "deep" + "".join(f"</L{i}>" for i in reversed(range(16))) + "</xml>",
+    *(vector["post_xml"]["expected_plain"] for vector in VECTORS.values() if "expected_plain" in vector["post_xml"]),
+    *(vector["post_xml"]["body"] for vector in VECTORS.values() if "body" in vector["post_xml"]),  # envelopes
+]
+
+
+@pytest.mark.parametrize("text", AGREEMENT_CASES)
+def test_parse_plaintext_xml_agrees_with_a_tree_walk(text: str) -> None:
+    assert parse_plaintext_xml(text) == reference_flatten(text)
