@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from connectors.wecom.simulator.callbacks import build_plaintext_text
 from crm_core.models import InboxItem
@@ -189,6 +189,27 @@ async def test_doctor_passes_against_the_running_service(service):
     # The embedded setup runs on the in-process Redis stand-in: fine, but worth a warning.
     assert found["redis"][0] == ("OK" if service.settings.redis_url else "WARN")
     assert service.settings.wecom.secret not in out.getvalue()
+
+
+async def test_doctor_tells_whether_the_queue_tables_get_vacuumed(service):
+    out = io.StringIO()
+    await run_doctor(env=doctor_env(service), out=out)
+    found = findings(out.getvalue())
+    if not service.settings.database_url.startswith("postgresql"):
+        assert "vacuum" not in found  # SQLite reuses its free pages by itself
+        return
+    async with service.sessions() as session:
+        autovacuum = await session.scalar(text("SHOW autovacuum"))
+        options = dict((await session.execute(text(
+            "SELECT relname, array_to_string(reloptions, ',') FROM pg_class "
+            "WHERE relname IN ('inbox_items', 'outbox_items')"))).all())
+    status, detail = found["vacuum"]
+    if autovacuum == "on":
+        assert status == "OK"
+    else:
+        assert status == "WARN" and "VACUUM ANALYZE inbox_items, outbox_items" in detail
+    for table in ("inbox_items", "outbox_items"):
+        assert "autovacuum_vacuum_scale_factor=0.01" in options[table]
 
 
 async def test_doctor_explains_wrong_credentials_and_exits_1(service):
