@@ -41,8 +41,11 @@ async def test_ingest_over_separate_web_and_worker_processes(backend):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_memory_bench_samples_every_process(backend):
+    # --backlog 0: each chunk is archived before the next is posted, so every mark gets its sample
+    # however fast the workers are (all 120 archived between two polls would leave one sample).
     result = await asyncio.to_thread(scrm, "bench", "memory", "--messages", "120", "--sample-every", "40", "--warmup", "40",
-                                     "--chunk", "40", "--database-url", backend.database_url, "--redis-url", backend.redis_url)
+                                     "--chunk", "40", "--backlog", "0", "--database-url", backend.database_url,
+                                     "--redis-url", backend.redis_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "loss check OK: 120 acked, 120 archived, 0 missing, 0 duplicates" in result.stdout
     assert "web1  worker1    bench" in result.stdout
