@@ -30,12 +30,8 @@ class Conversations:
         self.prefix = prefix
 
     async def get(self, session: AsyncSession, userid: str) -> dict[str, Any]:
-        staged = self._staged(session)
-        if userid not in staged:
-            raw = await self.redis.get(self.prefix + userid)
-            state = json.loads(raw) if raw else {}
-            staged[userid] = (state, state)
-        return staged[userid][1]
+        await self.load(session, {userid})
+        return self._staged(session)[userid][1]
 
     async def load(self, session: AsyncSession, userids: set[str]) -> None:
         """Read several staff members' states with one MGET (a batch of their messages is coming)."""

@@ -165,15 +165,18 @@ QUEUE_ACTIVE_STATUSES = ("pending", "processing")
 QUEUE_ACTIVE = text(f"status IN ({', '.join(repr(status) for status in QUEUE_ACTIVE_STATUSES)})")
 
 
+def queue_indexes(queue: str) -> tuple[Index, Index]:
+    """The two indexes of a queue table: by status (depth per status, parked lists), and what a
+    claim reads, only the rows still owed work, in claim order (crm_core.work_queue.claim)."""
+    return (Index(f"ix_{queue}_status_available", "status", "available_at"),
+            Index(f"ix_{queue}_due", "available_at", "id", sqlite_where=QUEUE_ACTIVE, postgresql_where=QUEUE_ACTIVE))
+
+
 class InboxItem(Base):
     """A callback or pulled message, stored before WeCom gets its ack; processed later by workers."""
 
     __tablename__ = "inbox_items"
-    __table_args__ = (
-        Index("ix_inbox_status_available", "status", "available_at"),  # depth by status, parked lists
-        # What a claim reads: only due-or-leased rows, in claim order (crm_core.work_queue.claim)
-        Index("ix_inbox_due", "available_at", "id", sqlite_where=QUEUE_ACTIVE, postgresql_where=QUEUE_ACTIVE),
-    )
+    __table_args__ = queue_indexes("inbox")
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -192,11 +195,7 @@ class OutboxItem(Base):
     """A message we owe WeCom. The idempotency key makes enqueueing it twice a no-op."""
 
     __tablename__ = "outbox_items"
-    __table_args__ = (
-        Index("ix_outbox_status_available", "status", "available_at"),  # depth by status, parked lists
-        # What a claim reads: only due-or-leased rows, in claim order (crm_core.work_queue.claim)
-        Index("ix_outbox_due", "available_at", "id", sqlite_where=QUEUE_ACTIVE, postgresql_where=QUEUE_ACTIVE),
-    )
+    __table_args__ = queue_indexes("outbox")
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)

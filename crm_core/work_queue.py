@@ -18,10 +18,9 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.db import utcnow
-from crm_core.models import QUEUE_ACTIVE, QUEUE_ACTIVE_STATUSES as ACTIVE_STATUSES, InboxItem, OutboxItem
+from crm_core.models import QUEUE_ACTIVE, InboxItem, OutboxItem
 
 QueueRow = TypeVar("QueueRow", InboxItem, OutboxItem)
-
 
 
 async def claim(

@@ -29,8 +29,7 @@ from connectors.wecom.simulator.sample_data import sample_state
 from connectors.wecom.simulator.server import create_simulator_app
 from crm_core.db import create_engine
 from crm_core.migrate import upgrade
-from crm_core.models import InboxItem, Message, OutboxItem
-from crm_core.work_queue import ACTIVE_STATUSES
+from crm_core.models import QUEUE_ACTIVE, InboxItem, Message, OutboxItem
 from scrm.pipeline import APP_CHANNEL
 from scrm.processes import free_port, start_serve, wait_healthy
 from scrm.resources import CliError
@@ -307,7 +306,7 @@ class Archive:
     async def backlog(self) -> tuple[int, int]:
         """Inbox and outbox rows still to be worked on."""
         async with self.engine.connect() as conn:
-            return tuple([await conn.scalar(select(func.count()).select_from(model).where(model.status.in_(ACTIVE_STATUSES))) or 0
+            return tuple([await conn.scalar(select(func.count()).select_from(model).where(QUEUE_ACTIVE)) or 0
                           for model in (InboxItem, OutboxItem)])
 
 

@@ -22,8 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import utcnow
-from crm_core.models import InboxItem, OutboxItem
-from crm_core.work_queue import ACTIVE_STATUSES
+from crm_core.models import QUEUE_ACTIVE_STATUSES, InboxItem, OutboxItem
 from scheduler.runner import JobContext, ScheduledJob
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ CALLBACK_RESULTS = ("accepted", "duplicate", "bad_signature", "bad_request", "un
 ACKED = frozenset({"accepted", "duplicate"})
 # Rows still owed work or an operator's attention; done/sent rows are history and not counted
 # at scrape time (that would scan the whole table), the *_total counters cover them.
-DEPTH_STATUSES = (*ACTIVE_STATUSES, "parked")
+DEPTH_STATUSES = (*QUEUE_ACTIVE_STATUSES, "parked")
 OUTBOX_KINDS = ("app_message", "kf_message", "msg_template")
 
 FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -152,7 +151,7 @@ class Metrics:
         for queue, stats in (("inbox", inbox), ("outbox", outbox)):
             for status in DEPTH_STATUSES:
                 self.queue_items.labels(queue=queue, status=status).set(stats.get(status, (0, None))[0])
-        oldest = [since for status, (_, since) in inbox.items() if status in ACTIVE_STATUSES and since is not None]
+        oldest = [since for status, (_, since) in inbox.items() if status in QUEUE_ACTIVE_STATUSES and since is not None]
         self.inbox_lag.set(max(0.0, (utcnow() - min(oldest)).total_seconds()) if oldest else 0.0)
 
     def render(self) -> bytes:

@@ -110,7 +110,7 @@ class Pipeline:
         userids = {event.userid for item in items if isinstance(event := self._parsed.get(item), AppMessage)}
         if not userids:
             return
-        seen = session.info.setdefault("pipeline_staff", {})
+        seen = _known_staff(session)
         for staff in await StaffService(session).get_many_by_userid(userids - seen.keys()):
             if staff.synced_at is not None:
                 seen[staff.userid] = staff
@@ -172,7 +172,7 @@ class Pipeline:
         """The staff row for a WeCom userid, synced from user/get the first time we see them.
 
         Remembered for the rest of the session; `prepare_batch` loads a whole batch's senders at once."""
-        seen = session.info.setdefault("pipeline_staff", {})
+        seen = _known_staff(session)
         if userid in seen:
             return seen[userid]
         service = StaffService(session)
@@ -298,3 +298,7 @@ class Pipeline:
     def _local(self, at: datetime) -> str:
         return at.astimezone(self.timezone).strftime("%Y-%m-%d %H:%M")
 
+
+def _known_staff(session: AsyncSession) -> dict[str, Staff]:
+    """userid -> synced staff row, for the rest of this session (one batch of messages)."""
+    return session.info.setdefault("pipeline_staff", {})

@@ -6,8 +6,8 @@ parks the row at once instead of retrying.
 
 A processor with a `batchable(row)` method lets consecutive rows it admits share one transaction
 (one BEGIN, one lease check, one COMMIT instead of one each per row: most of a chat message's
-cost), and its `prepare_batch(session, rows)`, if it has one, can load what the rows share in one
-go before they are processed. If anything in such a batch fails, the batch is rolled back as a whole and its rows are
+cost); its `prepare_batch(session, rows)`, if it has one, loads what those rows share in one go
+first. If anything in such a batch fails, the batch is rolled back as a whole and its rows are
 processed again one at a time, so a bad row still fails alone, with its own error and attempts.
 """
 
