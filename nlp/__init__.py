@@ -14,10 +14,19 @@ import threading
 from collections.abc import Iterable
 
 from nlp import resources
-from nlp.analyzer import COMPLAINT_THRESHOLD, Analysis, Analyzer, Intent
+from nlp.analyzer import (
+    BUYING_THRESHOLD,
+    COMPLAINT_THRESHOLD,
+    OPT_OUT_THRESHOLD,
+    Analysis,
+    Analyzer,
+    Intent,
+)
 
 __all__ = [
+    "BUYING_THRESHOLD",
     "COMPLAINT_THRESHOLD",
+    "OPT_OUT_THRESHOLD",
     "Analysis",
     "Intent",
     "analyze",

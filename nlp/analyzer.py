@@ -1,29 +1,33 @@
-"""The analysis of one message: tokens, keywords, tags, sentiment, intents."""
+"""The analysis of one message: tokens, keywords, tags, sentiment, complaint, buying, opt-out."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jieba
+
 from nlp import resources
+from nlp.features import Lexicon, clauses, message_features
+from nlp.keywords import TopicFilter
+from nlp.model import SENTIMENT_LABELS, MessageModel, Prediction
 from nlp.rules import Rule, RuleSet, load_rules
-from nlp.sentiment import (
-    NEUTRAL_BAND,
-    Lexicon,
-    SentimentModel,
-    clauses,
-    combine,
-    features,
-    label_for,
-)
 from nlp.text import Tokenizer, is_emoji, normalise
 
 MAX_KEYWORDS = 10
-# Intents below this confidence are left out of Analysis.intents (complaint_score keeps its value).
+MAX_SIGNALS = 4
+# Rule intents below this confidence are left out of Analysis.intents.
 INTENT_MIN_CONFIDENCE = 0.3
 # complaint_score at or above this is a complaint worth a ticket.
 COMPLAINT_THRESHOLD = 0.5
+# buying at or above this is a buying signal worth telling the rep about.
+BUYING_THRESHOLD = 0.5
+# opt_out at or above this stops care messages and campaigns.
+OPT_OUT_THRESHOLD = 0.5
+# Intents that are the model's own heads, not rules: reported from the model.
+_MODEL_INTENTS = ("complaint", "buying")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +41,16 @@ class Analysis:
     """What one message says; `to_dict()` is the form stored with the message."""
 
     tokens: tuple[str, ...]  # normalised (lower case, half-width), punctuation dropped
-    keywords: tuple[str, ...]  # most telling first; stop words, filler and emoji dropped
+    keywords: tuple[str, ...]  # topics (nouns, domain terms), most telling first
     tags: tuple[str, ...]  # rule tags from tags.toml, in order of first appearance
-    sentiment: float  # -1 .. 1, below 0 negative
-    label: str  # positive / neutral / negative
+    sentiment: float  # -1 .. 1: P(positive) - P(negative)
+    label: str  # positive / neutral / negative, the most probable
+    probabilities: tuple[float, float, float]  # calibrated P(negative, neutral, positive)
     intents: tuple[Intent, ...]  # confidence >= INTENT_MIN_CONFIDENCE, strongest first
-    complaint_score: float  # 0 .. 1; is_complaint from COMPLAINT_THRESHOLD on
+    complaint_score: float  # 0 .. 1, calibrated; is_complaint from COMPLAINT_THRESHOLD on
+    buying: float  # 0 .. 1, calibrated: purchase intent or a price inquiry
+    opt_out: float  # 0 .. 1: asks to stop receiving messages
+    signals: tuple[str, ...]  # words of the text behind complaint_score, most telling first
 
     def intent(self, name: str) -> float:
         """Confidence of one intent, 0.0 when it was not detected."""
@@ -52,6 +60,14 @@ class Analysis:
     def is_complaint(self) -> bool:
         return self.complaint_score >= COMPLAINT_THRESHOLD
 
+    @property
+    def is_buying(self) -> bool:
+        return self.buying >= BUYING_THRESHOLD
+
+    @property
+    def is_opt_out(self) -> bool:
+        return self.opt_out >= OPT_OUT_THRESHOLD
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tokens": list(self.tokens),
@@ -59,102 +75,157 @@ class Analysis:
             "tags": list(self.tags),
             "sentiment": self.sentiment,
             "label": self.label,
+            "probabilities": dict(zip(SENTIMENT_LABELS, self.probabilities, strict=True)),
             "intents": {i.name: i.confidence for i in self.intents},
             "complaint_score": self.complaint_score,
+            "buying": self.buying,
+            "opt_out": self.opt_out,
+            "signals": list(self.signals),
         }
 
 
-def text_pipeline(config_dir: Path) -> tuple[Tokenizer, Lexicon]:
-    """Tokenizer and sentiment lexicon exactly as analysis uses them (training needs the same)."""
-    lexicon = Lexicon.from_config(resources.read_toml("sentiment.toml", config_dir))
-    # Lexicon cues and negation words must survive tokenisation whole to be found.
-    tokenizer = Tokenizer(
-        resources.read_word_list("userdict.txt", config_dir),
-        [w for w in lexicon.polarity if not is_emoji(w)] + sorted(lexicon.negators),
-    )
-    return tokenizer, lexicon
+@dataclass(frozen=True, slots=True)
+class Featurized:
+    """A text as the model sees it (nlp.features), with what analysis reports beside it."""
+
+    norm: str
+    tokens: list[str]
+    feats: set[str]
+    lex: float
+    hits: list[Rule]
+    rule_intents: list[tuple[str, float]]
+
+
+class TextPipeline:
+    """Normalisation, tokens, rules and features: everything but the model, so that training
+    featurises its corpora exactly as analysis does."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.lexicon = Lexicon.from_config(resources.read_toml("sentiment.toml", config_dir))
+        self.user_words = resources.read_word_list("userdict.txt", config_dir)
+        # Lexicon cues and negation words must survive tokenisation whole to be found.
+        self.tokenizer = Tokenizer(
+            self.user_words,
+            [w for w in self.lexicon.polarity if not is_emoji(w)] + sorted(self.lexicon.negators),
+        )
+        tags_cfg = resources.read_toml("tags.toml", config_dir)
+        intents_cfg = resources.read_toml("intents.toml", config_dir)
+        self.tag_rules = load_rules(tags_cfg.get("rule", []), "tag", "tag", "tags.toml")
+        # Tag and intent rules share one scan of the text.
+        self.rules = RuleSet(
+            self.tag_rules
+            + load_rules(intents_cfg.get("intent", []), "intent", "name", "intents.toml"),
+            sorted(self.lexicon.negators),
+        )
+
+    def featurize(self, text: str) -> Featurized:
+        norm = normalise(text)
+        raw_tokens = self.tokenizer.tokenize(norm)
+        token_clauses = clauses(raw_tokens)
+        hits = self.rules.matches(norm)
+        rule_intents = _rule_confidences(hits)
+        feats, lex = message_features(raw_tokens, token_clauses, self.lexicon, rule_intents)
+        tokens = [t for clause in token_clauses for t in clause]
+        return Featurized(norm, tokens, feats, lex, hits, rule_intents)
+
+
+def _rule_confidences(hits: list[Rule]) -> list[tuple[str, float]]:
+    """Each intent's confidence from its rules: 1 - product(1 - weight) over the rules hit."""
+    miss: dict[str, float] = {}
+    for rule in hits:
+        if rule.kind == "intent":
+            miss[rule.name] = miss.get(rule.name, 1.0) * (1.0 - rule.weight)
+    return sorted(((n, round(1.0 - m, 3)) for n, m in miss.items()), key=lambda nc: -nc[1])
+
+
+def _jieba_dictionary() -> Path:
+    return Path(os.path.dirname(jieba.__file__)) / "dict.txt"
 
 
 class Analyzer:
     """Everything analysis needs, loaded once; immutable afterwards, so threads may share it."""
 
     def __init__(self, config_dir: Path, model_path: Path) -> None:
-        self.tokenizer, self.lexicon = text_pipeline(config_dir)
-        tags_cfg = resources.read_toml("tags.toml", config_dir)
-        intents_cfg = resources.read_toml("intents.toml", config_dir)
-        # Tag and intent rules share one scan of the text.
-        self.rules = RuleSet(
-            load_rules(tags_cfg.get("rule", []), "tag", "tag", "tags.toml")
-            + load_rules(intents_cfg.get("intent", []), "intent", "name", "intents.toml"),
-            sorted(self.lexicon.negators),
+        self.pipeline = TextPipeline(config_dir)
+        self.tokenizer = self.pipeline.tokenizer
+        self.lexicon = self.pipeline.lexicon
+        self.model = MessageModel.load(model_path)
+        domain_words = [line.split()[0] for line in self.pipeline.user_words] + [
+            k for rule in self.pipeline.tag_rules for k in rule.keywords
+        ]
+        self.topics = TopicFilter(
+            _jieba_dictionary(),
+            domain_words,
+            resources.read_word_list("stopwords.txt", config_dir) + sorted(self.lexicon.negators),
         )
-        self.boosts: dict[str, dict[str, float]] = {
-            name: {k: float(v) for k, v in b.items()}
-            for name, b in intents_cfg.get("boost", {}).items()
-        }
-        self.stopwords = frozenset(
-            normalise(w) for w in resources.read_word_list("stopwords.txt", config_dir)
-        )
-        self.model = SentimentModel.load(model_path)
-
-    def sentiment_parts(self, text: str) -> tuple[float, float]:
-        """The model's log-odds and the lexicon score behind a text's sentiment (for tuning)."""
-        return self._sentiment_parts(clauses(self.tokenizer.tokenize(normalise(text))))
-
-    def _sentiment_parts(self, token_clauses: list[list[str]]) -> tuple[float, float]:
-        lexicon = self.lexicon
-        feats = features(token_clauses, lexicon.negators, lexicon.topics)
-        return self.model.logit(feats), lexicon.score(token_clauses)
 
     def analyze(self, text: str) -> Analysis:
-        norm = normalise(text)
-        token_clauses = clauses(self.tokenizer.tokenize(norm))
-        tokens = tuple(t for clause in token_clauses for t in clause)
-        model_logit, lexicon_score = self._sentiment_parts(token_clauses)
-        sentiment = round(combine(model_logit, lexicon_score), 4)
-        hits = self.rules.matches(norm)
-        intents = self._intents(hits, sentiment)
+        f = self.pipeline.featurize(text)
+        prediction = self.model.predict(f.feats, f.lex)
+        negative, _, positive = prediction.sentiment
+        label = SENTIMENT_LABELS[max(range(3), key=prediction.sentiment.__getitem__)]
+        complaint = round(prediction.complaint, 3)
+        buying = round(prediction.buying, 3)
+        rule_intents = dict(f.rule_intents)
+        opt_out = rule_intents.pop("opt_out", 0.0)
+        for name in _MODEL_INTENTS:
+            rule_intents.pop(name, None)
+        intents = [(n, c) for n, c in rule_intents.items()] + [
+            ("complaint", complaint),
+            ("buying", buying),
+        ]
+        if opt_out:
+            intents.append(("opt_out", opt_out))
+        intents.sort(key=lambda nc: -nc[1])
         return Analysis(
-            tokens=tokens,
-            keywords=self._keywords(tokens),
-            tags=tuple(dict.fromkeys(r.name for r in hits if r.kind == "tag")),
-            sentiment=sentiment,
-            label=label_for(sentiment),
+            tokens=tuple(f.tokens),
+            keywords=self._keywords(f.tokens),
+            tags=tuple(dict.fromkeys(r.name for r in f.hits if r.kind == "tag")),
+            sentiment=round(positive - negative, 4),
+            label=label,
+            probabilities=tuple(round(p, 3) for p in prediction.sentiment),
             intents=tuple(Intent(n, c) for n, c in intents if c >= INTENT_MIN_CONFIDENCE),
-            complaint_score=next((c for n, c in intents if n == "complaint"), 0.0),
+            complaint_score=complaint,
+            buying=buying,
+            opt_out=opt_out,
+            signals=self._signals(f, prediction),
         )
 
-    def _intents(self, hits: list[Rule], sentiment: float) -> list[tuple[str, float]]:
-        miss: dict[str, float] = {}
-        for rule in hits:
-            if rule.kind != "intent":
-                continue
-            miss[rule.name] = miss.get(rule.name, 1.0) * (1.0 - rule.weight)
-        # Only sentiment beyond the neutral band counts: 在吗 must not look like a complaint.
-        negative = max(0.0, -sentiment - NEUTRAL_BAND) / (1.0 - NEUTRAL_BAND)
-        positive = max(0.0, sentiment - NEUTRAL_BAND) / (1.0 - NEUTRAL_BAND)
-        for name, boost in self.boosts.items():
-            strength = boost.get("negative", 0.0) * negative + boost.get("positive", 0.0) * positive
-            if strength > 0:
-                miss[name] = miss.get(name, 1.0) * (1.0 - min(strength, 1.0))
-        scored = [(name, round(1.0 - m, 3)) for name, m in miss.items()]
-        return sorted(scored, key=lambda nc: -nc[1])
+    def _signals(self, f: Featurized, prediction: Prediction) -> tuple[str, ...]:
+        """The words of the text that pushed the complaint score up, when it is one."""
+        if prediction.complaint < COMPLAINT_THRESHOLD:
+            return ()
+        words = []
+        for _, feat in self.model.contributions(f.feats, "complaint"):
+            word = _surface(feat, f.tokens)
+            if word and word not in words:
+                words.append(word)
+            if len(words) == MAX_SIGNALS:
+                break
+        return tuple(words)
 
-    def _keywords(self, tokens: tuple[str, ...]) -> tuple[str, ...]:
+    def _keywords(self, tokens: list[str]) -> tuple[str, ...]:
         counts: dict[str, int] = {}
+        is_topic = self.topics.is_topic
         for token in tokens:
             if token in counts:
                 counts[token] += 1
-            elif self._is_keyword(token):
+            elif is_topic(token):
                 counts[token] = 1
         if not counts:
             return ()
         idf = self.tokenizer.idf
         return tuple(sorted(counts, key=lambda t: -counts[t] * idf(t))[:MAX_KEYWORDS])
 
-    def _is_keyword(self, token: str) -> bool:
-        if token in self.stopwords or token in self.lexicon.negators:
-            return False
-        if len(token) < 2 or is_emoji(token):
-            return False
-        return not (token.isdigit() and len(token) < 3)
+
+def _surface(feature: str, tokens: list[str]) -> str | None:
+    """The text a feature stands for: a word (不 before a negated one), a character pair
+    widened to the token holding it; None for the features that are not words of the text."""
+    if feature[0] in "@?=":
+        return None
+    negated = feature.startswith("!")
+    body = feature.lstrip("!")
+    if body.startswith("#"):
+        pair = body[1:]
+        return next((t for t in tokens if pair in t), pair)
+    return ("不" + body) if negated else body

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     analyze.add_argument("--json", action="store_true", help="print the stored JSON form")
     analyze.set_defaults(func=cmd_analyze)
 
-    train = commands.add_parser("train", help="retrain the sentiment model from the review file")
+    train = commands.add_parser("train", help="retrain the message model from the training corpora")
     train.add_argument(
         "--data",
         type=Path,
@@ -28,14 +28,26 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     )
     train.add_argument("--out", type=Path, help="model file (default: the one shipped in nlp/)")
     train.add_argument("--sample", type=int, help="train on a seeded subsample of this size")
+    train.add_argument(
+        "--kdconv",
+        type=Path,
+        help="a KdConv checkout: rebuild nlp/training_data/kdconv_utterances.tsv.gz from it first",
+    )
     train.set_defaults(func=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="accuracy/F1 on held-out reviews and chat lines")
+    evaluate = commands.add_parser(
+        "eval", help="the issue #17 measures on the labelled sets, SnowNLP beside"
+    )
     evaluate.add_argument("--data", type=Path, help="reviews .csv.gz (default as for train)")
     evaluate.add_argument(
-        "--chat",
+        "--customers",
         type=Path,
-        help="labelled chat lines .csv (default: tests/data/chat_sentiment.csv)",
+        help="labelled customer messages .csv (default: tests/data/customer_eval.csv)",
+    )
+    evaluate.add_argument(
+        "--ood",
+        type=Path,
+        help="out-of-domain reviews .csv (default: tests/data/ood_reviews.csv)",
     )
     evaluate.add_argument("--no-snownlp", action="store_true", help="skip the SnowNLP comparison")
     evaluate.set_defaults(func=cmd_eval)
@@ -52,73 +64,94 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     import nlp
 
-    analyzer = nlp.load()
-    result = analyzer.analyze(args.text)
+    result = nlp.load().analyze(args.text)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
+    negative, neutral, positive = result.probabilities
     print(f"tokens:          {' / '.join(result.tokens)}")
     print(f"keywords:        {', '.join(result.keywords) or '-'}")
     print(f"tags:            {', '.join(result.tags) or '-'}")
-    model, lexicon = analyzer.sentiment_parts(args.text)
     print(
-        f"sentiment:       {result.sentiment:+.3f} ({result.label}; "
-        f"model {model:+.2f}, chat lexicon {lexicon:+.2f})"
+        f"sentiment:       {result.label} {result.sentiment:+.3f} "
+        f"(negative {negative:.2f}, neutral {neutral:.2f}, positive {positive:.2f})"
     )
     intents = ", ".join(f"{i.name} {i.confidence:.2f}" for i in result.intents)
     print(f"intents:         {intents or '-'}")
     flag = "  -> complaint" if result.is_complaint else ""
-    print(f"complaint_score: {result.complaint_score:.2f}{flag}")
+    signals = f" ({', '.join(result.signals)})" if result.signals else ""
+    print(f"complaint_score: {result.complaint_score:.2f}{flag}{signals}")
+    print(f"buying:          {result.buying:.2f}{'  -> buying signal' if result.is_buying else ''}")
+    print(f"opt_out:         {result.opt_out:.2f}{'  -> opt-out' if result.is_opt_out else ''}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nlp.analyzer import text_pipeline
+    from nlp.analyzer import TextPipeline
+    from nlp.corpora import KDCONV_EXTRACT, extract_kdconv
     from nlp.train import train
 
     data = args.data or resources.train_data_path()
     if not data.exists():
         print(f"training data not found: {data} (use --data or SCRM_SENTIMENT_DATA)")
         return 2
-    tokenizer, lexicon = text_pipeline(resources.config_dir())
-    train(data, args.out or resources.model_path(), tokenizer, lexicon, sample=args.sample)
+    if args.kdconv is not None:
+        if not any(args.kdconv.glob("data/*/*.json")):
+            print(f"no KdConv data under {args.kdconv} (expected data/<domain>/<split>.json)")
+            return 2
+        rows = extract_kdconv(args.kdconv, KDCONV_EXTRACT)
+        print(f"extracted {rows:,} KdConv utterances to {KDCONV_EXTRACT}")
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        print('training needs scikit-learn: pip install -e ".[train]"')
+        return 2
+    pipeline = TextPipeline(resources.config_dir())
+    train(data, args.out or resources.model_path(), pipeline, sample=args.sample)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import nlp
-    from nlp.train import evaluate, read_chat_set, read_reviews, split
+    from nlp.corpora import read_reviews, split_reviews
+    from nlp.evaluate import (
+        customer_report,
+        format_customer,
+        format_reviews,
+        read_customer_set,
+        read_labelled_reviews,
+        review_rows,
+        snownlp_label,
+    )
 
     data = args.data or resources.train_data_path()
-    chat_path = args.chat or resources.DEFAULT_CHAT_DATA
-    for path in (data, chat_path):
+    customers_path = args.customers or resources.DEFAULT_CUSTOMER_EVAL
+    ood_path = args.ood or resources.DEFAULT_OOD_REVIEWS
+    for path in (data, customers_path, ood_path):
         if not path.exists():
             print(f"evaluation data not found: {path}")
             return 2
-    _, held_out = split(read_reviews(data))
-    chat = read_chat_set(chat_path)
     analyzer = nlp.load()
-    rows = evaluate(lambda t: analyzer.analyze(t).sentiment, held_out, chat, name="scrm nlp")
+    messages = read_customer_set(customers_path)
+    analyses = [analyzer.analyze(m.text) for m in messages]
+    reports = {"scrm nlp": customer_report(messages, [a.label for a in analyses], analyses)}
+    _, held_out = split_reviews(read_reviews(data))
+    review_sets = {
+        f"out-of-domain reviews ({ood_path.name})": read_labelled_reviews(ood_path),
+        f"reviews held-out ({len(held_out)})": held_out,
+    }
+    # Positive when the model finds positive more likely than negative.
+    rows = review_rows(review_sets, "scrm nlp", lambda t: analyzer.analyze(t).sentiment >= 0)
     snownlp = None if args.no_snownlp else _snownlp()
     if snownlp is not None:
-        rows += evaluate(lambda t: snownlp(t).sentiments - 0.5, held_out, chat, name="SnowNLP")
-    print(
-        f"{'set':28} {'system':9} {'n':>5} {'acc':>6} {'macroF1':>8} {'negP':>6} {'negR':>6} "
-        f"{'texts/s':>8}"
-    )
-    for set_name, system, s, rate in sorted(rows, key=lambda r: r[0]):
-        print(
-            f"{set_name:28} {system:9} {s.n:5d} {s.accuracy:6.3f} {s.macro_f1:8.3f} "
-            f"{s.neg_precision:6.3f} {s.neg_recall:6.3f} {rate:8.0f}"
-        )
-    labelled = [(label, analyzer.analyze(text).label) for label, text in chat]
-    correct = sum(1 for truth, got in labelled if truth == got)
-    print(
-        f"chat 3-class label accuracy (positive/neutral/negative): "
-        f"{correct / len(labelled):.3f} on {len(labelled)} lines"
-    )
+        labels = [snownlp_label(snownlp(m.text).sentiments) for m in messages]
+        reports["SnowNLP"] = customer_report(messages, labels, None)
+        rows += review_rows(review_sets, "SnowNLP", lambda t: snownlp(t).sentiments >= 0.5)
+    print("\n".join(format_customer(reports)))
+    print()
+    print("\n".join(format_reviews(rows)))
     if snownlp is None and not args.no_snownlp:
-        print("SnowNLP not installed: no comparison")
+        print('SnowNLP not installed (pip install -e ".[train]"): no comparison')
     return 0
 
 

@@ -1,8 +1,9 @@
 """Where the NLP data lives and how it is read.
 
 Company-editable files sit in `config/nlp/` (override with `SCRM_NLP_CONFIG_DIR`); the trained
-sentiment model ships inside this package (override with `SCRM_NLP_MODEL`). The training file is
-outside the repository, in the shared datasets folder (override with `SCRM_SENTIMENT_DATA`).
+message model ships inside this package (override with `SCRM_NLP_MODEL`), beside the training
+corpora it ships (nlp/training_data/). The review file is outside the repository, in the shared
+datasets folder (override with `SCRM_SENTIMENT_DATA`). The evaluation sets are in tests/data/.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
 
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config" / "nlp"
-DEFAULT_MODEL_PATH = PACKAGE_DIR / "sentiment_model.tsv.gz"
+DEFAULT_MODEL_PATH = PACKAGE_DIR / "message_model.tsv.gz"
 DEFAULT_TRAIN_DATA = (
     REPO_ROOT.parent / "shared" / "datasets" / "sentiment" / "online_shopping_9_cats.csv.gz"
 )
-DEFAULT_CHAT_DATA = REPO_ROOT / "tests" / "data" / "chat_sentiment.csv"
+DATA_DIR = REPO_ROOT / "tests" / "data"
+DEFAULT_CHAT_DATA = DATA_DIR / "chat_sentiment.csv"
+DEFAULT_CUSTOMER_EVAL = DATA_DIR / "customer_eval.csv"
+DEFAULT_OOD_REVIEWS = DATA_DIR / "ood_reviews.csv"
 
 
 def config_dir() -> Path:
