@@ -155,12 +155,16 @@ class Analyzer:
         ]
         self.topics = TopicFilter(
             _jieba_dictionary(),
+            self.tokenizer.knows,
             domain_words,
-            resources.read_word_list("stopwords.txt", config_dir) + sorted(self.lexicon.negators),
+            resources.read_word_list("stopwords.txt", config_dir),
+            self.lexicon.negators,
         )
 
     def analyze(self, text: str) -> Analysis:
         f = self.pipeline.featurize(text)
+        if not f.tokens:
+            return _NOTHING_SAID
         prediction = self.model.predict(f.feats, f.lex)
         negative, _, positive = prediction.sentiment
         label = SENTIMENT_LABELS[max(range(3), key=prediction.sentiment.__getitem__)]
@@ -216,6 +220,14 @@ class Analyzer:
             return ()
         idf = self.tokenizer.idf
         return tuple(sorted(counts, key=lambda t: -counts[t] * idf(t))[:MAX_KEYWORDS])
+
+
+# Punctuation, whitespace or nothing at all: no model behind it, nothing detected.
+_NOTHING_SAID = Analysis(
+    tokens=(), keywords=(), tags=(), sentiment=0.0, label="neutral",
+    probabilities=(0.0, 1.0, 0.0), intents=(), complaint_score=0.0, buying=0.0, opt_out=0.0,
+    signals=(),
+)
 
 
 def _surface(feature: str, tokens: list[str]) -> str | None:

@@ -220,13 +220,13 @@ def format_customer(reports: dict[str, CustomerReport]) -> list[str]:
 
 def format_reviews(rows: Sequence[ReviewRow]) -> list[str]:
     lines = [
-        f"{'set':34} {'system':9} {'n':>5} {'acc':>6} {'macroF1':>8} {'negP':>6} {'negR':>6} "
+        f"{'set':40} {'system':9} {'n':>5} {'acc':>6} {'macroF1':>8} {'negP':>6} {'negR':>6} "
         f"{'texts/s':>8}"
     ]
     for r in sorted(rows, key=lambda r: (r.set_name, r.system)):
         s = r.scores
         lines.append(
-            f"{r.set_name:34} {r.system:9} {s.n:5d} {s.accuracy:6.3f} {s.macro_f1:8.3f} "
+            f"{r.set_name:40} {r.system:9} {s.n:5d} {s.accuracy:6.3f} {s.macro_f1:8.3f} "
             f"{s.neg_precision:6.3f} {s.neg_recall:6.3f} {r.rate:8.0f}"
         )
     return lines

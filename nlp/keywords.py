@@ -12,7 +12,7 @@ expressions jieba does not know (下个月, 3月, 两小时) or the stop words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from nlp.text import is_emoji, normalise
@@ -26,20 +26,15 @@ _TIME_EXPRESSION = re.compile(
 )
 
 
-def read_jieba_tags(dictionary: Path) -> tuple[frozenset[str], frozenset[str]]:
-    """(topic words, all known words) from a jieba dictionary file (`word freq tag` lines)."""
+def read_topic_words(dictionary: Path) -> frozenset[str]:
+    """The words a jieba dictionary file (`word freq tag` lines) tags as nouns."""
     topics: set[str] = set()
-    known: set[str] = set()
     with open(dictionary, encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
-            if not parts:
-                continue
-            word = parts[0].lower()
-            known.add(word)
             if len(parts) > 2 and parts[2] in TOPIC_TAGS:
-                topics.add(word)
-    return frozenset(topics), frozenset(known)
+                topics.add(parts[0].lower())
+    return frozenset(topics)
 
 
 class TopicFilter:
@@ -48,14 +43,16 @@ class TopicFilter:
     def __init__(
         self,
         dictionary: Path,
+        known: Callable[[str], bool],
         domain_words: Iterable[str],
         stopwords: Iterable[str],
+        negators: Iterable[str] = (),
     ) -> None:
-        topics, known = read_jieba_tags(dictionary)
         self._domain = frozenset(normalise(w) for w in domain_words)
-        self._topics = topics | self._domain
+        self._topics = read_topic_words(dictionary) | self._domain
         self._known = known
         self._stop = frozenset(normalise(w) for w in stopwords)
+        self._negators = tuple(sorted({normalise(n) for n in negators if not n.isascii()}))
 
     def is_topic(self, token: str) -> bool:
         if token in self._stop or len(token) < 2 or is_emoji(token):
@@ -66,5 +63,8 @@ class TopicFilter:
             return False
         if token in self._topics:
             return True
-        # Unknown to jieba: a new product word, a name of a model, an English term.
-        return token not in self._known and any(c.isalpha() for c in token)
+        # Unknown to jieba: a new product word, a name of a model, an English term; but not a
+        # negated word jieba kept whole (不差, 没收到), which says how, not what.
+        if self._known(token) or token.startswith(self._negators):
+            return False
+        return any(c.isalpha() for c in token)

@@ -137,5 +137,5 @@ class MessageModel:
         with open(path, "wb") as raw, gzip.GzipFile("", "wb", fileobj=raw, mtime=0) as gz:
             gz.write((json.dumps(header, ensure_ascii=False, sort_keys=True) + "\n").encode())
             for feature in sorted(self.weights):
-                row = "\t".join(f"{w:.4g}" for w in self.weights[feature])
+                row = "\t".join(f"{w:.3g}" for w in self.weights[feature])
                 gz.write(f"{feature}\t{row}\n".encode())

@@ -82,6 +82,10 @@ class Tokenizer:
             tokens.extend(t for t in cut(normalised[pos:]) if not t.isspace())
         return tokens
 
+    def knows(self, token: str) -> bool:
+        """Whether the dictionary has the word (jieba also stores prefixes, with frequency 0)."""
+        return bool(self._freq.get(token))
+
     def idf(self, token: str) -> float:
         """Rarity of a word in jieba's corpus; unknown words count as rare."""
         freq = self._freq.get(token)

@@ -35,7 +35,7 @@ from nlp.model import COLUMNS, Calibration, MessageModel
 
 C = 0.5
 MIN_DF = 2
-PRUNE_BELOW = 0.01
+PRUNE_BELOW = 0.02
 CALIBRATION_FRACTION = 0.15
 CALIBRATION_SEED = 17
 # Share of each head's total example weight given to each source.
