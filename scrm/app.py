@@ -29,21 +29,22 @@ from crm_core.events import EventBus
 from crm_core.models import InboxItem, OutboxItem
 from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
-from scrm import keys, wakeups
-from scrm.analysis import analyse_customer_message
-from scrm.api import api_routes, health_routes
-from scrm.chat_archive import build_chat_archive_puller
-from scrm.group_commit import GroupCommitInbox
+from scrm import keys
+from scrm.ingest import wakeups
+from scrm.ingest.analysis import analyse_customer_message
+from scrm.http.api import api_routes, health_routes
+from scrm.ingest.chat_archive_puller import build_chat_archive_puller
+from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.logging_setup import request_id_middleware
 from scrm.metrics import Metrics, metrics_routes
-from scrm.pipeline import Pipeline
+from scrm.ingest.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
-from scrm.care_optout import CareOptOut
-from scrm.group_sends import make_group_send_sync_job
-from scrm.tickets import TicketIntake, ticket_routes
+from scrm.ingest.care_optout import CareOptOut
+from scrm.delivery.group_sends import make_group_send_sync_job
+from scrm.http.tickets import TicketIntake, ticket_routes
 from scrm.resources import open_redis, prepare_schema
-from scrm.send_limits import MemberSendLimit
-from scrm.sender import OutboxSender, undeliverable_notifier
+from scrm.delivery.send_limits import MemberSendLimit
+from scrm.delivery.sender import OutboxSender, undeliverable_notifier
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.OUTBOX_WORKERS].extend(outbox)
     tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
     stopping = asyncio.Event()
-    if settings.redis_url:  # web processes announce new inbox rows (scrm.wakeups)
+    if settings.redis_url:  # web processes announce new inbox rows (scrm.ingest.wakeups)
         tasks.add(asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.on_new_inbox_rows, stopping),
                                       name="inbox-wakeups"))
     app[keys.WORKER_TASKS] = tasks

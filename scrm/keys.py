@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
 from crm_core.events import EventBus
-from scrm.chat_archive import ChatArchivePuller
-from scrm.group_commit import GroupCommitInbox
+from scrm.ingest.chat_archive_puller import ChatArchivePuller
+from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.metrics import Metrics
 from scrm.queue_worker import QueueWorker
 

@@ -26,7 +26,7 @@ from crm_core.notes import NoteService
 from scheduler.leads import JOBS, rescore_leads
 from scheduler.nudges import mark_dormant_customers, send_morning_nudges
 from scheduler.runner import JobContext
-from scrm.analysis import analyse_customer_message
+from scrm.ingest.analysis import analyse_customer_message
 from tests.bot.conftest import FIXED_NOW, chat  # noqa: F401  (fixture)
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
 from tests.service.conftest import external_id, sim, sim_server  # noqa: F401  (fixtures)

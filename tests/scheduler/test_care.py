@@ -19,8 +19,8 @@ from crm_core.care import QuietHours, default_care_policy
 from crm_core.models import CareDelivery, Customer, CustomerIdentity, CustomerTag, InboxItem, Message, OutboxItem, Staff
 from scheduler.care import JOBS, send_birthday_greetings, send_festival_greetings
 from scheduler.runner import LEADER_KEY, JobContext, ScheduledJob, Scheduler
-from scrm.care_optout import CareOptOut
-from scrm.pipeline import Pipeline
+from scrm.ingest.care_optout import CareOptOut
+from scrm.ingest.pipeline import Pipeline
 from tests.scheduler.test_runner import TZ, Clock, env  # noqa: F401  (fixture)
 
 KFID = "wkCareKf01"

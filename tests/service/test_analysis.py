@@ -11,7 +11,7 @@ from sqlalchemy import select
 from crm_core.events import MESSAGE_COMPLAINT
 from crm_core.models import Customer, Message
 from scrm import keys
-from scrm.analysis import reindex
+from scrm.ingest.analysis import reindex
 from tests.service.conftest import external_id
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"

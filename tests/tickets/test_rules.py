@@ -15,8 +15,8 @@ from crm_core.db import utcnow
 from crm_core.models import Customer, Message
 from crm_core.ticket_models import Ticket, TicketCounter, TicketEvent
 from crm_core.tickets import TicketService, default_policy
-from scrm.sender import message_text
-from scrm.tickets import TicketIntake, escalate_sla_breaches
+from scrm.delivery.sender import message_text
+from scrm.http.tickets import TicketIntake, escalate_sla_breaches
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 

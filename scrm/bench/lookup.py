@@ -34,7 +34,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.search_keys import name_keys, phone_tail
-from scrm.processes import free_port, percentile, wait_healthy
+from scrm.bench.processes import free_port, percentile, wait_healthy
 
 BENCH_USER = "chenjing"  # the sample company's admin
 REPS = 50
@@ -173,7 +173,7 @@ async def run_lookup(args: argparse.Namespace) -> int:
            # one scripted user sends 1,200 lookups: far past the 30 commands a minute a person is allowed
            "SCRM_BOT_COMMANDS_PER_MINUTE": "100000",
            **sim.service_env(f"http://127.0.0.1:{sim_runner.addresses[0][1]}/cgi-bin/")}
-    server = subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
+    server = subprocess.Popen([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", "serve", "--host", "127.0.0.1",
                                "--port", str(port), "--roles", "web,worker"], env=env)
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     results: dict[str, list[float]] = {}

@@ -1,5 +1,5 @@
 // The demo console: pick a persona on the left, chat in the middle, watch the customer record on
-// the right. Everything comes from /demo/api/ (scrm/demo_console.py); nothing is invented here.
+// the right. Everything comes from /demo/api/ (scrm/demo/console.py); nothing is invented here.
 "use strict";
 
 const POLL_MS = 4000;  // background arrivals (reminders due on the demo clock) show up without a click

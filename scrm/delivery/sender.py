@@ -28,7 +28,7 @@ from crm_core.db import utcnow
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.outbox import OutboxService
-from scrm.send_limits import MemberSendLimit
+from scrm.delivery.send_limits import MemberSendLimit
 
 CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template",
                    "welcome_msg": "wecom_welcome"}

@@ -17,7 +17,7 @@ import os
 import time
 from collections import Counter
 
-from scrm.bench_load import (
+from scrm.bench.load import (
     SAMPLE_STAFF,
     Archive,
     Cluster,
@@ -28,7 +28,7 @@ from scrm.bench_load import (
     post,
     require_shared_backends,
 )
-from scrm.processes import rss_bytes
+from scrm.bench.processes import rss_bytes
 from scrm.resources import CliError
 
 MB = 1024 * 1024

@@ -30,8 +30,8 @@ from connectors.wecom.simulator.server import create_simulator_app
 from crm_core.db import create_engine
 from crm_core.migrate import upgrade
 from crm_core.models import QUEUE_ACTIVE, InboxItem, Message, OutboxItem
-from scrm.pipeline import APP_CHANNEL
-from scrm.processes import free_port, start_serve, wait_healthy
+from scrm.ingest.pipeline import APP_CHANNEL
+from scrm.bench.processes import free_port, start_serve, wait_healthy
 from scrm.resources import CliError
 
 NOOP_SERVER = """
@@ -94,7 +94,7 @@ class Callbacks:
 def add_bench_staff(sim, count: int) -> list[str]:
     """The senders: the sample company's 5 staff, then synthetic members up to `count`. The bot answers
     a member's first 30 messages a minute (bot.rate_limit) and WeCom takes 30 app messages a minute
-    per member (scrm.send_limits), so with 5 senders a fast run archives nearly everything unanswered;
+    per member (scrm.delivery.send_limits), so with 5 senders a fast run archives nearly everything unanswered;
     about rate/s × 2 senders keep every message answered."""
     if count < 1:
         raise CliError("--staff needs at least one sender")

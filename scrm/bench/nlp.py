@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable
@@ -106,3 +107,15 @@ def run(short_count: int, long_count: int, out: Callable[[str], None]) -> dict[s
         f"{results['analyze_long_per_s']:,.1f} texts/s"
     )
     return results
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    bench = bench_subparsers.add_parser("nlp", help="analysis throughput, start-up time, memory")
+    bench.add_argument("--short", type=int, default=20_000, help="short messages to analyse")
+    bench.add_argument("--long", type=int, default=200, help="long (~2,000 character) texts")
+    bench.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    run(args.short, args.long, print)
+    return 0

@@ -2,7 +2,7 @@
 
 Starts the simulator and the service (SQLite, in-process Redis) on loopback, brings in the
 sample company's customers through real signed callbacks, then lets you chat as a sales rep or
-as a customer, in the terminal or in the browser console (/demo/, scrm.demo_console), and shows
+as a customer, in the terminal or in the browser console (/demo/, scrm.demo.console), and shows
 the bot's replies and what got archived.
 
 The demo keeps its own clock (DemoClock): wall time plus an offset the visitor can move forward.
@@ -44,13 +44,13 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import ScheduledJob, Scheduler
 from scrm import keys
 from scrm.app import create_app, service_jobs, stop_tasks
-from scrm.demo_console import add_console
-from scrm.sender import message_text
+from scrm.demo.console import add_console
+from scrm.delivery.sender import message_text
 
 log = logging.getLogger(__name__)
 
 DEMO_API_TOKEN = "demo-token"
-ROLES_EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "roles.example.toml"
+ROLES_EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "roles.example.toml"
 # No `scheduler` role: the demo runs the schedule itself, on the demo clock.
 DEMO_ROLES = frozenset({"web", "worker"})
 TICK_SECONDS = 20.0

@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, insert, select, text
 from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import CareDelivery, Customer, CustomerIdentity, FollowUp, OutboxItem
-from scheduler.models import JobRun
+from crm_core.job_runs import JobRun
 
 DEFAULT_JOBS = ("care.birthdays", "nudges.morning")
 FOLLOW_UPS_PER_CUSTOMER = 0.2
@@ -48,7 +48,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
-    from bot.bench import fill
+    from scrm.bench.lookup import fill
 
     tmp = Path(tempfile.mkdtemp(prefix="scrm-bench-scheduler-"))
     database_url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'scheduler.sqlite3'}"
@@ -126,7 +126,7 @@ def _run_job_process(name: str, at: datetime, database_url: str) -> tuple[float,
     """(wall seconds, peak resident MB, the job's summary line) of `scrm jobs run` in its own process."""
     env = {**os.environ, "SCRM_DATABASE_URL": database_url}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "jobs", "run", name,
+    proc = subprocess.Popen([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", "jobs", "run", name,
                              "--at", at.isoformat()], env=env, stdout=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started

@@ -47,8 +47,8 @@ from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.staff import StaffProfile, StaffService
-from scrm.chat_archive import ARCHIVE_SOURCE, archive_chat_message
-from scrm.webhook_inbound import receive_webhook_message
+from scrm.ingest.chat_archive_puller import ARCHIVE_SOURCE, archive_chat_message
+from scrm.ingest.webhook import receive_webhook_message
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,16 @@ from config.settings import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot import bench as lookup_bench
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
-    from scheduler import bench as scheduler_bench
-    from scheduler import commands as jobs_cli
-    from scrm import bench_funnel, bench_memory, report_cli
-    from scrm import analysis, api_tokens_cli, bench, channels_cli, commands, doctor, import_export, privacy_cli, queues_cli
+    from scrm.bench import funnel as bench_funnel
+    from scrm.bench import ingest as bench_ingest
+    from scrm.bench import lookup as bench_lookup
+    from scrm.bench import memory as bench_memory
+    from scrm.bench import nlp as bench_nlp
+    from scrm.bench import scheduler as bench_scheduler
+    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, privacy, queues, report, serve
+    from scrm.ingest import analysis
     from scrm.logging_setup import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
@@ -30,24 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="text (default) or json: one JSON object per line (also SCRM_LOG_FORMAT)")
     parser.add_argument("--config", help="optional TOML settings file (environment variables still win)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.register(sub)
+    serve.register(sub)
     doctor.register(sub)
-    queues_cli.register(sub)
-    channels_cli.register(sub)
+    queues.register(sub)
+    channels.register(sub)
     import_export.register(sub)
-    privacy_cli.register(sub)
-    api_tokens_cli.register(sub)
+    privacy.register(sub)
+    api_tokens.register(sub)
     simulator_cli.register(sub)
-    jobs_cli.register(sub)
-    report_cli.register(sub)
+    jobs.register(sub)
+    report.register(sub)
     analysis.register(nlp_cli.register(sub))
     bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
     bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    bench.register(bench_sub)
+    bench_ingest.register(bench_sub)
     bench_memory.register_bench(bench_sub)
-    nlp_cli.register_bench(bench_sub)
-    lookup_bench.register_bench(bench_sub)
-    scheduler_bench.register_bench(bench_sub)
+    bench_nlp.register_bench(bench_sub)
+    bench_lookup.register_bench(bench_sub)
+    bench_scheduler.register_bench(bench_sub)
     bench_funnel.register_bench(bench_sub)
     return parser
 

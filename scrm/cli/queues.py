@@ -14,7 +14,7 @@ from crm_core.inbox import InboxService
 from crm_core.models import InboxItem, OutboxItem
 from crm_core.outbox import OutboxService
 from scrm.resources import with_session
-from scrm.sender import message_text, recipient_of
+from scrm.delivery.sender import message_text, recipient_of
 
 QUEUES = {"inbox": InboxItem, "outbox": OutboxItem}
 

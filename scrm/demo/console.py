@@ -28,13 +28,13 @@ from crm_core.staff import StaffService
 from crm_core.ticket_models import Ticket
 from crm_core.tickets import TicketPolicy
 from crm_core.tickets import default_policy as ticket_policy
-from scrm.sender import message_text
-from scrm.tickets import ticket_json
+from scrm.delivery.sender import message_text
+from scrm.http.tickets import ticket_json
 
 if TYPE_CHECKING:
-    from scrm.demo import Demo
+    from scrm.demo.world import Demo
 
-STATIC_DIR = Path(__file__).with_name("demo_console")
+STATIC_DIR = Path(__file__).with_name("static")
 MAX_LINE_CHARS = 2000
 RECORD_MESSAGES = 8
 STAFF_CHANNEL = "wecom_app"  # notices to staff about the customer; the record shows the conversation with them

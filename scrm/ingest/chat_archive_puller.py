@@ -49,7 +49,7 @@ from crm_core.messages import MessageService, NewMessage
 from crm_core.models import ChatArchiveCursor, Customer, InboxItem, Staff
 
 if TYPE_CHECKING:
-    from scrm.pipeline import Pipeline
+    from scrm.ingest.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ def free_port() -> int:
 def start_serve(port: int, roles: str, env: dict[str, str], *, log_level: str = "WARNING") -> subprocess.Popen:
     """`scrm serve --roles ROLES` on 127.0.0.1:PORT with this interpreter; the child's pid is the
     service's own (no shell in between), so its memory can be read from /proc."""
-    return subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", log_level, "serve", "--host", "127.0.0.1",
+    return subprocess.Popen([sys.executable, "-m", "scrm.cli.main", "--log-level", log_level, "serve", "--host", "127.0.0.1",
                              "--port", str(port), "--roles", roles], env=env)
 
 

@@ -66,7 +66,7 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from scrm.demo import run_demo
+    from scrm.demo.world import run_demo
 
     return asyncio.run(run_demo(port=args.port, scripted=args.script, keep_data=args.keep_data))
 

@@ -59,7 +59,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
-    from bot.bench import fill
+    from scrm.bench.lookup import fill
 
     at = datetime.fromisoformat(args.at)
     await asyncio.to_thread(upgrade, args.database_url)
@@ -173,7 +173,7 @@ def _run_process(argv: list[str], database_url: str) -> tuple[float, float, str]
     """(wall seconds, peak resident MB, the report's summary line) of `scrm …` in its own process."""
     env = {**os.environ, "SCRM_DATABASE_URL": database_url}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *argv], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", *argv], env=env,
                             stdout=subprocess.PIPE, text=True)
     output = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)

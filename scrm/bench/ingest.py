@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from scrm.bench_load import (
+from scrm.bench.load import (
     SAMPLE_STAFF,
     Callback,
     Cluster,
@@ -41,7 +41,7 @@ from scrm.bench_load import (
     post,
     require_shared_backends,
 )
-from scrm.processes import percentile
+from scrm.bench.processes import percentile
 from scrm.resources import CliError
 
 

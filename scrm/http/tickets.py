@@ -30,7 +30,7 @@ from crm_core.tickets import (
     default_policy,
 )
 from scrm import keys
-from scrm.api import Caller, _authorize, _error, _id_param, _iso, _outside_scope, _page, _page_params, _parse_since
+from scrm.http.api import Caller, _authorize, _error, _id_param, _iso, _outside_scope, _page, _page_params, _parse_since
 
 log = logging.getLogger(__name__)
 

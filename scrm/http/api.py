@@ -6,7 +6,7 @@ they see in chat (crm_core.scope), with refusals and views audit-logged under th
 
 Lists answer {"items": [...], "total": N, "next": cursor-or-null}; `next` is passed back as
 `cursor`. A filter given with an empty value (`?since=`) is not applied, as if absent. Views
-translate domain errors into HTTP errors and hold no business logic. scrm.openapi describes it all,
+translate domain errors into HTTP errors and hold no business logic. scrm.http.openapi describes it all,
 and tests/service/test_api_schema.py holds the two to each other.
 """
 
@@ -30,7 +30,7 @@ from crm_core.models import Customer, Message, Staff
 from crm_core.scope import Scope, scope_for
 from crm_core.staff import StaffService
 from scrm import keys
-from scrm.openapi import OPENAPI
+from scrm.http.openapi import OPENAPI
 from scrm.resources import database_ok, redis_ok
 
 MAX_LIMIT = 1000

@@ -20,7 +20,7 @@ from crm_core.messages import MessageService, NewMessage
 from crm_core.models import InboxItem
 
 if TYPE_CHECKING:
-    from scrm.pipeline import Pipeline
+    from scrm.ingest.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
