@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.db import Base, UTCDateTime, utcnow
@@ -42,6 +42,11 @@ class Ticket(Base):
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     trigger_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)
     summary: Mapped[str] = mapped_column(Text, default="")  # excerpt of the triggering message
+    # Why it was opened: the complaint score and the words behind it (nlp signals), the threats.
+    open_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    open_signals: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # An agent's `工单 误判`: the complaint detection was wrong; counted for the next retraining.
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     complaint_messages: Mapped[int] = mapped_column(Integer, default=1)
     # Where replies to the customer go: the 微信客服 account and user of their latest message, if any.
     reply_open_kfid: Mapped[str] = mapped_column(String(64), default="")

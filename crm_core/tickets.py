@@ -91,17 +91,12 @@ class Verdict:
     category: Category
     threats: tuple[str, ...]
     score: float
+    signals: tuple[str, ...] = ()  # the words behind the score (Analysis.signals)
 
 
 @dataclass(frozen=True)
 class TicketPolicy:
     complaint_score: float
-    with_category_score: float
-    negative_sentiment: float
-    accusations: tuple[str, ...]
-    problems: tuple[str, ...]
-    inquiries: tuple[str, ...]
-    calm: tuple[str, ...]
     reopen_days: int
     csat_days: int
     categories: tuple[Category, ...]
@@ -122,9 +117,6 @@ class TicketPolicy:
         detect, priority = raw["detect"], raw["priority"]
         policy = cls(
             complaint_score=float(detect["complaint_score"]),
-            with_category_score=float(detect["with_category_score"]),
-            negative_sentiment=float(detect["negative_sentiment"]),
-            **{name: tuple(w.lower() for w in detect[name]) for name in ("accusations", "problems", "inquiries", "calm")},
             reopen_days=int(detect["reopen_days"]),
             csat_days=int(detect["csat_days"]),
             categories=tuple(Category(c["name"], c["label"], c["group"], tuple(k.lower() for k in c["keywords"]))
@@ -166,30 +158,21 @@ class TicketPolicy:
     def verdict(self, text: str, analysis: dict[str, Any] | None) -> Verdict | None:
         """A Verdict when the message should open or join a ticket, else None.
 
-        The NLP complaint score alone misses many plain problem reports (屏幕裂了, 没收到, 多收),
-        and negative words alone catch questions (会不会坏?): threats and accusations always count,
-        a high score counts, and a reported problem (clearly negative sentiment, a problem phrase,
-        a support topic in a negative tone) counts unless the message asks or calms down."""
+        The complaint signal itself decides (the message model's calibrated complaint score, see
+        nlp/): a score at `complaint_score` or above, or a named threat (12315, 律师 …), opens a
+        ticket. Sentiment alone never does: a worried question is negative, not a complaint."""
         if not analysis or not text.strip():
             return None
-        lowered = text.lower()
         score = float(analysis.get("complaint_score", 0.0))
-        category, threats = self.categorise(text), self.threats(text)
-        topical = category is not None and analysis.get("label") == "negative" and score >= self.with_category_score
-        negative = float(analysis.get("sentiment", 0.0)) <= self.negative_sentiment
-        problem = topical or negative or _any(lowered, self.problems)
-        settled = _any(lowered, self.inquiries) or _any(lowered, self.calm)
-        if threats or _any(lowered, self.accusations) or score >= self.complaint_score or (problem and not settled):
-            return Verdict(category or self.other, threats, score)
-        return None
+        threats = self.threats(text)
+        if not threats and score < self.complaint_score:
+            return None
+        signals = tuple(str(s) for s in analysis.get("signals") or ())
+        return Verdict(self.categorise(text) or self.other, threats, score, signals)
 
 
 def _minutes(value: float) -> timedelta:
     return timedelta(minutes=float(value))
-
-
-def _any(text: str, words: tuple[str, ...]) -> bool:
-    return any(w in text for w in words)
 
 
 @cache
@@ -293,6 +276,7 @@ class TicketService:
             "number": number, "customer_id": customer.id, "open_key": str(customer.id), "status": OPEN,
             "category": verdict.category.name, "priority": priority, "group": verdict.category.group,
             "trigger_message_id": message.id, "summary": message.text[:EXCERPT_CHARS], "complaint_messages": 1,
+            "open_score": round(verdict.score, 3), "open_signals": list(verdict.threats + verdict.signals),
             "reply_open_kfid": kfid, "reply_external_userid": userid, "ack_status": "", "resolution": "",
             "first_response_due_at": now + sla.first_response, "resolution_due_at": now + sla.resolution,
             "reopened": 0, "created_at": now, "updated_at": now,
@@ -570,12 +554,20 @@ class TicketService:
 
     # staff notices
 
+    @staticmethod
+    def open_reasons(ticket: Ticket) -> str:
+        """判定依据 as an agent reads it: the words behind the complaint score, and the score."""
+        if ticket.open_score is None:
+            return render("tickets.reasons_unknown")
+        words = render("tickets.reasons_separator").join(ticket.open_signals or ()) or render("tickets.reasons_no_words")
+        return render("tickets.reasons", words=words, score=f"{ticket.open_score:.2f}")
+
     async def _card(self, agent: Staff, ticket: Ticket, event: TicketEvent, now: datetime) -> None:
         description = render(
             "tickets.card_description", customer=customer_name(ticket.customer),
             category=self.policy.category(ticket.category).label, priority=self._priority_label(ticket.priority),
             due=self._local(ticket.resolution_due_at), first_due=self._local(ticket.first_response_due_at),
-            excerpt=ticket.summary[:120])
+            excerpt=ticket.summary[:120], reasons=self.open_reasons(ticket), number=ticket.number)
         await OutboxService(self.session).enqueue(
             idempotency_key=f"ticket-event:{event.id}:{agent.userid}", kind="app_message",
             payload={"touser": agent.userid, "msgtype": "textcard", "textcard": {
