@@ -54,18 +54,18 @@ HISTORY_LOOKBACK = 20
 
 @dataclass(frozen=True)
 class LifecyclePolicy:
-    purchase_intent_min_confidence: float
+    buying_min_confidence: float
     loyal_won_deals: int
     loyal_won_amount: float
 
     @classmethod
     def from_file(cls, path: Path = POLICY_FILE) -> LifecyclePolicy:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        policy = cls(purchase_intent_min_confidence=float(raw["interested"]["purchase_intent_min_confidence"]),
+        policy = cls(buying_min_confidence=float(raw["interested"]["buying_min_confidence"]),
                      loyal_won_deals=int(raw["loyal"]["won_deals"]), loyal_won_amount=float(raw["loyal"]["won_amount"]))
         problems = []
-        if not 0 < policy.purchase_intent_min_confidence <= 1:
-            problems.append("interested.purchase_intent_min_confidence must be in (0, 1]")
+        if not 0 < policy.buying_min_confidence <= 1:
+            problems.append("interested.buying_min_confidence must be in (0, 1]")
         if policy.loyal_won_deals < 0 or policy.loyal_won_amount < 0:
             problems.append("loyal.won_deals and loyal.won_amount must not be negative")
         if problems:
@@ -133,10 +133,11 @@ class LifecycleService:
         return self.move(customer, CHURNED, LEFT, at=at)
 
     async def message_analysed(self, customer: Customer, analysis: dict[str, Any], *, at: datetime) -> bool:
-        """A purchase-intent message moves a prospect to interested; nobody else moves (a customer
+        """A buying message (purchase intent or a price inquiry, nlp's buying signal) moves a
+        prospect to interested; nobody else moves (a customer
         stays a customer, and a churned one comes back only by adding the rep again)."""
-        confidence = float((analysis.get("intents") or {}).get(PURCHASE_INTENT, 0.0))
-        if confidence < self.policy.purchase_intent_min_confidence or customer.lifecycle != PROSPECT:
+        confidence = float(analysis.get("buying", (analysis.get("intents") or {}).get("buying", 0.0)))
+        if confidence < self.policy.buying_min_confidence or customer.lifecycle != PROSPECT:
             return False
         await self._lock(customer)
         if customer.lifecycle != PROSPECT:

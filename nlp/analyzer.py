@@ -26,8 +26,9 @@ COMPLAINT_THRESHOLD = 0.5
 BUYING_THRESHOLD = 0.5
 # opt_out at or above this stops care messages and campaigns.
 OPT_OUT_THRESHOLD = 0.5
-# Intents that are the model's own heads, not rules: reported from the model.
-_MODEL_INTENTS = ("complaint", "buying")
+# Rule intents that are features of the model's complaint and buying heads (config/nlp/
+# intents.toml): the heads report them, the rules alone are not reported.
+_MODEL_INTENTS = ("complaint", "buying", "purchase_intent", "price_inquiry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,17 +197,20 @@ class Analyzer:
         )
 
     def _signals(self, f: Featurized, prediction: Prediction) -> tuple[str, ...]:
-        """The words of the text that pushed the complaint score up, when it is one."""
+        """The words of the text that pushed the complaint score up, when it is one: each token
+        weighs what its word feature and the character pairs inside it add to the score."""
         if prediction.complaint < COMPLAINT_THRESHOLD:
             return ()
-        words = []
-        for _, feat in self.model.contributions(f.feats, "complaint"):
-            word = _surface(feat, f.tokens)
-            if word and word not in words:
-                words.append(word)
-            if len(words) == MAX_SIGNALS:
-                break
-        return tuple(words)
+        pushes = dict((feat, w) for w, feat in self.model.contributions(f.feats, "complaint"))
+        scored: dict[str, float] = {}
+        for token in f.tokens:
+            if token in scored or not self.topics.may_signal(token):
+                continue
+            weight = pushes.get(token, 0.0) + pushes.get("!" + token, 0.0)
+            weight += sum(pushes.get(f"#{token[i:i + 2]}", 0.0) for i in range(len(token) - 1))
+            if weight > 0:
+                scored[token] = weight
+        return tuple(sorted(scored, key=lambda t: -scored[t])[:MAX_SIGNALS])
 
     def _keywords(self, tokens: list[str]) -> tuple[str, ...]:
         counts: dict[str, int] = {}
@@ -228,16 +232,3 @@ _NOTHING_SAID = Analysis(
     probabilities=(0.0, 1.0, 0.0), intents=(), complaint_score=0.0, buying=0.0, opt_out=0.0,
     signals=(),
 )
-
-
-def _surface(feature: str, tokens: list[str]) -> str | None:
-    """The text a feature stands for: a word (不 before a negated one), a character pair
-    widened to the token holding it; None for the features that are not words of the text."""
-    if feature[0] in "@?=":
-        return None
-    negated = feature.startswith("!")
-    body = feature.lstrip("!")
-    if body.startswith("#"):
-        pair = body[1:]
-        return next((t for t in tokens if pair in t), pair)
-    return ("不" + body) if negated else body

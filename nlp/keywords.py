@@ -18,6 +18,8 @@ from pathlib import Path
 from nlp.text import is_emoji, normalise
 
 TOPIC_TAGS = frozenset(["n", "nz", "nt", "ns", "vn", "ng"])
+# Time words, numerals and measure words: never a topic, never a reason for a complaint.
+QUANTITY_TAGS = frozenset(["t", "tg", "m", "mq", "q"])
 # Numbers, ordinals and relative words followed by a unit of time: 下个月, 3月份, 两个小时, 周五.
 _TIME_EXPRESSION = re.compile(
     r"^(?:[0-9零一二两三四五六七八九十百几上下这那本今明昨前后每当同半]+"
@@ -26,15 +28,19 @@ _TIME_EXPRESSION = re.compile(
 )
 
 
-def read_topic_words(dictionary: Path) -> frozenset[str]:
-    """The words a jieba dictionary file (`word freq tag` lines) tags as nouns."""
+def read_tagged_words(dictionary: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(nouns, time and quantity words) of a jieba dictionary file (`word freq tag` lines)."""
     topics: set[str] = set()
+    quantities: set[str] = set()
     with open(dictionary, encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
-            if len(parts) > 2 and parts[2] in TOPIC_TAGS:
-                topics.add(parts[0].lower())
-    return frozenset(topics)
+            if len(parts) > 2:
+                if parts[2] in TOPIC_TAGS:
+                    topics.add(parts[0].lower())
+                elif parts[2] in QUANTITY_TAGS:
+                    quantities.add(parts[0].lower())
+    return frozenset(topics), frozenset(quantities)
 
 
 class TopicFilter:
@@ -49,10 +55,20 @@ class TopicFilter:
         negators: Iterable[str] = (),
     ) -> None:
         self._domain = frozenset(normalise(w) for w in domain_words)
-        self._topics = read_topic_words(dictionary) | self._domain
+        topics, self._quantities = read_tagged_words(dictionary)
+        self._topics = topics | self._domain
         self._known = known
         self._stop = frozenset(normalise(w) for w in stopwords)
         self._negators = tuple(sorted({normalise(n) for n in negators if not n.isascii()}))
+
+    def may_signal(self, token: str) -> bool:
+        """Whether a token can stand for why a message reads as a complaint: any word but a
+        stop word or a single character (emoji and WeChat emoji codes count)."""
+        if is_emoji(token):
+            return True
+        if token in self._stop or len(token) < 2 or token.isdigit() or token in self._quantities:
+            return False
+        return _TIME_EXPRESSION.match(token) is None
 
     def is_topic(self, token: str) -> bool:
         if token in self._stop or len(token) < 2 or is_emoji(token):

@@ -133,8 +133,8 @@ async def test_an_opened_deal_makes_a_prospect_interested_and_a_loss_changes_not
 
 
 def test_loyalty_rule_counts_won_deals_or_their_total():
-    by_count = LifecyclePolicy(purchase_intent_min_confidence=0.5, loyal_won_deals=2, loyal_won_amount=0)
-    by_amount = LifecyclePolicy(purchase_intent_min_confidence=0.5, loyal_won_deals=0, loyal_won_amount=500_000)
+    by_count = LifecyclePolicy(buying_min_confidence=0.5, loyal_won_deals=2, loyal_won_amount=0)
+    by_amount = LifecyclePolicy(buying_min_confidence=0.5, loyal_won_deals=0, loyal_won_amount=500_000)
     assert not by_count.is_loyal(1, 9_000_000) and by_count.is_loyal(2, 0)
     assert by_amount.is_loyal(1, 500_000) and not by_amount.is_loyal(5, 499_999)
 
