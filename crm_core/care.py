@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from config.templates import has, render
 from crm_core.birthdays import LUNAR, SOLAR, celebrated_keys
 from crm_core.db import utcnow
 from crm_core.kf_window import KfAddress, kf_reply_address, kf_reply_addresses
-from crm_core.models import CareDelivery, Customer, CustomerIdentity, CustomerTag, Staff
+from crm_core.models import CareDelivery, Customer, CustomerIdentity, CustomerTag, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.sql import insert_if_absent
 
@@ -50,7 +49,6 @@ KF, TEMPLATE, NONE = "kf", "template", "none"
 CONTACT_CHANNEL = "wecom"
 REP_NOTICE_NAMES = 10
 _FESTIVAL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,22}$")
-_NOT_WORDS = re.compile(r"[\W_]+")
 
 
 # -- policy ---------------------------------------------------------------------------------------
@@ -100,23 +98,17 @@ class CarePolicy:
     default_segment: str
     segment_tags: tuple[tuple[str, str], ...]  # (CRM tag, segment), first match wins
     festivals: tuple[Festival, ...]
-    opt_out_whole: frozenset[str]
-    opt_out_phrases: tuple[str, ...]
-    phrase_max_chars: int
 
     @classmethod
     def from_file(cls, path: Path = CARE_FILE) -> CarePolicy:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        quiet, segments, opt_out = raw["quiet_hours"], raw["segments"], raw["opt_out"]
+        quiet, segments = raw["quiet_hours"], raw["segments"]
         policy = cls(
             quiet_hours=QuietHours(time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"])),
             default_segment=segments["default"],
             segment_tags=tuple(segments.get("tags", {}).items()),
             festivals=tuple(Festival(f["name"], f["calendar"], int(f["month"]), int(f["day"]), f["template"],
                                      bool(f.get("enabled", True))) for f in raw.get("festival", [])),
-            opt_out_whole=frozenset(_normalise(w) for w in opt_out["whole"]),
-            opt_out_phrases=tuple(_normalise(p) for p in opt_out["phrases"]),
-            phrase_max_chars=int(opt_out["phrase_max_chars"]),
         )
         policy._check(path)
         return policy
@@ -148,20 +140,6 @@ class CarePolicy:
     def segment(self, tags: Iterable[str]) -> str:
         owned = set(tags)
         return next((segment for tag, segment in self.segment_tags if tag in owned), self.default_segment)
-
-    def is_opt_out(self, text: str) -> bool:
-        """The whole message is an opt-out word, or a short message says so in a clear phrase."""
-        normalised = _normalise(text)
-        if not normalised:
-            return False
-        if normalised in self.opt_out_whole:
-            return True
-        return len(normalised) <= self.phrase_max_chars and any(p in normalised for p in self.opt_out_phrases)
-
-
-def _normalise(text: str) -> str:
-    """Full-width to half-width, case folded, without spaces, punctuation or emoji."""
-    return _NOT_WORDS.sub("", unicodedata.normalize("NFKC", text or "")).casefold()
 
 
 def _valid_day(festival: Festival) -> bool:
@@ -345,6 +323,18 @@ class CareService:
             payload={"touser": address.external_userid, "open_kfid": address.open_kfid, "msgtype": "text",
                      "text": {"content": render("care.opt_out_confirmed")}},
             customer_id=customer.id)
+
+    async def tell_owner_opted_out(self, customer: Customer, message: Message) -> bool:
+        """Tell the owner rep, once per customer, that the customer asked for no more messages."""
+        owner = customer.owner
+        if owner is None:
+            return False
+        return await OutboxService(self.session).enqueue(
+            idempotency_key=f"care:opt_out:owner:{customer.id}", kind="app_message",
+            payload={"touser": owner.userid, "msgtype": "text", "text": {"content": render(
+                "care.opt_out_owner", customer=customer.name or customer.remark or f"客户#{customer.id}",
+                excerpt=(message.text or "")[:60])}},
+            customer_id=customer.id, staff_id=owner.id)
 
     async def _segment_tags(self, customer_ids: list[int]) -> dict[int, list[str]]:
         names = [tag for tag, _ in self.policy.segment_tags]

@@ -182,3 +182,23 @@ def test_concurrent_analysis_matches_sequential():
 async def test_analyze_batch_runs_off_the_event_loop():
     results = await asyncio.gather(nlp.analyze_batch(["满意", "不满意"]), asyncio.sleep(0))
     assert [r.label for r in results[0]] == ["positive", "negative"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["退订", "TD", "td。", "ＴＤ", " 取消订阅 ", "不要再发", "别再发了！！", "以后别再给我发消息了",
+     "不想再收到这种祝福了", "不要再给我推送", "拉黑你们", "请勿打扰", "关掉你们的推送",
+     "把我从你们的名单里删了", "别每天给我打电话推销"],
+)
+def test_opt_out_in_any_words(text):
+    assert nlp.analyze(text).is_opt_out, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我要退订单", "怎么取消订阅的会员自动续费", "不要再发错货了", "先别发，我地址要改", "你好", "",
+     "不用发票", "不用了，谢谢",
+     "你们的快递员态度太差了，我说了不要再发到公司，结果又送到公司去了，这已经是第三次了，请给我一个说法"],
+)
+def test_look_alikes_are_not_opt_outs(text):
+    assert not nlp.analyze(text).is_opt_out, text
