@@ -57,15 +57,20 @@ class LifecyclePolicy:
     buying_min_confidence: float
     loyal_won_deals: int
     loyal_won_amount: float
+    # The owner rep hears of a customer's buying messages at most once per this many hours.
+    buying_alert_hours: float = 4.0
 
     @classmethod
     def from_file(cls, path: Path = POLICY_FILE) -> LifecyclePolicy:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         policy = cls(buying_min_confidence=float(raw["interested"]["buying_min_confidence"]),
-                     loyal_won_deals=int(raw["loyal"]["won_deals"]), loyal_won_amount=float(raw["loyal"]["won_amount"]))
+                     loyal_won_deals=int(raw["loyal"]["won_deals"]), loyal_won_amount=float(raw["loyal"]["won_amount"]),
+                     buying_alert_hours=float(raw["interested"]["buying_alert_hours"]))
         problems = []
         if not 0 < policy.buying_min_confidence <= 1:
             problems.append("interested.buying_min_confidence must be in (0, 1]")
+        if policy.buying_alert_hours <= 0:
+            problems.append("interested.buying_alert_hours must be positive")
         if policy.loyal_won_deals < 0 or policy.loyal_won_amount < 0:
             problems.append("loyal.won_deals and loyal.won_amount must not be negative")
         if problems:

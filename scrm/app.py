@@ -46,6 +46,7 @@ from scrm.logging_setup import request_id_middleware
 from scrm.metrics import Metrics, metrics_routes
 from scrm.ingest.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
+from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
 from scrm.http.tickets import ticket_routes
@@ -166,7 +167,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
         wecom=app[keys.WECOM],
         timezone=settings.tz,
         roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
-        reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), TicketIntake(settings.tz)],
+        reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), BuyingSignal(),
+                   TicketIntake(settings.tz)],
     )
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),

@@ -8,7 +8,7 @@ import io
 
 from sqlalchemy import select
 
-from crm_core.models import Customer, Message
+from crm_core.models import Customer, Message, Staff
 from crm_core.ticket_models import Ticket
 from scrm import keys
 from scrm.cli.nlp_reindex import reindex
@@ -88,3 +88,43 @@ async def test_two_workers_on_one_customer_add_up_instead_of_overwriting(service
         customer = await session.scalar(select(Customer))
     assert customer.analysed_messages == 12
     assert all(entry["count"] == 12 for entry in customer.tag_counts.values())
+
+
+async def _writer(service) -> Customer:
+    """The customer of the latest inbound message."""
+    async with service.sessions() as session:
+        message = await session.scalar(select(Message).where(Message.direction == "in").order_by(Message.id.desc()))
+        return await session.get(Customer, message.customer_id)
+
+
+async def test_a_neutral_question_opens_no_ticket_and_does_not_read_as_mood_going_down(service):
+    await customer_writes(service, "赵磊", "你好，请问你们的工业烤箱一般多久能交货？")
+    customer = await _writer(service)
+    async with service.sessions() as session:
+        message = await session.scalar(select(Message).where(Message.direction == "in"))
+        assert (await session.scalars(select(Ticket))).all() == []
+    assert message.analysis["label"] == "neutral"
+    assert customer.last_negative_message_id is None  # 情绪走低的客户 lists only customers with one
+
+
+async def test_a_buying_message_alerts_the_owner_once_and_moves_the_lifecycle(service):
+    await customer_writes(service, "孙丽", "你好")
+    customer = await _writer(service)
+    async with service.sessions() as session:  # the customer's rep, as assignment would set it
+        rep = Staff(userid="zhangwei", name="张伟")
+        session.add(rep)
+        await session.flush()
+        await session.execute(Customer.__table__.update().where(Customer.id == customer.id).values(owner_id=rep.id))
+        await session.commit()
+    before = await _writer(service)
+    assert before.lifecycle == "prospect" and before.owner is not None
+    owner, name = before.owner.userid, before.name or before.remark
+    alerts = lambda: [m["text"]["content"] for m in service.sim.sent_app_messages  # noqa: E731
+                      if m["touser"] == owner and "购买意向" in m["text"]["content"]]
+    await customer_writes(service, "孙丽", "我们想订一批冷链箱，麻烦报个价")
+    await customer_writes(service, "孙丽", "五百个的话单价多少？")  # same customer, same hour: no second alert
+    after = await _writer(service)
+    [alert] = alerts()
+    assert name in alert and "报个价" in alert and f"查 {name}" in alert
+    assert after.lifecycle == "interested"
+    assert after.lead_score > before.lead_score
