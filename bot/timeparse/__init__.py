@@ -1,0 +1,99 @@
+"""Chinese time phrases as reps type them: 明天下午3点, 下周三, 两个半小时后, 国庆后, 月底前, 周五下午两三点.
+
+    take_when(text, now) -> When      the phrase at the start of `text` (command arguments:
+                                      `跟进 张三 下周三 发报价`)
+    find_when(text, now) -> When|None the first phrase anywhere in a sentence
+                                      (`明天下午提醒我给张三打电话`), None when it has none
+
+`now` is an aware datetime in the business time zone; every result is in that zone. A `When`
+unpacks as `(when, rest)` and carries what the bot should tell the rep (see `When`): the default
+time it picked, whether a passed time moved to its next occurrence, the deadline for 周四之前 /
+三天内, the matched text and its span. A phrase that starts like a time but cannot be read raises
+`TimeExpressionError` whose `unread` names the part not understood; an explicit day or time that
+has passed raises it with `past=True`. A clock time alone that has passed today (`9:30` at 10:00)
+is not an error: it moves to tomorrow and says so in `moved_to_next`.
+
+Modules by job: `numbers` (Chinese numerals), `phrases` (the patterns), `reader` (reading and
+resolving one phrase), `festivals` (solar days of festivals, lunar and solar-term ones computed),
+`workdays` (the official working-day calendar), `result` (`When`, `TimeExpressionError`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.timeparse.numbers import cn_number, half_width
+from bot.timeparse.phrases import COUNTED_AFTER, COUNTED_BEFORE
+from bot.timeparse.reader import Unmatched, read_at
+from bot.timeparse.result import TimeExpressionError, When
+
+__all__ = ["TimeExpressionError", "When", "cn_number", "find_when", "take_when"]
+
+_LEADING = " ,，、的"
+
+
+def take_when(text: str, now: datetime) -> When:
+    """The time phrase at the start of `text` and the text after it.
+
+    Raises TimeExpressionError when `text` does not start with a time we can resolve."""
+    normal = half_width(text)
+    start = len(normal) - len(normal.lstrip(_LEADING))
+    try:
+        found = read_at(normal, start, now)
+    except Unmatched:
+        raise TimeExpressionError("no time expression", unread=_first_word(text[start:])) from None
+    return found.replace(text=text[slice(*found.span)], rest=text[found.span[1]:].lstrip(_LEADING).strip())
+
+
+def find_when(text: str, now: datetime) -> When | None:
+    """The first time phrase anywhere in `text`, with `rest` the sentence without it, or None.
+
+    A phrase that is found but cannot be resolved (a past day, 13月5日) raises TimeExpressionError,
+    unless a later phrase in the sentence resolves (`昨天说好了，明天再打` → 明天)."""
+    normal = half_width(text)
+    first_error: TimeExpressionError | None = None
+    for start in range(len(normal)):
+        if not _may_start(normal, start):
+            continue
+        try:
+            found = read_at(normal, start, now)
+        except Unmatched:
+            continue
+        except TimeExpressionError as exc:
+            first_error = first_error or exc
+            continue
+        if _counted(normal, found):
+            continue
+        begin, end = found.span
+        before, after = text[:begin].rstrip(), text[end:].lstrip(_LEADING)
+        spaced = before and after and (text[begin - 1].isspace() or text[end:end + 1].isspace())
+        return found.replace(text=text[begin:end], rest=(f"{before} {after}" if spaced else before + after).strip())
+    if first_error is not None:
+        raise first_error
+    return None
+
+
+def _may_start(text: str, start: int) -> bool:
+    """A phrase does not start inside a number (138 0013 5678, 2027/1/5 read from its 2)."""
+    current = text[start]
+    if current in _LEADING:
+        return False
+    if start == 0:
+        return True
+    previous = text[start - 1]
+    if previous.isdigit() and current.isdigit():
+        return False
+    return not (previous in "零〇一二两三四五六七八九十百千" and current in "零〇一二两三四五六七八九十百千")
+
+
+def _counted(text: str, found: When) -> bool:
+    """有三点建议, 第三点: a bare hour that counts things, not a time (only in free sentences)."""
+    begin, end = found.span
+    phrase = text[begin:end]
+    if not (phrase.endswith("点") and len(phrase) <= 3 and found.default_time_used is None):
+        return False
+    return (begin > 0 and text[begin - 1] in COUNTED_BEFORE) or bool(COUNTED_AFTER.match(text, end))
+
+
+def _first_word(text: str) -> str:
+    return text.strip().split(" ")[0][:12] if text.strip() else ""
