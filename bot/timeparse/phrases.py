@@ -102,6 +102,8 @@ CLOCK = re.compile(
     rf"(?:(?P<half>半)|(?P<quarter>[一1三3])\s*刻|过?\s*(?P<minute>零?\s*{NUM})\s*(?P<fen>分钟|分)?)?"
     r"\s*(?P<tail>多钟|多|整|钟|左右|前后|许|上下)?")
 RANGE_TAIL = re.compile(rf"\s*(?:[-~到至]|一直到)\s*(?:{'|'.join(PERIODS)})?\s*(?:{NUM}\s*[点时]\s*(?:半|{NUM}\s*分?)?|\d{{1,2}}[:：]\d{{2}})")
+# 差一刻五点 / 五点差五分: a quarter / five minutes to five
+SHORT_OF = re.compile(rf"差\s*(?:(?P<quarter>[一1三3])\s*刻|(?P<minute>{NUM})\s*分钟?)")
 APPROX = re.compile(r"\s*(?:左右|前后|上下|许)")
 
 # --- deadline and "after" suffixes ---------------------------------------------------------
@@ -115,5 +117,5 @@ UNREAD_TIME = re.compile(
     rf"|{NUM}\s*(?:[点时號号]|分钟|个?小时|个?钟头|个?星期|个?礼拜|个月|刻|[:：]\d)|凌晨|早上|上午|中午|下午|傍晚|晚上)")
 
 # Words after which a bare hour (三点) is a count, not a time: 有三点建议, 第三点.
-COUNTED_BEFORE = set("第有这那几哪每")
+COUNTED_BEFORE = set("第有这那几哪每共另")
 COUNTED_AFTER = re.compile(r"(?:建议|要求|意见|原因|问题|内容|理由|看法|想法|好处|优势|不足|注意|需要|说明|补充|共识|疑问|顾虑|改进|事项|方面|要点|意思|需求)")

@@ -27,7 +27,7 @@ from bot.timeparse.phrases import (
     AFTER, APPROX, BEFORE, CALENDAR_DATE, CLOCK, CLOCK_AMPM, CLOCK_COLON, DAY_OF_MONTH, DAY_WORD,
     DAY_WORD_PERIOD, DAY_WORDS, DEFAULT_TIME, FESTIVAL, FESTIVAL_NAMES, GAP, HOLIDAY_WORD, LUNAR_DATE,
     LUNAR_MONTHS, MONTH_PART, NUMERIC_DATE, PERIOD, PERIOD_DEFAULT, PERIOD_ENDS, PERIODS, QUARTER,
-    RANGE_TAIL, RELATIVE, SHORT_DATE, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
+    RANGE_TAIL, RELATIVE, SHORT_DATE, SHORT_OF, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
     WEEKDAYS, WEEKEND_TIME, WITHIN, YEAR_PART,
 )
 from bot.timeparse.result import TimeExpressionError, When
@@ -53,6 +53,7 @@ class _Day:
 class _Clock:
     at: time
     next_day: bool = False  # 半夜12点, 晚上1点: the small hours after the day named
+    bare_hour: int | None = None  # the hour as said with no period (八点), which the evening may reread
 
 
 class Unmatched(Exception):
@@ -455,6 +456,9 @@ class _Reader:
         return _Day(self.today + timedelta(days=VAGUE_DAY_OFFSET[which]), kind="period" if self.default_day_used else "offset")
 
     def read_month_part(self) -> _Day | None:
+        if bare := re.compile(r"(?:当|本)?月(?=\s*(?:以内|之内|内))").match(self.text, self.pos):
+            self.pos = bare.end()  # 月内: by the end of this month
+            return _Day(self.today, kind="period", within_day=date(*_month_plus(self.today.year, self.today.month, 1), 1))
         found = MONTH_PART.match(self.text, self.pos)
         if not found:
             return None
@@ -541,6 +545,23 @@ class _Reader:
 
     # --- the clock -----------------------------------------------------------------------------
     def read_clock(self, period: str | None) -> _Clock | None:
+        short_of = self.match(SHORT_OF)  # 差一刻五点
+        clock = self.read_clock_at(period)
+        if clock is None and short_of:
+            raise self.refuse("not a time", short_of.group())
+        if clock is not None and (short_of or (short_of := self.match(SHORT_OF))):  # 五点差一刻
+            quarter = short_of.group("quarter")
+            try:
+                minutes = (15 if quarter in "一1" else 45) if quarter else cn_number(short_of.group("minute"))
+            except ValueError:
+                raise self.refuse("not a time", short_of.group()) from None
+            if clock.at.minute or not 0 < minutes < 60:
+                raise self.refuse("not a time", self.text[self.start:self.pos])
+            moment = datetime.combine(date(2000, 1, 2), clock.at) - timedelta(minutes=minutes)
+            clock = _Clock(moment.time(), clock.next_day and moment.day == 2, None)
+        return clock
+
+    def read_clock_at(self, period: str | None) -> _Clock | None:
         if found := self.match(CLOCK_COLON):
             clock = self.to_clock(int(found.group("hour")), int(found.group("minute")), period, found.group())
         elif found := self.match(CLOCK_AMPM):
@@ -621,15 +642,17 @@ class _Reader:
             ok = 0 <= hour <= 23 and (period == "夜里" or hour >= 17 or next_day)
         if not ok:
             raise self.refuse(f"no such time {said} in {period}", said)
-        return _Clock(time(hour, minute), next_day)
+        return _Clock(time(hour, minute), next_day, bare_hour=hour if period is None and 7 <= hour <= 12 else None)
 
     # --- resolving -----------------------------------------------------------------------------
     def resolve(self, day: _Day | None, period: str | None, clock: _Clock | None) -> tuple[datetime, time | None, bool]:
         """(when, the default time picked if any, whether a passed time moved to its next occurrence)."""
         if clock is not None:
-            if day is None:
+            if day is None or (day.day == self.today and day.kind == "named"):
                 when = self.at(self.today + timedelta(days=clock.next_day), clock.at)
-                if when <= self.now:
+                if when <= self.now and clock.bare_hour is not None and self.now.hour >= 18:
+                    when = self.evening(clock)  # 11点 said at 22:30: 23:00 tonight
+                if when <= self.now and day is None:
                     return when + timedelta(days=1), None, True
                 return when, None, False
             when = self.at(day.day + timedelta(days=clock.next_day), clock.at)
@@ -659,6 +682,21 @@ class _Reader:
             if soon.date() == self.today:
                 return soon, soon.time(), False
         return when, day.default_time, False
+
+    def evening(self, clock: _Clock) -> datetime:
+        """A bare morning hour said in the evening, once it has passed. Within two hours of the same hour
+        tonight it means tonight (11点 at 22:30 is 23:00); further ahead both tonight and tomorrow
+        morning are likely (十点 at 18:00), and so is midnight or noon for 十二点: refused, not guessed."""
+        assert clock.bare_hour is not None
+        said = self.text[self.start:self.pos]
+        if clock.bare_hour == 12:
+            raise self.refuse("12点 said in the evening: midnight or noon?", said)
+        tonight = self.at(self.today, clock.at.replace(hour=clock.bare_hour + 12))
+        if tonight <= self.now:
+            return self.at(self.today, clock.at)  # passed tonight too: tomorrow morning
+        if tonight - self.now > timedelta(hours=2):
+            raise self.refuse("tonight or tomorrow morning?", said)
+        return tonight
 
     def deadline(self, day: _Day | None, clock: _Clock | None) -> When:
         if clock is not None:
