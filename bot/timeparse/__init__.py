@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.timeparse.numbers import cn_number, half_width
-from bot.timeparse.phrases import COUNTED_AFTER, COUNTED_BEFORE
+from bot.timeparse.phrases import COUNTED_AFTER, COUNTED_BEFORE, GREETING
 from bot.timeparse.reader import Unmatched, read_at
 from bot.timeparse.result import TimeExpressionError, When
 
@@ -62,7 +62,10 @@ def find_when(text: str, now: datetime) -> When | None:
         except TimeExpressionError as exc:
             first_error = first_error or exc
             continue
-        if _counted(normal, found):
+        if _counted(normal, found) or GREETING.match(normal, found.span[1]):
+            continue
+        if _recurring(normal, found.span[0]):
+            first_error = first_error or TimeExpressionError("a recurring time", unread=text[found.span[0] - 1:found.span[1]])
             continue
         begin, end = found.span
         before, after = text[:begin].rstrip(), text[end:].lstrip(_LEADING)
@@ -93,6 +96,11 @@ def _counted(text: str, found: When) -> bool:
     if not (phrase.endswith("点") and len(phrase) <= 3 and found.default_time_used is None):
         return False
     return (begin > 0 and text[begin - 1] in COUNTED_BEFORE) or bool(COUNTED_AFTER.match(text, end))
+
+
+def _recurring(text: str, begin: int) -> bool:
+    """每周一, 每个月底: a repeating time, which one reminder cannot stand for."""
+    return text[max(0, begin - 2):begin].endswith(("每", "每个", "每隔"))
 
 
 def _first_word(text: str) -> str:

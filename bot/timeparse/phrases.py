@@ -63,8 +63,8 @@ LUNAR_DATE = re.compile(
 # --- parts of months, quarters, years ------------------------------------------------------
 MONTH_PART = re.compile(
     rf"(?:(?:{_YEAR})\s*)?(?:(?P<which>下下个?月|下个?月|本月|这个?月|当月)|(?P<month>{NUM})\s*月份?)?\s*"
-    r"(?P<part>月底|月末|月初|月中|底|末|初|上旬|中旬|下旬|中)?")
-QUARTER = re.compile(rf"(?P<which>下个?|本|这个?|今年)?\s*(?:第\s*)?(?P<nth>[一二三四1-4])?\s*(?:季度|季)\s*(?P<part>末|底|初)?")
+    r"(?P<part>月底|月末|月尾|月初|月中|底|末|尾|初|上旬|中旬|下旬|中)?")
+QUARTER = re.compile(rf"(?P<which>下个?|本|这个?|今年|明年)?\s*(?:第\s*)?(?P<nth>[一二三四1-4])?\s*(?:季度|季)\s*(?P<part>末|底|初)?")
 YEAR_PART = re.compile(r"(?P<which>今年|明年|后年)?\s*(?:年)?(?P<part>年底|年末|年初|年终)")
 
 # --- festivals -----------------------------------------------------------------------------
@@ -79,7 +79,7 @@ FESTIVAL_NAMES = {
 }
 FESTIVAL = re.compile(
     r"(?P<which>今年|明年|后年|去年)?\s*(?P<name>" + "|".join(sorted(FESTIVAL_NAMES, key=len, reverse=True)) + r")"
-    r"(?!节?(?:礼|月饼|红包|活动|促销|福利|祝福|快乐|贺卡|海报|文案|方案|套餐|优惠|晚会|大促|礼盒|礼品))"
+    r"(?!节?(?:礼|月饼|红包|活动|促销|福利|祝福|快乐|愉快|贺卡|海报|文案|方案|套餐|优惠|晚会|大促|礼盒|礼品|放假安排))"
     r"(?P<jie>节)?(?:长假|假期|小长假|当天)?(?![点时号日月个天周分\d一二三四五六七八九十])")
 # 节后: after the holiday that is on or coming; 年后/年前: around 春节
 HOLIDAY_WORD = re.compile(r"(?P<word>节后|节前|假期后|假后|放假后|放假前|收假后|年后|年前|过完年|开年后|开年)")
@@ -114,8 +114,12 @@ AFTER = re.compile(r"(?:之后|以后|过后|后(?!天|日|儿))")
 # What may not follow a phrase unread: the start of a time we could not read (多钟, 前后, 25点).
 UNREAD_TIME = re.compile(
     r"(?:(?:之前|以前|之后|以后|以内|之内|[前后内])(?=$|[\s,，。；;!！?？]|把|将|给|再|要|提醒|联系|回访|完成|交|发|寄|打)|左右|多钟|钟头?|[点时分秒号](?![\u4e00-\u9fff]{2})|半|[一三1-3]?刻|整点"
-    rf"|{NUM}\s*(?:[点时號号]|分钟|个?小时|个?钟头|个?星期|个?礼拜|个月|刻|[:：]\d)|凌晨|早上|上午|中午|下午|傍晚|晚上)")
+    rf"|{NUM}\s*(?:[点时號号]|分钟|个?小时|个?钟头|个?星期|个?礼拜|个月|刻|[:：]\d)|凌晨|早上|上午|中午|下午|傍晚|晚上"
+    # moments whose clock time depends on the company or the person: asked, not guessed
+    r"|[上下]班|午饭|晚饭|饭后|午休)")
 
+# A greeting, not a time: 周末愉快, 国庆快乐
+GREETING = re.compile(r"(?:节)?(?:快乐|愉快)")
 # Words after which a bare hour (三点) is a count, not a time: 有三点建议, 第三点.
 COUNTED_BEFORE = set("第有这那几哪每共另")
 COUNTED_AFTER = re.compile(r"(?:建议|要求|意见|原因|问题|内容|理由|看法|想法|好处|优势|不足|注意|需要|说明|补充|共识|疑问|顾虑|改进|事项|方面|要点|意思|需求)")

@@ -129,7 +129,7 @@ class _Reader:
             assert day is not None and day.within_day is not None
             return self.day_deadline(day.within_day)
         if before:
-            return self.deadline(day, clock)
+            return self.deadline(day, clock, period)
         when, default_time, moved = self.resolve(day, period, clock)
         return self.result(when, default_time=default_time, moved=moved)
 
@@ -463,7 +463,7 @@ class _Reader:
         if not found:
             return None
         which, month_text, part = found.group("which") or "", found.group("month"), found.group("part") or ""
-        if not which and not month_text and part not in ("月底", "月末", "月初", "月中"):
+        if not which and not month_text and part not in ("月底", "月末", "月尾", "月初", "月中"):
             return None  # 底 / 初 alone, 明年 alone: not a month
         year = self.year_of(found)
         self.pos = found.end()
@@ -480,7 +480,7 @@ class _Reader:
             months_ahead = 2 if which.startswith("下下") else 1 if which.startswith("下") else 0
             year, month = _month_plus(self.today.year, self.today.month, months_ahead)
         self.default_day_used = True
-        if part in ("月底", "月末", "底", "末"):  # its last working day (月底前: before the 1st)
+        if part in ("月底", "月末", "月尾", "底", "末", "尾"):  # its last working day (月底前: before the 1st)
             last = date(year, month, calendar.monthrange(year, month)[1])
             return _Day(max(workdays.workday_on_or_before(last), min(last, self.today)), kind="period",
                         before_day=date(*_month_plus(year, month, 1), 1))
@@ -506,9 +506,13 @@ class _Reader:
         which, nth, part = found.group("which") or "", found.group("nth"), found.group("part") or ""
         year, quarter = self.today.year, (self.today.month - 1) // 3
         if nth:
-            quarter = cn_number(nth) - 1 if not nth.isdigit() else int(nth) - 1
-            if (which != "今年" and quarter < (self.today.month - 1) // 3):
+            quarter = cn_number(nth) - 1
+            if not part and not which:
+                raise self.refuse("which year's quarter?", found.group())  # 一季度 said in November
+            if which == "明年" or (which != "今年" and quarter < (self.today.month - 1) // 3):
                 year += 1
+        elif which == "明年":
+            raise self.refuse("which quarter?", found.group())
         elif which.startswith("下"):
             year, quarter = (year + 1, 0) if quarter == 3 else (year, quarter + 1)
         elif not which and part == "初":
@@ -698,9 +702,13 @@ class _Reader:
             raise self.refuse("tonight or tomorrow morning?", said)
         return tonight
 
-    def deadline(self, day: _Day | None, clock: _Clock | None) -> When:
+    def deadline(self, day: _Day | None, clock: _Clock | None, period: str | None = None) -> When:
         if clock is not None:
             when, _, moved = self.resolve(day, None, clock)
+            return self.clock_deadline(when, moved=moved)
+        if day is None and period == "中午":  # 中午前: by noon
+            clock = _Clock(time(12))
+            when, _, moved = self.resolve(None, None, clock)
             return self.clock_deadline(when, moved=moved)
         if day is None:
             raise self.refuse("a deadline needs a day or a time")
