@@ -30,6 +30,8 @@ from bot.timeparse.result import TimeExpressionError, When
 __all__ = ["TimeExpressionError", "When", "cn_number", "find_when", "take_when"]
 
 _LEADING = " ,，、的"
+_PREFIXES = set("下上这本今明后前大每第农阴去次当")  # they would have started the phrase themselves
+_CONTINUED = set("下上周星期礼拜个月年午天半季")
 
 
 def take_when(text: str, now: datetime) -> When:
@@ -52,15 +54,18 @@ def find_when(text: str, now: datetime) -> When | None:
     unless a later phrase in the sentence resolves (`昨天说好了，明天再打` → 明天)."""
     normal = half_width(text)
     first_error: TimeExpressionError | None = None
+    resume = 0
     for start in range(len(normal)):
-        if not _may_start(normal, start):
+        if start < resume or not _may_start(normal, start):
             continue
         try:
             found = read_at(normal, start, now)
         except Unmatched:
             continue
         except TimeExpressionError as exc:
-            first_error = first_error or exc
+            if not exc.past:
+                raise  # a time we cannot read: ask, rather than read a later fragment of it
+            first_error, resume = first_error or exc, getattr(exc, "end", start + 1)
             continue
         if _counted(normal, found) or GREETING.match(normal, found.span[1]):
             continue
@@ -84,6 +89,8 @@ def _may_start(text: str, start: int) -> bool:
     if start == 0:
         return True
     previous = text[start - 1]
+    if previous in _PREFIXES and current in _CONTINUED:
+        return False  # 下下下周三 is not read from its second 下, nor 上个月底 from 个月底
     if previous.isdigit() and current.isdigit():
         return False
     return not (previous in "零〇一二两三四五六七八九十百千" and current in "零〇一二两三四五六七八九十百千")

@@ -38,7 +38,7 @@ VAGUE_DAY_OFFSET = {"这两天": 1, "近两天": 1, "过两天": 2, "过几天":
 
 # --- weeks ---------------------------------------------------------------------------------
 WEEK = re.compile(r"(?P<which>下下个?|下个?|这个?|本|今|上上个?|上个?)?\s*(?:周|星期|礼拜|週|禮拜)"
-                  r"(?P<day>[一二三四五六日天末1-7])?(?!年|岁|期)")
+                  r"(?P<day>[一二三四五六日天末1-7])?(?P<or_day>[、到至-]?[一二三四五六日天1-7](?![点时号日月个天周分]))?(?!年|岁|期)")
 WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6,
             "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}
 WEEK_THEN_DAY = re.compile(r"[ 的]*(?:周|星期|礼拜)(?P<day>[一二三四五六日天1-7])")
@@ -51,7 +51,7 @@ CALENDAR_DATE = re.compile(
     + _NOT_A_DAY_NOUN)
 NUMERIC_DATE = re.compile(r"(?P<year>\d{4})\s*[-/.年]\s*(?P<month>\d{1,2})\s*[-/.月]\s*(?P<day>\d{1,2})\s*[日号]?(?![\d.])")
 SHORT_DATE = re.compile(r"(?P<month>\d{1,2})[/.·](?P<day>\d{1,2})(?![\d.%]|\s*(?:折|元|块|万|倍|千|个|天|小时|号|日|点|时|kg|斤|米|度|分))")
-DAY_OF_MONTH = re.compile(rf"(?P<which>本月|这个?月|当月|下下个?月|下个?月)?\s*(?P<day>{NUM})\s*(?P<mark>[日号])"
+DAY_OF_MONTH = re.compile(rf"(?P<which>本月|这个?月|当月|下下个?月|下个?月|上上个?月|上个?月)?\s*(?P<day>{NUM})\s*(?P<mark>[日号])"
                           + _NOT_A_DAY_NOUN)
 
 # --- lunar dates: 正月初三, 大年初三, 腊月二十三, 农历八月十五 -----------------------------------
@@ -62,10 +62,10 @@ LUNAR_DATE = re.compile(
 
 # --- parts of months, quarters, years ------------------------------------------------------
 MONTH_PART = re.compile(
-    rf"(?:(?:{_YEAR})\s*)?(?:(?P<which>下下个?月|下个?月|本月|这个?月|当月)|(?P<month>{NUM})\s*月份?)?\s*"
+    rf"(?:(?:{_YEAR})\s*)?(?:(?P<which>下下个?月|下个?月|本月|这个?月|当月|上上个?月|上个?月)|(?P<month>{NUM})\s*月份?)?\s*"
     r"(?P<part>月底|月末|月尾|月初|月中|底|末|尾|初|上旬|中旬|下旬|中)?")
-QUARTER = re.compile(rf"(?P<which>下个?|本|这个?|今年|明年)?\s*(?:第\s*)?(?P<nth>[一二三四1-4])?\s*(?:季度|季)\s*(?P<part>末|底|初)?")
-YEAR_PART = re.compile(r"(?P<which>今年|明年|后年)?\s*(?:年)?(?P<part>年底|年末|年初|年终)")
+QUARTER = re.compile(rf"(?P<which>下个?|本|这个?|今年|明年|上个?|去年)?\s*(?:第\s*)?(?P<nth>[一二三四1-4])?\s*(?:季度|季)\s*(?P<part>末|底|初)?")
+YEAR_PART = re.compile(r"(?:(?P<which>今年|明年|后年|去年|前年)\s*年?|年)(?P<part>底|末|初|终)(?!奖|总结|考核|大会|盘点)")
 
 # --- festivals -----------------------------------------------------------------------------
 FESTIVAL_NAMES = {
@@ -95,7 +95,7 @@ PERIOD_DEFAULT = {"凌晨": time(6), "早上": time(8), "上午": time(9), "中�
 # When a period with no clock time is said during it, the next full hour is meant until this hour.
 PERIOD_ENDS = {"凌晨": 6, "早上": 9, "上午": 12, "中午": 13, "下午": 18, "傍晚": 19, "晚上": 23}
 
-CLOCK_COLON = re.compile(r"(?P<hour>\d{1,2})\s*[:：]\s*(?P<minute>\d{2})(?:[:：]\d{2})?(?!\d)")
+CLOCK_COLON = re.compile(r"(?P<hour>\d{1,2})\s*[:：]\s*(?P<minute>\d{2})(?:[:：]\d{2})?(?!\d)(?:分(?!钟))?")
 CLOCK_AMPM = re.compile(r"(?P<hour>\d{1,2})(?:[:：](?P<minute>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)(?![a-z])", re.I)
 CLOCK = re.compile(
     rf"(?P<hour>{NUM})\s*(?:[-~到至]\s*(?P<hour_to>{NUM})\s*)?(?P<mark>点钟|点|時|时|點)\s*"

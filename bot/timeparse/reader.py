@@ -32,7 +32,9 @@ from bot.timeparse.phrases import (
 )
 from bot.timeparse.result import TimeExpressionError, When
 
-_HOLIDAY_LOOKAHEAD_DAYS = 31  # 节后 said further ahead than this names no holiday we can be sure of
+_HOLIDAY_LOOKAHEAD_DAYS = 31
+_RANGE = re.compile(r"\s*(?:到|至|~|-|—|一直到)\s*")  # 周一到周三
+_ANOTHER = re.compile(r"[\s,，、]*(?:或者|或是|或|还是|和|及|、)\s*")  # 明天或后天, 三点、四点  # 节后 said further ahead than this names no holiday we can be sure of
 
 
 @dataclass
@@ -79,7 +81,9 @@ class _Reader:
     def refuse(self, message: str, unread: str | None = None, *, past: bool = False) -> TimeExpressionError:
         if unread is None:
             unread = self.text[self.start:self.pos]
-        return TimeExpressionError(message, past=past, unread=unread)
+        error = TimeExpressionError(message, past=past, unread=unread)
+        error.end = max(self.pos, self.start + 1)  # where the phrase read so far ends (find_when moves past it)
+        return error
 
     def valid_date(self, year: int, month: int, day: int, said: str) -> date:
         try:
@@ -99,6 +103,13 @@ class _Reader:
         if isinstance(offset, When):
             return offset
         day = offset or self.read_day()
+        if day is not None and (joined := _RANGE.match(self.text, self.pos)):
+            second = _Reader(self.text, joined.end(), self.now)
+            try:  # 周一到周三, 3号至5号: the range starts on the first day
+                if second.read_day() is not None:
+                    self.pos, self.approximate = second.pos, True
+            except TimeExpressionError:
+                pass
         period = None
         if day is not None and (word := self.text[self.start:self.pos]) in DAY_WORD_PERIOD:
             period = DAY_WORD_PERIOD[word]
@@ -143,10 +154,18 @@ class _Reader:
                     approximate=self.approximate)
 
     def check_unread(self) -> None:
+        """Refuse what follows the phrase when it is more time: a fragment we could not read (多钟,
+        25点) or a second time (明天或后天, 三点、四点), which one reminder cannot stand for."""
         pos = GAP.match(self.text, self.pos).end()
         if pos < len(self.text) and (bad := UNREAD_TIME.match(self.text, pos)):
             tail = re.match(r"[^\s,，。；;]{1,8}", self.text[bad.start():])
             raise self.refuse("part of the time was not understood", tail.group() if tail else bad.group())
+        if joined := _ANOTHER.match(self.text, self.pos):
+            try:
+                other = _Reader(self.text, joined.end(), self.now).read()
+            except (Unmatched, TimeExpressionError):
+                return
+            raise self.refuse("two times: which one?", self.text[joined.end():other.span[1]])
 
     # --- offsets: 两个半小时后, 3天后, 三天内 -----------------------------------------------------
     def read_offset(self) -> _Day | When | None:
@@ -364,6 +383,13 @@ class _Reader:
             return self.valid_date(year, month, day_number, said)
         if not (1 <= month <= 12 and 1 <= day_number <= 31):
             raise self.refuse(f"no such date {month}-{day_number}", said)
+        try:
+            this_year = date(self.today.year, month, day_number)
+        except ValueError:
+            this_year = None
+        if this_year is not None and timedelta(0) < self.today - this_year <= timedelta(days=31):
+            # 11月17日 said on the 18th: more likely a slip or a past date than next year's
+            raise self.refuse("that time has passed", "", past=True)
         for candidate_year in range(self.today.year, self.today.year + 9):  # 2月29日: the next leap year
             try:
                 candidate = date(candidate_year, month, day_number)
@@ -384,6 +410,8 @@ class _Reader:
             raise self.refuse(f"no such day {day_number}", found.group())
         which = found.group("which") or ""
         year, month = self.today.year, self.today.month
+        if which.startswith("上"):
+            raise self.refuse("that time has passed", "", past=True)
         if which:
             months_ahead = 2 if which.startswith("下下") else 1 if which.startswith("下") else 0
             year, month = _month_plus(year, month, months_ahead)
@@ -407,6 +435,10 @@ class _Reader:
         if not (found := self.match(WEEK)):
             return None
         which, weekday_text = found.group("which") or "", found.group("day")
+        if found.group("or_day"):
+            if weekday_text in (None, "末") or WEEKDAYS[found.group("or_day")[-1]] <= WEEKDAYS[weekday_text]:
+                raise self.refuse("not a weekday", found.group())
+            self.approximate = True  # 下周一二 / 周一到三: the first of them
         monday = self.today - timedelta(days=self.today.weekday())
         weeks_ahead = (2 if which.startswith("下下") else 1 if which.startswith("下") else
                        -2 if which.startswith("上上") else -1 if which.startswith("上") else 0)
@@ -467,6 +499,8 @@ class _Reader:
             return None  # 底 / 初 alone, 明年 alone: not a month
         year = self.year_of(found)
         self.pos = found.end()
+        if which.startswith("上"):
+            raise self.refuse("that time has passed", "", past=True)
         if month_text:
             try:
                 month = cn_number(month_text)
@@ -504,6 +538,8 @@ class _Reader:
             return None
         self.pos = found.end()
         which, nth, part = found.group("which") or "", found.group("nth"), found.group("part") or ""
+        if which.startswith(("上", "去")):
+            raise self.refuse("that time has passed", "", past=True)
         year, quarter = self.today.year, (self.today.month - 1) // 3
         if nth:
             quarter = cn_number(nth) - 1
@@ -537,9 +573,11 @@ class _Reader:
                 return _Day(self.today, kind="period", within_day=date(year + 1, 1, 1))
             return None
         self.pos = found.end()
+        if found.group("which") in ("去年", "前年"):
+            raise self.refuse("that time has passed", "", past=True)
         year = self.today.year + {"今年": 0, "明年": 1, "后年": 2, "": 0}[found.group("which") or ""]
         self.default_day_used = True
-        if found.group("part") in ("年底", "年末", "年终"):
+        if found.group("part") != "初":
             last = date(year, 12, 31)
             return _Day(max(workdays.workday_on_or_before(last), min(last, self.today)), kind="period",
                         before_day=date(year + 1, 1, 1))
