@@ -30,7 +30,7 @@ from bot.timeparse.result import TimeExpressionError, When
 __all__ = ["TimeExpressionError", "When", "cn_number", "find_when", "take_when"]
 
 _LEADING = " ,，、的"
-_PREFIXES = set("下上这本今明后前大每第农阴去次当")  # they would have started the phrase themselves
+_PREFIXES = set("下上这本今明后前大第农阴去次当")  # they would have started the phrase themselves
 _CONTINUED = set("下上周星期礼拜个月年午天半季")
 
 
@@ -70,8 +70,8 @@ def find_when(text: str, now: datetime) -> When | None:
         if _counted(normal, found) or GREETING.match(normal, found.span[1]):
             continue
         if _recurring(normal, found.span[0]):
-            first_error = first_error or TimeExpressionError("a recurring time", unread=text[found.span[0] - 1:found.span[1]])
-            continue
+            begin = normal.rindex("每", 0, found.span[0])
+            raise TimeExpressionError("a recurring time", unread=text[begin:found.span[1]])
         begin, end = found.span
         before, after = text[:begin].rstrip(), text[end:].lstrip(_LEADING)
         spaced = before and after and (text[begin - 1].isspace() or text[end:end + 1].isspace())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from datetime import datetime, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -211,3 +211,92 @@ def test_text_after_the_phrase_that_is_not_time_is_left_alone():
     assert take_when("后天 后续再说", NOW).rest == "后续再说"
     assert take_when("明天 前台来电", NOW).rest == "前台来电"
     assert take_when("明天 内容确认", NOW).rest == "内容确认"
+
+
+def test_solar_terms_agree_with_the_published_calendar():
+    """清明 and 冬至 from the sun's longitude, against chinese_calendar's table for 2000-2099."""
+    import chinese_calendar
+
+    from bot.timeparse.festivals import solar_term
+
+    published = {(day.year, name): day for day, name in chinese_calendar.get_solar_terms(date(2000, 1, 1), date(2099, 12, 31))}
+    for year in range(2000, 2100):
+        assert solar_term(year, 15) == published[(year, "清明")]
+        assert solar_term(year, 270) == published[(year, "冬至")]
+
+
+@pytest.mark.parametrize(("now", "text", "expected"), [
+    (datetime(2026, 11, 18, 22, 30, tzinfo=TZ), "11点", "2026-11-18 23:00"),  # tonight, within two hours
+    (datetime(2026, 11, 18, 19, 0, tzinfo=TZ), "八点", "2026-11-18 20:00"),
+    (datetime(2026, 11, 18, 22, 0, tzinfo=TZ), "九点", "2026-11-19 09:00"),  # 21:00 has passed too
+    (datetime(2026, 11, 18, 10, 0, tzinfo=TZ), "八点", "2026-11-19 08:00"),
+])
+def test_bare_hours_said_in_the_evening(now, text, expected):
+    assert local(take_when(text, now)) == expected
+
+
+@pytest.mark.parametrize(("now", "text"), [
+    (datetime(2026, 11, 18, 18, 0, tzinfo=TZ), "十点"),  # 22:00 tonight or 10:00 tomorrow?
+    (datetime(2026, 11, 18, 21, 0, tzinfo=TZ), "十二点"),  # midnight or noon?
+])
+def test_ambiguous_hours_are_asked_back(now, text):
+    with pytest.raises(TimeExpressionError) as caught:
+        take_when(text, now)
+    assert not caught.value.past and caught.value.unread == text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("周一到周三", "2026-11-23 09:00"),
+    ("3号到5号", "2026-12-03 09:00"),
+    ("下周一二", "2026-11-23 09:00"),
+    ("明天上午10点到下午3点", "2026-11-19 10:00"),
+])
+def test_ranges_start_at_their_first_time(text, expected):
+    result = take_when(text, NOW)
+    assert (local(result), result.rest, result.approximate) == (expected, "", True)
+
+
+@pytest.mark.parametrize(("text", "unread"), [
+    ("明天或后天", "后天"), ("下午三点、四点", "四点"), ("下周三、周四", "周四"),
+    ("明天下班后", "下班后"),  # when 下班 is depends on the company: asked, not guessed
+    ("三季度", "三季度"),  # which year's?
+])
+def test_two_times_or_a_moment_we_cannot_place_are_asked_back(text, unread):
+    with pytest.raises(TimeExpressionError) as caught:
+        take_when(text, NOW)
+    assert caught.value.unread == unread
+
+
+@pytest.mark.parametrize("text", ["11月17日", "上个月15号", "上个月底", "去年底", "上季度末"])
+def test_a_date_just_passed_is_past_not_next_year(text):
+    with pytest.raises(TimeExpressionError) as caught:
+        take_when(text, NOW)
+    assert caught.value.past
+
+
+def test_find_when_refuses_recurring_times_and_skips_greetings():
+    with pytest.raises(TimeExpressionError) as caught:
+        find_when("每周一开例会", NOW)
+    assert caught.value.unread == "每周一"
+    assert find_when("周末愉快", NOW) is None and find_when("年终奖发了吗", NOW) is None
+    assert find_when("下下下周三回访", NOW) is None  # not read from its second 下
+
+
+def test_find_when_asks_rather_than_read_past_an_unreadable_phrase():
+    with pytest.raises(TimeExpressionError) as caught:
+        find_when("明天或后天给他打电话", NOW)
+    assert caught.value.unread == "后天"
+
+
+def test_holidays_use_the_official_make_up_working_days():
+    # 2026: Spring Festival off 15-23 February, Saturday the 14th a working day
+    before = datetime(2026, 2, 10, 10, 0, tzinfo=TZ)
+    assert local(take_when("年前", before)) == "2026-02-14 09:00"
+    assert local(take_when("年后", before)) == "2026-02-24 09:00"
+    assert local(take_when("下周", before)) == "2026-02-24 09:00"  # the week of the 16th is off
+
+
+def test_full_width_digits_keep_the_spans_of_the_original_text():
+    result = find_when("请在１２月５日下午３点前回复", NOW)
+    assert result is not None and result.text == "１２月５日下午３点前"
+    assert local(result) == "2026-12-05 14:00" and result.rest == "请在回复"
