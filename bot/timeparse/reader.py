@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from bot.timeparse import festivals, workdays
-from bot.timeparse.festivals import FESTIVALS, festival_day, new_year_eve, next_lunar_day
+from bot.timeparse import workdays
+from bot.timeparse.festivals import FESTIVALS, festival_day, next_lunar_day
 from bot.timeparse.numbers import cn_number, number, spoken_count
 from bot.timeparse.phrases import (
     AFTER, APPROX, BEFORE, CALENDAR_DATE, CLOCK, CLOCK_AMPM, CLOCK_COLON, DAY_OF_MONTH, DAY_WORD,
