@@ -11,7 +11,7 @@ the rep confirms it in 群发助手. Its life::
 Both clocks run from the moment WeCom got the task (the outbox row's sent_at; quiet hours may hold
 it back well after the delivery row was written): a rep who leaves it unconfirmed for
 `remind_after` is reminded once, and after `keep_for` it is given up. This module decides and
-records; asking WeCom is scrm.group_sends' business, which hands over a `TaskReport` in plain
+records; asking WeCom is scrm.delivery.group_sends' business, which hands over a `TaskReport` in plain
 terms, so crm_core stays free of WeCom.
 
 A care greeting's task holds one customer; a tag campaign's (crm_core.campaigns) holds all of a

@@ -5,7 +5,7 @@ add_external_contact event says which channel the customer scanned. Asking WeCom
 greeting the customer with the welcome_code of that event, go through the outbox like every other
 call that changes something at WeCom (kinds `contact_way` and `welcome_msg`): durable, retried,
 and keyed so a retried callback never greets anyone twice. This module decides and records;
-scrm.sender talks to WeCom.
+scrm.delivery.sender talks to WeCom.
 
     ChannelError (DomainError)
     ├── ChannelExistsError       that name is taken (also by a stopped channel)

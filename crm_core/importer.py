@@ -1,6 +1,6 @@
 """Customer import and export: spreadsheet rows, as plain dicts, in and out of the CRM.
 
-Reading and writing files is scrm.import_export's job; here a row is `{header: cell value}`
+Reading and writing files is scrm.cli.import_export's job; here a row is `{header: cell value}`
 (str, int, float, bool, date or datetime, as a spreadsheet gives them) and this module decides
 what it means:
 

@@ -1,4 +1,4 @@
-"""`scrm nlp …` and `scrm bench nlp` subcommands; the main CLI calls register/register_bench."""
+"""`scrm nlp …` subcommands; the main CLI calls register."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     evaluate.add_argument("--no-snownlp", action="store_true", help="skip the SnowNLP comparison")
     evaluate.set_defaults(func=cmd_eval)
     return commands
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    bench = bench_subparsers.add_parser("nlp", help="analysis throughput, start-up time, memory")
-    bench.add_argument("--short", type=int, default=20_000, help="short messages to analyse")
-    bench.add_argument("--long", type=int, default=200, help="long (~2,000 character) texts")
-    bench.set_defaults(func=cmd_bench)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -128,10 +121,3 @@ def _snownlp():
     except ImportError:
         return None
     return SnowNLP
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from nlp.bench import run
-
-    run(args.short, args.long, print)
-    return 0

@@ -20,7 +20,7 @@ from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
 from crm_core.tickets import TicketService, default_policy
 from scheduler import care, digests, forecast_jobs, leads, nudges
-from scheduler.models import JobRun
+from crm_core.job_runs import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob
 
 SCHEDULE_FILE = Path(__file__).resolve().parent.parent / "config" / "schedule.toml"

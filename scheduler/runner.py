@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_core.db import utcnow
 from crm_core.models import Staff
 from crm_core.sql import insert_if_absent
-from scheduler.models import JobRun
+from crm_core.job_runs import JobRun
 
 log = logging.getLogger(__name__)
 

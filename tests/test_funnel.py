@@ -21,7 +21,7 @@ from crm_core.scope import Scope, scope_for
 from scheduler.digests import send_weekly_digests
 from scheduler.forecast_jobs import JOBS, forecast_settings, pipeline
 from scheduler.runner import JobContext
-from scrm import cli
+from scrm.cli import main as cli
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
 
 NOW = datetime(2026, 12, 10, 10, 0, tzinfo=TZ)  # the forecast's month: December 2026

@@ -25,7 +25,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.importer import WECOM_CHANNEL, birthday_text, phone_key
 from crm_core.migrate import upgrade_async
 from crm_core.models import AuditEntry, Customer, CustomerIdentity, CustomerTag, Staff
-from scrm import cli
+from scrm.cli import main as cli
 
 STAFF = [  # userid, name, role, departments
     ("chenjing", "陈静", "admin", [1]),

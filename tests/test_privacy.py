@@ -87,7 +87,7 @@ def test_erasure_needs_confirmation_and_the_audit_trail_is_queryable(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
 
     def scrm(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *args],
+        return subprocess.run([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", *args],
                               capture_output=True, text=True, timeout=120, env=env)
 
     refused = scrm("customer", "erase", "1")

@@ -57,13 +57,13 @@ def test_roles_come_from_users_then_departments_then_leadership():
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["nlp", "reindex"], ["jobs", "run"], ["bench", "ingest"], ["bench", "nlp"], ["bench", "scheduler"]])
 def test_every_command_has_help(args):
-    result = subprocess.run([sys.executable, "-m", "scrm.cli", *args, "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "scrm.cli.main", *args, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "usage: scrm" in result.stdout
 
 
 def test_serve_without_credentials_exits_with_the_message(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "scrm.cli", "serve"], capture_output=True, text=True, timeout=60,
+    result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "serve"], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2 and "SCRM_WECOM_CORP_ID" in result.stderr
 
@@ -72,7 +72,7 @@ def test_jobs_list_and_run_once_per_scheduled_time(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
 
     def scrm(*args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *args],
+        result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", *args],
                                 capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr
         return result.stdout
@@ -112,7 +112,7 @@ def test_parked_sends_are_listed_and_retried_from_the_cli(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
 
     def scrm(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *args],
+        return subprocess.run([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", *args],
                               capture_output=True, text=True, timeout=120, env=env)
 
     listing = scrm("outbox", "failed").stdout
@@ -129,7 +129,7 @@ async def test_db_upgrade_leaves_fresh_statistics_behind(backend):
     import asyncpg
 
     env = {"PATH": "/usr/bin:/bin", "SCRM_DATABASE_URL": backend.database_url}
-    result = subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "db", "upgrade"],
+    result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", "db", "upgrade"],
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     conn = await asyncpg.connect(backend.database_url.replace("+asyncpg", ""))

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_core.models import ApiToken, AuditEntry
-from scrm import cli
+from scrm.cli import main as cli
 from tests.service.conftest import API_TOKEN
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade_async
-from scheduler.models import JobRun
+from crm_core.job_runs import JobRun
 from scheduler.runner import LEADER_KEY, JobContext, ScheduledJob, Scheduler
 
 TZ = ZoneInfo("Asia/Shanghai")

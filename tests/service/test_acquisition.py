@@ -19,7 +19,7 @@ from connectors.wecom.simulator.callbacks import CallbackSender, build_plaintext
 from crm_core.assignment import LeadAssigner, SalesGroups
 from crm_core.db import create_engine, session_factory
 from crm_core.models import ContactChannel, Customer, InboxItem, OutboxItem, Staff
-from scrm import cli
+from scrm.cli import main as cli
 from scrm.app import create_app
 from tests.bot.conftest import ROLES_TOML, Chat
 from tests.service.conftest import TEST_ROLES, Service, service_settings

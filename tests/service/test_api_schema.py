@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from crm_core.models import AuditEntry, Customer, Message, Staff
 from crm_core.ticket_models import Ticket
-from scrm.openapi import OPENAPI
+from scrm.http.openapi import OPENAPI
 from tests.service.conftest import API_TOKEN, Service
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"

@@ -11,7 +11,7 @@ import pytest
 
 
 def scrm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", *args],
+    return subprocess.run([sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", *args],
                           capture_output=True, text=True, timeout=timeout)
 
 

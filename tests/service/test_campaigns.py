@@ -18,7 +18,7 @@ from crm_core.models import Campaign, CareDelivery, Customer, CustomerIdentity, 
 from crm_core.scope import Scope
 from scheduler.runner import JobContext
 from scrm import keys
-from scrm.group_sends import make_group_send_sync_job
+from scrm.delivery.group_sends import make_group_send_sync_job
 from tests.bot.conftest import FIXED_NOW, Chat, chat  # noqa: F401  (fixture)
 from tests.service.conftest import external_id
 

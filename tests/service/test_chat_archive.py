@@ -20,7 +20,7 @@ from connectors.wecom.simulator.sample_data import DEMO_ARCHIVE_SECRET, sample_c
 from crm_core.models import ChatArchiveCursor, Customer, InboxItem, Message
 from crm_core.ticket_models import Ticket
 from scrm.app import create_app
-from scrm.chat_archive import ChatArchivePuller
+from scrm.ingest.chat_archive_puller import ChatArchivePuller
 from scrm.keys import CHAT_ARCHIVE_PULLER
 from tests.bot.conftest import ROLES_TOML
 from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
@@ -192,10 +192,10 @@ async def test_a_record_that_does_not_decrypt_leaves_the_cursor_where_it_was(arc
         await puller(service).pull_page()
     assert await counts(service) == (10, 10, 10)
 
-    with caplog.at_level(logging.WARNING, logger="scrm.chat_archive"):
+    with caplog.at_level(logging.WARNING, logger="scrm.ingest.chat_archive_puller"):
         puller(service).wake()
         await asyncio.wait_for(puller(service).idle.wait(), WAIT)
-    [warning] = [r for r in caplog.records if r.name == "scrm.chat_archive"]
+    [warning] = [r for r in caplog.records if r.name == "scrm.ingest.chat_archive_puller"]
     assert "cursor unchanged" in warning.getMessage() and "publickey_ver 2" in warning.getMessage()
     record = archive.sim.chat_archive.records[-1]
     assert record["encrypt_random_key"] not in caplog.text and "PRIVATE KEY" not in caplog.text
@@ -211,9 +211,9 @@ async def test_a_record_that_does_not_decrypt_leaves_the_cursor_where_it_was(arc
 
 async def test_a_failed_pull_is_retried(archive, caplog):
     archive.sim.fail_next("sim/finance/getchatdata", http_status=503)
-    with caplog.at_level(logging.WARNING, logger="scrm.chat_archive"):
+    with caplog.at_level(logging.WARNING, logger="scrm.ingest.chat_archive_puller"):
         service = await archive.start(wait=False)
         await asyncio.wait_for(puller(service).caught_up.wait(), WAIT)  # after a 1 s backoff
     await service.settle()
-    assert any("retrying in 1 s" in r.getMessage() for r in caplog.records if r.name == "scrm.chat_archive")
+    assert any("retrying in 1 s" in r.getMessage() for r in caplog.records if r.name == "scrm.ingest.chat_archive_puller")
     assert await counts(service) == (10, 10, 10)

@@ -21,7 +21,7 @@ from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.db import create_engine, session_factory
 from crm_core.models import Message
-from scrm.processes import free_port, wait_healthy
+from scrm.bench.processes import free_port, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def start_service(backend, sim, api_base: str, port: int, log_path, roles: str =
         "SCRM_WORKER_LEASE_SECONDS": "3",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "scrm.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--roles", roles],
+        [sys.executable, "-m", "scrm.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--roles", roles],
         env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
     )
 

@@ -8,7 +8,7 @@ import sys
 
 def test_scripted_demo_imports_customers_and_answers_the_rep(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "scrm.cli", "--log-level", "WARNING", "demo", "--script", "--port", "0"],
+        [sys.executable, "-m", "scrm.cli.main", "--log-level", "WARNING", "demo", "--script", "--port", "0"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -16,7 +16,7 @@ import pytest
 
 from config.settings import Settings
 from scrm.app import create_app
-from scrm.demo import OVERDUE_FOLLOWUP, running_demo
+from scrm.demo.world import OVERDUE_FOLLOWUP, running_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 15_000  # generous for a shared 2-core machine; every wait ends on a DOM condition

@@ -12,7 +12,7 @@ import yaml
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
-from scrm.processes import free_port, wait_healthy
+from scrm.bench.processes import free_port, wait_healthy
 from tests.service.test_crash_recovery import archived_ids, start_service
 
 COMPOSE = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())

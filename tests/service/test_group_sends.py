@@ -25,9 +25,9 @@ from crm_core.migrate import upgrade_async
 from crm_core.models import CareDelivery, Customer, CustomerIdentity, OutboxItem, Staff
 from crm_core.outbox import OutboxService
 from scheduler.runner import JobContext, JobFunc
-from scrm.group_sends import make_group_send_sync_job
+from scrm.delivery.group_sends import make_group_send_sync_job
 from scrm.queue_worker import QueueWorker
-from scrm.sender import OutboxSender
+from scrm.delivery.sender import OutboxSender
 
 TZ = ZoneInfo("Asia/Shanghai")
 ZHAO_LEI = "wmDemoZhaoLei0000000000000000001"

@@ -20,7 +20,7 @@ from connectors.wecom.simulator.callbacks import build_plaintext_text
 from crm_core.models import InboxItem
 from scheduler.runner import JobContext, ScheduledJob, Scheduler
 from scrm import keys
-from scrm.doctor import run_doctor
+from scrm.cli.doctor import run_doctor
 from scrm.logging_setup import JsonFormatter
 from tests.service.conftest import external_id
 
@@ -230,7 +230,7 @@ def test_doctor_cli_fails_on_an_unreachable_database(tmp_path):
     env = {**os.environ, "SCRM_DATABASE_URL": "postgresql+asyncpg://scrm:hunter2@127.0.0.1:1/scrm"}
     for name in [n for n in env if n.startswith("SCRM_") and n != "SCRM_DATABASE_URL"]:
         del env[name]
-    result = subprocess.run([sys.executable, "-m", "scrm.cli", "doctor"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "doctor"], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path, env=env)
     found = findings(result.stdout)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -241,7 +241,7 @@ def test_doctor_cli_fails_on_an_unreachable_database(tmp_path):
 
 def test_log_format_json_from_the_environment_gives_one_object_per_line(tmp_path):
     env = {**os.environ, "SCRM_LOG_FORMAT": "json", "SCRM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}"}
-    result = subprocess.run([sys.executable, "-m", "scrm.cli", "db", "upgrade"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "db", "upgrade"], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stderr.splitlines()]

@@ -34,8 +34,8 @@ from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade_async
 from crm_core.models import InboxItem, Message, OutboxItem
-from scrm.processes import free_port, wait_healthy
-from scrm.sender import message_text
+from scrm.bench.processes import free_port, wait_healthy
+from scrm.delivery.sender import message_text
 from tests.service.test_redis_outage import PrivateRedis
 
 pytestmark = pytest.mark.slow
@@ -201,7 +201,7 @@ def start_service(database_url: str, redis_url: str, sim, api_base: str, port: i
         "SCRM_BOT_COMMANDS_PER_MINUTE": "1000",  # the stream is faster than a person types
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "scrm.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--roles", "web,worker"],
+        [sys.executable, "-m", "scrm.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--roles", "web,worker"],
         env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
     )
 
@@ -343,7 +343,7 @@ async def test_service_rides_out_a_postgres_restart_without_losing_or_repeating_
     assert sorted(word_in(message_text(row.payload)) for row in outbox) == [word(i) for i in range(N_MESSAGES)]
     assert {row.status for row in outbox} == {"sent"}
     # A reply WeCom accepted just before the crash, whose "sent" then died with the connection, is
-    # posted again: at-least-once from our side by design (scrm.sender). WeCom's duplicate check
+    # posted again: at-least-once from our side by design (scrm.delivery.sender). WeCom's duplicate check
     # (modelled by the simulator) drops the repeat, so each rep still gets each reply once.
     posted = posted_replies(sim)
     assert all(len(bodies) == 1 for bodies in posted.values()), "a reply reached a rep twice"

@@ -36,10 +36,10 @@ from crm_core.db import create_engine, session_factory, utcnow
 from crm_core.models import CareDelivery, Customer, CustomerIdentity, InboxItem, Message, OutboxItem, Staff
 from crm_core.ticket_models import Ticket
 from scheduler.care import BATCH_SIZE
-from scheduler.models import JobRun
+from crm_core.job_runs import JobRun
 from scheduler.runner import RUN_LEASE_PREFIX, Scheduler
-from scrm.processes import free_port, wait_healthy
-from scrm.sender import message_text
+from scrm.bench.processes import free_port, wait_healthy
+from scrm.delivery.sender import message_text
 from tests.conftest import PG_URL, REDIS_URL, Backend, _flush_redis, _reset_postgres, require_service
 from tests.scheduler.test_runner import TZ, Clock, env, morning_job  # noqa: F401  (env is a fixture)
 
@@ -52,7 +52,7 @@ pytestmark = pytest.mark.slow
 # takeover and the replacement worker with hundreds of messages on each side. The full 10,000 run
 # (SCRM_TEST_FAULT_STREAM=10000) is recorded in BENCHMARKS.md.
 N_STREAM = int(os.environ.get("SCRM_TEST_FAULT_STREAM", "2000"))
-# WeCom takes 30 app messages a minute per member (scrm.send_limits): spread the stream over enough
+# WeCom takes 30 app messages a minute per member (scrm.delivery.send_limits): spread the stream over enough
 # reps that the limit never defers a reply, so the test measures loss and duplication, not throttling.
 MESSAGES_PER_REP = 20
 # How soon the killed worker's rows are claimed again (a live worker renews what it holds).
@@ -107,7 +107,7 @@ class Fleet:
         }
         port, log = free_port(), self.workdir / f"{name}.log"
         with log.open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "scrm.cli", "serve", "--host", "127.0.0.1",
+            proc = subprocess.Popen([sys.executable, "-m", "scrm.cli.main", "serve", "--host", "127.0.0.1",
                                      "--port", str(port), "--roles", roles],
                                     env=env, stdout=out, stderr=subprocess.STDOUT)
         child = Child(name, roles, port, log, proc)

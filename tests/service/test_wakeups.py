@@ -1,4 +1,4 @@
-"""A web process wakes the workers of another process when a callback commits (scrm.wakeups).
+"""A web process wakes the workers of another process when a callback commits (scrm.ingest.wakeups).
 
 The worker here polls only once a minute, so the message can only be archived within the test's
 deadline if the web side's announcement reached it through Redis.
@@ -17,7 +17,8 @@ from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.models import Message
 from scrm import app as app_module
-from scrm import keys, wakeups
+from scrm import keys
+from scrm.ingest import wakeups
 from scrm.app import create_app
 from scrm.queue_worker import QueueWorker
 from tests.service.conftest import service_settings, sim, sim_server  # noqa: F401  (fixtures)

@@ -17,7 +17,7 @@ from connectors.webhook import sign
 from crm_core.models import Customer, InboxItem, Message
 from crm_core.ticket_models import Ticket
 from scrm.app import create_app
-from scrm.sender import message_text
+from scrm.delivery.sender import message_text
 from tests.bot.conftest import ROLES_TOML
 from tests.service.conftest import TEST_ROLES, Service, service_settings
 

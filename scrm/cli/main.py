@@ -1,0 +1,78 @@
+"""`scrm`: the one command for running, operating and trying the service.
+
+Feature packages add their own subcommands through `register(subparsers)` functions, listed
+here explicitly so nothing registers itself behind anyone's back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from config.settings import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from connectors.wecom.simulator import cli as simulator_cli
+    from nlp import cli as nlp_cli
+    from scrm.bench import funnel as bench_funnel
+    from scrm.bench import ingest as bench_ingest
+    from scrm.bench import lookup as bench_lookup
+    from scrm.bench import memory as bench_memory
+    from scrm.bench import nlp as bench_nlp
+    from scrm.bench import scheduler as bench_scheduler
+    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, privacy, queues, report, serve
+    from scrm.cli import nlp_reindex
+    from scrm.logging_setup import LOG_FORMATS
+
+    parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=os.environ.get("SCRM_LOG_FORMAT", "text"),
+                        help="text (default) or json: one JSON object per line (also SCRM_LOG_FORMAT)")
+    parser.add_argument("--config", help="optional TOML settings file (environment variables still win)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve.register(sub)
+    doctor.register(sub)
+    queues.register(sub)
+    channels.register(sub)
+    import_export.register(sub)
+    privacy.register(sub)
+    api_tokens.register(sub)
+    simulator_cli.register(sub)
+    jobs.register(sub)
+    report.register(sub)
+    nlp_reindex.register(nlp_cli.register(sub))
+    bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
+    bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    bench_ingest.register(bench_sub)
+    bench_memory.register_bench(bench_sub)
+    bench_nlp.register_bench(bench_sub)
+    bench_lookup.register_bench(bench_sub)
+    bench_scheduler.register_bench(bench_sub)
+    bench_funnel.register_bench(bench_sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from scrm.logging_setup import LOG_FORMATS, configure_logging
+
+    if args.log_format not in LOG_FORMATS:  # argparse does not check a default taken from the environment
+        parser.error(f"SCRM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {args.log_format!r})")
+    configure_logging(str(args.log_level), args.log_format)
+    from scrm.resources import CliError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, CliError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
