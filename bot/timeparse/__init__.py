@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.timeparse.numbers import cn_number, half_width
-from bot.timeparse.phrases import COUNTED_AFTER, COUNTED_BEFORE, GREETING
+from bot.timeparse.phrases import COUNTED_AFTER, COUNTED_BEFORE, FILLER, GREETING
 from bot.timeparse.reader import Unmatched, read_at
 from bot.timeparse.result import TimeExpressionError, When
 
@@ -40,11 +40,13 @@ def take_when(text: str, now: datetime) -> When:
     Raises TimeExpressionError when `text` does not start with a time we can resolve."""
     normal = half_width(text)
     start = len(normal) - len(normal.lstrip(_LEADING))
+    filler = FILLER.match(normal, start)
     try:
-        found = read_at(normal, start, now)
+        found = read_at(normal, filler.end(), now)
     except Unmatched:
         raise TimeExpressionError("no time expression", unread=_first_word(text[start:])) from None
-    return found.replace(text=text[slice(*found.span)], rest=text[found.span[1]:].lstrip(_LEADING).strip())
+    return found.replace(text=text[slice(*found.span)], rest=text[found.span[1]:].lstrip(_LEADING).strip(),
+                         approximate=found.approximate or bool(filler.group("rough")))
 
 
 def find_when(text: str, now: datetime) -> When | None:

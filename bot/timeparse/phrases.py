@@ -101,7 +101,12 @@ CLOCK = re.compile(
     rf"(?P<hour>{NUM})\s*(?:[-~到至]\s*(?P<hour_to>{NUM})\s*)?(?P<mark>点钟|点|時|时|點)\s*"
     rf"(?:(?P<half>半)|(?P<quarter>[一1三3])\s*刻|过?\s*(?P<minute>零?\s*{NUM})\s*(?P<fen>分钟|分)?)?"
     r"\s*(?P<tail>多钟|多|整|钟|左右|前后|许|上下)?")
-RANGE_TAIL = re.compile(rf"\s*(?:[-~到至]|一直到)\s*(?:{'|'.join(PERIODS)})?\s*(?:{NUM}\s*[点时]\s*(?:半|{NUM}\s*分?)?|\d{{1,2}}[:：]\d{{2}})")
+RANGE_TAIL = re.compile(rf"\s*(?:[-~到至]|一直到)\s*(?:{'|'.join(PERIODS)})?\s*(?:{NUM}\s*[点时]\s*(?:半|{NUM}\s*分?)?|\d{{1,2}}[:：]\d{{2}})"
+                        r"(?:\s*(?:之间|中间))?")
+# 明天这个时候: the day named, at the time it is now
+THIS_TIME = re.compile(r"(?:这个时候|这时候|这个点|这个时间|同一时间|此时)")
+# Said before a time and meaning nothing for it, or only that it is rough: 大概下午三点, 在明天
+FILLER = re.compile(r"(?P<rough>大概|大约|约莫|约|差不多|估计|左右)?\s*(?:在|于)?\s*")
 # 差一刻五点 / 五点差五分: a quarter / five minutes to five
 SHORT_OF = re.compile(rf"差\s*(?:(?P<quarter>[一1三3])\s*刻|(?P<minute>{NUM})\s*分钟?)")
 APPROX = re.compile(r"\s*(?:左右|前后|上下|许)")
@@ -116,7 +121,7 @@ UNREAD_TIME = re.compile(
     r"(?:(?:之前|以前|之后|以后|以内|之内|[前后内])(?=$|[\s,，。；;!！?？]|把|将|给|再|要|提醒|联系|回访|完成|交|发|寄|打)|左右|多钟|钟头?|[点时分秒号](?![\u4e00-\u9fff]{2})|半|[一三1-3]?刻|整点"
     rf"|{NUM}\s*(?:[点时號号]|分钟|个?小时|个?钟头|个?星期|个?礼拜|个月|刻|[:：]\d)|凌晨|早上|上午|中午|下午|傍晚|晚上"
     # moments whose clock time depends on the company or the person: asked, not guessed
-    r"|[上下]班|午饭|晚饭|饭后|午休)")
+    r"|[上下]班|午饭|晚饭|饭后|午休|晚些|稍后|晚点|早点|[这那]个?时候)")
 
 # A greeting, not a time: 周末愉快, 国庆快乐
 GREETING = re.compile(r"(?:节)?(?:快乐|愉快)")

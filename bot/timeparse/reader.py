@@ -27,7 +27,7 @@ from bot.timeparse.phrases import (
     AFTER, APPROX, BEFORE, CALENDAR_DATE, CLOCK, CLOCK_AMPM, CLOCK_COLON, DAY_OF_MONTH, DAY_WORD,
     DAY_WORD_PERIOD, DAY_WORDS, DEFAULT_TIME, FESTIVAL, FESTIVAL_NAMES, GAP, HOLIDAY_WORD, LUNAR_DATE,
     LUNAR_MONTHS, MONTH_PART, NUMERIC_DATE, PERIOD, PERIOD_DEFAULT, PERIOD_ENDS, PERIODS, QUARTER,
-    RANGE_TAIL, RELATIVE, SHORT_DATE, SHORT_OF, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
+    RANGE_TAIL, RELATIVE, SHORT_DATE, SHORT_OF, THIS_TIME, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
     WEEKDAYS, WEEKEND_TIME, WITHIN, YEAR_PART,
 )
 from bot.timeparse.result import TimeExpressionError, When
@@ -119,6 +119,8 @@ class _Reader:
                 self.pos = found.start()  # 早点 / 晚些: not a period
                 period = DAY_WORD_PERIOD.get(self.text[self.start:self.pos])
         clock = self.read_clock(period)
+        if clock is None and period is None and day is not None and self.match(THIS_TIME):
+            day, clock = self.this_time_on(day)
         if day is None and period is None and clock is None:
             raise Unmatched
         if clock is None and period == "夜里":
@@ -126,6 +128,20 @@ class _Reader:
         if self.match(APPROX):
             self.approximate = True
         return self.finish(day, period, clock)
+
+    def this_time_on(self, day: _Day) -> tuple[_Day, _Clock]:
+        """明天这个时候 / 下周这个时候: the day named (a week or a month on, for 下周 / 下个月) at the
+        clock time it is now."""
+        said = self.text[self.start:self.pos]
+        if day.kind == "period":
+            if re.match(r"下个?(?:周|星期|礼拜)", said):
+                day = _Day(self.today + timedelta(days=7))
+            elif re.match(r"下个?月", said):
+                day = _Day(_add_months(self.today, 1))
+            else:
+                raise self.refuse("not one time", said)
+            self.default_day_used = False  # the day is exact: a week on
+        return day, _Clock(self.now.time().replace(second=0, microsecond=0))
 
     def finish(self, day: _Day | None, period: str | None, clock: _Clock | None) -> When:
         before = self.match(BEFORE) or (day is not None and day.is_deadline)
@@ -567,8 +583,8 @@ class _Reader:
     def read_year_part(self) -> _Day | None:
         found = YEAR_PART.match(self.text, self.pos)
         if not found:
-            if (bare := re.compile(r"(今年|明年)(?=\s*(?:以内|之内|内))").match(self.text, self.pos)):
-                self.pos = bare.end()  # 今年内 / 明年之内: a deadline at the year's end
+            if (bare := re.compile(r"(今年|明年|年)(?=\s*(?:以内|之内|内))").match(self.text, self.pos)):
+                self.pos = bare.end()  # 今年内 / 年内 / 明年之内: a deadline at the year's end
                 year = self.today.year + (bare.group(1) == "明年")
                 return _Day(self.today, kind="period", within_day=date(year + 1, 1, 1))
             return None
@@ -744,10 +760,11 @@ class _Reader:
         if clock is not None:
             when, _, moved = self.resolve(day, None, clock)
             return self.clock_deadline(when, moved=moved)
-        if day is None and period == "中午":  # 中午前: by noon
-            clock = _Clock(time(12))
-            when, _, moved = self.resolve(None, None, clock)
+        if period == "中午":  # 中午前: by noon
+            when, _, moved = self.resolve(day, None, _Clock(time(12)))
             return self.clock_deadline(when, moved=moved)
+        if period is not None:  # 下午之前: before the afternoon, or by its end? asked, not guessed
+            raise self.refuse("before which part of the period?")
         if day is None:
             raise self.refuse("a deadline needs a day or a time")
         return self.day_deadline(day.before_day or day.day)

@@ -300,3 +300,22 @@ def test_full_width_digits_keep_the_spans_of_the_original_text():
     result = find_when("请在１２月５日下午３点前回复", NOW)
     assert result is not None and result.text == "１２月５日下午３点前"
     assert local(result) == "2026-12-05 14:00" and result.rest == "请在回复"
+
+
+@pytest.mark.parametrize(("text", "expected", "approximate"), [
+    ("明天这个时候", "2026-11-19 10:00", False),
+    ("下周这个时候", "2026-11-25 10:00", False),
+    ("大概下午三点", "2026-11-18 15:00", True),
+    ("在明天下午", "2026-11-19 14:00", False),
+    ("下午1点到2点之间", "2026-11-18 13:00", True),
+    ("明天中午前", "2026-11-19 11:00", False),
+])
+def test_this_time_fillers_and_between(text, expected, approximate):
+    result = take_when(text, NOW)
+    assert (local(result), result.approximate, result.rest, result.default_day_used) == (expected, approximate, "", False)
+
+
+@pytest.mark.parametrize("text", ["今天晚些时候", "明天上午之前", "周末这个时候"])
+def test_vague_or_split_moments_are_refused(text):
+    with pytest.raises(TimeExpressionError):
+        take_when(text, NOW)
