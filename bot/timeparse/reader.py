@@ -27,7 +27,7 @@ from bot.timeparse.phrases import (
     AFTER, APPROX, BEFORE, CALENDAR_DATE, CLOCK, CLOCK_AMPM, CLOCK_COLON, DAY_OF_MONTH, DAY_WORD,
     DAY_WORD_PERIOD, DAY_WORDS, DEFAULT_TIME, FESTIVAL, FESTIVAL_NAMES, GAP, HOLIDAY_WORD, LUNAR_DATE,
     LUNAR_MONTHS, MONTH_PART, NUMERIC_DATE, PERIOD, PERIOD_DEFAULT, PERIOD_ENDS, PERIODS, QUARTER,
-    RANGE_TAIL, RELATIVE, SHORT_DATE, SHORT_OF, THIS_TIME, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
+    FIRST_AFTER, LAST_DAY, RANGE_TAIL, RELATIVE, SHORT_DATE, SHORT_OF, THIS_TIME, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
     WEEKDAYS, WEEKEND_TIME, WITHIN, YEAR_PART,
 )
 from bot.timeparse.result import TimeExpressionError, When
@@ -311,6 +311,7 @@ class _Reader:
         statutory = FESTIVALS[day.festival][1]
         last = workdays.holiday_span(statutory, day.day)[1] if statutory else day.day
         self.default_day_used = True
+        self.match(FIRST_AFTER)  # 国庆后第一天: said twice
         return _Day(workdays.workday_on_or_after(last + timedelta(days=1)), kind="period")
 
     def read_holiday_word(self) -> _Day | None:
@@ -329,6 +330,7 @@ class _Reader:
         if word in ("节前", "年前", "放假前"):
             return _Day(day, before_day=first, is_deadline=True)
         self.default_day_used = True
+        self.match(FIRST_AFTER)
         return _Day(workdays.workday_on_or_after(last + timedelta(days=1)), kind="period")
 
     def coming_holiday(self) -> tuple[str, date]:
@@ -530,8 +532,11 @@ class _Reader:
             months_ahead = 2 if which.startswith("下下") else 1 if which.startswith("下") else 0
             year, month = _month_plus(self.today.year, self.today.month, months_ahead)
         self.default_day_used = True
+        last = date(year, month, calendar.monthrange(year, month)[1])
+        if not part or part in ("月底", "月末", "月尾", "底", "末", "尾"):
+            if self.match(LAST_DAY):  # 下个月最后一天: exactly that day
+                return _Day(last, kind="period", before_day=last + timedelta(days=1))
         if part in ("月底", "月末", "月尾", "底", "末", "尾"):  # its last working day (月底前: before the 1st)
-            last = date(year, month, calendar.monthrange(year, month)[1])
             return _Day(max(workdays.workday_on_or_before(last), min(last, self.today)), kind="period",
                         before_day=date(*_month_plus(year, month, 1), 1))
         start = {"月初": 1, "初": 1, "上旬": 1, "": 1, "中旬": 15, "月中": 15, "中": 15, "下旬": 21}[part]

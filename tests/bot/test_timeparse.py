@@ -319,3 +319,19 @@ def test_this_time_fillers_and_between(text, expected, approximate):
 def test_vague_or_split_moments_are_refused(text):
     with pytest.raises(TimeExpressionError):
         take_when(text, NOW)
+
+
+@pytest.mark.parametrize(("text", "unread"), [
+    ("月底前两天", "前两天"), ("国庆前一天", "前一天"), ("周五之前三天", "之前三天"), ("下周最后一天", "最后一天"),
+])
+def test_words_that_move_a_time_are_never_left_unread(text, unread):
+    """月底前两天 is not 月底前: refused rather than a reminder two days late."""
+    with pytest.raises(TimeExpressionError) as caught:
+        take_when(text, NOW)
+    assert caught.value.unread == unread
+
+
+def test_the_last_day_of_a_month_and_the_first_day_after_a_holiday():
+    assert local(take_when("下个月最后一天", NOW)) == "2026-12-31 09:00"
+    assert local(take_when("国庆节后第一天", NOW)) == "2027-10-08 09:00"
+    assert local(take_when("周四10:30", NOW)) == "2026-11-19 10:30"
