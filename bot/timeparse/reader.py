@@ -33,6 +33,7 @@ from bot.timeparse.phrases import (
 from bot.timeparse.result import TimeExpressionError, When
 
 _HOLIDAY_LOOKAHEAD_DAYS = 31
+_WORKDAY_ENDS = 18  # 周三 said on a Wednesday means today until the working day ends
 _RANGE = re.compile(r"\s*(?:到|至|~|-|—|一直到)\s*")  # 周一到周三
 _ANOTHER = re.compile(r"[\s,，、]*(?:或者|或是|或|还是|和|及|、)\s*")  # 明天或后天, 三点、四点  # 节后 said further ahead than this names no holiday we can be sure of
 
@@ -739,9 +740,9 @@ class _Reader:
         assert day is not None
         when = self.at(day.day, day.default_time)
         if day.day == self.today and when <= self.now:
-            if day.kind == "weekday":
-                return when + timedelta(days=7), day.default_time, True
             soon = self.next_full_hour()  # 今天 after 9:00: the next full hour
+            if day.kind == "weekday" and soon.hour > _WORKDAY_ENDS:
+                return when + timedelta(days=7), day.default_time, True  # 周三 said on Wednesday evening
             if soon.date() == self.today:
                 return soon, soon.time(), False
         return when, day.default_time, False

@@ -335,3 +335,12 @@ def test_the_last_day_of_a_month_and_the_first_day_after_a_holiday():
     assert local(take_when("下个月最后一天", NOW)) == "2026-12-31 09:00"
     assert local(take_when("国庆节后第一天", NOW)) == "2027-10-08 09:00"
     assert local(take_when("周四10:30", NOW)) == "2026-11-19 10:30"
+
+
+@pytest.mark.parametrize(("now", "expected", "moved"), [
+    (datetime(2026, 11, 18, 10, 0, tzinfo=TZ), "2026-11-18 11:00", False),  # today still: the next full hour
+    (datetime(2026, 11, 18, 20, 0, tzinfo=TZ), "2026-11-25 09:00", True),  # the working day is over: next week
+])
+def test_a_bare_weekday_said_on_that_day(now, expected, moved):
+    result = take_when("周三", now)
+    assert (local(result), result.moved_to_next) == (expected, moved)
