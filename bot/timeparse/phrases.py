@@ -49,7 +49,7 @@ _NOT_A_DAY_NOUN = r"(?!\s*(?:楼|线|店|门|库|仓|车间|房|桌|位|机|床|
 CALENDAR_DATE = re.compile(
     rf"(?:{_YEAR}\s*)?(?P<month>{NUM})\s*月份?\s*(?P<day>{NUM})\s*(?:(?P<mark>[日号])|(?![日号点时分个天小月年\d:：]))"
     + _NOT_A_DAY_NOUN)
-NUMERIC_DATE = re.compile(r"(?P<year>\d{4})\s*[-/.年]\s*(?P<month>\d{1,2})\s*[-/.月]\s*(?P<day>\d{1,2})\s*[日号]?(?![\d.])")
+NUMERIC_DATE = re.compile(r"(?P<year>\d{4})\s*[-/.年]\s*(?P<month>\d{1,2})\s*[-/.月]\s*(?P<day>\d{1,2})\s*(?:[日号]|(?![日号\d.]))")
 SHORT_DATE = re.compile(r"(?P<month>\d{1,2})[/.·](?P<day>\d{1,2})(?![\d.%]|\s*(?:折|元|块|万|倍|千|个|天|小时|号|日|点|时|kg|斤|米|度|分))")
 DAY_OF_MONTH = re.compile(rf"(?P<which>本月|这个?月|当月|下下个?月|下个?月|上上个?月|上个?月)?\s*(?P<day>{NUM})\s*(?P<mark>[日号])"
                           + _NOT_A_DAY_NOUN)
@@ -88,8 +88,8 @@ HOLIDAY_WORD = re.compile(r"(?P<word>节后|节前|假期后|假后|放假后|�
 PERIODS = {"凌晨": "凌晨", "早上": "早上", "早晨": "早上", "清晨": "早上", "一早": "早上", "大早": "早上",
            "上午": "上午", "中午": "中午", "午后": "下午", "下午": "下午", "傍晚": "傍晚", "晚上": "晚上",
            "晚间": "晚上", "夜里": "夜里", "夜间": "夜里", "半夜": "夜里", "深夜": "夜里", "午夜": "夜里",
-           "早": "早上", "晚": "晚上", "白天": "上午"}
-PERIOD = re.compile("|".join(sorted(PERIODS, key=len, reverse=True)))
+           "早": "早上", "晚": "晚上", "白天": "上午", "夜": "晚上"}
+PERIOD = re.compile("|".join(sorted(PERIODS, key=len, reverse=True)) + "(?<!夜)|夜(?![班宵市景色间里])")
 PERIOD_DEFAULT = {"凌晨": time(6), "早上": time(8), "上午": time(9), "中午": time(12), "下午": time(14),
                   "傍晚": time(18), "晚上": time(19)}
 # When a period with no clock time is said during it, the next full hour is meant until this hour.
@@ -103,6 +103,8 @@ CLOCK = re.compile(
     r"\s*(?P<tail>多钟|多|整|钟|左右|前后|许|上下)?")
 RANGE_TAIL = re.compile(rf"\s*(?:[-~到至]|一直到)\s*(?:{'|'.join(PERIODS)})?\s*(?:{NUM}\s*[点时]\s*(?:半|{NUM}\s*分?)?|\d{{1,2}}[:：]\d{{2}})"
                         r"(?:\s*(?:之间|中间))?")
+# 下个月的今天 / 一个月后的今天: the same day of the month (week) named
+SAME_DAY = re.compile(r"[ 的]*(?:今天|这一天|这天|同一天)")
 # 明天这个时候: the day named, at the time it is now
 THIS_TIME = re.compile(r"(?:这个时候|这时候|这个点|这个时间|同一时间|此时)")
 # Said before a time and meaning nothing for it, or only that it is rough: 大概下午三点, 在明天
@@ -120,7 +122,7 @@ AFTER = re.compile(r"(?:之后|以后|过后|后(?!天|日|儿))")
 # What may not follow a phrase unread: the start of a time we could not read (多钟, 前后, 25点).
 UNREAD_TIME = re.compile(
     r"(?:(?:之前|以前|之后|以后|以内|之内|[前后内])(?=$|[\s,，。；;!！?？]|把|将|给|再|要|提醒|联系|回访|完成|交|发|寄|打)|左右|多钟|钟头?|[点时分秒号](?![\u4e00-\u9fff]{2})|半|[一三1-3]?刻|整点"
-    rf"|{NUM}\s*(?:[点时號号]|分钟|个?小时|个?钟头|个?星期|个?礼拜|个月|刻|[:：]\d)|凌晨|早上|上午|中午|下午|傍晚|晚上"
+    rf"|{NUM}\s*(?:[点时]|[號号]{_NOT_A_DAY_NOUN}|分钟|个?小时|个?钟头|个?星期|个?礼拜|个月|刻|[:：]\d)|凌晨|早上|上午|中午|下午|傍晚|晚上"
     # moments whose clock time depends on the company or the person: asked, not guessed
     r"|[上下]班|午饭|晚饭|饭后|午休|晚些|稍后|晚点|早点|[这那]个?时候"
     # words that move the time just read: 月底前两天, 国庆的前一天, 下周最后一天, 提前一天

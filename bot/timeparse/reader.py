@@ -27,7 +27,7 @@ from bot.timeparse.phrases import (
     AFTER, APPROX, BEFORE, CALENDAR_DATE, CLOCK, CLOCK_AMPM, CLOCK_COLON, DAY_OF_MONTH, DAY_WORD,
     DAY_WORD_PERIOD, DAY_WORDS, DEFAULT_TIME, FESTIVAL, FESTIVAL_NAMES, GAP, HOLIDAY_WORD, LUNAR_DATE,
     LUNAR_MONTHS, MONTH_PART, NUMERIC_DATE, PERIOD, PERIOD_DEFAULT, PERIOD_ENDS, PERIODS, QUARTER,
-    FIRST_AFTER, LAST_DAY, RANGE_TAIL, RELATIVE, SHORT_DATE, SHORT_OF, THIS_TIME, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
+    FIRST_AFTER, LAST_DAY, RANGE_TAIL, SAME_DAY, RELATIVE, SHORT_DATE, SHORT_OF, THIS_TIME, UNREAD_TIME, VAGUE_DAY_OFFSET, VAGUE_DAYS, WEEK, WEEK_THEN_DAY,
     WEEKDAYS, WEEKEND_TIME, WITHIN, YEAR_PART,
 )
 from bot.timeparse.result import TimeExpressionError, When
@@ -122,6 +122,9 @@ class _Reader:
         clock = self.read_clock(period)
         if clock is None and period is None and day is not None and self.match(THIS_TIME):
             day, clock = self.this_time_on(day)
+        elif day is not None and clock is None and period is None and self.match(SAME_DAY):
+            day = self.this_time_on(day)[0]  # 下个月的今天: a month on, with the day's default time
+            clock = None
         if day is None and period is None and clock is None:
             raise Unmatched
         if clock is None and period == "夜里":
@@ -165,8 +168,9 @@ class _Reader:
                deadline: datetime | None = None) -> When:
         if when <= self.now:
             raise self.refuse("that time has passed", "", past=True)
-        return When(when, self.text[self.pos:].lstrip(" ,，、的").strip(), text=self.text[self.start:self.pos],
-                    span=(self.start, self.pos), default_time_used=default_time,
+        end = self.start + len(self.text[self.start:self.pos].rstrip())  # patterns may swallow a trailing space
+        return When(when, self.text[end:].lstrip(" ,，、的").strip(), text=self.text[self.start:end],
+                    span=(self.start, end), default_time_used=default_time,
                     default_day_used=self.default_day_used, moved_to_next=moved, deadline=deadline,
                     approximate=self.approximate)
 
@@ -177,12 +181,22 @@ class _Reader:
         if pos < len(self.text) and (bad := UNREAD_TIME.match(self.text, pos)):
             tail = re.match(r"[^\s,，。；;]{1,8}", self.text[bad.start():])
             raise self.refuse("part of the time was not understood", tail.group() if tail else bad.group())
+        if self.pos > self.start and (self.text[self.pos - 1] in "的 " or GAP.match(self.text, self.pos).end() > self.pos):
+            self.refuse_second_day(GAP.match(self.text, self.pos).end())
         if joined := _ANOTHER.match(self.text, self.pos):
             try:
                 other = _Reader(self.text, joined.end(), self.now).read()
             except (Unmatched, TimeExpressionError):
                 return
             raise self.refuse("two times: which one?", self.text[joined.end():other.span[1]])
+
+    def refuse_second_day(self, pos: int) -> None:
+        """两周后的周一, 明天 三天后: a second time after the first, which one reminder cannot stand for."""
+        try:
+            second = _Reader(self.text, pos, self.now).read()
+        except (Unmatched, TimeExpressionError):
+            return
+        raise self.refuse("two times: which one?", self.text[slice(*second.span)])
 
     # --- offsets: 两个半小时后, 3天后, 三天内 -----------------------------------------------------
     def read_offset(self) -> _Day | When | None:

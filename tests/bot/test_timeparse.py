@@ -344,3 +344,22 @@ def test_the_last_day_of_a_month_and_the_first_day_after_a_holiday():
 def test_a_bare_weekday_said_on_that_day(now, expected, moved):
     result = take_when("周三", now)
     assert (local(result), result.moved_to_next) == (expected, moved)
+
+
+@pytest.mark.parametrize(("text", "unread"), [("两周后的周一", "周一"), ("明天 三天后", "三天后"), ("明天 3天内完成", "3天内")])
+def test_a_second_time_after_the_first_is_asked_back(text, unread):
+    with pytest.raises(TimeExpressionError) as caught:
+        take_when(text, NOW)
+    assert caught.value.unread == unread
+
+
+@pytest.mark.parametrize(("text", "expected", "phrase"), [
+    ("下个月的今天", "2026-12-18 09:00", "下个月的今天"),
+    ("除夕夜", "2027-02-05 19:00", "除夕夜"),
+    ("2026年12月5日15:00 报价", "2026-12-05 15:00", "2026年12月5日15:00"),
+    ("后天 上午10点半 回访", "2026-11-20 10:30", "后天 上午10点半"),  # the span stops at the phrase
+])
+def test_more_phrase_shapes(text, expected, phrase):
+    result = take_when(text, NOW)
+    assert (local(result), result.text) == (expected, phrase)
+    assert take_when("明天 10号线", NOW).rest == "10号线" and take_when("下周一 周报", NOW).rest == "周报"
