@@ -56,15 +56,18 @@ def find_when(text: str, now: datetime) -> When | None:
     unless a later phrase in the sentence resolves (`昨天说好了，明天再打` → 明天)."""
     normal = half_width(text)
     first_error: TimeExpressionError | None = None
-    resume = 0
+    resume, retry = 0, -1
     for start in range(len(normal)):
-        if start < resume or not _may_start(normal, start):
+        if start < resume or (start != retry and not _may_start(normal, start)):
             continue
         try:
             found = read_at(normal, start, now)
         except Unmatched:
             continue
         except TimeExpressionError as exc:
+            if _after_a_name(normal, start):
+                first_error, retry = first_error or exc, start + 1  # 李四两点前: 四 ends a name, try 两点前
+                continue
             if not exc.past:
                 raise  # a time we cannot read: ask, rather than read a later fragment of it
             first_error, resume = first_error or exc, getattr(exc, "end", start + 1)
@@ -105,6 +108,12 @@ def _counted(text: str, found: When) -> bool:
     if not (phrase.endswith("点") and len(phrase) <= 3 and found.default_time_used is None):
         return False
     return (begin > 0 and text[begin - 1] in COUNTED_BEFORE) or bool(COUNTED_AFTER.match(text, end))
+
+
+def _after_a_name(text: str, start: int) -> bool:
+    """张三 / 李四 end in numerals: a numeral right after a Han character may belong to the name."""
+    return (0 < start < len(text) - 1 and text[start] in "一二三四五六七八九十" and "\u4e00" <= text[start - 1] <= "\u9fff"
+            and text[start - 1] not in "零〇一二两三四五六七八九十百千")
 
 
 def _recurring(text: str, begin: int) -> bool:

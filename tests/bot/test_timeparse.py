@@ -363,3 +363,13 @@ def test_more_phrase_shapes(text, expected, phrase):
     result = take_when(text, NOW)
     assert (local(result), result.text) == (expected, phrase)
     assert take_when("明天 10号线", NOW).rest == "10号线" and take_when("下周一 周报", NOW).rest == "周报"
+
+
+@pytest.mark.parametrize(("text", "phrase", "rest"), [
+    ("给李四两点前发邮件", "两点前", "给李四发邮件"),  # 四 ends the name
+    ("王五三天后回访", "三天后", "王五回访"),
+    ("跟进张三明天下午三点", "明天下午三点", "跟进张三"),
+])
+def test_find_when_does_not_read_the_numeral_ending_a_name(text, phrase, rest):
+    result = find_when(text, NOW)
+    assert result is not None and (result.text, result.rest) == (phrase, rest)
