@@ -9,9 +9,15 @@
 unpacks as `(when, rest)` and carries what the bot should tell the rep (see `When`): the default
 time it picked, whether a passed time moved to its next occurrence, the deadline for 周四之前 /
 三天内, the matched text and its span. A phrase that starts like a time but cannot be read raises
-`TimeExpressionError` whose `unread` names the part not understood; an explicit day or time that
-has passed raises it with `past=True`. A clock time alone that has passed today (`9:30` at 10:00)
-is not an error: it moves to tomorrow and says so in `moved_to_next`.
+`TimeExpressionError` whose `unread` names the part not understood, and so does a phrase that
+cannot be settled without asking (明天或后天, 十点 said at 18:00, 下班后); an explicit day or time
+that has passed raises it with `past=True`. A clock time alone that has passed today (`9:30` at
+10:00) is not an error: it moves to tomorrow and says so in `moved_to_next`.
+
+find_when reads free sentences, where numbers are often not times: it skips counts (有三点建议),
+greetings (周末愉快), numbers inside longer numbers and the numeral ending a name (李四两点前); it
+passes over a past phrase to a later one (昨天说好了，明天再打) but raises at a phrase it cannot read
+(13月5日, 每周一: recurring), rather than read a fragment of it.
 
 Modules by job: `numbers` (Chinese numerals), `phrases` (the patterns), `reader` (reading and
 resolving one phrase), `festivals` (solar days of festivals, lunar and solar-term ones computed),
@@ -70,7 +76,7 @@ def find_when(text: str, now: datetime) -> When | None:
                 continue
             if not exc.past:
                 raise  # a time we cannot read: ask, rather than read a later fragment of it
-            first_error, resume = first_error or exc, getattr(exc, "end", start + 1)
+            first_error, resume = first_error or exc, exc.end or start + 1
             continue
         if _counted(normal, found) or GREETING.match(normal, found.span[1]):
             continue

@@ -82,9 +82,7 @@ class _Reader:
     def refuse(self, message: str, unread: str | None = None, *, past: bool = False) -> TimeExpressionError:
         if unread is None:
             unread = self.text[self.start:self.pos]
-        error = TimeExpressionError(message, past=past, unread=unread)
-        error.end = max(self.pos, self.start + 1)  # where the phrase read so far ends (find_when moves past it)
-        return error
+        return TimeExpressionError(message, past=past, unread=unread, end=max(self.pos, self.start + 1))
 
     def valid_date(self, year: int, month: int, day: int, said: str) -> date:
         try:

@@ -10,13 +10,16 @@ class TimeExpressionError(ValueError):
     """The phrase cannot be resolved to one future time.
 
     `past`: it resolves to a time that has passed (昨天, 本周一 on a Wednesday, 今天上午9点 at noon).
-    `unread`: the part of the text that was not understood (`多钟`, `13月5日`, `下下下周`), empty
-    when the whole phrase was understood but does not resolve (past, no such date)."""
+    `unread`: the part of the text that was not understood or cannot be settled without asking
+    (`多钟`, `13月5日`, `下下下周三`, `后天` in 明天或后天, `下班后`); empty when the whole phrase was
+    understood but resolves to the past. `end`: where the phrase read so far ends in the text.
+    The message is English, for logs; the bot words its reply from `past` and `unread`."""
 
-    def __init__(self, message: str, *, past: bool = False, unread: str = ""):
+    def __init__(self, message: str, *, past: bool = False, unread: str = "", end: int | None = None):
         super().__init__(message)
         self.past = past
         self.unread = unread
+        self.end = end
 
 
 class When(tuple):
@@ -28,7 +31,7 @@ class When(tuple):
     text              the expression as the rep wrote it (`周五前`, `下午5点多钟`)
     span              (start, end) of `text` in the text that was read
     default_time_used the phrase gave no clock time and this one was picked (09:00 for a day,
-                      19:00 for 晚上, 10:00 for 周末), else None
+                      19:00 for 晚上, 10:00 for 周末, the next full hour for 今天 said at 10:20), else None
     default_day_used  the phrase named a period (下周, 下个月中旬, 节后, 这两天) and a day in it was picked
     moved_to_next     the clock time had already passed (today, or this week's weekday) and the
                       next occurrence was taken (`9:30` said at 10:00 → tomorrow 09:30)
