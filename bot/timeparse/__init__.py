@@ -62,7 +62,7 @@ def find_when(text: str, now: datetime) -> When | None:
     unless a later phrase in the sentence resolves (`昨天说好了，明天再打` → 明天)."""
     normal = half_width(text)
     first_error: TimeExpressionError | None = None
-    resume, retry = 0, -1
+    resume, retry, past_end = 0, -1, None
     for start in range(len(normal)):
         if start < resume or (start != retry and not _may_start(normal, start)):
             continue
@@ -77,6 +77,10 @@ def find_when(text: str, now: datetime) -> When | None:
             if not exc.past:
                 raise  # a time we cannot read: ask, rather than read a later fragment of it
             first_error, resume = first_error or exc, exc.end or start + 1
+            past_end = resume
+            continue
+        if past_end is not None and normal[past_end:found.span[0]].strip(" 的") == "":
+            resume = past_end = found.span[1]  # 3周前的下午5点: the clock belongs to the past day
             continue
         if _counted(normal, found) or GREETING.match(normal, found.span[1]):
             continue

@@ -79,7 +79,7 @@ FESTIVAL_NAMES = {
 }
 FESTIVAL = re.compile(
     r"(?P<which>今年|明年|后年|去年)?\s*(?P<name>" + "|".join(sorted(FESTIVAL_NAMES, key=len, reverse=True)) + r")"
-    r"(?!节?(?:礼|月饼|红包|活动|促销|福利|祝福|快乐|愉快|贺卡|海报|文案|方案|套餐|优惠|晚会|大促|礼盒|礼品|放假安排))"
+    r"(?!节?(?:礼|月饼|红包|活动|促销|福利|祝福|快乐|愉快|贺卡|海报|文案|方案|套餐|优惠|晚会|大促|礼盒|礼品|放假安排|路|街|大道|广场|小区|大厦|中学|小学|公园))"
     r"(?P<jie>节)?(?:长假|假期|小长假|当天)?(?![点时号日月个天周分\d一二三四五六七八九十])")
 # 节后: after the holiday that is on or coming; 年后/年前: around 春节
 HOLIDAY_WORD = re.compile(r"(?P<word>节后|节前|假期后|假后|放假后|放假前|收假后|年后|年前|过完年|开年后|开年)")
@@ -127,7 +127,8 @@ UNREAD_TIME = re.compile(
     r"|[上下]班|午饭|晚饭|饭后|午休|晚些|稍后|晚点|早点|[这那]个?时候"
     # words that move the time just read: 月底前两天, 国庆的前一天, 下周最后一天, 提前一天
     rf"|(?:[之以]?前|[之以]?后|提前|推迟|延后|往后|往前)\s*{NUM}\s*(?:天|日|周|个?星期|个?礼拜|个?小时|个?钟头|分钟|个月)"
-    rf"|第\s*{NUM}\s*(?:天|日|周|个)|最后一天|头一天|前一天|后一天|当天晚上|那天)")
+    rf"|第\s*{NUM}\s*(?:天|日|周|个)|最后一天|头一天|前一天|后一天|当天晚上|那天"
+    r"|期间|这段时间|那段时间)")  # 国庆期间: not one time
 # 下个月最后一天 / 月底最后一天: the month's last calendar day
 LAST_DAY = re.compile(r"[ 的]*最后一天")
 # 国庆后第一天 / 节后第一个工作日: what 后 means for a holiday already

@@ -228,6 +228,8 @@ class _Reader:
                     self.approximate = self.approximate or rough  # 两三天后: the start of the range
             except ValueError:
                 raise self.refuse("not a number", found.group()) from None
+        if amount_text == "半" and unit in ("天", "日"):
+            raise self.refuse("半天 is a while, not twelve hours", found.group())
         if found.group("half1") or found.group("half2"):
             if amount_text == "半":
                 raise self.refuse("not a duration", found.group())
@@ -663,7 +665,9 @@ class _Reader:
             raise self.refuse("not a time", found.group()) from None
         self.approximate = self.approximate or rough
         minute = 0
-        if found.group("half"):
+        if found.group("hour_to"):
+            pass  # 9~12点半: the minutes belong to the end of the range, which starts on the hour
+        elif found.group("half"):
             minute = 30
         elif quarter := found.group("quarter"):
             minute = 15 if quarter in "一1" else 45

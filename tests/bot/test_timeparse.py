@@ -373,3 +373,15 @@ def test_more_phrase_shapes(text, expected, phrase):
 def test_find_when_does_not_read_the_numeral_ending_a_name(text, phrase, rest):
     result = find_when(text, NOW)
     assert result is not None and (result.text, result.rest) == (phrase, rest)
+
+
+def test_fixes_found_by_the_held_out_measurement():
+    """Four bugs the one held-out run exposed (tests/data/README.md lists them)."""
+    assert local(take_when("9~12点半", NOW)) == "2026-11-19 09:00"  # the range starts on the hour
+    for text in ("半天后", "国庆期间"):  # a while / a stretch of days: not one time
+        with pytest.raises(TimeExpressionError):
+            take_when(text, NOW)
+    assert find_when("五一路的门店", NOW) is None  # a street
+    with pytest.raises(TimeExpressionError) as caught:  # the clock belongs to the past day
+        find_when("记得3周前的下午5点我们一起去郊游", NOW)
+    assert caught.value.past
