@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import Customer, Message
+from crm_core.sql import reread_locked
 
 # Weight of the newest message in the rolling sentiment: recent mood matters most, but one
 # sharp message should not erase a long good relationship.
@@ -26,9 +27,8 @@ class InsightService:
 
         The customer row is re-read under a row lock first: two workers analysing messages of the
         same customer at once must add up, not overwrite each other's counts."""
-        await self.session.flush()  # our own pending changes first, so the re-read includes them
-        await self.session.refresh(customer, ["sentiment_score", "analysed_messages", "tag_counts",
-                                              "last_negative_message_id"], with_for_update=True)
+        await reread_locked(self.session, customer, ["sentiment_score", "analysed_messages", "tag_counts",
+                                                     "last_negative_message_id"])
         message.analysis = analysis
         sentiment = float(analysis.get("sentiment", 0.0))
         if customer.sentiment_score is None:

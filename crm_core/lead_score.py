@@ -27,6 +27,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import Customer, Deal, Message
+from crm_core.sql import reread_locked
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "lifecycle.toml"
 # A customer writing more than this within the window is as warm as it gets; older lines are not read.
@@ -124,8 +125,7 @@ class LeadScoreService:
     async def rescore(self, customer: Customer, *, at: datetime) -> int:
         """Recompute one customer's score, under the customer's row lock, as of `at` (never earlier
         than the score already stored: a message processed late does not turn the clock back)."""
-        await self.session.flush()
-        await self.session.refresh(customer, ["lead_score", "lead_score_at"], with_for_update=True)
+        await reread_locked(self.session, customer, ["lead_score", "lead_score_at"])
         if customer.lead_score_at is not None and customer.lead_score_at > at:
             at = customer.lead_score_at
         messages = await self._inbound([customer.id], at)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.lead_score import LeadScoreService
 from crm_core.models import Customer, Deal, LifecycleChange, Staff
+from crm_core.sql import reread_locked
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "lifecycle.toml"
 
@@ -202,5 +203,4 @@ class LifecycleService:
         return self.move(customer, await self.stage_before(customer), reason, at=at)
 
     async def _lock(self, customer: Customer) -> None:
-        await self.session.flush()
-        await self.session.refresh(customer, ["lifecycle", "lifecycle_changed_at", "churned_at"], with_for_update=True)
+        await reread_locked(self.session, customer, ["lifecycle", "lifecycle_changed_at", "churned_at"])

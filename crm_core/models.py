@@ -325,6 +325,39 @@ class Deal(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CustomerFollower(Base):
+    """One rep's relation to one external contact, as WeCom keeps it (follow_user / follow_info).
+
+    A contact two reps both added is one customer with two followers, each with their own remark,
+    remark mobiles, corp tags and the way and time they added the contact. `removed_at` is set when
+    either side deleted the other; the row stays for history (and for a transfer's handover).
+    """
+
+    __tablename__ = "customer_followers"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "staff_id", name="uq_customer_follower"),
+        Index("ix_customer_followers_staff_id", "staff_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    remark: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    remark_corp_name: Mapped[str] = mapped_column(String(128), default="")
+    remark_mobiles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tag_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # WeCom corp tag ids on this rep's contact
+    added_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # WeCom createtime
+    add_way: Mapped[int] = mapped_column(Integer, default=0)  # WeCom add_way: 1 QR code, 2 phone search, …
+    state: Mapped[str] = mapped_column(String(64), default="")  # the 联系我 code's state (渠道活码)
+    oper_userid: Mapped[str] = mapped_column(String(64), default="")  # who initiated the add
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    customer: Mapped["Customer"] = relationship()
+    staff: Mapped["Staff"] = relationship()
+
+
 class CustomerTag(Base):
     """A CRM tag set by staff (WeCom's own corp tags stay in Customer.wecom_tags)."""
 

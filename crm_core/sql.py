@@ -46,3 +46,16 @@ def _insert_ignore(table: Table, columns: tuple[str, ...], conflict: tuple[str, 
     target = ", ".join(f'"{c}"' for c in conflict)
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({params}) ON CONFLICT ({target}) DO NOTHING RETURNING id'
     return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+
+
+async def reread_locked(session: AsyncSession, row: Any, attributes: list[str]) -> None:
+    """Flush our own changes, then re-read `attributes` of `row` under its row lock.
+
+    The lock is FOR NO KEY UPDATE, not FOR UPDATE: every message archived for a customer holds a
+    KEY SHARE lock on the customer row (the foreign key check), and FOR UPDATE waits for those.
+    Two workers, each holding its own message's KEY SHARE and asking FOR UPDATE, deadlock; NO KEY
+    UPDATE does not conflict with KEY SHARE, so they queue instead. SQLite has no row locks: its
+    single writer already serialises this.
+    """
+    await session.flush()
+    await session.refresh(row, attributes, with_for_update={"key_share": True})

@@ -184,9 +184,11 @@ async def test_a_customer_who_deletes_the_rep_is_churned_and_returns_when_adding
             sim.corp_id, change_type, "zhangwei", zhao, create_time=int(at.timestamp())))
         await chat.service.settle()
 
+    sim.end_contact(zhao, "zhangwei")
     await event("del_follow_user", FIXED_NOW + timedelta(days=1))
     churned = await chat.customer("赵磊")
     assert churned.lifecycle == "churned" and churned.churned_at == FIXED_NOW + timedelta(days=1)
+    sim.add_follower(zhao, "zhangwei", add_way=1)
     await event("add_external_contact", FIXED_NOW + timedelta(days=2))
     back = await chat.customer("赵磊")
     assert back.lifecycle == "customer" and back.churned_at is None

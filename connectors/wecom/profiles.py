@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from crm_core.customers import ContactProfile
+from crm_core.followers import FollowerProfile
 from crm_core.staff import StaffProfile
 
 
@@ -24,7 +26,7 @@ def staff_profile(user: dict[str, Any]) -> StaffProfile:
 def contact_profile(contact: dict[str, Any], *, userid: str, owner_staff_id: int | None) -> ContactProfile:
     """From externalcontact/get: the contact itself plus what *this* rep (userid) recorded."""
     external = contact.get("external_contact", {}) or {}
-    follow = next((f for f in contact.get("follow_user", []) or [] if f.get("userid") == userid), {})
+    follow = follow_entry(contact, userid)
     return ContactProfile(
         name=str(external.get("name", "")),
         company=str(external.get("corp_full_name") or external.get("corp_name") or follow.get("remark_corp_name", "")),
@@ -36,3 +38,33 @@ def contact_profile(contact: dict[str, Any], *, userid: str, owner_staff_id: int
         tags=[str(t.get("tag_name", "")) for t in follow.get("tags", []) or [] if t.get("tag_name")],
         owner_staff_id=owner_staff_id if follow else None,
     )
+
+
+def follower_profile(follow: dict[str, Any]) -> FollowerProfile:
+    """One rep's relation to a contact: an entry of externalcontact/get's `follow_user`, or
+    externalcontact/batch/get_by_user's `follow_info`. The first carries `tags` (objects, type 1 are
+    corp tags), the second only `tag_id` (corp tag ids).
+    https://developer.work.weixin.qq.com/document/path/92114 (获取客户详情),
+    https://developer.work.weixin.qq.com/document/path/92994 (批量获取客户详情)."""
+    if "tag_id" in follow:
+        tag_ids = [str(t) for t in follow.get("tag_id") or [] if t]
+    else:
+        tag_ids = [str(t.get("tag_id")) for t in follow.get("tags") or [] if t.get("tag_id") and int(t.get("type", 1) or 1) == 1]
+    created = int(follow.get("createtime") or 0)
+    return FollowerProfile(
+        userid=str(follow.get("userid", "")),
+        remark=str(follow.get("remark", "")),
+        description=str(follow.get("description", "")),
+        remark_corp_name=str(follow.get("remark_corp_name", "")),
+        remark_mobiles=[str(m) for m in follow.get("remark_mobiles") or [] if m],
+        tag_ids=tag_ids,
+        added_at=datetime.fromtimestamp(created, timezone.utc) if created else None,
+        add_way=int(follow.get("add_way") or 0),
+        state=str(follow.get("state", "")),
+        oper_userid=str(follow.get("oper_userid", "")),
+    )
+
+
+def follow_entry(contact: dict[str, Any], userid: str) -> dict[str, Any]:
+    """This rep's entry in externalcontact/get's follow_user ({} when they do not follow the contact)."""
+    return next((f for f in contact.get("follow_user", []) or [] if f.get("userid") == userid), {})

@@ -1,7 +1,8 @@
 """change_external_contact callbacks: a rep's external contact was added, edited or deleted.
 
 Each one pulls the contact's profile from WeCom (so it runs in a transaction of its own), keeps the
-customer record in step, and archives the event under the customer.
+customer record and that rep's follower relation in step, and archives the event under the customer.
+https://developer.work.weixin.qq.com/document/path/92130 (客户变更事件)
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.templates import render
 from connectors.wecom.errors import InvalidUserError
 from connectors.wecom.inbound import EXTERNAL_CHANNEL, ContactChange
-from connectors.wecom.profiles import contact_profile
+from connectors.wecom.profiles import contact_profile, follow_entry, follower_profile
 from crm_core.customers import CustomerService
+from crm_core.followers import FollowerService
 from crm_core.lifecycle import LifecycleService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Staff
@@ -25,6 +27,9 @@ from scrm.ingest.context import IngestContext
 from scrm.ingest.wecom_callbacks import EVENT_CHANNEL
 
 log = logging.getLogger(__name__)
+
+# del_follow_user: the customer deleted the rep; del_external_contact: the rep deleted the customer.
+DELETIONS = ("del_follow_user", "del_external_contact")
 
 
 @dataclass
@@ -36,19 +41,26 @@ class ContactChanges:
         ctx = self.context
         customers = CustomerService(session)
         contact: dict = {}
-        if change.change_type in ("add_external_contact", "edit_external_contact", "add_half_external_contact"):
-            try:
-                contact = await ctx.wecom.get_external_contact(change.external_userid)
-            except InvalidUserError:
-                log.warning("externalcontact/get does not know %s; recording the event only", change.external_userid)
+        try:
+            # Deletions too: whether anyone still follows the customer decides between a lost rep and a lost customer.
+            contact = await ctx.wecom.get_external_contact(change.external_userid)
+        except InvalidUserError:  # 84061: no rep of ours follows them any more
+            log.info("externalcontact/get has no relation for %s; recording the event only", change.external_userid)
         staff = await ctx.staff(session, change.userid) if change.userid else None
         customer = await customers.ensure(EXTERNAL_CHANNEL, change.external_userid)
+        followers = FollowerService(session)
+        removed = False
+        if staff is not None and change.change_type in DELETIONS:
+            removed = await followers.remove(customer, staff, at=change.sent_at)
         if contact:
-            await customers.apply_profile(customer, contact_profile(contact, userid=change.userid,
-                                                                    owner_staff_id=staff.id if staff else None),
-                                          at=change.sent_at)
+            await customers.apply_profile(customer, contact_profile(
+                contact, userid=change.userid, owner_staff_id=await self._owner(session, customer, contact, staff)),
+                at=change.sent_at)
+        if staff is not None and (follow := follow_entry(contact, staff.userid)):
+            await followers.upsert(customer, staff, follower_profile(follow), at=change.sent_at)
         if change.change_type == "del_follow_user":
-            await self._customer_left(session, item, customer, staff, at=change.sent_at)
+            await self._customer_left(session, item, customer, staff, at=change.sent_at,
+                                      still_followed=bool(contact.get("follow_user")), removed=removed)
         if change.change_type == "add_external_contact":
             await ctx.acquisition.contact_added(session, customer, staff, external_userid=change.external_userid,
                                                 state=change.state, welcome_code=change.welcome_code)
@@ -60,14 +72,32 @@ class ContactChanges:
                        customer_id=customer.id, staff_id=staff.id if staff else None)
         )
 
-    async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None, *,
-                             at: datetime) -> None:
-        """The customer deleted the rep: mark churned and tell the rep while there is still a chance.
+    async def _owner(self, session: AsyncSession, customer: Customer, contact: dict, staff: Staff | None) -> int | None:
+        """Who owns the customer: their owner while the owner still follows them, otherwise the rep who
+        added them first. Decided from WeCom's follower list, not from which event a worker handled
+        first, so two reps' add events processed at once agree."""
+        following = contact.get("follow_user") or []
+        if not following:
+            return None
+        if customer.owner_id is not None:
+            owner = await session.get(Staff, customer.owner_id)
+            if owner is not None and owner.active and follow_entry(contact, owner.userid):
+                return owner.id
+        first = min(following, key=lambda f: (int(f.get("createtime") or 0), str(f.get("userid", ""))))
+        if staff is not None and first.get("userid") == staff.userid:
+            return staff.id
+        return (await self.context.staff(session, str(first["userid"]))).id
 
-        Only the change to churned alerts; a second deletion event for an already churned customer
-        (WeCom resending with a new timestamp) is archived but tells nobody again. The row lock makes
-        two workers handling two such events agree on which one made the change."""
-        if not await LifecycleService(session).churn(customer, at=at):
+    async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None, *,
+                             at: datetime, still_followed: bool, removed: bool) -> None:
+        """The customer deleted the rep: tell the rep while there is still a chance, and mark the
+        customer churned when no rep of ours follows them any more.
+
+        Only a change alerts (the relation ending, or the customer becoming churned): a second deletion
+        event (WeCom resending with a new timestamp) is archived but tells nobody again. The row lock
+        makes two workers handling two such events agree on which one made the change."""
+        changed = removed if still_followed else await LifecycleService(session).churn(customer, at=at)
+        if not changed:
             return
         last = await MessageService(session).last_for_customer(customer.id)
         if staff is None:

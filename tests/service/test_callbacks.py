@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender, build_plaintext_change_external_contact
 from crm_core.db import create_engine, session_factory
+from crm_core.followers import FollowerService
 from crm_core.models import Customer, InboxItem, Message, OutboxItem, Staff
 from scrm import keys
 from scrm.app import create_app
@@ -89,6 +90,7 @@ async def test_customer_deleting_the_rep_marks_churn_and_alerts_the_rep(service)
         return build_plaintext_change_external_contact(service.sim.corp_id, "del_follow_user", "zhangwei",
                                                        external_id(service.sim, "赵磊"), create_time=at)
 
+    service.sim.end_contact(external_id(service.sim, "赵磊"), "zhangwei")  # 张伟 was 赵磊's only rep
     await service.wecom.raw(deletion(1_800_000_000))
     await service.wecom.raw(deletion(1_800_000_000))  # WeCom's retry: the same callback again
     await service.wecom.raw(deletion(1_800_000_001))  # the same fact reported a second later: no second alert
@@ -235,6 +237,8 @@ async def test_kf_cursor_survives_a_restart(backend, sim, sim_server, aiohttp_cl
 async def test_contact_removal_events_are_recorded(service):
     zhao = external_id(service.sim, "赵磊")
     await service.wecom.change_external_contact("add_external_contact", "zhangwei", zhao)
+    await service.settle()
+    service.sim.end_contact(zhao, "zhangwei")
     await service.wecom.change_external_contact("del_external_contact", "zhangwei", zhao)
     await service.wecom.change_external_contact("transfer_fail", "zhangwei", zhao, fail_reason="customer_refused")
     await service.settle()
@@ -245,3 +249,30 @@ async def test_contact_removal_events_are_recorded(service):
                              "event:change_external_contact:del_external_contact",
                              "event:change_external_contact:transfer_fail"]
     assert customer.lifecycle == "prospect"  # the rep removing a contact is not the customer leaving
+
+
+async def test_a_contact_two_reps_added_is_one_customer_with_two_followers(service):
+    zhao, sim = external_id(service.sim, "赵磊"), service.sim
+    await service.wecom.change_external_contact("add_external_contact", "zhangwei", zhao)
+    sim.add_follower(zhao, "lina", remark="赵总（李娜）", remark_mobiles=["13700000001"],
+                     tags=[{"group_name": "客户等级", "tag_name": "重要客户", "tag_id": "etDemoVip0001", "type": 1}])
+    await service.wecom.change_external_contact("add_external_contact", "lina", zhao)
+    await service.settle()
+    async with service.sessions() as session:
+        [customer] = (await session.scalars(select(Customer))).all()
+        followers = {f.staff.userid: f for f in await FollowerService(session).of_customer(customer.id)}
+    assert set(followers) == {"zhangwei", "lina"}
+    assert customer.owner_id == followers["zhangwei"].staff_id  # the first rep keeps the customer
+    assert (followers["lina"].remark, followers["lina"].remark_mobiles) == ("赵总（李娜）", ["13700000001"])
+    assert followers["lina"].tag_ids == ["etDemoVip0001"] and followers["lina"].add_way == 2
+    assert followers["zhangwei"].added_at is not None
+
+    sim.end_contact(zhao, "lina")  # the customer deletes 李娜; 张伟 still follows
+    await service.wecom.change_external_contact("del_follow_user", "lina", zhao)
+    await service.settle()
+    async with service.sessions() as session:
+        remaining = [f.staff.userid for f in await FollowerService(session).of_customer(customer.id)]
+    assert remaining == ["zhangwei"]
+    async with service.sessions() as session:
+        customer = await session.get(Customer, customer.id)
+    assert customer.lifecycle != "churned"  # 张伟 still follows: a lost rep, not a lost customer

@@ -77,7 +77,9 @@ def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[s
     if not external_userid:
         raise ApiError(40096)
     contact = state.external_contacts.get(external_userid)
-    if contact is None:
+    if contact is None or not contact["follow_user"]:
+        # 84061 不存在外部联系人的关系: no member of the corp follows them (any more).
+        # https://developer.work.weixin.qq.com/document/path/90313 (全局错误码)
         raise ApiError(84061)
     return _ok(**contact, next_cursor="")
 

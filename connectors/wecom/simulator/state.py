@@ -352,6 +352,18 @@ class SimulatorState:
             outcome[external_userid] = status
         return outcome
 
+    def add_follower(self, external_userid: str, userid: str, *, remark: str = "", remark_mobiles: list[str] = (),
+                     tags: list[dict[str, Any]] = (), add_way: int = 2, state: str = "") -> None:
+        """Another rep adds an existing contact (add_way 2: found by phone number): one more follow_user
+        entry, with that rep's own remark and tags. Send add_external_contact for them afterwards."""
+        contact = self.external_contacts[external_userid]
+        contact["follow_user"] = [f for f in contact["follow_user"] if f["userid"] != userid]
+        contact["follow_user"].append({
+            "userid": userid, "remark": remark, "description": "", "createtime": int(self.now()), "tags": list(tags),
+            "remark_corp_name": "", "remark_mobiles": list(remark_mobiles), "oper_userid": userid,
+            "add_way": add_way, "state": state,
+        })
+
     def end_contact(self, external_userid: str, userid: str) -> None:
         """The customer deletes the rep (or the rep the customer): they are no longer friends."""
         contact = self.external_contacts[external_userid]
