@@ -5,13 +5,13 @@ complaint, so the agent sees why it was opened; `工单 误判` marks a false on
 and `scrm nlp eval --from-tickets` counts those for the next retraining.
 
 Revision ID: 0016_nlp_signals
-Revises: 0011
+Revises: 0012
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_nlp_signals"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
