@@ -11,6 +11,7 @@ import nlp
 from nlp import cli, resources
 from nlp.sentiment import SentimentModel
 from nlp.train import featurize, read_chat_set, read_reviews, score, split, train
+from scrm.bench import nlp as bench_nlp
 
 SAMPLE = 3000
 
@@ -108,7 +109,7 @@ def _run(argv):
     parser = argparse.ArgumentParser(prog="scrm")
     commands = parser.add_subparsers(required=True)
     cli.register(commands)
-    cli.register_bench(commands.add_parser("bench").add_subparsers(required=True))
+    bench_nlp.register_bench(commands.add_parser("bench").add_subparsers(required=True))
     args = parser.parse_args(argv)
     return args.func(args)
 
