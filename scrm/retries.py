@@ -20,7 +20,10 @@ get back; neither looks at an exception itself.
 
 from __future__ import annotations
 
+import errno
 import random
+import socket
+import sqlite3
 from dataclasses import dataclass
 
 import asyncpg
@@ -87,14 +90,60 @@ def with_jitter(seconds: float) -> float:
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Redis or the database unreachable (a restart, a failover) is not the row's fault: retrying it
-    must not use up its attempts, or every message arriving during an outage would be parked
-    instead of processed after."""
-    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError)):
+    """The database or Redis unreachable (a restart, a failover, connections terminated) is not the
+    work's fault: retrying it must not use up attempts, or every message arriving during an outage
+    would be parked instead of processed after.
+
+    Looks through SQLAlchemy's wrapper (`orig`) and the driver's own cause (`__cause__`), since
+    asyncpg's error arrives wrapped twice; stops at a WeCom error, whose network failures are
+    WeCom's to answer (see `decide`)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, WeComError):
+            return False
+        if _is_outage_error(error):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
+# SQLSTATEs a dropped or failed-over PostgreSQL connection answers with (postgresql.org/docs/current/errcodes-appendix.html):
+# class 08 connection exception; 57P01 admin_shutdown (pg_terminate_backend, a fast shutdown), 57P02 crash_shutdown,
+# 57P03 cannot_connect_now (starting up, in recovery); 53300 too_many_connections (the reconnect storm after a
+# failover); 25006 read_only_sql_transaction (still connected to the old primary, now a standby).
+_PG_OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "25006"})
+# SQLite's primary result codes for a database file that cannot be used right now (sqlite.org/rescode.html):
+# SQLITE_BUSY/LOCKED (another process holds the write lock past the timeout), SQLITE_IOERR, SQLITE_FULL,
+# SQLITE_CANTOPEN (the file or its directory is unreachable).
+_SQLITE_OUTAGE_CODES = frozenset({5, 6, 10, 13, 14})
+_NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
+                             errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
+
+
+def _is_outage_error(error: BaseException) -> bool:
+    """One link of the chain: Redis, the network, SQLAlchemy's connection handling, or a driver."""
+    if isinstance(error, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                          redis.exceptions.ReadOnlyError, redis.exceptions.ClusterDownError)):
+        return True  # ConnectionError includes BusyLoadingError (a replica still loading its data)
+    if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True  # refused, reset, broken pipe; a connect timeout; the database host's name not resolving
+    if isinstance(error, OSError) and (error.errno in _NETWORK_ERRNOS or str(error).startswith("Multiple exceptions:")):
+        return True  # asyncio's create_connection when every address of the host failed
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True  # SQLAlchemy saw the connection die (dialect.is_disconnect) and dropped it
+    if isinstance(error, sqlalchemy.exc.PendingRollbackError) and error.code == "8s2b":
+        return True  # the same session used again after its connection died: "Can't reconnect until invalid transaction is rolled back"
+    if isinstance(error, (sqlalchemy.exc.DisconnectionError, sqlalchemy.exc.TimeoutError)):
+        return True  # pre-ping could not get a live connection; every pooled connection is stuck
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(state, str) and (state.startswith("08") or state in _PG_OUTAGE_STATES):
         return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(error, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(error):
+        return True  # asyncpg used after the server closed the socket
+    if isinstance(error, asyncpg.exceptions.InternalClientError) and "another operation" in str(error):
+        return True  # a connection cut mid-operation left asyncpg's protocol state behind ("cannot switch to state")
+    if isinstance(error, sqlite3.Error) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_OUTAGE_CODES:
         return True
-    cause = getattr(exc, "orig", None) or exc
-    # 08xxx connection failures; 57P01-03: shut down by an administrator, crashed, still starting up
-    return isinstance(cause, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                              asyncpg.exceptions.ConnectionDoesNotExistError))
+    return False
