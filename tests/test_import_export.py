@@ -21,7 +21,8 @@ from sqlalchemy import delete, func, select
 from connectors.wecom.inbound import EXTERNAL_CHANNEL
 from crm_core.birthdays import Birthday
 from crm_core.db import create_engine, session_factory
-from crm_core.importer import WECOM_CHANNEL, birthday_text, phone_key
+from crm_core.customer_sheet import birthday_text, phone_key
+from crm_core.importer import WECOM_CHANNEL
 from crm_core.migrate import upgrade_async
 from crm_core.models import AuditEntry, Customer, CustomerIdentity, CustomerTag, Staff
 from scrm.cli import main as cli
