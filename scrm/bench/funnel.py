@@ -40,17 +40,6 @@ SKIP = 0.1  # chance a move skips the next stage
 RUNS = 2
 
 
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    bench = bench_subparsers.add_parser("funnel", help="report funnel/forecast over 1M customers and 200k deals (PostgreSQL)")
-    bench.add_argument("--customers", type=int, default=1_000_000, help="customers (default 1000000)")
-    bench.add_argument("--deals", type=int, default=200_000, help="deals (default 200000)")
-    bench.add_argument("--database-url", required=True,
-                       help="postgresql+asyncpg://… : an empty database, or one this benchmark filled to the same size")
-    bench.add_argument("--at", default="2026-11-29T10:00:00+08:00", help="the moment the reports run for (ISO-8601)")
-    bench.add_argument("--seed", type=int, default=20261129)
-    bench.set_defaults(func=cmd_bench)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     if not args.database_url.startswith("postgresql"):
         print("scrm bench funnel fills with PostgreSQL SQL: give a postgresql+asyncpg:// --database-url", file=sys.stderr)

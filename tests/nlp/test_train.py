@@ -11,7 +11,7 @@ import nlp
 from nlp import cli, resources
 from nlp.sentiment import SentimentModel
 from nlp.train import featurize, read_chat_set, read_reviews, score, split, train
-from scrm.bench import nlp as bench_nlp
+from scrm.bench import commands as bench_commands
 
 SAMPLE = 3000
 
@@ -109,7 +109,7 @@ def _run(argv):
     parser = argparse.ArgumentParser(prog="scrm")
     commands = parser.add_subparsers(required=True)
     cli.register(commands)
-    bench_nlp.register_bench(commands.add_parser("bench").add_subparsers(required=True))
+    bench_commands.register(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 
