@@ -26,9 +26,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, insert, select, text
 
 from crm_core.db import create_engine, session_factory
+from crm_core.deals import default_stages
 from crm_core.migrate import upgrade
 from crm_core.models import ContactChannel, Customer, Deal, DealStageChange, ForecastSnapshot
-from scheduler.forecast_jobs import pipeline
 
 BATCH = 5000
 CHANNELS = 8
@@ -111,7 +111,7 @@ async def _add_deals(engine, count: int, at: datetime, seed: int) -> None:
         stride = max(1, total // count)
         owners = (await session.execute(select(Customer.id, Customer.owner_id).where(Customer.id % stride == 0)
                                         .order_by(Customer.id).limit(count))).all()
-    rng, stages, started = random.Random(seed + 3), pipeline(), time.perf_counter()
+    rng, stages, started = random.Random(seed + 3), default_stages(), time.perf_counter()
     for start in range(0, len(owners), BATCH):
         deals, walks = [], []
         for customer_id, owner_id in owners[start:start + BATCH]:

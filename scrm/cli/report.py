@@ -52,7 +52,8 @@ async def _report(args: argparse.Namespace) -> int:
     from crm_core.db import utcnow
     from crm_core.funnel import funnel
     from crm_core.reports import Period
-    from scheduler.forecast_jobs import pipeline, staff_outlook
+    from crm_core.deals import default_stages
+    from scheduler.forecast_jobs import staff_outlook
     from scrm.resources import scope_as, with_session
 
     tz = load_settings(toml_path=args.config).tz
@@ -71,7 +72,7 @@ async def _report(args: argparse.Namespace) -> int:
         if args.report_what == "funnel":
             period = Period.local(datetime.combine(since, datetime.min.time(), tz),
                                   datetime.combine(until + timedelta(days=1), datetime.min.time(), tz))
-            return render_funnel(await funnel(session, scope, period, pipeline()), since, until, label)
+            return render_funnel(await funnel(session, scope, period, default_stages()), since, until, label)
         view = await staff_outlook(session, staff, scope, now, tz)
         await session.commit()
         return render_forecast(view, label, now)
@@ -81,9 +82,10 @@ async def _report(args: argparse.Namespace) -> int:
 
 
 def render_funnel(result: Funnel, since: date, until: date, scope_label: str) -> str:
-    from scheduler.forecast_jobs import money_text, pipeline
+    from crm_core.deals import default_stages
+    from scheduler.forecast_jobs import money_text
 
-    stages = pipeline()
+    stages = default_stages()
     lines = [render("funnel.title", start=since.isoformat(), end=until.isoformat(), scope=scope_label),
              render("funnel.summary", customers=result.customers, deals=result.deals_opened, won=result.won_deals,
                     amount=money_text(result.won_amount)), ""]
