@@ -9,15 +9,13 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-import config
 from bot.conversation import Conversations
 from bot.dispatcher import Dispatcher
 from bot.rate_limit import CommandRateLimit
 from bot.handlers import campaigns, care, channels, customers, deals, followups, handover, help, lifecycle, notes, tickets
 from crm_core.db import utcnow
-from crm_core.deals import DealStages
-
-DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
+from config.policies import load_policy
+from crm_core.deals import DEAL_PIPELINE_FILE, DealStages
 
 
 def build_dispatcher(
@@ -29,7 +27,7 @@ def build_dispatcher(
         [customers.router, notes.router, followups.router, deals.router, lifecycle.router, handover.router, care.router,
          tickets.router, channels.router, campaigns.router, help.router],
         timezone,
-        stages=DealStages.from_file(deal_pipeline),
+        stages=load_policy(deal_pipeline, DealStages.from_toml),
         conversations=Conversations(redis),
         rate_limit=CommandRateLimit(redis, commands_per_minute),
         clock=clock,

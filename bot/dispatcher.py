@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation import Conversations
@@ -138,7 +139,9 @@ class Dispatcher:
         except DomainError as exc:
             key = f"bot_errors.{type(exc).__name__}"
             return Reply(render(key if has(key) else "bot_errors.DomainError")), {}
-        except Exception:
+        except Exception as exc:
+            if transaction_lost(ctx.session, exc):
+                raise  # nothing can be stored, an apology neither: the queue retries the message whole
             error_id = uuid.uuid4().hex[:8]
             log.exception("command %s failed (error id %s)", command.name, error_id)
             return Reply(render("bot.internal_error", error_id=error_id)), {}
@@ -169,7 +172,8 @@ class Dispatcher:
         await self.conversations.load(session, userids)
 
     async def __call__(self, session: AsyncSession, staff: Staff, message: Message) -> None:
-        verdict = Verdict.OK if self.rate_limit is None else await self.rate_limit.check(staff.userid, self.clock())
+        verdict = Verdict.OK if self.rate_limit is None else await self.rate_limit.check(
+            staff.userid, self.clock(), f"{message.channel}:{message.external_msg_id}")
         if verdict is Verdict.DROP:
             log.info("staff id %s is over the command rate limit; message %s archived, not answered", staff.id, message.id)
             return
@@ -198,3 +202,10 @@ def clean_line(text: str) -> str:
 _HALF_WIDTH = {0x3000: " ", 0xFF0B: "+", 0xFF0D: "-"} | {
     code: chr(code - 0xFEE0) for start, end in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for code in range(start, end + 1)
 }
+
+
+def transaction_lost(session: AsyncSession, exc: BaseException) -> bool:
+    """The command failed because the message's transaction did: its database connection died (a
+    restart, a failover) or the session can no longer go on. That is no bug of the command's."""
+    return ((isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated)
+            or isinstance(exc, sqlalchemy.exc.PendingRollbackError) or not session.is_active)

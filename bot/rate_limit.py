@@ -3,6 +3,10 @@
 A person typing never comes near it; a script or a stuck client flooding the bot does. The first
 message over the limit in a minute gets one friendly reply; the rest of that minute get none (they
 are still archived), so a flood cannot turn into a flood of replies.
+
+Each message is counted once, by its id: a message processed again (its batch rolled back by another
+row's failure or a database failover; Redis is not rolled back with it) keeps the place in the
+minute it got the first time, and with it its verdict.
 """
 
 from __future__ import annotations
@@ -25,11 +29,21 @@ class CommandRateLimit:
     def __init__(self, redis: Redis, per_minute: int, prefix: str = "scrm:bot:rate:"):
         self.redis, self.per_minute, self.prefix = redis, per_minute, prefix
 
-    async def check(self, userid: str, now: datetime) -> Verdict:
+    async def check(self, userid: str, now: datetime, message_key: str) -> Verdict:
+        """The verdict for one message (`message_key`: the same on every processing of it)."""
         key = f"{self.prefix}{userid}:{int(now.timestamp()) // WINDOW_SECONDS}"
-        count = await self.redis.incr(key)
-        if count == 1:
-            await self.redis.expire(key, 2 * WINDOW_SECONDS)
-        if count <= self.per_minute:
+        place = int(await self.redis.eval(_PLACE, 1, key, message_key, 2 * WINDOW_SECONDS))  # 0 for the first
+        if place < self.per_minute:
             return Verdict.OK
-        return Verdict.WARN if count == self.per_minute + 1 else Verdict.DROP
+        return Verdict.WARN if place == self.per_minute else Verdict.DROP
+
+
+# The message's place among the minute's messages: given on first sight, the same ever after. One round trip.
+_PLACE = """
+local place = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if place then return tonumber(place) end
+place = redis.call('ZCARD', KEYS[1])
+redis.call('ZADD', KEYS[1], place, ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return place
+"""

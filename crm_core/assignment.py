@@ -9,20 +9,18 @@ place through the audit trail: every rule assignment is recorded there, in lock 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import config
+from config.policies import CONFIG_DIR, shipped_policy
 from crm_core.audit import AuditService
 from crm_core.models import AuditEntry, Customer, Staff
 
-SALES_GROUPS_FILE = Path(config.__file__).with_name("sales_groups.toml")
+SALES_GROUPS_FILE = CONFIG_DIR / "sales_groups.toml"
 STRATEGIES = ("least_loaded", "round_robin")
 ASSIGNED = "lead.assigned"
 CLOSED_LIFECYCLES = ("churned",)  # customers who no longer count towards a rep's load
@@ -58,8 +56,7 @@ class SalesGroups:
         return None
 
     @classmethod
-    def from_toml(cls, text: str) -> "SalesGroups":
-        data = tomllib.loads(text)
+    def from_toml(cls, data: dict[str, Any]) -> "SalesGroups":
         region_words = {str(r): tuple(str(w) for w in words) for r, words in data.get("regions", {}).items()}
         groups: dict[str, SalesGroup] = {}
         for entry in data.get("groups", []):
@@ -78,15 +75,9 @@ class SalesGroups:
             groups[name] = SalesGroup(name, members, strategy, regions)
         return cls(groups, region_words)
 
-    @classmethod
-    def from_file(cls, path: str | Path) -> "SalesGroups":
-        return cls.from_toml(Path(path).read_text(encoding="utf-8"))
 
 
-@cache
-def default_groups() -> SalesGroups:
-    """config/sales_groups.toml, read once per process."""
-    return SalesGroups.from_file(SALES_GROUPS_FILE)
+default_groups = shipped_policy(SALES_GROUPS_FILE.name, SalesGroups.from_toml)
 
 
 def pick_least_loaded(candidates: Sequence[str], loads: Mapping[str, int]) -> str:

@@ -19,13 +19,11 @@ without a channel. Sends that fall in quiet hours are held until they end.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
-from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from lunardate import LunarDate
@@ -33,6 +31,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload
 
+from config.policies import CONFIG_DIR, shipped_policy
 from config.templates import has, render
 from crm_core.birthdays import LUNAR, SOLAR, celebrated_keys
 from crm_core.db import utcnow
@@ -41,7 +40,7 @@ from crm_core.models import CareDelivery, Customer, CustomerIdentity, CustomerTa
 from crm_core.outbox import OutboxService
 from crm_core.sql import insert_if_absent
 
-CARE_FILE = Path(__file__).resolve().parent.parent / "config" / "care.toml"
+CARE_FILE = CONFIG_DIR / "care.toml"
 BIRTHDAY = "birthday"
 KF, TEMPLATE, NONE = "kf", "template", "none"
 # The identity channel of a WeChat user as this corp sees them (connectors.wecom.inbound.EXTERNAL_CHANNEL):
@@ -100,8 +99,7 @@ class CarePolicy:
     festivals: tuple[Festival, ...]
 
     @classmethod
-    def from_file(cls, path: Path = CARE_FILE) -> CarePolicy:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    def from_toml(cls, raw: dict[str, Any]) -> CarePolicy:
         quiet, segments = raw["quiet_hours"], raw["segments"]
         policy = cls(
             quiet_hours=QuietHours(time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"])),
@@ -110,10 +108,10 @@ class CarePolicy:
             festivals=tuple(Festival(f["name"], f["calendar"], int(f["month"]), int(f["day"]), f["template"],
                                      bool(f.get("enabled", True))) for f in raw.get("festival", [])),
         )
-        policy._check(path)
+        policy._check()
         return policy
 
-    def _check(self, path: Path) -> None:
+    def _check(self) -> None:
         """Refuse at start what would otherwise fail on a festival morning."""
         segments = {self.default_segment, *(segment for _, segment in self.segment_tags)}
         problems = [f"no template care.birthday.{s} for segment {s!r}" for s in sorted(segments)
@@ -132,7 +130,7 @@ class CarePolicy:
             if f.enabled and not has(f"care.labels.{f.name}"):
                 problems.append(f"festival {f.name!r} needs a label care.labels.{f.name}")
         if problems:
-            raise ValueError(f"{path}: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
 
     def festivals_on(self, day: date) -> list[Festival]:
         return [f for f in self.festivals if f.enabled and f.falls_on(day)]
@@ -152,10 +150,7 @@ def _valid_day(festival: Festival) -> bool:
     return 1 <= festival.month <= 12 and 1 <= festival.day <= 30
 
 
-@cache
-def default_care_policy() -> CarePolicy:
-    """config/care.toml, loaded once per process like the templates."""
-    return CarePolicy.from_file(CARE_FILE)
+default_care_policy = shipped_policy(CARE_FILE.name, CarePolicy.from_toml)
 
 
 # -- occasions and channels -------------------------------------------------------------------------

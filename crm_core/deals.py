@@ -7,15 +7,14 @@ A stage can require fields before a deal enters it (a budget before 报价谈判
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.policies import CONFIG_DIR, shipped_policy
 from crm_core.errors import MissingDealFieldsError, UnknownStageError
 from crm_core.lifecycle import LifecycleService
 from crm_core.models import Customer, Deal, DealStageChange, Staff
@@ -60,8 +59,7 @@ class DealStages:
         return (*self.stages, self.won, self.lost)
 
     @classmethod
-    def from_file(cls, path: Path) -> "DealStages":
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    def from_toml(cls, data: dict[str, Any]) -> "DealStages":
         fields = {
             name: FieldSpec(name=name, label=str(spec.get("label", name)), kind=str(spec.get("kind", "text")),
                             prompt=str(spec.get("prompt", "")))
@@ -71,6 +69,10 @@ class DealStages:
             stages=tuple(data["stages"]), won=str(data["won"]), lost=str(data["lost"]),
             requires={str(k): tuple(v) for k, v in data.get("requires", {}).items()}, fields=fields,
         )
+
+
+DEAL_PIPELINE_FILE = CONFIG_DIR / "deal_pipeline.toml"
+default_stages = shipped_policy(DEAL_PIPELINE_FILE.name, DealStages.from_toml)
 
 
 def parse_money(text: str) -> int | None:

@@ -19,10 +19,9 @@ Months are business-time (configured zone) calendar months.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, or_, select
@@ -52,15 +51,14 @@ class ForecastSettings:
     defaults: dict[str, StageDefault]
 
     @classmethod
-    def from_file(cls, path: Path, stages: DealStages) -> ForecastSettings:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    def from_toml(cls, data: dict[str, Any], stages: DealStages) -> ForecastSettings:
         table = data.get("stages", {})
         missing = [s for s in stages.stages if s not in table]
         defaults = {s: StageDefault(float(table[s]["probability"]), float(table[s]["days_to_close"]))
                     for s in stages.stages if s in table}
         wrong = [s for s, d in defaults.items() if not 0 <= d.probability <= 1 or d.days_to_close < 0]
         if missing or wrong:
-            raise ValueError(f"{path.name}: stages without defaults {missing}, out of range {wrong}")
+            raise ValueError(f"stages without defaults {missing}, out of range {wrong}")
         return cls(learn_months=int(data["learn_months"]), min_closed_deals=int(data["min_closed_deals"]),
                    min_won_deals=int(data["min_won_deals"]), defaults=defaults)
 

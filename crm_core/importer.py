@@ -1,11 +1,5 @@
-"""Customer import and export: spreadsheet rows, as plain dicts, in and out of the CRM.
+"""Customer import: spreadsheet rows (read by crm_core.customer_sheet) matched and merged into the CRM.
 
-Reading and writing files is scrm.cli.import_export's job; here a row is `{header: cell value}`
-(str, int, float, bool, date or datetime, as a spreadsheet gives them) and this module decides
-what it means:
-
-- Columns are recognised by their Chinese or English headers (HEADER_ALIASES); `mapping`
-  (the CLI's `--map 列名=field`) overrides.
 - A row matches an existing customer by WeCom external id, then phone (compared by digits, a
   +86 prefix ignored), then name + company (the name alone when the row has neither phone nor
   company). Rows earlier in the same file count as existing, so a file's own duplicates merge.
@@ -13,80 +7,41 @@ what it means:
   different value is reported as a Conflict and applied only with `overwrite`. Two things are
   kept even then: a customer's WeCom identity (WeCom's fact, not the spreadsheet's) and a care
   opt-out (only the customer can opt in again).
-- A row that cannot be imported (no name and no phone, a date that does not exist, an unknown
-  owner, a phone that is not a number, ...) is reported with its reason; the other rows go in.
-- 来源 goes to the customer's `source` (where a 渠道活码 also records its channel). There is no
-  position column, so 职位 is kept as a labelled line ("职位：采购经理") at the end of the
-  description, where reps already write 生日.
+- A row that cannot be imported is reported with its reason (RowError); the other rows go in.
+- 负责人 is resolved by `StaffDirectory.resolve_owner`, the one place that knows how a sheet names
+  a staff member.
 - Work goes in batches: one query per key kind per batch and one commit per batch, so a
   10,000-row file takes seconds and an interrupted import can simply be run again.
-
-Export (`export_records`) writes the same columns back, so an exported file re-imports cleanly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload
 
 from crm_core.audit import AuditService
-from crm_core.birthdays import LUNAR_MONTH_NAMES, Birthday, lunar_day_name, parse_birthday
+from crm_core.birthdays import Birthday
+from crm_core.customer_sheet import (
+    COLUMNS, ParsedRow, RowRejected, birthday_text, cell_text, compose_description, description_parts, map_columns,
+    parse_row, phone_key, staff_label,
+)
 from crm_core.db import UTCDateTime, utcnow
-from crm_core.errors import InvalidDateError, StaffNotFoundError, ValidationError
+from crm_core.errors import StaffNotFoundError
 from crm_core.lifecycle import IMPORT, PROSPECT, history_row
 from crm_core.models import Customer, CustomerIdentity, CustomerTag, LifecycleChange, Staff
-from crm_core.scope import Scope
-from crm_core.search_keys import phone_digits, phone_tail
-from crm_core.tags import MAX_TAG_LENGTH
+from crm_core.search_keys import phone_tail
 
 # The identity channel of a WeCom external contact (connectors.wecom.inbound.EXTERNAL_CHANNEL;
 # crm_core cannot import connectors, and a test keeps the two equal).
 WECOM_CHANNEL = "wecom"
-
-# Field → the header export writes (and import reads), in export column order.
-COLUMNS: dict[str, str] = {
-    "name": "姓名", "phone": "手机", "company": "公司", "position": "职位", "birthday": "生日",
-    "owner": "负责人", "tags": "标签", "source": "来源", "remark": "备注", "description": "描述",
-    "external_userid": "企业微信ID", "care_consent": "关怀同意", "contract_ends_on": "合同到期",
-}
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "name": ("姓名", "客户名称", "客户姓名", "客户名", "名称", "联系人", "name", "customer name", "full name"),
-    "phone": ("手机", "电话", "手机号", "手机号码", "电话号码", "联系电话", "mobile", "phone", "tel", "telephone",
-              "phone number"),
-    "company": ("公司", "单位", "公司名称", "单位名称", "企业名称", "company", "organization", "organisation"),
-    "position": ("职位", "职务", "岗位", "position", "title", "job title"),
-    "birthday": ("生日", "出生日期", "birthday", "birth date", "date of birth"),
-    "owner": ("负责人", "跟进人", "归属人", "所属员工", "客户经理", "owner", "sales rep", "account owner"),
-    "tags": ("标签", "客户标签", "tags", "tag", "labels"),
-    "source": ("来源", "客户来源", "source", "lead source"),
-    "remark": ("备注", "备注名", "remark", "remarks", "note", "notes"),
-    "description": ("描述", "客户描述", "description"),
-    "external_userid": ("企业微信ID", "外部联系人ID", "external_userid", "wecom id", "wecom external id"),
-    "care_consent": ("关怀同意", "同意关怀", "care consent", "consent"),
-    "contract_ends_on": ("合同到期", "合同到期日", "合同到期时间", "合同截止日期", "contract end", "contract ends on"),
-}
-IGNORE = "ignore"  # `--map 列名=ignore` leaves a column out
-
-MAX_LENGTHS = {"name": 128, "company": 128, "remark": 128, "source": 64, "external_userid": 128}
-_TAG_SPLIT = re.compile(r"[,，、;；\s]+")
-_ID_SPLIT = re.compile(r"[,，、;；\s]+")
-_PHONE_TEXT = re.compile(r"\+?[\d\s\-()（）]+")
-_SCIENTIFIC = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
-_TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
-_DATE_TEXT = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?|(\d{4})(\d{2})(\d{2})")
 _OWNER_WITH_ID = re.compile(r"(.*?)\s*[(（]\s*([^()（）]+?)\s*[)）]")
-_LABELLED = {"position": "职位"}
-_LABEL_LINE = re.compile(r"(职位)[:：]\s*(.*)")
-_YES = {"是", "y", "yes", "true", "1", "同意", "已同意", "√", "✓"}
-_NO = {"否", "n", "no", "false", "0", "不同意", "未同意", "拒绝", "×", "✗"}
 
 
 # -- what an import reports ------------------------------------------------------------------------
@@ -99,7 +54,6 @@ class RowError:
     cells: dict[str, Any]
     reason: str
 
-
 @dataclass(frozen=True)
 class Conflict:
     """A non-empty field the file wanted to change; applied only when the import overwrites."""
@@ -111,7 +65,6 @@ class Conflict:
     incoming: str
     applied: bool
 
-
 @dataclass
 class ImportReport:
     rows: int = 0
@@ -122,180 +75,6 @@ class ImportReport:
     conflicts: list[Conflict] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class ColumnMap:
-    """Which file headers feed which field (several may: the first non-empty cell wins)."""
-
-    fields: dict[str, list[str]]
-    ignored: list[str]
-
-
-# -- columns and cells ------------------------------------------------------------------------------
-
-def _header_key(header: str) -> str:
-    key = str(header).strip().lower().replace("（必填）", "").replace("(必填)", "")
-    return re.sub(r"[\s_\-*:：]", "", key)
-
-
-_ALIAS_FIELD = {_header_key(alias): name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
-
-
-def known_header(header: str) -> bool:
-    return _header_key(header) in _ALIAS_FIELD
-
-
-def map_columns(headers: Sequence[str], mapping: Mapping[str, str] | None = None) -> ColumnMap:
-    """Recognise the file's headers; `mapping` ({header: field or known header}) wins over guessing."""
-    mapping = dict(mapping or {})
-    missing = [h for h in mapping if h not in headers]
-    if missing:
-        raise ValidationError(f"--map names column(s) {', '.join(missing)} that the file does not have; "
-                              f"its columns are: {', '.join(headers)}")
-    fields: dict[str, list[str]] = {}
-    ignored: list[str] = []
-    for header in headers:
-        if header in mapping:
-            target = mapping[header]
-            name = target if target in COLUMNS or target == IGNORE else _ALIAS_FIELD.get(_header_key(target))
-            if name is None:
-                raise ValidationError(f"--map {header}={target}: unknown field; use one of "
-                                      f"{', '.join(COLUMNS)} or {IGNORE}")
-        else:
-            name = _ALIAS_FIELD.get(_header_key(header))
-        if name is None or name == IGNORE:
-            ignored.append(header)
-        else:
-            fields.setdefault(name, []).append(header)
-    if "name" not in fields and "phone" not in fields:
-        raise ValidationError(f"no 姓名 (name) or 手机 (phone) column among: {', '.join(headers)}; "
-                              "name yours with --map, e.g. --map 联系人姓名=name,移动电话=phone")
-    return ColumnMap(fields, ignored)
-
-
-def cell_text(value: Any) -> str:
-    """A cell as a person would read it: 13800138000 not 13800138000.0, dates without midnight."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value).strip()
-
-
-class _Rejected(Exception):
-    """A row that cannot be imported; the message is the reason written to the error file."""
-
-
-@dataclass(frozen=True)
-class ParsedRow:
-    row: int
-    name: str = ""
-    phone: str = ""
-    company: str = ""
-    position: str = ""
-    source: str = ""
-    remark: str = ""
-    description: str = ""
-    birthday: Birthday | None = None
-    owner_id: int | None = None
-    tags: tuple[str, ...] = ()
-    external_ids: tuple[str, ...] = ()
-    care_consent: bool | None = None
-    contract_ends_on: date | None = None
-
-
-def phone_key(phone: str) -> str:
-    """The digits two spellings of one number share: +86 138-0013-8000 and 13800138000 agree."""
-    digits = phone_digits(phone)
-    for prefix in ("0086", "86"):
-        rest = digits[len(prefix):]
-        if digits.startswith(prefix) and len(rest) == 11 and rest.startswith("1"):
-            return rest
-    return digits
-
-
-def _phone(value: Any) -> str:
-    raw = cell_text(value)
-    if not raw:
-        return ""
-    if _SCIENTIFIC.fullmatch(raw):
-        raise _Rejected(f"手机 {raw!r} was turned into scientific notation by Excel and lost its digits; "
-                        "format the column as text and save again")
-    digits = phone_digits(raw)
-    if not _PHONE_TEXT.fullmatch(raw) or not 5 <= len(digits) <= 20:
-        raise _Rejected("手机 is not a phone number (digits, spaces, - + and brackets only)")
-    return re.sub(r"\s+", " ", raw)[:32]  # as written: matching compares phone_key, so formats never matter
-
-
-def _date_from_text(raw: str) -> date | None:
-    match = _DATE_TEXT.fullmatch(_TIME_SUFFIX.sub("", raw))
-    if not match:
-        return None
-    year, month, day = (int(g) for g in (match.groups()[:3] if match.group(1) else match.groups()[3:]))
-    try:
-        return date(year, month, day)
-    except ValueError:
-        raise InvalidDateError(f"no date {year}-{month}-{day}") from None
-
-
-def _birthday(value: Any) -> Birthday | None:
-    raw = cell_text(value)
-    if not raw:
-        return None
-    hint = "write it like 1990-03-02, 3月2日 or 农历三月初二"
-    try:
-        if isinstance(value, (date, datetime)):
-            day = value.date() if isinstance(value, datetime) else value
-            return Birthday(day.month, day.day, year=day.year)
-        solar = _date_from_text(raw)
-        if solar is not None:
-            return Birthday(solar.month, solar.day, year=solar.year)
-        return parse_birthday(raw)
-    except InvalidDateError as exc:
-        raise _Rejected(f"生日 {raw!r} is not a date ({exc}); {hint}") from None
-
-
-def _contract_end(value: Any) -> date | None:
-    raw = cell_text(value)
-    if not raw:
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        parsed = _date_from_text(raw)
-    except InvalidDateError:
-        parsed = None
-    if parsed is None:
-        raise _Rejected(f"合同到期 {raw!r} is not a date; write it like 2027-06-30")
-    return parsed
-
-
-def _consent(value: Any) -> bool | None:
-    raw = cell_text(value).lower()
-    if not raw:
-        return None
-    if raw in _YES:
-        return True
-    if raw in _NO:
-        return False
-    raise _Rejected(f"关怀同意 {cell_text(value)!r} must be 是 or 否")
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    names = [t for t in _TAG_SPLIT.split(cell_text(value)) if t]
-    too_long = [t for t in names if len(t) > MAX_TAG_LENGTH]
-    if too_long:
-        raise _Rejected(f"标签 {too_long[0][:20]!r}… is longer than {MAX_TAG_LENGTH} characters")
-    return tuple(dict.fromkeys(names))
 
 
 class StaffDirectory:
@@ -315,7 +94,7 @@ class StaffDirectory:
     async def load(cls, session: AsyncSession) -> StaffDirectory:
         return cls((await session.execute(select(Staff.id, Staff.userid, Staff.name))).all())
 
-    def resolve(self, who: str) -> int:
+    def resolve_owner(self, who: str) -> int:
         """`zhangwei`, `张伟` or `张伟(zhangwei)` (how export writes it) → the staff id."""
         who = who.strip()
         with_id = _OWNER_WITH_ID.fullmatch(who)
@@ -327,87 +106,18 @@ class StaffDirectory:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise _Rejected(f"负责人 {who!r} matches {len(matches)} staff members; write the WeCom userid instead")
-        raise _Rejected(f"负责人 {who!r} is no staff member (by WeCom userid or name); check the spelling "
+            raise RowRejected(f"负责人 {who!r} matches {len(matches)} staff members; write the WeCom userid instead")
+        raise RowRejected(f"负责人 {who!r} is no staff member (by WeCom userid or name); check the spelling "
                         "or sync the staff first")
 
     def label(self, staff_id: int | None) -> str:
         return self.labels.get(staff_id, f"#{staff_id}") if staff_id is not None else ""
 
 
-def staff_label(userid: str, name: str) -> str:
-    return f"{name}({userid})" if name else userid
-
-
-def parse_row(number: int, cells: Mapping[str, Any], columns: ColumnMap, staff: StaffDirectory) -> ParsedRow:
-    """One row → a ParsedRow, or _Rejected with the first reason it cannot be imported."""
-
-    def cell(name: str) -> Any:
-        for header in columns.fields.get(name, ()):
-            value = cells.get(header)
-            if cell_text(value):
-                return value
-        return None
-
-    values = {name: cell_text(cell(name)) for name in ("name", "company", "position", "source", "remark", "description")}
-    for name, limit in MAX_LENGTHS.items():
-        if len(values.get(name, "")) > limit:
-            raise _Rejected(f"{COLUMNS[name]} is longer than {limit} characters")
-    phone = _phone(cell("phone"))
-    if not values["name"] and not phone:
-        raise _Rejected("no 姓名 and no 手机: a customer needs at least one of them")
-    owner = cell_text(cell("owner"))
-    external_ids = tuple(dict.fromkeys(i for i in _ID_SPLIT.split(cell_text(cell("external_userid"))) if i))
-    if any(len(i) > MAX_LENGTHS["external_userid"] for i in external_ids):
-        raise _Rejected(f"企业微信ID is longer than {MAX_LENGTHS['external_userid']} characters")
-    return ParsedRow(
-        row=number, phone=phone, birthday=_birthday(cell("birthday")),
-        owner_id=staff.resolve(owner) if owner else None, tags=_tags(cell("tags")), external_ids=external_ids,
-        care_consent=_consent(cell("care_consent")), contract_ends_on=_contract_end(cell("contract_ends_on")),
-        **values,
-    )
-
-
-# -- the description's labelled lines and birthday text, shared by import and export --------------
-
-def description_parts(description: str) -> dict[str, str]:
-    """{"description": free text, "position": …} from a stored description."""
-    parts = {"description": "", "position": ""}
-    free: list[str] = []
-    for line in (description or "").splitlines():
-        labelled = _LABEL_LINE.fullmatch(line.strip())
-        if labelled:
-            parts["position"] = labelled.group(2).strip()
-        else:
-            free.append(line)
-    parts["description"] = "\n".join(free).strip()
-    return parts
-
-
-def compose_description(parts: Mapping[str, str]) -> str:
-    lines = [parts.get("description", "")] + [f"{label}：{parts[name]}" for name, label in _LABELLED.items()
-                                              if parts.get(name)]
-    return "\n".join(line for line in lines if line)
-
-
-def birthday_text(birthday: Birthday | None) -> str:
-    """Text that parse_birthday reads back to the same Birthday: 1990-03-02, 3月2日, 农历1990年闰四月十五."""
-    if birthday is None:
-        return ""
-    if birthday.lunar:
-        year = f"{birthday.year}年" if birthday.year else ""
-        leap = "闰" if birthday.leap else ""
-        return f"农历{year}{leap}{LUNAR_MONTH_NAMES[birthday.month - 1]}月{lunar_day_name(birthday.day)}"
-    if birthday.year:
-        return f"{birthday.year:04d}-{birthday.month:02d}-{birthday.day:02d}"
-    return f"{birthday.month}月{birthday.day}日"
-
-
 # -- merging ---------------------------------------------------------------------------------------
 
 def _get_part(name: str) -> Callable[[Customer], str]:
     return lambda c: description_parts(c.description)[name]
-
 
 def _set_part(name: str) -> Callable[[Customer, str], None]:
     def apply(customer: Customer, value: str) -> None:
@@ -416,10 +126,8 @@ def _set_part(name: str) -> Callable[[Customer, str], None]:
         customer.description = compose_description(parts)
     return apply
 
-
 def _same_birthday(a: Birthday, b: Birthday) -> bool:
     return a.key() == b.key() and (a.year is None or b.year is None or a.year == b.year)
-
 
 @dataclass(frozen=True)
 class _Slot:
@@ -431,10 +139,8 @@ class _Slot:
     same: Callable[[Any, Any], bool] = lambda a, b: a == b
     show: Callable[[Any], str] = cell_text
 
-
 def _attr(name: str, **kwargs: Any) -> _Slot:
     return _Slot(name, lambda c: getattr(c, name), lambda c, v: setattr(c, name, v), **kwargs)
-
 
 _SLOTS = (
     _attr("name"),
@@ -449,7 +155,6 @@ _SLOTS = (
     _Slot("owner", lambda c: c.owner_id, lambda c, v: setattr(c, "owner_id", v)),
     _attr("contract_ends_on"),
 )
-
 
 class _BatchIndex:
     """The customers one batch's rows can match, by each key, with their WeCom ids and tags."""
@@ -482,16 +187,15 @@ class _BatchIndex:
         if customer.name:
             self.by_name.setdefault((customer.name, customer.company), customer)
 
-
 _INSERT_IDENTITY = text(
     'INSERT INTO customer_identities (customer_id, channel, external_id, created_at) '
     'VALUES (:customer_id, :channel, :external_id, :created_at) ON CONFLICT (channel, external_id) DO NOTHING'
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
+
 _INSERT_TAG = text(
     'INSERT INTO customer_tags (customer_id, name, created_at) '
     'VALUES (:customer_id, :name, :created_at) ON CONFLICT (customer_id, name) DO NOTHING'
 ).bindparams(bindparam("created_at", type_=UTCDateTime()))
-
 
 class CustomerImporter:
     """Imports rows in batches: each batch is looked up set-wise, merged, and committed
@@ -526,8 +230,8 @@ class CustomerImporter:
                 parsed: list[ParsedRow] = []
                 for number, cells in batch:
                     try:
-                        parsed.append(parse_row(number, cells, columns, staff))
-                    except _Rejected as exc:
+                        parsed.append(parse_row(number, cells, columns, staff.resolve_owner))
+                    except RowRejected as exc:
                         report.errors.append(RowError(number, dict(cells), str(exc)))
                 await self._apply(parsed, report, staff, default_owner_id)
                 report.rows += len(batch)
@@ -717,46 +421,3 @@ class CustomerImporter:
         if customer.id is not None:
             return f"{name} #{customer.id}"
         return f"{name} (row {index.created_by_row.get(customer, '?')})"
-
-
-# -- export ----------------------------------------------------------------------------------------
-
-async def export_records(session: AsyncSession, scope: Scope, *, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
-    """Customers within `scope` as {field: value} in COLUMNS' terms, read a page at a time by id."""
-    after_id = 0
-    while True:
-        stmt = (select(Customer).where(Customer.id > after_id, *scope.where()).order_by(Customer.id)
-                .limit(page_size).options(noload(Customer.identities)))
-        page = list((await session.scalars(stmt)).all())
-        if not page:
-            return
-        ids = [c.id for c in page]
-        tags: dict[int, list[str]] = {}
-        stmt = (select(CustomerTag.customer_id, CustomerTag.name)
-                .where(CustomerTag.customer_id.in_(ids)).order_by(CustomerTag.id))
-        for customer_id, name in (await session.execute(stmt)).all():
-            tags.setdefault(customer_id, []).append(name)
-        external: dict[int, list[str]] = {}
-        stmt = (select(CustomerIdentity.customer_id, CustomerIdentity.external_id)
-                .where(CustomerIdentity.channel == WECOM_CHANNEL, CustomerIdentity.customer_id.in_(ids))
-                .order_by(CustomerIdentity.id))
-        for customer_id, external_id in (await session.execute(stmt)).all():
-            external.setdefault(customer_id, []).append(external_id)
-        for customer in page:
-            parts = description_parts(customer.description)
-            yield {
-                "name": customer.name, "phone": customer.phone, "company": customer.company,
-                "position": parts["position"], "birthday": birthday_text(customer.birthday),
-                "owner": staff_label(customer.owner.userid, customer.owner.name) if customer.owner else "",
-                "tags": "、".join(tags.get(customer.id, [])), "source": customer.source, "remark": customer.remark,
-                "description": parts["description"], "external_userid": "、".join(external.get(customer.id, [])),
-                "care_consent": "是" if customer.may_receive_care else "否",
-                "contract_ends_on": customer.contract_ends_on,
-            }
-        after_id = page[-1].id
-        for customer in page:
-            session.expunge(customer)
-
-
-async def count_in_scope(session: AsyncSession, scope: Scope) -> int:
-    return await session.scalar(select(func.count()).select_from(Customer).where(*scope.where())) or 0

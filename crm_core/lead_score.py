@@ -15,21 +15,19 @@ committed message.
 
 from __future__ import annotations
 
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.policies import CONFIG_DIR, shipped_policy
 from crm_core.models import Customer, Deal, Message
 from crm_core.sql import reread_locked
 
-POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "lifecycle.toml"
+POLICY_FILE = CONFIG_DIR / "lifecycle.toml"  # [lead_score], beside the stages it feeds
 # A customer writing more than this within the window is as warm as it gets; older lines are not read.
 MAX_MESSAGES = 200
 HIGH, MEDIUM, LOW = "high", "medium", "low"
@@ -51,8 +49,8 @@ class LeadScorePolicy:
     won: float
 
     @classmethod
-    def from_file(cls, path: Path = POLICY_FILE) -> LeadScorePolicy:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))["lead_score"]
+    def from_toml(cls, raw: dict[str, Any]) -> LeadScorePolicy:
+        raw = raw["lead_score"]
         messages, deal = raw["messages"], raw["deal"]
         intents = {str(k): float(v) for k, v in raw["intents"].items()}
         policy = cls(
@@ -70,7 +68,7 @@ class LeadScorePolicy:
         if policy.intent_min > 0 or policy.intent_max < 0:
             problems.append("intents.min must be <= 0 <= intents.max")
         if problems:
-            raise ValueError(f"{path}: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
         return policy
 
     def band(self, score: int) -> str:
@@ -78,10 +76,7 @@ class LeadScorePolicy:
         return HIGH if score >= self.hot else MEDIUM if score >= self.warm else LOW
 
 
-@cache
-def default_policy() -> LeadScorePolicy:
-    """config/lifecycle.toml, loaded once per process."""
-    return LeadScorePolicy.from_file(POLICY_FILE)
+default_policy = shipped_policy(POLICY_FILE.name, LeadScorePolicy.from_toml)
 
 
 @dataclass(frozen=True)

@@ -15,21 +15,19 @@ and a deal, say) cannot both move the same customer from the same stage.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.policies import CONFIG_DIR, shipped_policy
 from crm_core.lead_score import LeadScoreService
 from crm_core.models import Customer, Deal, LifecycleChange, Staff
 from crm_core.sql import reread_locked
 
-POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "lifecycle.toml"
+POLICY_FILE = CONFIG_DIR / "lifecycle.toml"
 
 PROSPECT, INTERESTED, CUSTOMER, LOYAL = "prospect", "interested", "customer", "loyal"
 DORMANT, CHURNED = "dormant", "churned"
@@ -62,8 +60,7 @@ class LifecyclePolicy:
     buying_alert_hours: float = 4.0
 
     @classmethod
-    def from_file(cls, path: Path = POLICY_FILE) -> LifecyclePolicy:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    def from_toml(cls, raw: dict[str, Any]) -> LifecyclePolicy:
         policy = cls(buying_min_confidence=float(raw["interested"]["buying_min_confidence"]),
                      loyal_won_deals=int(raw["loyal"]["won_deals"]), loyal_won_amount=float(raw["loyal"]["won_amount"]),
                      buying_alert_hours=float(raw["interested"]["buying_alert_hours"]))
@@ -75,7 +72,7 @@ class LifecyclePolicy:
         if policy.loyal_won_deals < 0 or policy.loyal_won_amount < 0:
             problems.append("loyal.won_deals and loyal.won_amount must not be negative")
         if problems:
-            raise ValueError(f"{path}: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
         return policy
 
     def is_loyal(self, won_deals: int, won_amount: float) -> bool:
@@ -83,10 +80,7 @@ class LifecyclePolicy:
                     or (self.loyal_won_amount and won_amount >= self.loyal_won_amount))
 
 
-@cache
-def default_policy() -> LifecyclePolicy:
-    """config/lifecycle.toml, loaded once per process."""
-    return LifecyclePolicy.from_file(POLICY_FILE)
+default_policy = shipped_policy(POLICY_FILE.name, LifecyclePolicy.from_toml)
 
 
 def history_row(customer_id: int, from_stage: str, to_stage: str, reason: str, at: datetime,

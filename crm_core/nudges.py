@@ -13,24 +13,22 @@ still for `manager_after_hours` more.
 from __future__ import annotations
 
 import logging
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cache
-from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, distinct, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.policies import CONFIG_DIR, shipped_policy
 from config.templates import render
 from crm_core.lifecycle import DORMANT, FUNNEL, WENT_DORMANT, history_row
 from crm_core.models import AuditEntry, Customer, Deal, FollowUp, LifecycleChange, Note, Staff
 
 log = logging.getLogger(__name__)
 
-POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "nudges.toml"
+POLICY_FILE = CONFIG_DIR / "nudges.toml"
 SYSTEM_ACTOR = "scheduler"
 DORMANT_ACTION = "customer.dormant"
 STALL_REP_ACTION = "deal.stall_rep"
@@ -54,8 +52,7 @@ class NudgePolicy:
     renewal_days_before: int
 
     @classmethod
-    def from_file(cls, path: Path = POLICY_FILE) -> NudgePolicy:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    def from_toml(cls, raw: dict[str, Any]) -> NudgePolicy:
         morning, stall, dormant = raw["morning"], raw["stall"], raw["dormant"]
         policy = cls(
             max_items=int(morning["max_items"]),
@@ -79,14 +76,11 @@ class NudgePolicy:
         if min(policy.stall_rep_after, policy.stall_manager_after, policy.dormant_after) <= timedelta(0):
             problems.append("stall hours and dormant.after_days must be positive")
         if problems:
-            raise ValueError(f"{path}: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
         return policy
 
 
-@cache
-def default_policy() -> NudgePolicy:
-    """config/nudges.toml, loaded once per process like the templates."""
-    return NudgePolicy.from_file(POLICY_FILE)
+default_policy = shipped_policy(POLICY_FILE.name, NudgePolicy.from_toml)
 
 
 def display_name(name: str, remark: str, customer_id: int) -> str:

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +21,7 @@ from sqlalchemy import Date, and_, bindparam, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.policies import CONFIG_DIR, shipped_policy
 from config.templates import render
 from crm_core.db import utcnow
 from crm_core.errors import DomainError, DuplicateError, NotFoundError, ValidationError
@@ -35,7 +33,7 @@ from crm_core.ticket_models import CLOSED, OPEN, RESOLVED, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 
-POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "tickets.toml"
+POLICY_FILE = CONFIG_DIR / "tickets.toml"
 PRIORITIES = ("urgent", "high", "normal")  # most pressing first
 EXCERPT_CHARS = 200
 _CSAT = re.compile(r"^\s*([1-5])\s*(分|星)?\s*[。.!！]?\s*$")
@@ -112,8 +110,7 @@ class TicketPolicy:
     card_url: str
 
     @classmethod
-    def from_file(cls, path: Path = POLICY_FILE) -> TicketPolicy:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    def from_toml(cls, raw: dict[str, Any]) -> TicketPolicy:
         detect, priority = raw["detect"], raw["priority"]
         policy = cls(
             complaint_score=float(detect["complaint_score"]),
@@ -133,16 +130,16 @@ class TicketPolicy:
             groups={name: Group(name, g["label"], tuple(g["agents"]), g["manager"]) for name, g in raw["groups"].items()},
             card_url=raw["notify"]["card_url"],
         )
-        policy._check(path)
+        policy._check()
         return policy
 
-    def _check(self, path: Path) -> None:
+    def _check(self) -> None:
         problems = [f"[sla.{p}] is missing" for p in PRIORITIES if p not in self.sla]
         problems += [f"category {c.name!r} routes to unknown group {c.group!r}"
                      for c in (*self.categories, self.other) if c.group not in self.groups]
         problems += [f"group {g.name!r} needs a manager" for g in self.groups.values() if not g.manager]
         if problems:
-            raise ValueError(f"{path}: " + "; ".join(problems))
+            raise ValueError("; ".join(problems))
 
     def category(self, name: str) -> Category:
         return next((c for c in self.categories if c.name == name), self.other)
@@ -175,10 +172,7 @@ def _minutes(value: float) -> timedelta:
     return timedelta(minutes=float(value))
 
 
-@cache
-def default_policy() -> TicketPolicy:
-    """config/tickets.toml, loaded once per process like the templates."""
-    return TicketPolicy.from_file(POLICY_FILE)
+default_policy = shipped_policy(POLICY_FILE.name, TicketPolicy.from_toml)
 
 
 def csat_score(text: str) -> int | None:

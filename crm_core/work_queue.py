@@ -111,10 +111,11 @@ async def fail(
     *,
     error: str,
     max_attempts: int,
-    retry_in: float | None = None,
+    retry_in: float,
     now: datetime | None = None,
 ) -> str:
-    """Record a failed attempt: back off and retry, or park once attempts are used up.
+    """Record a failed attempt: due again in `retry_in` seconds, or parked once attempts are used up
+    (the caller's retry protocol picks both: scrm.retries).
 
     Returns the new status. Parked rows keep their error for an operator to read and retry.
     """
@@ -128,8 +129,7 @@ async def fail(
         row.status = "parked"
     else:
         row.status = "pending"
-        delay = retry_in if retry_in is not None else min(300.0, 2.0 ** row.attempts)
-        row.available_at = now + timedelta(seconds=delay)
+        row.available_at = now + timedelta(seconds=retry_in)
     row.locked_by = ""
     await session.commit()
     return row.status

@@ -12,16 +12,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from nlp import resources
-from nlp.analyzer import (
-    BUYING_THRESHOLD,
-    COMPLAINT_THRESHOLD,
-    OPT_OUT_THRESHOLD,
-    Analysis,
-    Analyzer,
-    Intent,
-)
+
+if TYPE_CHECKING:
+    from nlp.analyzer import BUYING_THRESHOLD, COMPLAINT_THRESHOLD, OPT_OUT_THRESHOLD, Analysis, Analyzer, Intent
 
 __all__ = [
     "BUYING_THRESHOLD",
@@ -35,6 +31,19 @@ __all__ = [
     "load",
 ]
 
+_LAZY = frozenset({"BUYING_THRESHOLD", "COMPLAINT_THRESHOLD", "OPT_OUT_THRESHOLD", "Analysis", "Analyzer", "Intent"})
+
+
+def __getattr__(name: str) -> Any:
+    """nlp.analyzer (jieba and the rules) is imported on first use, not with the package: `scrm
+    --help` and the nlp CLI's argument parser import `nlp` without analysing anything."""
+    if name in _LAZY:
+        from nlp import analyzer
+
+        return getattr(analyzer, name)
+    raise AttributeError(f"module 'nlp' has no attribute {name!r}")
+
+
 _lock = threading.Lock()
 _analyzer: Analyzer | None = None
 
@@ -45,6 +54,8 @@ def load() -> Analyzer:
     if _analyzer is None:
         with _lock:
             if _analyzer is None:
+                from nlp.analyzer import Analyzer
+
                 _analyzer = Analyzer(resources.config_dir(), resources.model_path())
     return _analyzer
 

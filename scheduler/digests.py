@@ -10,15 +10,12 @@ lives in config/templates_digests.toml.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import config
 from config.templates import render
-from crm_core.deals import DealStages
+from crm_core.deals import default_stages
 from crm_core.forecast import Outlook
 from crm_core.models import Staff
 from crm_core.outbox import OutboxService
@@ -27,7 +24,6 @@ from crm_core.scope import scope_for
 from scheduler.forecast_jobs import digest_lines, staff_outlook
 from scheduler.runner import JobContext, JobFunc, for_each_staff
 
-DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
 RECIPIENT_ROLES = ("manager", "admin")
 # WeCom refuses markdown content over 4096 bytes (UTF-8).
 MAX_BYTES = 4096
@@ -119,7 +115,7 @@ def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide
 def _deal_lines(report: TeamReport) -> list[str]:
     deals, lines = report.deals, []
     if deals.open_by_stage:
-        order = {stage: i for i, stage in enumerate(_pipeline().all)}
+        order = {stage: i for i, stage in enumerate(default_stages().all)}
         stages = sorted(deals.open_by_stage.items(), key=lambda sc: (order.get(sc[0], len(order)), sc[0]))
         shown = [render("digests.deals_stage", stage=s, count=n) for s, n in stages]
         lines.append(render("digests.deals_open", stages=render("digests.item_separator").join(shown)))
@@ -156,12 +152,6 @@ def _money(amount: int) -> str:
     if amount >= 10_000:
         return render("digests.money_wan", value=f"{amount / 10_000:.2f}".rstrip("0").rstrip("."))
     return render("digests.money_yuan", value=amount)
-
-
-@cache
-def _pipeline() -> DealStages:
-    """The configured stage order, so open deals read along the pipeline."""
-    return DealStages.from_file(DEAL_PIPELINE_FILE)
 
 
 JOBS: dict[str, JobFunc] = {

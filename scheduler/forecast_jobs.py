@@ -7,17 +7,16 @@ it just the same, and a re-run keeps nothing twice (unique month + scope).
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import config
+from config.policies import CONFIG_DIR, load_policy
 from config.templates import render
-from crm_core.deals import DealStages
+from crm_core.deals import default_stages
 from crm_core.forecast import ForecastSettings, Month, Outlook, keep_snapshot, make_forecast, outlook, scope_key, snapshot_scopes
 from crm_core.models import Staff
 from crm_core.scope import Scope
@@ -25,17 +24,10 @@ from scheduler.runner import JobContext, JobFunc
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(config.__file__).parent
-
-
-@cache
-def pipeline() -> DealStages:
-    return DealStages.from_file(CONFIG_DIR / "deal_pipeline.toml")
-
-
-@cache
+@functools.cache
 def forecast_settings() -> ForecastSettings:
-    return ForecastSettings.from_file(CONFIG_DIR / "forecast.toml", pipeline())
+    """config/forecast.toml, checked against the shipped deal pipeline, read once per process."""
+    return load_policy(CONFIG_DIR / "forecast.toml", functools.partial(ForecastSettings.from_toml, stages=default_stages()))
 
 
 async def snapshot_forecasts(ctx: JobContext) -> str:
@@ -46,7 +38,7 @@ async def snapshot_forecasts(ctx: JobContext) -> str:
     for key, scope in scopes:
         try:
             async with ctx.sessions() as session:
-                forecast = await make_forecast(session, scope, pipeline(), forecast_settings(), ctx.now, ctx.timezone)
+                forecast = await make_forecast(session, scope, default_stages(), forecast_settings(), ctx.now, ctx.timezone)
                 kept += await keep_snapshot(session, key, forecast)
                 await session.commit()
         except Exception:
@@ -62,7 +54,7 @@ async def snapshot_forecasts(ctx: JobContext) -> str:
 async def staff_outlook(session: AsyncSession, staff: Staff | None, scope: Scope, now: datetime,
                         tz: ZoneInfo) -> Outlook:
     """The forecast a staff member's report shows (keeping the month's snapshot if it is the first)."""
-    return await outlook(session, scope, scope_key(staff, scope), pipeline(), forecast_settings(), now, tz)
+    return await outlook(session, scope, scope_key(staff, scope), default_stages(), forecast_settings(), now, tz)
 
 
 def digest_lines(view: Outlook) -> list[str]:

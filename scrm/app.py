@@ -42,7 +42,7 @@ from scrm.ingest.webhook import WebhookMessages
 from scrm.http.api import api_routes, health_routes
 from scrm.ingest.chat_archive_puller import build_chat_archive_puller
 from scrm.ingest.group_commit import GroupCommitInbox
-from scrm.logging_setup import request_id_middleware
+from scrm.http.request_ids import request_id_middleware
 from scrm.metrics import Metrics, metrics_routes
 from scrm.ingest.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker

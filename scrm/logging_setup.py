@@ -10,20 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from contextvars import ContextVar
 from datetime import datetime, timezone
-
-from aiohttp import web
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REQUEST_ID_HEADER = "X-Request-Id"
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
-
-# Short printable tokens only: anything else could forge log fields or bloat every line.
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -76,21 +70,3 @@ def configure_logging(level: str, log_format: str) -> None:
     inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(MaskingFormatter(inner))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
-
-
-@web.middleware
-async def request_id_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Outermost middleware, so even the error middleware's traceback line carries the id."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    current = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    token = request_id.set(current)
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers[REQUEST_ID_HEADER] = current
-        raise
-    finally:
-        request_id.reset(token)
-    if not response.prepared:
-        response.headers[REQUEST_ID_HEADER] = current
-    return response

@@ -1,8 +1,8 @@
 """The loop that drains a durable queue (inbox or outbox): claim, process, finish or fail.
 
 Work and "done" commit together: a row is marked finished in the transaction that did its work.
-An exception rolls the work back and records the attempt; `retryable = False` on the exception
-parks the row at once instead of retrying.
+An exception rolls the work back; what happens next (wait without using an attempt, back off and
+retry, or park the row now) is scrm.retries' decision, the one place retry rules live.
 
 A processor with a `batchable(row)` method lets consecutive rows it admits share one transaction
 (one BEGIN, one lease check, one COMMIT instead of one each per row: most of a chat message's
@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from typing import Any, Awaitable, Callable
 
-import asyncpg
-import redis.exceptions
-import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import work_queue
 from crm_core.db import utcnow
 from crm_core.after_commit import run_after_commit
 from crm_core.work_queue import QueueRow
+from scrm import retries
 
 log = logging.getLogger(__name__)
-
-OUTAGE_RETRY_SECONDS = 5.0
 
 # process(session, row) -> column values to set when finishing (e.g. {"status": "done"})
 Processor = Callable[[AsyncSession, Any], Awaitable[dict[str, Any]]]
@@ -96,7 +91,7 @@ class QueueWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not is_outage(exc):
+                if not retries.is_outage(exc):
                     log.exception("%s: claiming failed; retrying", self.worker_id)
                 elif not outage:  # once per outage, not once a second
                     log.warning("%s: the database or Redis is unreachable (%r); retrying every second", self.worker_id, exc)
@@ -234,26 +229,25 @@ class QueueWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not getattr(exc, "counts_as_attempt", True) or is_outage(exc):
-                retry_in = getattr(exc, "retry_after", None) or _with_jitter(OUTAGE_RETRY_SECONDS)
+            retry = retries.decide(exc, row.attempts)
+            if not retry.uses_attempt:
                 async with self.sessions() as session:
-                    await work_queue.defer(session, self.model, row.id, self.worker_id, retry_in=retry_in,
+                    await work_queue.defer(session, self.model, row.id, self.worker_id, retry_in=retry.after,
                                            reason=f"{type(exc).__name__}: {exc}", now=utcnow())
                 self._report(row, "deferred", None)
                 log.warning("%s: %s %s deferred %.0f s: %r", self.worker_id, self.model.__tablename__, row.id,
-                            retry_in, exc)
+                            retry.after, exc)
                 return
-            retryable = getattr(exc, "retryable", True)
             log.warning(
                 "%s: %s %s failed (attempt %s): %r", self.worker_id, self.model.__tablename__, row.id, row.attempts, exc,
-                exc_info=not hasattr(exc, "retryable"),
+                exc_info=not retry.expected,
             )
             async with self.sessions() as session:
                 status = await work_queue.fail(
                     session, self.model, row.id, self.worker_id,
                     error=f"{type(exc).__name__}: {exc}",
-                    max_attempts=self.max_attempts if retryable else 0,
-                    retry_in=_with_jitter(getattr(exc, "retry_after", None)),
+                    max_attempts=0 if retry.gives_up else self.max_attempts,
+                    retry_in=retry.after or 0.0,
                     now=utcnow(),
                 )
             self._report(row, "retry" if status == "pending" else status, exc)
@@ -269,21 +263,3 @@ class QueueWorker:
         if self.on_outcome is not None:
             self.on_outcome(row, result, error)
 
-
-def is_outage(exc: BaseException) -> bool:
-    """Redis or the database unreachable (a restart, a failover) is not the row's fault: retrying it
-    must not use up its attempts, or every message arriving during an outage would be parked
-    instead of processed after."""
-    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError)):
-        return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    cause = getattr(exc, "orig", None) or exc
-    # 08xxx connection failures; 57P01-03: shut down by an administrator, crashed, still starting up
-    return isinstance(cause, (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                              asyncpg.exceptions.ConnectionDoesNotExistError))
-
-
-def _with_jitter(seconds: float | None) -> float | None:
-    """Spread retries a throttling WeCom asked for, so rows deferred together do not return together."""
-    return None if seconds is None else seconds * random.uniform(1.0, 1.25)

@@ -3,6 +3,10 @@
 `sqlite`: a fresh SQLite file and the in-process Redis stand-in (the embedded quickstart).
 `postgres`: the PostgreSQL and Redis services on 127.0.0.1 (production shape). Unreachable
 services skip those tests with the reason, except under CI=true, where they fail the run.
+
+Every SQLite connection a test opens returns the rows of a SELECT without ORDER BY in reverse
+(`PRAGMA reverse_unordered_selects`): code or a test relying on an order nobody asked for then fails
+on every run, instead of on the odd PostgreSQL run where a plan or a concurrent worker changed it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import socket
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 PG_ADMIN_URL = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 # Each test run gets its own database (dropped at the end) and, as far as 14 numbers allow, its
@@ -20,6 +26,14 @@ PG_ADMIN_URL = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0
 PG_TEST_DB = f"scrm_pytest_{os.getpid()}"
 PG_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
 REDIS_URL = f"redis://127.0.0.1:6379/{2 + os.getpid() % 14}"
+
+
+@event.listens_for(Engine, "connect")
+def _reverse_unordered_selects(dbapi_connection, _record) -> None:
+    if "sqlite" in type(dbapi_connection).__module__:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA reverse_unordered_selects = ON")
+        cursor.close()
 
 
 @dataclass(frozen=True)

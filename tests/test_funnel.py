@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import select
 
 from config.templates import render
-from crm_core.deals import DealService
+from crm_core.deals import DealService, default_stages
 from crm_core.forecast import ForecastSettings, make_forecast, outlook, scope_key
 from crm_core.funnel import UNKNOWN_CHANNEL, funnel
 from crm_core.models import ContactChannel, Customer, Deal, DealStageChange, ForecastSnapshot, OutboxItem, Staff
 from crm_core.reports import Period
 from crm_core.scope import Scope, scope_for
 from scheduler.digests import send_weekly_digests
-from scheduler.forecast_jobs import JOBS, forecast_settings, pipeline
+from scheduler.forecast_jobs import JOBS, forecast_settings
 from scheduler.runner import JobContext
 from scrm.cli import main as cli
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
@@ -116,7 +116,7 @@ async def test_a_move_records_every_stage_a_deal_enters(env):  # noqa: F811
     async with sessions() as session:
         customer = await session.scalar(select(Customer).where(Customer.name == "B"))
         rep = await session.get(Staff, people["zhang"].id)
-        service = DealService(session, pipeline())
+        service = DealService(session, default_stages())
         first, _ = await service.move(customer, "初访", rep, values={}, at=at(12, 1))
         await service.move(customer, "需求确认", rep, values={}, at=at(12, 2))
         await service.move(customer, "需求确认", rep, values={}, at=at(12, 3))  # no move: nothing recorded
@@ -138,7 +138,7 @@ async def test_funnel_conversion_medians_and_won_for_the_company(env):  # noqa: 
     sessions, _ = env
     people = await seed(sessions)
     async with sessions() as session:
-        result = await funnel(session, await scope_of(session, people["boss"]), NOVEMBER, pipeline())
+        result = await funnel(session, await scope_of(session, people["boss"]), NOVEMBER, default_stages())
     assert (result.customers, result.deals_opened, result.cohort_won) == (5, 5, 2)
     assert (result.won_deals, result.won_amount) == (2, 600_000)
     # Reached: every deal 初访; A, B, C, E 需求确认 (E skipped it but went further); A, C, E 方案演示; the won
@@ -156,7 +156,7 @@ async def test_the_channel_breakdown_adds_up_to_the_whole(env):  # noqa: F811
     sessions, _ = env
     people = await seed(sessions)
     async with sessions() as session:
-        result = await funnel(session, await scope_of(session, people["boss"]), NOVEMBER, pipeline())
+        result = await funnel(session, await scope_of(session, people["boss"]), NOVEMBER, default_stages())
     by = {c.channel: c for c in result.channels}
     assert [c.channel for c in result.channels] == ["展会2026", "官网", UNKNOWN_CHANNEL]
     expo, web, unknown = by["展会2026"], by["官网"], by[UNKNOWN_CHANNEL]
@@ -176,8 +176,8 @@ async def test_each_manager_sees_only_their_departments(env):  # noqa: F811
     sessions, _ = env
     people = await seed(sessions)
     async with sessions() as session:
-        east = await funnel(session, await scope_of(session, people["wang"]), NOVEMBER, pipeline())
-        south = await funnel(session, await scope_of(session, people["li"]), NOVEMBER, pipeline())
+        east = await funnel(session, await scope_of(session, people["wang"]), NOVEMBER, default_stages())
+        south = await funnel(session, await scope_of(session, people["li"]), NOVEMBER, default_stages())
     assert (east.customers, east.deals_opened, east.won_deals, east.won_amount) == (3, 3, 1, 500_000)
     assert [(r.reached, r.median_days) for r in east.stages][:2] == [(3, 3.0), (3, 5.5)]  # 初访 1, 2, 4, 24
     assert {c.channel for c in east.channels} == {"展会2026", "官网", UNKNOWN_CHANNEL}
@@ -189,8 +189,8 @@ async def test_forecast_with_the_configured_probabilities(env):  # noqa: F811
     sessions, _ = env
     people = await seed(sessions)
     async with sessions() as session:
-        company = await make_forecast(session, Scope(0, None), pipeline(), forecast_settings(), NOW, TZ)
-        east = await make_forecast(session, await scope_of(session, people["wang"]), pipeline(), forecast_settings(),
+        company = await make_forecast(session, Scope(0, None), default_stages(), forecast_settings(), NOW, TZ)
+        east = await make_forecast(session, await scope_of(session, people["wang"]), default_stages(), forecast_settings(),
                                    NOW, TZ)
     stages = {s.stage: s for s in company.stages}
     assert not any(s.probability_learned or s.days_learned for s in company.stages)  # 3 closed deals: too few
@@ -212,8 +212,8 @@ async def test_forecast_learns_probabilities_once_enough_deals_closed(env):  # n
     # Three closed deals (A won, B lost, E won) reached 初访 and 需求确认; only A and E reached 方案演示.
     strict = ForecastSettings(learn_months=6, min_closed_deals=3, min_won_deals=2, defaults=defaults)
     async with sessions() as session:
-        learned = await make_forecast(session, Scope(0, None), pipeline(), strict, NOW, TZ)
-        stale = await make_forecast(session, Scope(0, None), pipeline(),
+        learned = await make_forecast(session, Scope(0, None), default_stages(), strict, NOW, TZ)
+        stale = await make_forecast(session, Scope(0, None), default_stages(),
                                     ForecastSettings(1, 3, 2, defaults), datetime(2027, 3, 1, tzinfo=TZ), TZ)
     by = {s.stage: s for s in learned.stages}
     assert (by["初访"].probability, by["初访"].probability_learned, by["初访"].closed_sample) == \
@@ -251,10 +251,10 @@ async def test_one_snapshot_per_month_and_scope_and_last_month_against_actual(en
     async with sessions() as session:
         boss = await session.get(Staff, people["boss"].id)
         wang = await session.get(Staff, people["wang"].id)
-        company = await outlook(session, Scope(0, None), scope_key(boss, Scope(0, None)), pipeline(),
+        company = await outlook(session, Scope(0, None), scope_key(boss, Scope(0, None)), default_stages(),
                                 forecast_settings(), NOW, TZ)
         east_scope = await scope_of(session, wang)
-        east = await outlook(session, east_scope, scope_key(wang, east_scope), pipeline(), forecast_settings(), NOW, TZ)
+        east = await outlook(session, east_scope, scope_key(wang, east_scope), default_stages(), forecast_settings(), NOW, TZ)
         await session.commit()
         kept = {(s.month, s.scope): s for s in (await session.scalars(select(ForecastSnapshot))).all()}
     assert set(kept) == {("2026-11", "dept:10"), ("2026-11", "company"), ("2026-12", "company"),

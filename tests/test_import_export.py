@@ -10,7 +10,6 @@ import asyncio
 import csv
 import random
 import re
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -22,7 +21,8 @@ from sqlalchemy import delete, func, select
 from connectors.wecom.inbound import EXTERNAL_CHANNEL
 from crm_core.birthdays import Birthday
 from crm_core.db import create_engine, session_factory
-from crm_core.importer import WECOM_CHANNEL, birthday_text, phone_key
+from crm_core.customer_sheet import birthday_text, phone_key
+from crm_core.importer import WECOM_CHANNEL
 from crm_core.migrate import upgrade_async
 from crm_core.models import AuditEntry, Customer, CustomerIdentity, CustomerTag, Staff
 from scrm.cli import main as cli
@@ -203,10 +203,7 @@ async def test_ten_thousand_row_workbook_dry_run_import_and_rerun(db, capsys, tm
     assert counts(out) == expected and "dry run: nothing was changed" in out
     assert await table_sizes(db) == before
 
-    started = time.perf_counter()
     code, out, err = await scrm(capsys, "import", "customers", path, "--owner", "lina")
-    elapsed = time.perf_counter() - started
-    print(f"10,000-row import took {elapsed:.1f}s")
     assert code == 1 and counts(out) == expected
     assert re.search(r"imported 10000(/10000)? rows", err)
     after = await table_sizes(db)
@@ -248,8 +245,7 @@ async def test_ten_thousand_row_workbook_dry_run_import_and_rerun(db, capsys, tm
     # The same file again creates and changes nothing.
     code, out, err = await scrm(capsys, "import", "customers", path, "--owner", "lina")
     assert counts(out) == {"created": 0, "merged": 0, "unchanged": 8800, "errors": 1200, "conflicts": 0}
-    assert (await table_sizes(db))["customers"] == after["customers"]
-    assert elapsed < 30
+    assert (await table_sizes(db))["customers"] == after["customers"]  # how long it takes: BENCHMARKS.md
 
 
 # -- encodings, --map, the error file workflow -------------------------------------------------------

@@ -11,11 +11,10 @@ from itertools import count
 
 from sqlalchemy import select, update
 
-from bot import DEAL_PIPELINE_FILE
 from config.templates import render
 from connectors.wecom.simulator.callbacks import build_plaintext_change_external_contact
 from crm_core.customers import CustomerService
-from crm_core.deals import DealService, DealStages
+from crm_core.deals import DealService, default_stages
 from crm_core.lead_score import default_policy as lead_score_policy
 from crm_core.importer import CustomerImporter
 from crm_core import lifecycle
@@ -74,7 +73,7 @@ async def customer_writes(sessions, customer_id: int, text: str, at: datetime) -
 async def deal(sessions, customer_id: int, stage: str, rep: Staff, at: datetime, **values: str) -> Customer:
     async with sessions() as session:
         customer, by = await session.get(Customer, customer_id), await session.get(Staff, rep.id)
-        await DealService(session, DealStages.from_file(DEAL_PIPELINE_FILE)).move(customer, stage, by, values=values,
+        await DealService(session, default_stages()).move(customer, stage, by, values=values,
                                                                                     at=at)
         await session.commit()
     return await reload(sessions, customer_id)
@@ -146,7 +145,7 @@ def test_every_stage_and_reason_reads_in_chinese_and_every_deal_stage_has_a_weig
                    lifecycle.WENT_DORMANT, lifecycle.WOKE_UP, lifecycle.LEFT, lifecycle.RE_ADDED, lifecycle.MANUAL,
                    lifecycle.IMPORT):
         assert render(f"lifecycle_reasons.{reason}")
-    assert set(lead_score_policy().deal_stages) == set(DealStages.from_file(DEAL_PIPELINE_FILE).stages)
+    assert set(lead_score_policy().deal_stages) == set(default_stages().stages)
 
 
 async def test_a_dormant_customer_wakes_up_in_the_stage_they_had(env):  # noqa: F811

@@ -26,9 +26,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, insert, select, text
 
 from crm_core.db import create_engine, session_factory
+from crm_core.deals import default_stages
 from crm_core.migrate import upgrade
 from crm_core.models import ContactChannel, Customer, Deal, DealStageChange, ForecastSnapshot
-from scheduler.forecast_jobs import pipeline
 
 BATCH = 5000
 CHANNELS = 8
@@ -38,17 +38,6 @@ ADVANCE = (0.70, 0.65, 0.60, 0.70)  # chance to move on from each stage but the 
 WIN_FROM_LAST = 0.8
 SKIP = 0.1  # chance a move skips the next stage
 RUNS = 2
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    bench = bench_subparsers.add_parser("funnel", help="report funnel/forecast over 1M customers and 200k deals (PostgreSQL)")
-    bench.add_argument("--customers", type=int, default=1_000_000, help="customers (default 1000000)")
-    bench.add_argument("--deals", type=int, default=200_000, help="deals (default 200000)")
-    bench.add_argument("--database-url", required=True,
-                       help="postgresql+asyncpg://… : an empty database, or one this benchmark filled to the same size")
-    bench.add_argument("--at", default="2026-11-29T10:00:00+08:00", help="the moment the reports run for (ISO-8601)")
-    bench.add_argument("--seed", type=int, default=20261129)
-    bench.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -122,7 +111,7 @@ async def _add_deals(engine, count: int, at: datetime, seed: int) -> None:
         stride = max(1, total // count)
         owners = (await session.execute(select(Customer.id, Customer.owner_id).where(Customer.id % stride == 0)
                                         .order_by(Customer.id).limit(count))).all()
-    rng, stages, started = random.Random(seed + 3), pipeline(), time.perf_counter()
+    rng, stages, started = random.Random(seed + 3), default_stages(), time.perf_counter()
     for start in range(0, len(owners), BATCH):
         deals, walks = [], []
         for customer_id, owner_id in owners[start:start + BATCH]:

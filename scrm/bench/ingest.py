@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 
 from scrm.bench.load import (
-    SAMPLE_STAFF,
     Callback,
     Cluster,
     LossCheck,
@@ -43,29 +42,6 @@ from scrm.bench.load import (
 )
 from scrm.bench.processes import percentile
 from scrm.resources import CliError
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    ingest = sub.add_parser("ingest", help="callback ack latency and end-to-end archive throughput")
-    ingest.add_argument("-n", type=int, default=5000, help="callbacks per phase (default 5000)")
-    ingest.add_argument("-c", "--concurrency", type=int, default=50, help="requests in flight (default 50)")
-    ingest.add_argument("--rate", type=float, default=500.0,
-                        help="paced phase: callbacks per second (default 500; 0 skips the paced phase)")
-    ingest.add_argument("--duration", type=float, default=0.0,
-                        help="sustained paced phase: --rate callbacks a second for this many seconds instead of -n callbacks")
-    ingest.add_argument("--web", type=int, help="separate `--roles web` processes (more than one process in all needs PostgreSQL and Redis)")
-    ingest.add_argument("--workers", help="separate `--roles worker` processes, e.g. 2; a list such as 1,2 runs once per count")
-    ingest.add_argument("--staff", type=int, default=SAMPLE_STAFF,
-                        help="employees sending (default 5, the sample company; more are added to the simulator)")
-    ingest.add_argument("--database-url", default="", help="default: a fresh SQLite file in a temp folder")
-    ingest.add_argument("--redis-url", default="", help="default: the in-process stand-in")
-    ingest.add_argument("--roles", default="web,worker",
-                        help="roles of the single service process (default web,worker); with `web` alone nothing is archived")
-    ingest.add_argument("--stall", type=float, default=120.0,
-                        help="give up waiting for the archive after this many seconds without progress (default 120)")
-    ingest.add_argument("--profile", default="",
-                        help="write py-spy samples (collapsed stacks) of the service, or of the first worker process, to this file")
-    ingest.set_defaults(func=cmd_ingest)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,6 @@ web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
 # is numeric order (range queries on external_msg_id work), and runs started in different seconds
 # never reuse an id (the inbox would take a reused one for WeCom retrying and drop it).
 IDS_PER_RUN = 10**8
-SAMPLE_STAFF = 5
 
 
 def require_shared_backends(database_url: str, redis_url: str, what: str) -> None:

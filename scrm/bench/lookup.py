@@ -58,17 +58,6 @@ KINDS = ("name", "initials", "phone_tail")
 FLOOR = "帮助"  # the same path with no customer search: what callback, queues and outbox cost alone
 
 
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    lookup = bench_subparsers.add_parser("lookup", help="chat lookups (查) against 100k-1M synthetic customers")
-    lookup.add_argument("--customers", type=int, default=100_000, help="customers in the database (default 100000)")
-    lookup.add_argument("-n", type=int, default=300, help="timed lookups per query kind (default 300)")
-    lookup.add_argument("--database-url", default="",
-                        help="an empty database, or one this benchmark filled to the same size (default: a fresh SQLite file)")
-    lookup.add_argument("--redis-url", default="", help="default: the in-process stand-in")
-    lookup.add_argument("--seed", type=int, default=20261122)
-    lookup.set_defaults(func=cmd_lookup)
-
-
 def cmd_lookup(args: argparse.Namespace) -> int:
     return asyncio.run(run_lookup(args))
 

@@ -18,7 +18,6 @@ import time
 from collections import Counter
 
 from scrm.bench.load import (
-    SAMPLE_STAFF,
     Archive,
     Cluster,
     LossCheck,
@@ -32,26 +31,6 @@ from scrm.bench.processes import rss_bytes
 from scrm.resources import CliError
 
 MB = 1024 * 1024
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    memory = bench_subparsers.add_parser("memory", help="RSS of web and worker processes while 1M messages are archived")
-    memory.add_argument("--messages", type=int, default=1_000_000, help="messages to archive (default 1000000)")
-    memory.add_argument("--sample-every", type=int, default=50_000, help="read RSS every this many archived (default 50000)")
-    memory.add_argument("--warmup", type=int, default=50_000,
-                        help="growth is measured from the first sample at or after this many archived (default 50000)")
-    memory.add_argument("--web", type=int, default=1, help="`--roles web` processes (default 1)")
-    memory.add_argument("--workers", type=int, default=1, help="`--roles worker` processes (default 1)")
-    memory.add_argument("-c", "--concurrency", type=int, default=50, help="requests in flight (default 50)")
-    memory.add_argument("--chunk", type=int, default=1000, help="callbacks encrypted and posted at a time (default 1000)")
-    memory.add_argument("--backlog", type=int, default=5000,
-                        help="post no more while this many acked callbacks wait to be archived (default 5000)")
-    memory.add_argument("--staff", type=int, default=SAMPLE_STAFF, help="employees sending (default 5, the sample company)")
-    memory.add_argument("--database-url", default="", help="postgresql+asyncpg://… (required)")
-    memory.add_argument("--redis-url", default="", help="redis://… (required)")
-    memory.add_argument("--stall", type=float, default=120.0,
-                        help="stop after this many seconds without a message archived (default 120)")
-    memory.set_defaults(func=cmd_memory)
 
 
 def cmd_memory(args: argparse.Namespace) -> int:

@@ -109,13 +109,6 @@ def run(short_count: int, long_count: int, out: Callable[[str], None]) -> dict[s
     return results
 
 
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    bench = bench_subparsers.add_parser("nlp", help="analysis throughput, start-up time, memory")
-    bench.add_argument("--short", type=int, default=20_000, help="short messages to analyse")
-    bench.add_argument("--long", type=int, default=200, help="long (~2,000 character) texts")
-    bench.set_defaults(func=cmd_bench)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     run(args.short, args.long, print)
     return 0

@@ -28,19 +28,7 @@ from crm_core.migrate import upgrade
 from crm_core.models import CareDelivery, Customer, CustomerIdentity, FollowUp, OutboxItem
 from crm_core.job_runs import JobRun
 
-DEFAULT_JOBS = ("care.birthdays", "nudges.morning")
 FOLLOW_UPS_PER_CUSTOMER = 0.2
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    bench = bench_subparsers.add_parser("scheduler", help="daily care and nudge jobs over 100k-1M customers")
-    bench.add_argument("--customers", type=int, default=100_000, help="customers in the database (default 100000)")
-    bench.add_argument("--database-url", default="",
-                       help="an empty database, or one this benchmark filled to the same size (default: a fresh SQLite file)")
-    bench.add_argument("--at", default="2026-12-01T09:00:00+08:00", help="the moment the jobs run for (ISO-8601)")
-    bench.add_argument("--jobs", default=",".join(DEFAULT_JOBS), help=f"comma-separated (default {','.join(DEFAULT_JOBS)})")
-    bench.add_argument("--seed", type=int, default=20261122)
-    bench.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -1,13 +1,11 @@
-"""`scrm api-token issue|list|revoke`: tokens that let a tool use the JSON API as one staff member."""
+"""`scrm api-token issue|list|revoke`: tokens that let a tool use the JSON API as one staff member.
+
+Only the arguments are declared at import; each command imports the database code when it runs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-
-from crm_core.api_tokens import ApiTokenService, UnknownTokenError
-from crm_core.staff import StaffService
-from scrm.resources import CliError, with_session
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
+    from crm_core.api_tokens import ApiTokenService
+    from crm_core.staff import StaffService
+    from scrm.resources import CliError, with_session
+
     async def work(session):
         staff = await StaffService(session).get_by_userid(args.userid)
         if staff is None:
@@ -44,6 +46,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from crm_core.api_tokens import ApiTokenService
+    from scrm.resources import with_session
+
     rows = asyncio.run(with_session(args.config, lambda session: ApiTokenService(session).list(include_revoked=args.all)))
     for token, staff in rows:
         used = f"{token.last_used_at:%Y-%m-%d %H:%M}Z" if token.last_used_at else "never used"
@@ -55,6 +60,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
+    from crm_core.api_tokens import ApiTokenService, UnknownTokenError
+    from scrm.resources import CliError, with_session
+
     async def work(session) -> None:
         await ApiTokenService(session).revoke(args.id)
         await session.commit()

@@ -10,16 +10,7 @@ import argparse
 import asyncio
 import sys
 
-import aiohttp
-from sqlalchemy import func, select
-
 from config.settings import load_settings, require_wecom
-from connectors.wecom.client import WeComClient
-from connectors.wecom.errors import WeComError
-from crm_core.channels import ChannelError, ChannelService, UnknownGroupError, contact_way_body
-from crm_core.db import create_engine, session_factory
-from crm_core.models import Customer
-from scrm.resources import open_redis, prepare_schema
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from connectors.wecom.client import WeComClient
+    from connectors.wecom.errors import WeComError
+    from crm_core.channels import ChannelError, ChannelService, UnknownGroupError, contact_way_body
+    from crm_core.db import create_engine, session_factory
+    from scrm.resources import open_redis, prepare_schema
+
     settings = load_settings(toml_path=args.config)
     require_wecom(settings)
     users = [u.strip() for u in args.users.split(",") if u.strip()]
@@ -74,6 +73,13 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from crm_core.channels import ChannelService
+    from crm_core.db import create_engine, session_factory
+    from crm_core.models import Customer
+    from scrm.resources import prepare_schema
+
     settings = load_settings(toml_path=args.config)
 
     async def run() -> None:

@@ -2,7 +2,8 @@
 
 Every check prints OK, WARN (works, but not as intended for production) or FAIL; the exit code
 is 1 when anything failed, so a deploy script can gate on it. Nothing is changed: the schema is
-compared with the code's, not migrated, and the WeCom token is fetched but not cached.
+compared with the code's, not migrated, and the WeCom token is fetched but not cached. Each check
+imports the client it needs when it runs, so `scrm doctor --help` loads none of them.
 """
 
 from __future__ import annotations
@@ -14,20 +15,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Mapping, TextIO
+from typing import TYPE_CHECKING, Awaitable, Mapping, TextIO
 from urllib.parse import urlsplit
 
-import aiohttp
-from defusedxml.ElementTree import fromstring
-from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-
 from config.settings import ConfigError, Settings, load_settings
-from connectors.wecom.client import mask
-from connectors.wecom.crypto import CallbackCrypto
-from crm_core.db import create_engine
+
+if TYPE_CHECKING:
+    import aiohttp
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 CHECK_TIMEOUT = 15.0
@@ -68,6 +62,8 @@ async def run_doctor(
     out: TextIO = sys.stdout,
 ) -> int:
     """Run every check, printing each finding as it comes; 1 if any failed."""
+    import aiohttp
+
     findings: list[Finding] = []
 
     def report(*new: Finding) -> None:
@@ -100,6 +96,12 @@ async def _bounded(check: str, findings: Awaitable[list[Finding]]) -> list[Findi
 
 async def check_database(settings: Settings) -> list[Finding]:
     """Reachable, and the schema at the code's head revision (checked, never migrated here)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from crm_core.db import create_engine
+
     url = make_url(settings.database_url)
     shown = url.render_as_string(hide_password=True)
     sqlite = url.get_backend_name() == "sqlite"
@@ -152,6 +154,8 @@ def _schema_head(database_url: str) -> str | None:
 
 
 async def check_redis(settings: Settings) -> list[Finding]:
+    from redis.asyncio import Redis
+
     if not settings.redis_url:
         return [Finding("redis", WARN, "SCRM_REDIS_URL is unset: the in-process stand-in works for one process only; "
                                        "set it before running several web/worker/scheduler processes")]
@@ -169,6 +173,10 @@ async def check_redis(settings: Settings) -> list[Finding]:
 
 async def check_wecom(settings: Settings, http: aiohttp.ClientSession) -> list[Finding]:
     """One real gettoken with the configured corp id and secret (not cached, so nothing is replaced)."""
+    import aiohttp
+
+    from connectors.wecom.client import mask
+
     wecom = settings.wecom
     if not wecom.configured:
         return [Finding("wecom", FAIL, "no credentials: set SCRM_WECOM_CORP_ID, SCRM_WECOM_SECRET, "
@@ -195,6 +203,11 @@ async def check_wecom(settings: Settings, http: aiohttp.ClientSession) -> list[F
 
 async def check_callback(settings: Settings, http: aiohttp.ClientSession, callback_url: str | None) -> list[Finding]:
     """WeCom's own URL verification: a signed, encrypted echostr must come back decrypted."""
+    import aiohttp
+    from defusedxml.ElementTree import fromstring
+
+    from connectors.wecom.crypto import CallbackCrypto
+
     if not callback_url:
         return [Finding("callback", WARN, "not checked: pass --callback-url https://<host>/wecom/callback "
                                           "(the URL saved in the WeCom admin console)")]

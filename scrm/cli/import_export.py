@@ -1,7 +1,9 @@
 """`scrm import customers FILE` and `scrm export customers OUT.xlsx`: spreadsheets in and out.
 
-Files are read and written here (openpyxl for .xlsx, csv for .csv); what a row means and how
-it merges with the CRM is crm_core.importer's business.
+Files are read and written here (openpyxl for .xlsx, csv for .csv); what a row means is
+crm_core.customer_sheet's business, how it merges with the CRM crm_core.importer's, and what an
+export holds crm_core.customer_export's. Only the arguments are declared at import: openpyxl and
+the database code are imported when a command runs.
 """
 
 from __future__ import annotations
@@ -17,21 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.utils.exceptions import InvalidFileException
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING
 
-from bot.formatting import mask_phone
-from config.settings import load_settings
-from crm_core.audit import AuditService
-from crm_core.db import create_engine, session_factory
-from crm_core.errors import DomainError
-from crm_core.importer import (
-    COLUMNS, IGNORE, CustomerImporter, ImportReport, cell_text, count_in_scope, export_records, known_header, staff_label,
-)
-from crm_core.scope import Scope
-from scrm.resources import prepare_schema, scope_as, with_session
+from crm_core.customer_sheet import COLUMNS, IGNORE, cell_text, known_header, staff_label
+
+if TYPE_CHECKING:
+    from crm_core.importer import ImportReport
+    from crm_core.scope import Scope
 
 IMPORT_HELP = """\
 Recognised columns (Chinese or English headers; --map names others):
@@ -149,6 +143,9 @@ def _table_rows(numbered: Numbered) -> tuple[list[str], int, int, Rows]:
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Table:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, OSError, KeyError, ValueError) as exc:
@@ -264,6 +261,14 @@ def cmd_import_customers(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str]) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from config.settings import load_settings
+    from crm_core.db import create_engine, session_factory
+    from crm_core.errors import DomainError
+    from crm_core.importer import CustomerImporter
+    from scrm.resources import prepare_schema
+
     settings = load_settings(toml_path=args.config)
     engine = create_engine(settings.database_url)
     progress = Progress("checked" if args.dry_run else "imported", table.total)
@@ -304,6 +309,8 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
 
 
 def summary(source: str, report: ImportReport, errors_path: Path | None, *, overwrite: bool) -> str:
+    from bot.formatting import mask_phone
+
     lines = [f"{source}: {report.rows} rows" + (" (dry run: nothing was changed; this is what the import would do)"
                                                 if report.dry_run else "")]
     lines += [f"  created    {report.created}", f"  merged     {report.merged}", f"  unchanged  {report.unchanged}"]
@@ -342,6 +349,10 @@ def cmd_export_customers(args: argparse.Namespace) -> int:
 
 
 async def _export(args: argparse.Namespace) -> int:
+    from crm_core.audit import AuditService
+    from crm_core.customer_export import count_in_scope
+    from scrm.resources import scope_as, with_session
+
     async def work(session) -> tuple[int, str]:
         staff, scope = await scope_as(session, args.as_userid)
         if staff is None:
@@ -373,6 +384,11 @@ def _describe_scope(scope: Scope, who: str, role: str) -> str:
 
 async def write_customers(session, scope: Scope, out: Path, progress: Callable[[int], None], *, batch: int = 1000) -> int:
     """Streams customers into a write-only workbook (rows go to disk as they come), then moves it in place."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    from crm_core.customer_export import export_records
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("客户")
     for letter, width in zip("ABCDEFGHIJKLM", (12, 14, 24, 12, 18, 16, 24, 10, 16, 30, 24, 9, 12)):

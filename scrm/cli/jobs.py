@@ -7,11 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from config.settings import Settings, load_settings
-from crm_core.db import create_engine, session_factory, utcnow
-from scheduler.jobs import SERVICE_JOB_NAMES, build_jobs
-from scheduler.runner import Scheduler
+
+if TYPE_CHECKING:
+    from scheduler.runner import Scheduler
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +33,9 @@ async def _scheduler(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, 
     import aiohttp
 
     from connectors.wecom.client import WeComClient
+    from crm_core.db import create_engine, session_factory
+    from scheduler.jobs import build_jobs
+    from scheduler.runner import Scheduler
     from scrm.app import service_jobs
     from scrm.resources import open_redis, prepare_schema
 
@@ -53,10 +57,14 @@ async def _scheduler(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, 
 
 
 def _unavailable(scheduler: Scheduler) -> list[str]:
+    from scheduler.jobs import SERVICE_JOB_NAMES
+
     return sorted(SERVICE_JOB_NAMES - set(scheduler.jobs))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from crm_core.db import utcnow
+
     async def main() -> None:
         async with _scheduler(args) as (settings, scheduler):
             last = await scheduler.last_runs()
@@ -74,6 +82,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from crm_core.db import utcnow
+
     async def main() -> int:
         async with _scheduler(args) as (settings, scheduler):
             if args.name in _unavailable(scheduler):

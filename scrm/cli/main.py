@@ -12,20 +12,17 @@ import sys
 from typing import Sequence
 
 from config.settings import ConfigError
+from scrm.logging_setup import LOG_FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command's arguments. The modules registering them import only the standard library and
+    light project modules; what a command needs (the database, aiohttp, openpyxl, the bot, NLP) is
+    imported when it runs, so `scrm --help` and every `--help` answer at once (tests/test_cli_startup.py)."""
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
-    from scrm.bench import funnel as bench_funnel
-    from scrm.bench import ingest as bench_ingest
-    from scrm.bench import lookup as bench_lookup
-    from scrm.bench import memory as bench_memory
-    from scrm.bench import nlp as bench_nlp
-    from scrm.bench import scheduler as bench_scheduler
-    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, privacy, queues, report, serve
-    from scrm.cli import nlp_reindex
-    from scrm.logging_setup import LOG_FORMATS
+    from scrm.bench import commands as bench
+    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, nlp_reindex, privacy, queues, report, serve
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -44,21 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.register(sub)
     report.register(sub)
     nlp_reindex.register(nlp_cli.register(sub))
-    bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
-    bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
-    bench_ingest.register(bench_sub)
-    bench_memory.register_bench(bench_sub)
-    bench_nlp.register_bench(bench_sub)
-    bench_lookup.register_bench(bench_sub)
-    bench_scheduler.register_bench(bench_sub)
-    bench_funnel.register_bench(bench_sub)
+    bench.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from scrm.logging_setup import LOG_FORMATS, configure_logging
+    from scrm.logging_setup import configure_logging
 
     if args.log_format not in LOG_FORMATS:  # argparse does not check a default taken from the environment
         parser.error(f"SCRM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {args.log_format!r})")

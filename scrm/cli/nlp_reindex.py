@@ -7,15 +7,12 @@ import asyncio
 import sys
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
-import nlp
 from config.settings import Settings, load_settings
-from crm_core.db import create_engine, session_factory
-from crm_core.insights import InsightService
-from crm_core.models import Customer, Message
-from scrm.resources import prepare_schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def register(nlp_commands: argparse._SubParsersAction) -> None:
@@ -42,6 +39,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 async def reindex(settings: Settings, *, since: datetime | None, batch: int = 500, out=sys.stdout) -> int:
     """Recompute every affected customer's analysis from their whole history, oldest first, so
     the aggregates come out exactly as if the new rules had always been in place."""
+    from sqlalchemy import select
+
+    from crm_core.db import create_engine, session_factory
+    from crm_core.models import Message
+    from scrm.resources import prepare_schema
+
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     try:
@@ -66,6 +69,12 @@ async def reindex(settings: Settings, *, since: datetime | None, batch: int = 50
 
 
 async def _reindex_customers(session: AsyncSession, customer_ids: list[int]) -> None:
+    from sqlalchemy import select
+
+    import nlp
+    from crm_core.insights import InsightService
+    from crm_core.models import Customer, Message
+
     customers = {c.id: c for c in (await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))).all()}
     for customer in customers.values():
         InsightService.reset(customer)

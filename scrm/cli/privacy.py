@@ -9,12 +9,10 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from crm_core.db import utcnow
-from crm_core.errors import CustomerNotFoundError
-from crm_core.privacy import PrivacyService
-from scrm.resources import CliError, with_session
+if TYPE_CHECKING:
+    from crm_core.privacy import PrivacyService
 
 T = TypeVar("T")
 
@@ -43,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from crm_core.privacy import PrivacyService
+    from scrm.resources import with_session
+
     since = datetime.fromisoformat(args.since) if args.since else None
     if since is not None and since.tzinfo is None:
         from config.settings import load_settings
@@ -64,6 +65,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def _on_customer(args: argparse.Namespace, action: Callable[[PrivacyService], Awaitable[T]]) -> T:
     """Run one request on customer `args.id` and commit it; an unknown id is a CliError (exit 2)."""
+    from crm_core.errors import CustomerNotFoundError
+    from crm_core.privacy import PrivacyService
+    from scrm.resources import CliError, with_session
+
     async def work(session) -> T:
         result = await action(PrivacyService(session))
         await session.commit()
@@ -88,6 +93,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
+    from crm_core.db import utcnow
+
     if not args.yes:
         print(f"this removes customer {args.id}'s personal data for good; run again with --yes to do it", file=sys.stderr)
         return 2

@@ -9,18 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from crm_core import work_queue
-from crm_core.inbox import InboxService
-from crm_core.models import InboxItem, OutboxItem
-from crm_core.outbox import OutboxService
-from scrm.resources import with_session
-from scrm.delivery.sender import message_text, recipient_of
-
-QUEUES = {"inbox": InboxItem, "outbox": OutboxItem}
+QUEUES = ("inbox", "outbox")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for name, model in QUEUES.items():
+    for name in QUEUES:
         queue = sub.add_parser(name, help=f"parked {name} rows: list and retry")
         actions = queue.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
         failed = actions.add_parser("failed", help=f"list parked {name} rows with their last error")
@@ -32,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
+    from crm_core.inbox import InboxService
+    from crm_core.outbox import OutboxService
+    from scrm.delivery.sender import message_text, recipient_of
+    from scrm.resources import with_session
+
     async def work(session) -> None:
         if args.queue == "outbox":
             rows = await OutboxService(session).failed(args.limit)
@@ -50,8 +48,12 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
+    from crm_core import work_queue
+    from crm_core.models import InboxItem, OutboxItem
+    from scrm.resources import with_session
+
     async def work(session) -> bool:
-        return await work_queue.requeue(session, QUEUES[args.queue], args.id)
+        return await work_queue.requeue(session, {"inbox": InboxItem, "outbox": OutboxItem}[args.queue], args.id)
 
     if asyncio.run(with_session(args.config, work)):
         print(f"{args.queue} #{args.id} will be tried again by the next worker")

@@ -12,17 +12,16 @@ import asyncio
 import sys
 import unicodedata
 from datetime import date, datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING
 
 from config.settings import load_settings
 from config.templates import render
-from crm_core.db import utcnow
-from crm_core.forecast import Outlook
-from crm_core.funnel import UNKNOWN_CHANNEL, Funnel, funnel
-from crm_core.reports import Period
-from scheduler.forecast_jobs import money_text, percent, pipeline, staff_outlook
-from scrm.resources import scope_as, with_session
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from crm_core.forecast import Outlook
+    from crm_core.funnel import Funnel
 
 DEFAULT_DAYS = 30
 
@@ -50,6 +49,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
+    from crm_core.db import utcnow
+    from crm_core.funnel import funnel
+    from crm_core.reports import Period
+    from crm_core.deals import default_stages
+    from scheduler.forecast_jobs import staff_outlook
+    from scrm.resources import scope_as, with_session
+
     tz = load_settings(toml_path=args.config).tz
     now = (args.at.replace(tzinfo=args.at.tzinfo or tz) if args.at else utcnow()).astimezone(tz)
     if args.report_what == "funnel":
@@ -66,7 +72,7 @@ async def _report(args: argparse.Namespace) -> int:
         if args.report_what == "funnel":
             period = Period.local(datetime.combine(since, datetime.min.time(), tz),
                                   datetime.combine(until + timedelta(days=1), datetime.min.time(), tz))
-            return render_funnel(await funnel(session, scope, period, pipeline()), since, until, label)
+            return render_funnel(await funnel(session, scope, period, default_stages()), since, until, label)
         view = await staff_outlook(session, staff, scope, now, tz)
         await session.commit()
         return render_forecast(view, label, now)
@@ -76,7 +82,10 @@ async def _report(args: argparse.Namespace) -> int:
 
 
 def render_funnel(result: Funnel, since: date, until: date, scope_label: str) -> str:
-    stages = pipeline()
+    from crm_core.deals import default_stages
+    from scheduler.forecast_jobs import money_text
+
+    stages = default_stages()
     lines = [render("funnel.title", start=since.isoformat(), end=until.isoformat(), scope=scope_label),
              render("funnel.summary", customers=result.customers, deals=result.deals_opened, won=result.won_deals,
                     amount=money_text(result.won_amount)), ""]
@@ -99,6 +108,8 @@ def render_funnel(result: Funnel, since: date, until: date, scope_label: str) ->
 
 
 def render_forecast(view: Outlook, scope_label: str, now: datetime) -> str:
+    from scheduler.forecast_jobs import money_text, percent
+
     forecast, review = view.forecast, view.last_month
     lines = [render("forecast.title", month=forecast.month.label, scope=scope_label, at=f"{now:%Y-%m-%d %H:%M}"),
              render("forecast.summary", amount=money_text(forecast.amount), deals=round(forecast.deals),
@@ -148,6 +159,8 @@ def _cells(key: str) -> list[str]:
 
 
 def _channel(name: str) -> str:
+    from crm_core.funnel import UNKNOWN_CHANNEL
+
     return render("funnel.channel_unknown") if name == UNKNOWN_CHANNEL else name
 
 

@@ -7,9 +7,12 @@ import asyncio
 import gc
 import logging
 
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from config.settings import load_settings, require_wecom
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ def parse_roles(value: str) -> frozenset[str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
     from scrm.app import create_app
 
     settings = load_settings(toml_path=args.config)

@@ -16,19 +16,13 @@ from typing import Callable
 from redis.asyncio import Redis
 
 from crm_core.db import utcnow
+from scrm.retries import NotYet
 
 APP_MESSAGES_PER_MEMBER_PER_MINUTE = 30
 
 
-class DeferredSend(Exception):
-    """Not now, and not an error: try again after `retry_after` seconds without using an attempt."""
-
-    retryable = True
-    counts_as_attempt = False
-
-    def __init__(self, reason: str, retry_after: float):
-        super().__init__(reason)
-        self.retry_after = retry_after
+class DeferredSend(NotYet):
+    """The member's minute is full: the row waits for the next one without using an attempt."""
 
 
 class MemberSendLimit:

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy import select
 
-from bot import DEAL_PIPELINE_FILE
 from bot.formatting import mask_phone
 from config.templates import render
 from connectors.wecom.simulator.state import RESULT_SENT
 from crm_core.audit import AuditService
 from crm_core.customer_view import customer_view
 from crm_core.customers import CustomerService
-from crm_core.deals import DealStages
+from crm_core.deals import default_stages
 from crm_core.errors import NotFoundError
 from crm_core.models import Customer, CustomerIdentity, Message
 from crm_core.staff import StaffService
@@ -153,7 +152,7 @@ class Console:
                 customer = await CustomerService(session).get(customer_id)
             except NotFoundError as exc:
                 raise web.HTTPNotFound(text=str(exc)) from exc
-            view = await customer_view(session, customer, DealStages.from_file(DEAL_PIPELINE_FILE))
+            view = await customer_view(session, customer, default_stages())
             messages = (await session.scalars(
                 select(Message).where(Message.customer_id == customer.id, Message.channel != STAFF_CHANNEL,
                                       Message.msg_type.not_like("event%"))

@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import ConfigError, Settings
 from connectors.wecom.chat_archive import (
-    ArchiveError,
     ArchiveKeys,
     ChatArchiveSource,
     EncryptedChat,
@@ -34,10 +33,10 @@ from connectors.wecom.chat_archive import (
     open_chat,
 )
 from connectors.wecom.client import WeComClient
-from connectors.wecom.errors import WeComError
 from crm_core.db import utcnow
 from crm_core.inbox import InboundItem, InboxService
 from crm_core.models import ChatArchiveCursor
+from scrm import retries
 from scrm.ingest.chat_archive import ARCHIVE_SOURCE
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,8 @@ class ChatArchivePuller:
         self.source.close()
 
     async def run(self) -> None:
-        """Drain, pause, repeat; after a failure wait 1, 2, 4 … seconds (at most `max_backoff`)."""
+        """Drain, pause, repeat; after a failure wait as scrm.retries says (1, 2, 4 … s, at most
+        `max_backoff`; a few seconds while the database or Redis is away)."""
         while not self._stopping.is_set():
             self.caught_up.clear()
             self.idle.clear()
@@ -143,11 +143,8 @@ class ChatArchivePuller:
                 pulled = await self.drain()
             except asyncio.CancelledError:
                 raise
-            except (ArchiveError, WeComError) as exc:
-                delay = self._failed(exc)
             except Exception as exc:
-                log.exception("chat archive pull failed unexpectedly")
-                delay = self._failed(exc, logged=True)
+                delay = self._failed(exc)
             else:
                 if self.failures:
                     log.info("chat archive pull recovered after %d failed attempt(s)", self.failures)
@@ -162,13 +159,20 @@ class ChatArchivePuller:
             except TimeoutError:
                 pass
 
-    def _failed(self, exc: Exception, *, logged: bool = False) -> float:
-        """Count the failure and pick the backoff; the message names the record, never key material."""
+    def _failed(self, exc: Exception) -> float:
+        """Count the failure and pick the wait; the message names the record, never key material.
+        A pull has no row to park: what retrying cannot fix (a missing key) is tried at the backoff's
+        pace until someone fixes it."""
         self.failures += 1
-        delay = min(self.max_backoff, 2.0 ** (self.failures - 1))
-        if not logged:
+        retry = retries.decide(exc, self.failures)
+        delay = min(self.max_backoff, retries.backoff(self.failures, self.max_backoff) if retry.gives_up
+                    else retry.after)
+        if retry.expected:
             log.warning("chat archive pull failed (attempt %d), cursor unchanged, retrying in %.0f s: %s: %s",
                         self.failures, delay, type(exc).__name__, exc)
+        else:
+            log.exception("chat archive pull failed unexpectedly (attempt %d), cursor unchanged, retrying in %.0f s",
+                          self.failures, delay)
         return delay
 
 

@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.db import utcnow
 from crm_core.models import InboxItem
 from scrm.ingest.context import IngestContext
+from scrm.retries import Permanent
 
 
-class UnknownSourceError(Exception):
-    retryable = False
+class UnknownSourceError(Permanent):
+    """An inbox row no registered source handles; retrying cannot help."""
 
 
 class InboxSource(Protocol):

@@ -20,14 +20,13 @@ from crm_core.customers import CustomerService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import InboxItem
 from scrm.ingest.context import IngestContext
+from scrm.retries import Permanent
 
 log = logging.getLogger(__name__)
 
 
-class InvalidWebhookItemError(Exception):
+class InvalidWebhookItemError(Permanent):
     """An inbox row the receiver accepted but that no longer reads as a message; retrying cannot help."""
-
-    retryable = False
 
 
 def webhook_channel(channel: str) -> str:

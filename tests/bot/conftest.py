@@ -61,11 +61,13 @@ class Chat:
         self.service.app[keys.DISPATCHER].clock = lambda: self.now
 
     async def onboard(self, *names: str) -> None:
-        """Sample customers arrive through add_external_contact callbacks, owned by their rep."""
+        """Sample customers arrive through add_external_contact callbacks, owned by their rep, one
+        after another in the order named: sent together, the workers would create them in whatever
+        order they happened to finish, and customer ids (the order lists and tasks follow) with it."""
         for name in names or SAMPLE_OWNERS:
             await self.service.wecom.change_external_contact("add_external_contact", SAMPLE_OWNERS[name],
                                                              external_id(self.service.sim, name))
-        await self.service.settle()
+            await self.service.settle()
 
     async def customer(self, name: str) -> Customer:
         async with self.service.sessions() as session:

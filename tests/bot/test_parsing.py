@@ -14,7 +14,7 @@ from bot.handlers.customers import phone_number, tag_changes
 from bot.replies import Listing, Refusal, fit_text, paginate
 from bot.router import Arg, Router, UsageError
 from bot.timeparse import TimeExpressionError, cn_number, take_when
-from crm_core.deals import DealStages, parse_money
+from crm_core.deals import DealStages, default_stages, parse_money
 from crm_core.search_keys import name_keys, phone_tail
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -157,7 +157,7 @@ def test_every_command_is_declared_once_with_usage_and_help():
 
 
 def test_the_default_deal_pipeline():
-    stages = DealStages.from_file(bot.DEAL_PIPELINE_FILE)
+    stages = default_stages()
     assert stages.stages == ("初访", "需求确认", "方案演示", "报价谈判", "签约回款")
     assert (stages.won, stages.lost) == ("赢单", "输单")
     assert stages.requires["报价谈判"] == ("budget",) and stages.requires["输单"] == ("lost_reason",)

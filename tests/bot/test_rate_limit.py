@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.models import Message
+from scrm import keys
 from scrm.app import create_app
 from tests.bot.conftest import FIXED_NOW, ROLES_TOML, TEST_ROLES, Chat, Service, service_settings, sim, sim_server  # noqa: F401
 
@@ -48,3 +49,23 @@ async def test_a_flood_gets_one_warning_then_silence_until_the_next_minute(stric
     chat.set_clock(chat.now + timedelta(minutes=1))
     await chat.say("zhangwei", "帮助")
     assert len(chat.replies("zhangwei")) == 5
+
+
+async def test_a_message_retried_after_a_rolled_back_batch_is_counted_once(strict_chat):
+    """Inbox rows claimed together share a transaction; when one of them fails the rest run again one
+    at a time (a database failover does the same to a whole batch). Redis is not rolled back with the
+    transaction, so a limit that counted each processing would take a retried message for two."""
+    chat = strict_chat
+    await chat.say("zhangwei", "帮助")
+    await chat.service.stop_background_workers()
+    chat.service.sim.fail_next("user/get", errcode=-1, times=100)  # lina is new: her line fails the batch
+    await chat.service.wecom.text("zhangwei", "帮助", msg_id=76_001)
+    await chat.service.wecom.text("lina", "帮助", msg_id=76_002)
+    await chat.service.wecom.text("zhangwei", "帮助", msg_id=76_003)
+    worker = chat.service.app[keys.INBOX_WORKERS][0]
+    worker.batch_seconds = float("inf")  # one batch, however busy the machine (see tests/bot/test_batches.py)
+    await worker.run_once()
+    for outbox in chat.service.app[keys.OUTBOX_WORKERS]:
+        await outbox.drain()
+    replies = chat.replies("zhangwei")
+    assert len(replies) == 3 and not any("每分钟最多" in r for r in replies)  # 3 commands: all within the limit

@@ -21,7 +21,7 @@ from nlp.corpora import (
 from nlp.evaluate import binary_scores, expected_calibration_error, read_customer_set
 from nlp.model import COLUMNS, MessageModel
 from nlp.train import train
-from scrm.bench import nlp as bench_nlp
+from scrm.bench import commands as bench_commands
 
 SAMPLE = 3000
 
@@ -166,7 +166,7 @@ def _run(argv):
     parser = argparse.ArgumentParser(prog="scrm")
     commands = parser.add_subparsers(required=True)
     cli.register(commands)
-    bench_nlp.register_bench(commands.add_parser("bench").add_subparsers(required=True))
+    bench_commands.register(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,7 @@ async def test_webhook_leads_go_round_robin_or_to_the_least_loaded_rep(chat):
     assert [await owner_of(chat, f"少者{i}") for i in (1, 2, 3)] == ["lina", "zhangwei", "lina"]
 
 
-GROUPS = SalesGroups.from_toml("""
+GROUPS = SalesGroups.from_toml(tomllib.loads("""
 [regions]
 "华东" = ["上海"]
 [[groups]]
@@ -223,7 +224,7 @@ strategy = "round_robin"
 name = "均"
 members = ["a", "b"]
 strategy = "least_loaded"
-""")
+"""))
 
 
 @pytest.mark.parametrize(("group", "expected"), [("轮", {"a", "b"}), ("均", {"a", "b"})])

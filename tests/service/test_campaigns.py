@@ -54,11 +54,11 @@ async def vip_company(chat: Chat) -> None:
         await session.commit()
 
 
-def tasks(chat: Chat) -> dict[str, list[str]]:
-    """The group-send tasks WeCom got: sender -> customers' names."""
+def tasks(chat: Chat) -> dict[str, set[str]]:
+    """The group-send tasks WeCom got: sender -> customers' names (a task's list has no order to keep)."""
     sim = chat.service.sim
     names = {k: c["external_contact"]["name"] for k, c in sim.external_contacts.items()}
-    return {t["sender"]: [names.get(e, e) for e in t["external_userid"]] for t in sim.msg_templates}
+    return {t["sender"]: {names.get(e, e) for e in t["external_userid"]} for t in sim.msg_templates}
 
 
 async def campaigns(chat: Chat) -> int:
@@ -98,7 +98,7 @@ async def test_a_previewed_campaign_becomes_one_task_per_rep_and_each_rep_is_tol
 
     done = await chat.ask("liuyang", "确认")
     assert done.startswith("已创建群发活动 C1：4 位客户，2 个群发任务，已通知 2 位同事到「群发助手」确认发送。")
-    assert tasks(chat) == {"zhangwei": ["赵磊", "孙丽"], "lina": ["吴敏", "冯雪"]}  # not 周杰, 郑浩, nor 赵强's 钱多
+    assert tasks(chat) == {"zhangwei": {"赵磊", "孙丽"}, "lina": {"吴敏", "冯雪"}}  # not 周杰, 郑浩, nor 赵强's 钱多
     assert {t["text"]["content"] for t in chat.service.sim.msg_templates} == {TEXT}
     for rep in ("zhangwei", "lina"):
         notice = chat.replies(rep)[-1]
@@ -119,7 +119,7 @@ async def test_only_managers_and_admins_send_and_a_manager_reaches_only_their_de
     await chat.say("liuyang", f"群发 标签:VIP {TEXT} 确认")
     assert OUTSIDER not in {e for t in chat.service.sim.msg_templates for e in t["external_userid"]}
     assert (await chat.ask("chenjing", f"campaign tag:VIP {TEXT} confirm")).startswith("已创建群发活动 C2：5 位客户")
-    assert tasks(chat)["zhaoqiang"] == ["钱多"]
+    assert tasks(chat)["zhaoqiang"] == {"钱多"}
     assert "C2" not in await chat.ask("liuyang", "群发 列表")  # the admin's campaign is not the manager's to see
     assert await chat.ask("liuyang", "群发 C2") == "没有找到群发活动 C2（或不在您的查看范围内）。"
 

@@ -158,11 +158,12 @@ async def test_routing_failure_keeps_the_ticket_open_and_tells_the_manager(desk,
 
 
 def test_policy_rejects_a_category_without_a_group(tmp_path):
+    from config.policies import load_policy
     from crm_core.tickets import POLICY_FILE, TicketPolicy
 
     broken = tmp_path / "tickets.toml"
     broken.write_text(POLICY_FILE.read_text(encoding="utf-8").replace('group = "billing"', 'group = "nobody"'),
                       encoding="utf-8")
     with pytest.raises(ValueError, match="unknown group 'nobody'"):
-        TicketPolicy.from_file(broken)
+        load_policy(broken, TicketPolicy.from_toml)
     assert default_policy().category("refund").group == "aftersales"

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from aiohttp import web
-
-from connectors.wecom.simulator.sample_data import DEMO_OPEN_KFID, sample_state
-from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simulator_app
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``simulator`` subcommand; the parser sets ``func(args) -> int``."""
@@ -20,6 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     """Print the demo credentials the service must be configured with, then serve until Ctrl-C."""
+    from aiohttp import web
+
+    from connectors.wecom.simulator.sample_data import DEMO_OPEN_KFID, sample_state
+    from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simulator_app
+
     state = sample_state()
     print("WeCom simulator (demo credentials, not secret):")
     print(f"  api base:          http://{args.host}:{args.port}/cgi-bin/")
