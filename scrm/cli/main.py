@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
     from scrm.bench import funnel as bench_funnel
+    from scrm.bench import hostile as bench_hostile
     from scrm.bench import ingest as bench_ingest
     from scrm.bench import lookup as bench_lookup
     from scrm.bench import memory as bench_memory
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_lookup.register_bench(bench_sub)
     bench_scheduler.register_bench(bench_sub)
     bench_funnel.register_bench(bench_sub)
+    bench_hostile.register_bench(bench_sub)
     return parser
 
 
