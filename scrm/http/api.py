@@ -84,8 +84,11 @@ async def _authorize(request: web.Request, session) -> Caller:
     """Every /api/v1 view starts here: who is asking (their bearer token), then the one rule for
     every parameter."""
     expected = request.app[keys.SETTINGS].api_token
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    given = given.strip() if scheme.lower() == "bearer" else ""
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    # Tokens are ASCII; anything else (aiohttp keeps bytes that are not UTF-8 as lone surrogates,
+    # which no hash or comparison can take) is no token we issued: a 401 like any wrong one.
+    given = given.strip() if scheme.lower() == "bearer" and header.isascii() else ""
     if expected and hmac.compare_digest(given.encode(), expected.encode()):
         caller = Caller("api", Scope(0, None))
     elif given.startswith(TOKEN_PREFIX) and (staff := await ApiTokenService(session).staff_for(given)) is not None:
