@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.events import after_commit
+from crm_core.after_commit import after_commit
 
 STATE_TTL_SECONDS = 600
 _STAGED = "bot_conversation_states"

@@ -1,4 +1,4 @@
-"""What message analysis teaches us about a customer: recent mood, recurring topics, complaints.
+"""What message analysis teaches us about a customer: recent mood, recurring topics, the last bad moment.
 
 The analysis itself comes from nlp/ as a plain dict (see nlp.Analysis.to_dict); this module only
 stores it and keeps the customer's aggregates, so it stays free of any NLP library.
@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.events import MESSAGE_COMPLAINT, emit
 from crm_core.models import Customer, Message
 
 # Weight of the newest message in the rolling sentiment: recent mood matters most, but one
@@ -22,7 +21,7 @@ class InsightService:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def record(self, customer: Customer, message: Message, analysis: dict[str, Any], *, is_complaint: bool) -> None:
+    async def record(self, customer: Customer, message: Message, analysis: dict[str, Any]) -> None:
         """Store the analysis on the message and fold it into the customer's aggregates.
 
         The customer row is re-read under a row lock first: two workers analysing messages of the
@@ -45,9 +44,6 @@ class InsightService:
             entry = counts.get(tag, {"count": 0, "last_seen": seen_at})
             counts[tag] = {"count": entry["count"] + 1, "last_seen": max(entry["last_seen"], seen_at)}
         customer.tag_counts = counts  # reassigned so the JSON column is marked changed
-        if is_complaint:
-            emit(self.session, MESSAGE_COMPLAINT, customer_id=customer.id, message_id=message.id,
-                 complaint_score=analysis.get("complaint_score", 0.0))
 
     @staticmethod
     def reset(customer: Customer) -> None:

@@ -8,7 +8,6 @@ what a process does: `web` serves the callbacks (WeCom, JSON webhook) and API, `
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from typing import AsyncIterator
@@ -25,13 +24,21 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.receiver import CallbackReceiver
 from crm_core.db import create_engine, session_factory
-from crm_core.events import EventBus
 from crm_core.models import InboxItem, OutboxItem
 from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from scrm.ingest.analysis import analyse_customer_message
+from connectors.wecom.inbound import AppMessage, ContactChange, KfWakeup
+from scrm.ingest.analysis import MessageAnalysis
+from scrm.ingest.chat_archive import ChatArchiveMessages
+from scrm.ingest.context import IngestContext
+from scrm.ingest.external_contacts import ContactChanges
+from scrm.ingest.kf import KfMessages, KfWakeups
+from scrm.ingest.staff_messages import StaffMessages
+from scrm.ingest.ticket_intake import TicketIntake
+from scrm.ingest.wecom_callbacks import WeComCallbacks
+from scrm.ingest.webhook import WebhookMessages
 from scrm.http.api import api_routes, health_routes
 from scrm.ingest.chat_archive_puller import build_chat_archive_puller
 from scrm.ingest.group_commit import GroupCommitInbox
@@ -41,7 +48,7 @@ from scrm.ingest.pipeline import Pipeline
 from scrm.queue_worker import QueueWorker
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
-from scrm.http.tickets import TicketIntake, ticket_routes
+from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
 from scrm.delivery.sender import OutboxSender, undeliverable_notifier
@@ -58,7 +65,6 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.App
     app[keys.SETTINGS] = settings
     app[keys.ROLES] = roles
     app[keys.INBOX_WORKERS] = []
-    app[keys.EVENTS] = EventBus()
     app[keys.OUTBOX_WORKERS] = []
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_ctx, wecom_ctx])
@@ -148,18 +154,26 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def build_pipeline(app: web.Application) -> Pipeline:
-    """The ingest pipeline with every feature that reacts to messages plugged in."""
+    """The ingest pipeline: every inbox source, and what the product does when a customer writes.
+
+    The reactions run in this order, inside the message's transaction (scrm.ingest.context): the
+    analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
     dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], commands_per_minute=settings.bot_commands_per_minute)
     dispatcher.observe_command = metrics.observe_command
-    analyse = functools.partial(analyse_customer_message, observe=metrics.observe_analysis)
-    return Pipeline(
+    app[keys.DISPATCHER] = dispatcher
+    context = IngestContext(
         wecom=app[keys.WECOM],
         timezone=settings.tz,
         roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
-        on_staff_message=dispatcher,
-        customer_message_handlers=[analyse, CareOptOut(), TicketIntake(settings.tz)],
+        reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), TicketIntake(settings.tz)],
     )
+    callbacks = WeComCallbacks({
+        AppMessage: StaffMessages(context, on_staff_message=dispatcher),
+        ContactChange: ContactChanges(context),
+        KfWakeup: KfWakeups(context),
+    })
+    return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -174,7 +188,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     concurrency, batch_size, batch_seconds = (1, 20, 0.02) if sqlite else (4, 50, 0.2)
     inbox = [
         QueueWorker("inbox", InboxItem, sessions, pipeline, max_attempts=settings.inbox_max_attempts,
-                    lease_seconds=settings.worker_lease_seconds, events=app[keys.EVENTS], batch_size=batch_size,
+                    lease_seconds=settings.worker_lease_seconds, batch_size=batch_size,
                     batch_seconds=batch_seconds,
                     on_outcome=app[keys.METRICS].queue_observer("inbox"))
         for _ in range(concurrency)
@@ -185,14 +199,14 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                     max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds,
                     on_parked=undeliverable_notifier(sessions), on_outcome=app[keys.METRICS].queue_observer("outbox"))
     ]
-    pipeline.on_new_inbox_rows = lambda: [w.notify() for w in inbox]
-    pipeline.on_new_outbox_rows = lambda: [w.notify() for w in outbox]
+    pipeline.context.on_new_inbox_rows = lambda: [w.notify() for w in inbox]
+    pipeline.context.on_new_outbox_rows = lambda: [w.notify() for w in outbox]
     app[keys.INBOX_WORKERS].extend(inbox)
     app[keys.OUTBOX_WORKERS].extend(outbox)
     tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
     stopping = asyncio.Event()
     if settings.redis_url:  # web processes announce new inbox rows (scrm.ingest.wakeups)
-        tasks.add(asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.on_new_inbox_rows, stopping),
+        tasks.add(asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.context.on_new_inbox_rows, stopping),
                                       name="inbox-wakeups"))
     app[keys.WORKER_TASKS] = tasks
     yield

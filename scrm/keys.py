@@ -9,9 +9,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.dispatcher import Dispatcher
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
-from crm_core.events import EventBus
 from scrm.ingest.chat_archive_puller import ChatArchivePuller
 from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.metrics import Metrics
@@ -26,8 +26,8 @@ WECOM = web.AppKey("wecom", WeComClient)
 INBOX_WORKERS = web.AppKey("inbox_workers", list[QueueWorker])
 OUTBOX_WORKERS = web.AppKey("outbox_workers", list[QueueWorker])
 ROLES = web.AppKey("roles", frozenset[str])
-EVENTS = web.AppKey("events", EventBus)
 INBOX_WRITER = web.AppKey("inbox_writer", GroupCommitInbox)
 WORKER_TASKS = web.AppKey("worker_tasks", set[asyncio.Task])
 METRICS = web.AppKey("metrics", Metrics)
 CHAT_ARCHIVE_PULLER = web.AppKey("chat_archive_puller", ChatArchivePuller)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # the bot, in worker processes

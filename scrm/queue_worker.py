@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core import work_queue
 from crm_core.db import utcnow
-from crm_core.events import EventBus
+from crm_core.after_commit import run_after_commit
 from crm_core.work_queue import QueueRow
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ class QueueWorker:
         batch_size: int = 20,
         batch_seconds: float = 0.2,
         idle_interval: float = 0.5,
-        events: EventBus | None = None,
         on_parked: Callable[[Any, str], Awaitable[None]] | None = None,
         on_outcome: OutcomeCallback | None = None,
     ):
@@ -67,7 +66,6 @@ class QueueWorker:
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
         self.idle_interval = idle_interval
-        self.events = events or EventBus()
         self.on_parked = on_parked
         self.on_outcome = on_outcome
         self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
@@ -202,7 +200,7 @@ class QueueWorker:
             return 0
         for row, (_, values) in zip(rows, finished):
             self._report(row, str(values.get("status", "done")), None)
-        await self.events.publish_committed(session)
+        await run_after_commit(session)
         return len(finished)
 
     async def drain(self, *, max_rounds: int = 1000) -> None:
@@ -228,7 +226,7 @@ class QueueWorker:
                 if await work_queue.finish(session, self.model, row.id, self.worker_id, **values):
                     await session.commit()
                     self._report(row, str(values.get("status", "done")), None)
-                    await self.events.publish_committed(session)
+                    await run_after_commit(session)
                 else:
                     await session.rollback()
                     self._report(row, "lost", None)

@@ -26,7 +26,7 @@ from crm_core.notes import NoteService
 from scheduler.leads import JOBS, rescore_leads
 from scheduler.nudges import mark_dormant_customers, send_morning_nudges
 from scheduler.runner import JobContext
-from scrm.ingest.analysis import analyse_customer_message
+from scrm.ingest.analysis import MessageAnalysis
 from tests.bot.conftest import FIXED_NOW, chat  # noqa: F401  (fixture)
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
 from tests.service.conftest import external_id, sim, sim_server  # noqa: F401  (fixtures)
@@ -61,7 +61,7 @@ async def writes(session, customer_id: int, text: str, at: datetime) -> None:
         channel="wecom_kf", direction="in", external_msg_id=f"lc-{next(_msg_ids)}", msg_type="text", text=text,
         sent_at=at, customer_id=customer_id))
     await CustomerService(session).touch_contact(customer, at=at)
-    await analyse_customer_message(session, customer, message)
+    await MessageAnalysis()(session, customer, message)
 
 
 async def customer_writes(sessions, customer_id: int, text: str, at: datetime) -> Customer:

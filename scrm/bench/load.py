@@ -30,7 +30,7 @@ from connectors.wecom.simulator.server import create_simulator_app
 from crm_core.db import create_engine
 from crm_core.migrate import upgrade
 from crm_core.models import QUEUE_ACTIVE, InboxItem, Message, OutboxItem
-from scrm.ingest.pipeline import APP_CHANNEL
+from scrm.ingest.staff_messages import APP_CHANNEL
 from scrm.bench.processes import free_port, start_serve, wait_healthy
 from scrm.resources import CliError
 

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from scrm.bench import nlp as bench_nlp
     from scrm.bench import scheduler as bench_scheduler
     from scrm.cli import api_tokens, channels, doctor, import_export, jobs, privacy, queues, report, serve
-    from scrm.ingest import analysis
+    from scrm.cli import nlp_reindex
     from scrm.logging_setup import LOG_FORMATS
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.register(sub)
     jobs.register(sub)
     report.register(sub)
-    analysis.register(nlp_cli.register(sub))
+    nlp_reindex.register(nlp_cli.register(sub))
     bench_parser = sub.add_parser("bench", help="measure throughput and latency (results go in BENCHMARKS.md)")
     bench_sub = bench_parser.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     bench_ingest.register(bench_sub)

@@ -1,66 +1,26 @@
-"""Support tickets in the running service: the ingest step that turns complaints into tickets, the
-SLA escalation job for the scheduler, and `/api/v1/tickets`.
+"""`/api/v1/tickets`: support tickets over HTTP, within the caller's scope.
 
-The work itself is crm_core.tickets; this module only plugs it into the pipeline, the scheduler
-and the HTTP API.
+The work itself is crm_core.tickets; complaints become tickets in scrm.ingest.ticket_intake.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.audit import AuditService
-from crm_core.db import utcnow
-from crm_core.models import Customer, Message, Staff
+from crm_core.models import Customer, Staff
 from crm_core.ticket_models import Ticket, TicketEvent
-from crm_core.tickets import (
-    PRIORITIES,
-    TicketNotFoundError,
-    TicketPolicy,
-    TicketService,
-    default_policy,
-)
+from crm_core.tickets import PRIORITIES, TicketNotFoundError, TicketService, default_policy
 from scrm import keys
 from scrm.http.api import Caller, _authorize, _error, _id_param, _iso, _outside_scope, _page, _page_params, _parse_since
 
 log = logging.getLogger(__name__)
 
 STATUSES = ("open", "resolved", "closed")
-
-
-@dataclass
-class TicketIntake:
-    """Customer-message handler for the pipeline, after the NLP analysis (it reads `message.analysis`).
-
-    Runs in the message's transaction: the ticket, its history and every notice it sends commit
-    with the archived message or not at all."""
-
-    timezone: ZoneInfo
-    policy: TicketPolicy = field(default_factory=default_policy)
-    clock: Callable[[], datetime] = utcnow
-
-    async def __call__(self, session: AsyncSession, customer: Customer, message: Message) -> None:
-        if message.direction != "in" or message.msg_type != "text":
-            return
-        intake = await TicketService(session, self.policy, self.timezone).take_message(customer, message, self.clock())
-        if intake is not None:
-            log.info("ticket %s %s by message %s", intake.ticket.number, intake.action, message.id)
-
-
-async def escalate_sla_breaches(session: AsyncSession, now: datetime, *, timezone: ZoneInfo,
-                                policy: TicketPolicy | None = None) -> int:
-    """The scheduler's SLA job: safe to run as often as wanted and from two schedulers at once
-    (each notice has its own outbox key); the caller commits. Returns how many notices were new."""
-    return await TicketService(session, policy or default_policy(), timezone).escalate_sla_breaches(now)
 
 
 # -- /api/v1/tickets --------------------------------------------------------------------------------

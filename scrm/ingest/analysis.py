@@ -1,109 +1,42 @@
-"""Runs the NLP analysis on customer messages inside the ingest pipeline, and `scrm nlp reindex`."""
+"""The first reaction to a customer's message: the NLP analysis, folded into the customer's
+aggregates, with the lifecycle stage and 热度 following (reactions after it read `message.analysis`)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import nlp
-from config.settings import Settings, load_settings
-from crm_core.db import create_engine, session_factory
 from crm_core.insights import InsightService
 from crm_core.lead_score import LeadScoreService
 from crm_core.lifecycle import LifecycleService
 from crm_core.models import Customer, Message
-from scrm.resources import prepare_schema
 
 # Long pasted texts cost tens of milliseconds: analyse those in a thread, not on the event loop.
 INLINE_LIMIT = 300
 
 
-async def analyse_customer_message(
-    session: AsyncSession, customer: Customer, message: Message, *, observe: Callable[[str, float], None] | None = None
-) -> None:
-    """Analyse, fold into the customer's aggregates, then let the stage and 热度 follow (a purchase
-    intent makes a prospect interested). `observe(mode, seconds)` gets the analysis time alone
-    (mode "inline" or "thread"), for metrics."""
-    if message.msg_type != "text" or not message.text.strip():
-        return
-    started = time.perf_counter()
-    if len(message.text) <= INLINE_LIMIT:
-        mode, analysis = "inline", nlp.analyze(message.text)
-    else:
-        mode, [analysis] = "thread", await nlp.analyze_batch([message.text])
-    if observe is not None:
-        observe(mode, time.perf_counter() - started)
-    result = analysis.to_dict()
-    await InsightService(session).record(customer, message, result, is_complaint=analysis.is_complaint)
-    await LifecycleService(session).message_analysed(customer, result, at=message.sent_at)
-    await LeadScoreService(session).rescore(customer, at=message.sent_at)
+@dataclass
+class MessageAnalysis:
+    # (mode, seconds) for each analysis, mode "inline" or "thread": the analysis time alone, for metrics
+    observe: Callable[[str, float], None] | None = None
 
-
-def register(nlp_commands: argparse._SubParsersAction) -> None:
-    reindex = nlp_commands.add_parser("reindex", help="re-analyse stored customer messages after a rules or model change")
-    reindex.add_argument("--since", help="only customers with messages from this time on (ISO-8601, e.g. 2026-11-01)")
-    reindex.add_argument("--batch", type=int, default=500)
-    reindex.set_defaults(func=cmd_reindex)
-
-
-def cmd_reindex(args: argparse.Namespace) -> int:
-    settings = load_settings(toml_path=args.config)
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            print(f"--since {args.since!r} is not an ISO-8601 date or time (e.g. 2026-11-01)", file=sys.stderr)
-            return 2
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=settings.tz)
-    return asyncio.run(reindex(settings, since=since, batch=args.batch))
-
-
-async def reindex(settings: Settings, *, since: datetime | None, batch: int = 500, out=sys.stdout) -> int:
-    """Recompute every affected customer's analysis from their whole history, oldest first, so
-    the aggregates come out exactly as if the new rules had always been in place."""
-    engine = create_engine(settings.database_url)
-    sessions = session_factory(engine)
-    try:
-        await prepare_schema(engine, settings)
-        async with sessions() as session:
-            affected = select(Message.customer_id).where(Message.customer_id.is_not(None), Message.direction == "in")
-            if since is not None:
-                affected = affected.where(Message.sent_at >= since)
-            customer_ids = sorted(set((await session.scalars(affected.distinct())).all()))
-        total, done = len(customer_ids), 0
-        print(f"re-analysing the messages of {total} customer(s)", file=out, flush=True)
-        for start in range(0, total, batch):
-            chunk = customer_ids[start:start + batch]
-            async with sessions() as session:
-                await _reindex_customers(session, chunk)
-                await session.commit()
-            done += len(chunk)
-            print(f"  {done}/{total} customers ({100 * done // max(total, 1)}%)", file=out, flush=True)
-    finally:
-        await engine.dispose()
-    return 0
-
-
-async def _reindex_customers(session: AsyncSession, customer_ids: list[int]) -> None:
-    customers = {c.id: c for c in (await session.scalars(select(Customer).where(Customer.id.in_(customer_ids)))).all()}
-    for customer in customers.values():
-        InsightService.reset(customer)
-    messages = (await session.scalars(
-        select(Message)
-        .where(Message.customer_id.in_(customer_ids), Message.direction == "in", Message.msg_type == "text")
-        .order_by(Message.sent_at, Message.id)
-    )).all()
-    analyses = await nlp.analyze_batch([m.text for m in messages])
-    insights = InsightService(session)
-    for message, analysis in zip(messages, analyses):
-        # Re-analysis must not re-open old complaints: no events from history.
-        await insights.record(customers[message.customer_id], message, analysis.to_dict(), is_complaint=False)
+    async def __call__(self, session: AsyncSession, customer: Customer, message: Message) -> None:
+        """Analyse, fold into the customer's aggregates, then let the stage and 热度 follow (a purchase
+        intent makes a prospect interested)."""
+        if message.msg_type != "text" or not message.text.strip():
+            return
+        started = time.perf_counter()
+        if len(message.text) <= INLINE_LIMIT:
+            mode, analysis = "inline", nlp.analyze(message.text)
+        else:
+            mode, [analysis] = "thread", await nlp.analyze_batch([message.text])
+        if self.observe is not None:
+            self.observe(mode, time.perf_counter() - started)
+        result = analysis.to_dict()
+        await InsightService(session).record(customer, message, result)
+        await LifecycleService(session).message_analysed(customer, result, at=message.sent_at)
+        await LeadScoreService(session).rescore(customer, at=message.sent_at)

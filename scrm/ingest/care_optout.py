@@ -1,6 +1,6 @@
 """The customer's "stop sending me greetings" (`退订`, `TD`, `别再发了` …), heard in the ingest pipeline.
 
-Plugged into `Pipeline.customer_message_handlers`, so the opt-out commits with the archived
+One of the reactions to a customer's message (scrm.ingest.context), so the opt-out commits with the archived
 message: once the message is stored, no later care job can greet that customer. The customer
 hears back once, through 微信客服, when WeCom's reply window allows.
 """

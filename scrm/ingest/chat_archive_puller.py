@@ -1,4 +1,4 @@
-"""The chat archive (会话存档) in the running service: the puller (worker role) and the pipeline step.
+"""The chat archive (会话存档) puller (worker role): WeCom's archive into the inbox.
 
 The puller reads the cursor (last seq staged), fetches a page from WeCom, decrypts it, and stages
 one inbox row per message together with the new cursor in one commit, like the 微信客服 sync: a
@@ -7,9 +7,7 @@ unique dedup key (and, should the inbox rows be gone, by the archive's unique me
 failed pull (network, a key that does not open a record) commits nothing, so the cursor stays
 put, and the pull is retried with backoff.
 
-The pipeline step files each rep↔customer message under the customer (created on first sight,
-owned by the rep), and runs the customer's own messages through the same handlers as
-微信客服 messages (analysis, opt-out, tickets).
+Each staged record is then processed by the chat-archive inbox source (scrm.ingest.chat_archive).
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
@@ -27,38 +25,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import ConfigError, Settings
 from connectors.wecom.chat_archive import (
-    ArchivedMessage,
     ArchiveError,
     ArchiveKeys,
     ChatArchiveSource,
     EncryptedChat,
     NativeSdkSource,
     SimulatorSource,
-    is_external,
-    normalize_archive_message,
     open_chat,
 )
 from connectors.wecom.client import WeComClient
-from connectors.wecom.errors import InvalidUserError, WeComError
-from connectors.wecom.inbound import EXTERNAL_CHANNEL, placeholder
-from connectors.wecom.profiles import contact_profile
-from crm_core.customers import CustomerService
+from connectors.wecom.errors import WeComError
 from crm_core.db import utcnow
 from crm_core.inbox import InboundItem, InboxService
-from crm_core.messages import MessageService, NewMessage
-from crm_core.models import ChatArchiveCursor, Customer, InboxItem, Staff
-
-if TYPE_CHECKING:
-    from scrm.ingest.pipeline import Pipeline
+from crm_core.models import ChatArchiveCursor
+from scrm.ingest.chat_archive import ARCHIVE_SOURCE
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_SOURCE = "wecom_archive"
-ARCHIVE_CHANNEL = "wecom_archive"
 PAGE_SIZE = 100
 LOCK_SECONDS = 120.0
-# The archive's names for message types that our placeholders know by another name.
-PLACEHOLDER_TYPES = {"card": "business_card", "weapp": "miniprogram"}
 
 
 # -- the cursor --------------------------------------------------------------------------------
@@ -203,72 +188,3 @@ def build_chat_archive_puller(settings: Settings, http: aiohttp.ClientSession, r
                                              secret=archive.secret, redis=redis))
     return ChatArchivePuller(source, keys, sessions, redis, corp_id=wecom.corp_id, on_new_rows=on_new_rows,
                              idle_seconds=archive.poll_seconds)
-
-
-# -- the pipeline step -------------------------------------------------------------------------
-
-async def archive_chat_message(pipeline: Pipeline, session: AsyncSession, item: InboxItem) -> None:
-    """File one archived message under its customer; the customer's own words go through the
-    customer-message handlers. Chats without a customer (staff among themselves, company
-    switches) belong to WeCom's archive, not the CRM, and are left there."""
-    msg = normalize_archive_message(json.loads(item.payload))
-    if not msg.sender or not msg.externals:
-        log.debug("archive record %s is not a customer conversation; not filed", msg.msg_id)
-        return
-    from_customer = is_external(msg.sender)
-    external_userid, rep_userid = _parties(msg, from_customer)
-    staff = await pipeline.staff(session, rep_userid) if rep_userid else None
-    customer = await _customer(pipeline, session, external_userid, staff) if external_userid else None
-    archived = await MessageService(session).archive(
-        NewMessage(channel=ARCHIVE_CHANNEL, direction="in" if from_customer else "out", external_msg_id=msg.msg_id,
-                   msg_type=msg.msg_type, text=_text(msg), sender=msg.sender,
-                   recipient=(msg.room_id or "|".join(msg.recipients))[:256], payload=item.payload,
-                   meta={"action": msg.action, "roomid": msg.room_id, "tolist": msg.recipients,
-                         **({} if msg.msg_type == "text" else {msg.msg_type: msg.body})},
-                   customer_id=customer.id if customer else None, staff_id=staff.id if staff else None,
-                   sent_at=msg.sent_at)
-    )
-    if archived is None or customer is None:
-        return
-    await CustomerService(session).touch_contact(customer, at=msg.sent_at, staff_id=staff.id if staff else None)
-    if from_customer:
-        await pipeline.customer_wrote(session, customer, archived)
-
-
-def _parties(msg: ArchivedMessage, from_customer: bool) -> tuple[str, str]:
-    """(customer's external_userid, rep's userid). A rep writing to a group with several
-    customers addresses none of them in particular: no customer then."""
-    if from_customer:
-        return msg.sender, next(iter(msg.staff), "")
-    customers = [u for u in msg.recipients if is_external(u)]
-    return (customers[0] if len(customers) == 1 else ""), msg.sender
-
-
-async def _customer(pipeline: Pipeline, session: AsyncSession, external_userid: str, rep: Staff | None) -> Customer:
-    """The customer behind an external_userid; one seen for the first time gets WeCom's profile and the rep as owner."""
-    customers = CustomerService(session)
-    known = await customers.resolve(EXTERNAL_CHANNEL, external_userid)
-    if known is not None:
-        return known
-    contact: dict[str, Any] = {}
-    try:
-        contact = await pipeline.wecom.get_external_contact(external_userid)
-    except InvalidUserError:
-        log.warning("externalcontact/get does not know %s; filing the chat under a bare customer", external_userid)
-    customer = await customers.ensure(EXTERNAL_CHANNEL, external_userid)
-    if contact:
-        await customers.apply_profile(customer, contact_profile(
-            contact, userid=rep.userid if rep else "", owner_staff_id=rep.id if rep else None))
-    if rep is not None and customer.owner_id in (None, rep.id):
-        customer.owner = rep  # the relationship too: ticket intake reads it in this transaction
-    return customer
-
-
-def _text(msg: ArchivedMessage) -> str:
-    if msg.msg_type == "text":
-        return str(msg.body.get("content", ""))
-    body = msg.body
-    return placeholder(PLACEHOLDER_TYPES.get(msg.msg_type, msg.msg_type),
-                       name=str(body.get("filename") or body.get("name") or ""),
-                       label=str(body.get("title") or body.get("address") or ""),
-                       title=str(body.get("title") or ""))

@@ -58,8 +58,7 @@ class Chat:
 
     def set_clock(self, now: datetime) -> None:
         self.now = now
-        for worker in self.service.app[keys.INBOX_WORKERS]:
-            worker.process.on_staff_message.clock = lambda: self.now
+        self.service.app[keys.DISPATCHER].clock = lambda: self.now
 
     async def onboard(self, *names: str) -> None:
         """Sample customers arrive through add_external_contact callbacks, owned by their rep."""

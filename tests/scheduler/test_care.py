@@ -20,6 +20,8 @@ from crm_core.models import CareDelivery, Customer, CustomerIdentity, CustomerTa
 from scheduler.care import JOBS, send_birthday_greetings, send_festival_greetings
 from scheduler.runner import LEADER_KEY, JobContext, ScheduledJob, Scheduler
 from scrm.ingest.care_optout import CareOptOut
+from scrm.ingest.context import IngestContext
+from scrm.ingest.kf import KfMessages
 from scrm.ingest.pipeline import Pipeline
 from tests.scheduler.test_runner import TZ, Clock, env  # noqa: F401  (fixture)
 
@@ -175,7 +177,8 @@ async def test_a_customer_who_writes_tuiding_is_opted_out_confirmed_once_and_nev
         customer = await add_customer(session, "周敏", owner=rep, birthday="11-30")
         await session.commit()
     now = at(today, time(15, 0))
-    pipeline = Pipeline(wecom=None, timezone=TZ, customer_message_handlers=[CareOptOut(clock=lambda: now)])
+    context = IngestContext(wecom=None, timezone=TZ, reactions=[CareOptOut(clock=lambda: now)])
+    pipeline = Pipeline(context, [KfMessages(context)])
 
     async def writes(text: str, msgid: str) -> None:
         body = {"msgid": msgid, "open_kfid": KFID, "external_userid": f"wm_{customer.id}", "send_time": int(now.timestamp()),

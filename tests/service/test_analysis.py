@@ -1,5 +1,5 @@
 """Every inbound customer message is analysed once; the customer's aggregates follow; a complaint
-becomes a domain event after commit; `scrm nlp reindex` recomputes the same aggregates."""
+opens a ticket with the message; `scrm nlp reindex` recomputes the same aggregates and opens none."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import io
 
 from sqlalchemy import select
 
-from crm_core.events import MESSAGE_COMPLAINT
 from crm_core.models import Customer, Message
+from crm_core.ticket_models import Ticket
 from scrm import keys
-from scrm.ingest.analysis import reindex
+from scrm.cli.nlp_reindex import reindex
 from tests.service.conftest import external_id
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
@@ -27,17 +27,12 @@ async def customer_writes(service, name: str, *texts: str) -> None:
 
 
 async def test_customer_messages_are_analysed_and_aggregated(service):
-    complaints = []
-
-    async def on_complaint(event):
-        complaints.append(event.data)
-
-    service.app[keys.EVENTS].subscribe(MESSAGE_COMPLAINT, on_complaint)
     await customer_writes(service, "赵磊", "你们服务很好，谢谢[微笑]", COMPLAINT)
     async with service.sessions() as session:
         inbound = (await session.scalars(select(Message).where(Message.channel == "wecom_kf", Message.direction == "in"))).all()
         praise, complaint = sorted(inbound, key=lambda m: m.text != "你们服务很好，谢谢[微笑]")
         customer = await session.scalar(select(Customer))
+        tickets = (await session.scalars(select(Ticket))).all()
     assert praise.analysis["label"] == "positive"
     assert complaint.analysis["label"] == "negative"
     assert {"投诉", "退款"} <= set(complaint.analysis["tags"])
@@ -46,8 +41,7 @@ async def test_customer_messages_are_analysed_and_aggregated(service):
     assert customer.last_negative_message_id == complaint.id
     assert customer.tag_counts["投诉"]["count"] == 1
     assert customer.sentiment_score < praise.analysis["sentiment"]
-    assert complaints == [{"customer_id": customer.id, "message_id": complaint.id,
-                           "complaint_score": complaint.analysis["complaint_score"]}]
+    assert [(t.customer_id, t.trigger_message_id) for t in tickets] == [(customer.id, complaint.id)]
 
 
 async def test_staff_commands_are_not_analysed(service):
@@ -58,13 +52,7 @@ async def test_staff_commands_are_not_analysed(service):
     assert message.analysis is None
 
 
-async def test_reindex_recomputes_the_same_aggregates_without_new_events(service):
-    complaints = []
-
-    async def on_complaint(event):
-        complaints.append(event)
-
-    service.app[keys.EVENTS].subscribe(MESSAGE_COMPLAINT, on_complaint)
+async def test_reindex_recomputes_the_same_aggregates_without_new_tickets(service):
     for text in ("价格太贵了", COMPLAINT, "好的，收到👌"):  # one at a time: rolling sentiment depends on order
         await customer_writes(service, "孙丽", text)
     async with service.sessions() as session:
@@ -78,7 +66,8 @@ async def test_reindex_recomputes_the_same_aggregates_without_new_events(service
         after = await session.scalar(select(Customer))
     assert (after.sentiment_score, after.analysed_messages, after.tag_counts, after.last_negative_message_id) == snapshot
     assert "1/1 customers (100%)" in out.getvalue()
-    assert len(complaints) == 1  # only the live message, none from re-analysis
+    async with service.sessions() as session:
+        assert len((await session.scalars(select(Ticket))).all()) == 1  # the live complaint's, none from re-analysis
 
 
 async def test_two_workers_on_one_customer_add_up_instead_of_overwriting(service):

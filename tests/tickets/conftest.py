@@ -17,7 +17,7 @@ from crm_core.ticket_models import Ticket
 from scrm import keys
 from scrm.app import create_app
 from scrm.delivery.sender import message_text
-from scrm.http.tickets import TicketIntake
+from scrm.ingest.ticket_intake import TicketIntake
 from tests.bot.conftest import ROLES_TOML, Chat
 from tests.service.conftest import *
 from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
@@ -33,7 +33,7 @@ class Desk(Chat):
     def set_clock(self, now: datetime) -> None:
         super().set_clock(now)
         self.service.sim.now = lambda: self.now.timestamp()
-        for handler in self.pipeline.customer_message_handlers:
+        for handler in self.pipeline.context.reactions:
             if isinstance(handler, TicketIntake):
                 handler.clock = lambda: self.now
 

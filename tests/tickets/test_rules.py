@@ -16,7 +16,7 @@ from crm_core.models import Customer, Message
 from crm_core.ticket_models import Ticket, TicketCounter, TicketEvent
 from crm_core.tickets import TicketService, default_policy
 from scrm.delivery.sender import message_text
-from scrm.http.tickets import TicketIntake, escalate_sla_breaches
+from scrm.ingest.ticket_intake import TicketIntake
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 
@@ -101,7 +101,7 @@ async def test_sla_breaches_escalate_to_agent_then_manager_once_each(desk):
 
     async def escalate(**after) -> int:
         async with desk.service.sessions() as session:
-            count = await escalate_sla_breaches(session, start + timedelta(**after), timezone=tz)
+            count = await TicketService(session, default_policy(), tz).escalate_sla_breaches(start + timedelta(**after))
             await session.commit()
         return count
 

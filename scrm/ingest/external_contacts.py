@@ -1,0 +1,88 @@
+"""change_external_contact callbacks: a rep's external contact was added, edited or deleted.
+
+Each one pulls the contact's profile from WeCom (so it runs in a transaction of its own), keeps the
+customer record in step, and archives the event under the customer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.templates import render
+from connectors.wecom.errors import InvalidUserError
+from connectors.wecom.inbound import EXTERNAL_CHANNEL, ContactChange
+from connectors.wecom.profiles import contact_profile
+from crm_core.customers import CustomerService
+from crm_core.lifecycle import LifecycleService
+from crm_core.messages import MessageService, NewMessage
+from crm_core.models import Customer, InboxItem, Staff
+from crm_core.outbox import OutboxService
+from scrm.ingest.context import IngestContext
+from scrm.ingest.wecom_callbacks import EVENT_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ContactChanges:
+    context: IngestContext
+    batchable = False  # pulls the contact from WeCom
+
+    async def handle(self, session: AsyncSession, item: InboxItem, change: ContactChange) -> None:
+        ctx = self.context
+        customers = CustomerService(session)
+        contact: dict = {}
+        if change.change_type in ("add_external_contact", "edit_external_contact", "add_half_external_contact"):
+            try:
+                contact = await ctx.wecom.get_external_contact(change.external_userid)
+            except InvalidUserError:
+                log.warning("externalcontact/get does not know %s; recording the event only", change.external_userid)
+        staff = await ctx.staff(session, change.userid) if change.userid else None
+        customer = await customers.ensure(EXTERNAL_CHANNEL, change.external_userid)
+        if contact:
+            await customers.apply_profile(customer, contact_profile(contact, userid=change.userid,
+                                                                    owner_staff_id=staff.id if staff else None),
+                                          at=change.sent_at)
+        if change.change_type == "del_follow_user":
+            await self._customer_left(session, item, customer, staff, at=change.sent_at)
+        if change.change_type == "add_external_contact":
+            await ctx.acquisition.contact_added(session, customer, staff, external_userid=change.external_userid,
+                                                state=change.state, welcome_code=change.welcome_code)
+            ctx.outbox_changed(session)  # the welcome code lives 20 s
+        await MessageService(session).archive(
+            NewMessage(channel=EVENT_CHANNEL, direction="in", external_msg_id=item.dedup_key,
+                       msg_type=f"event:change_external_contact:{change.change_type}", sent_at=change.sent_at,
+                       sender=change.external_userid, recipient=change.userid, payload=item.payload, meta=change.meta,
+                       customer_id=customer.id, staff_id=staff.id if staff else None)
+        )
+
+    async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None, *,
+                             at: datetime) -> None:
+        """The customer deleted the rep: mark churned and tell the rep while there is still a chance.
+
+        Only the change to churned alerts; a second deletion event for an already churned customer
+        (WeCom resending with a new timestamp) is archived but tells nobody again. The row lock makes
+        two workers handling two such events agree on which one made the change."""
+        if not await LifecycleService(session).churn(customer, at=at):
+            return
+        last = await MessageService(session).last_for_customer(customer.id)
+        if staff is None:
+            return
+        last_text = (
+            f"{self.context.local(last.sent_at)} {'客户' if last.direction == 'in' else '我方'}：{last.text[:60]}"
+            if last is not None else render("alerts.customer_deleted_you_no_history")
+        )
+        content = render("alerts.customer_deleted_you", customer=customer.name or customer.remark or "一位客户",
+                         last_interaction=last_text)
+        await OutboxService(session).enqueue(
+            idempotency_key=f"alert:customer_left:{item.dedup_key}",
+            kind="app_message",
+            payload={"touser": staff.userid, "msgtype": "text", "text": {"content": content}},
+            customer_id=customer.id,
+            staff_id=staff.id,
+        )
+        self.context.outbox_changed(session)
