@@ -16,13 +16,14 @@ from bot.rate_limit import CommandRateLimit
 from bot.handlers import campaigns, care, channels, customers, deals, followups, handover, help, lifecycle, notes, tickets
 from crm_core.db import utcnow
 from crm_core.deals import DealStages
+from crm_core.tickets import TicketPolicy, default_policy
 
 DEAL_PIPELINE_FILE = Path(config.__file__).with_name("deal_pipeline.toml")
 
 
 def build_dispatcher(
     timezone: ZoneInfo, redis: Redis, *, clock: Callable[[], datetime] = utcnow, deal_pipeline: Path = DEAL_PIPELINE_FILE,
-    commands_per_minute: int = 30,
+    commands_per_minute: int = 30, ticket_policy: TicketPolicy | None = None,
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     return Dispatcher(
@@ -33,4 +34,5 @@ def build_dispatcher(
         conversations=Conversations(redis),
         rate_limit=CommandRateLimit(redis, commands_per_minute),
         clock=clock,
+        tickets=ticket_policy or default_policy(),
     )
