@@ -16,11 +16,12 @@ from bot.handlers import campaigns, care, channels, customers, deals, followups,
 from crm_core.db import utcnow
 from config.policies import load_policy
 from crm_core.deals import DEAL_PIPELINE_FILE, DealStages
+from crm_core.tickets import TicketPolicy, default_policy
 
 
 def build_dispatcher(
     timezone: ZoneInfo, redis: Redis, *, clock: Callable[[], datetime] = utcnow, deal_pipeline: Path = DEAL_PIPELINE_FILE,
-    commands_per_minute: int = 30,
+    commands_per_minute: int = 30, ticket_policy: TicketPolicy | None = None,
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     return Dispatcher(
@@ -31,4 +32,5 @@ def build_dispatcher(
         conversations=Conversations(redis),
         rate_limit=CommandRateLimit(redis, commands_per_minute),
         clock=clock,
+        tickets=ticket_policy or default_policy(),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -31,6 +31,7 @@ from crm_core.deals import DealStages
 from crm_core.errors import DomainError
 from crm_core.models import Message, Staff
 from crm_core.outbox import OutboxService
+from crm_core.tickets import TicketPolicy, default_policy
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Dispatcher:
     # (command name, seconds) after each command that ran, for metrics
     observe_command: Callable[[str, float], None] | None = None
     rate_limit: CommandRateLimit | None = None
+    tickets: TicketPolicy = field(default_factory=default_policy)  # with the deployment's routing
 
     def __post_init__(self) -> None:
         self.by_name: dict[str, Command] = {}
@@ -109,7 +111,8 @@ class Dispatcher:
         else:
             now = self.clock()
             ctx = CommandContext(session=session, staff=staff, message=message, timezone=self.timezone,
-                                 commands=self.commands, now=now, stages=self.stages, picked=picked, answers=answers)
+                                 commands=self.commands, now=now, stages=self.stages, picked=picked, answers=answers,
+                                 tickets=self.tickets)
             started = time.perf_counter()
             reply, state = await self._handle(ctx, command, line, rest)
             if self.observe_command is not None:

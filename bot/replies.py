@@ -32,7 +32,7 @@ class Listing:
 
 
 class Refusal(Exception):
-    """A business refusal rendered from a template (`bot.out_of_scope`, ...).
+    """A business refusal rendered from a template (`bot.lookup_none`, ...).
 
     `audit` = (action, customer_id, detail) is recorded even though the command's work rolls back."""
 

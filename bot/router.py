@@ -30,6 +30,7 @@ from crm_core.models import Customer, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.scope import Scope, scope_for
 from crm_core.search import CustomerSearch
+from crm_core.tickets import TicketPolicy, default_policy
 
 ALL_ROLES = frozenset({"sales", "support", "manager", "admin"})
 PICK_LIMIT = 50  # candidates kept for pick-by-number; more means "type more of the name"
@@ -62,6 +63,7 @@ class CommandContext:
     stages: DealStages
     picked: dict[str, int] = field(default_factory=dict)  # query -> customer id chosen from a numbered list
     answers: dict[str, str] = field(default_factory=dict)  # field -> what the rep answered when asked
+    tickets: TicketPolicy = field(default_factory=default_policy)  # ticket policy with the deployment's routing
     _scope: Scope | None = None
 
     @property
@@ -89,7 +91,10 @@ class CommandContext:
         AuditService(self.session).record(actor=self.staff.userid, action=action, customer_id=customer_id, detail=detail)
 
     async def customer(self, query: str) -> Customer:
-        """The one customer `query` means, within scope; otherwise a numbered list to pick from, or a refusal."""
+        """The one customer `query` means, within scope; otherwise a numbered list to pick from, or a refusal.
+
+        A customer outside the caller's scope is answered exactly like no customer at all (the
+        attempt is still audit-logged): the reply must not tell a rep that a number or name exists."""
         scope = await self.scope()
         search = CustomerSearch(self.session)
         if query in self.picked:
@@ -104,13 +109,13 @@ class CommandContext:
             if len(exact) == 1:
                 return exact[0]
             raise NeedsPick(query, page.customers, page.total, more=page.more)
-        if not scope.everyone and (await search.find(query, limit=1)).total:
-            raise Refusal("bot.out_of_scope", audit=("customer.view_denied", None, f"q={redact(query)!r}"), query=query[:30])
+        hidden = not scope.everyone and (await search.find(query, limit=1)).total > 0
+        audit = ("customer.view_denied", None, f"q={redact(query)!r}") if hidden else None
         suggestions = await search.suggest(query, where=scope.where())
         if suggestions:
             names = "、".join(dict.fromkeys(c.name or c.remark for c in suggestions))
-            raise Refusal("bot.lookup_none_suggest", query=query[:30], names=names)
-        raise Refusal("bot.lookup_none", query=query[:30])
+            raise Refusal("bot.lookup_none_suggest", audit=audit, query=query[:30], names=names)
+        raise Refusal("bot.lookup_none", audit=audit, query=query[:30])
 
 
 Handler = Callable[..., Awaitable["str | Reply | Listing"]]

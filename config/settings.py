@@ -87,6 +87,8 @@ class Settings:
     worker_lease_seconds: float = 60.0
     bot_commands_per_minute: int = 30
     roles_file: Path | None = None
+    # SCRM_TICKET_ROUTING_FILE: who the support agents are ([routing] of config/tickets.toml, for this company)
+    ticket_routing_file: Path | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
 
@@ -131,6 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: str | Path | 
         data_dir=data_dir,
         wecom=wecom,
         roles_file=Path(pick("roles_file")) if pick("roles_file") else None,
+        ticket_routing_file=Path(pick("ticket_routing_file")) if pick("ticket_routing_file") else None,
         worker_lease_seconds=_number(pick("worker_lease_seconds", "60"), "SCRM_WORKER_LEASE_SECONDS"),
         bot_commands_per_minute=int(_number(pick("bot_commands_per_minute", "30"), "SCRM_BOT_COMMANDS_PER_MINUTE")),
         archive=_archive_settings(env, file_values, file_wecom),
@@ -166,6 +169,8 @@ def validate(settings: Settings) -> None:
             problems.append("SCRM_WECOM_AGENT_ID must be the numeric AgentId of your WeCom app")
     if settings.roles_file and not settings.roles_file.is_file():
         problems.append(f"SCRM_ROLES_FILE points at {settings.roles_file}, which does not exist")
+    if settings.ticket_routing_file and not settings.ticket_routing_file.is_file():
+        problems.append(f"SCRM_TICKET_ROUTING_FILE points at {settings.ticket_routing_file}, which does not exist")
     if not wecom.api_base.startswith(("http://", "https://")):
         problems.append("SCRM_WECOM_API_BASE must be an http(s) URL")
     problems.extend(_archive_problems(settings))

@@ -263,7 +263,8 @@ class WebhookReceiver:
             log.warning("webhook %s: rejected, timestamp %s is stale", channel, timestamp)
             raise _error(web.HTTPForbidden, f"{TIMESTAMP_HEADER} is more than {MAX_CLOCK_SKEW_SECONDS // 60} minutes "
                                             "off; sign with the current time (and check the sender's clock)")
-        if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode()):
+        # A signature is ASCII hex; anything else (even bytes that are not UTF-8) is just wrong.
+        if not signature.isascii() or not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode()):
             log.warning("webhook %s: rejected, bad signature from %s", channel, request.remote)
             raise _error(web.HTTPForbidden, "invalid signature")
 

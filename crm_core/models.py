@@ -29,11 +29,23 @@ class Staff(Base):
     name: Mapped[str] = mapped_column(String(64), default="")
     role: Mapped[str] = mapped_column(String(16), default="sales")
     department_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)  # WeCom member tags (通讯录标签), from the directory
     position: Mapped[str] = mapped_column(String(64), default="")
     mobile: Mapped[str] = mapped_column(String(32), default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Department(Base):
+    """A WeCom department as the directory sync last saw it (ticket routing names them)."""
+
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # WeCom's department id
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Customer(Base):

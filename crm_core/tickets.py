@@ -4,7 +4,8 @@ tickets, the customer's acknowledgement and rating, and SLA escalations.
 Every message this module sends is an outbox row written in the caller's transaction, keyed by
 the ticket event it reports (or, for escalations, by ticket, breach, level and cycle), so a
 retried message or a scheduler that runs twice never notifies anyone twice. The policy
-(categories, priorities, groups, SLA) comes from config/tickets.toml; wording from
+(categories, priorities, groups, SLA) comes from config/tickets.toml, who the agents are from its
+[routing] sections or the deployment's own routing file (crm_core.ticket_routing); wording from
 config/templates_tickets.toml.
 """
 
@@ -14,6 +15,8 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,15 +24,15 @@ from sqlalchemy import Date, and_, bindparam, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.policies import CONFIG_DIR, shipped_policy
+from config.policies import CONFIG_DIR, load_policy, shipped_policy
 from config.templates import render
-from crm_core.db import utcnow
 from crm_core.errors import DomainError, DuplicateError, NotFoundError, ValidationError
 from crm_core.kf_window import KF_CHANNEL, kf_reply_address
 from crm_core.models import Customer, CustomerTag, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.sql import insert_if_absent
 from crm_core.ticket_models import CLOSED, OPEN, RESOLVED, Ticket, TicketEvent
+from crm_core.ticket_routing import SELECTOR_KEYS, AgentSelector, SupportTeam
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,7 @@ class Sla:
 class Group:
     name: str
     label: str
-    agents: tuple[str, ...]
-    manager: str
+    agents: AgentSelector  # the group's own, or [routing]'s
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,17 @@ class TicketPolicy:
     card_url: str
 
     @classmethod
-    def from_toml(cls, raw: dict[str, Any]) -> TicketPolicy:
+    def from_toml(cls, raw: dict[str, Any], routing_raw: dict[str, Any] | None = None,
+                  routing_source: str = "the routing file") -> TicketPolicy:
+        """The policy file's contents; `routing_raw` (a deployment's own [routing] and [groups.*] agent_*
+        keys) replaces its routing, so the shipped file never has to name anyone."""
+        routing = _routing(raw, POLICY_FILE.name)
+        if routing_raw is not None:
+            routing = {**routing, **_routing(routing_raw, routing_source)}
+        unknown = sorted(set(routing) - {""} - set(raw["groups"]))
+        if unknown:
+            raise ValueError(f"{routing_source if routing_raw is not None else POLICY_FILE.name}: routing for unknown "
+                             f"group(s) {', '.join(unknown)}; the groups are {', '.join(raw['groups'])}")
         detect, priority = raw["detect"], raw["priority"]
         policy = cls(
             complaint_score=float(detect["complaint_score"]),
@@ -127,7 +139,8 @@ class TicketPolicy:
             high_score=float(priority["high_score"]),
             sla={name: Sla(s["label"], _minutes(s["first_response"]), _minutes(s["resolution"]), _minutes(s["manager_after"]))
                  for name, s in raw["sla"].items()},
-            groups={name: Group(name, g["label"], tuple(g["agents"]), g["manager"]) for name, g in raw["groups"].items()},
+            groups={name: Group(name, g["label"], routing.get(name) or routing.get("", AgentSelector()))
+                    for name, g in raw["groups"].items()},
             card_url=raw["notify"]["card_url"],
         )
         policy._check()
@@ -137,9 +150,16 @@ class TicketPolicy:
         problems = [f"[sla.{p}] is missing" for p in PRIORITIES if p not in self.sla]
         problems += [f"category {c.name!r} routes to unknown group {c.group!r}"
                      for c in (*self.categories, self.other) if c.group not in self.groups]
-        problems += [f"group {g.name!r} needs a manager" for g in self.groups.values() if not g.manager]
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def routing_configured(self) -> bool:
+        """Whether any group names its agents; without, tickets cannot reach anyone."""
+        return any(group.agents for group in self.groups.values())
+
+    def team(self, session: AsyncSession) -> SupportTeam:
+        return SupportTeam(session, {name: group.agents for name, group in self.groups.items()})
 
     def category(self, name: str) -> Category:
         return next((c for c in self.categories if c.name == name), self.other)
@@ -168,11 +188,34 @@ class TicketPolicy:
         return Verdict(self.categorise(text) or self.other, threats, score, signals)
 
 
+def _routing(raw: dict[str, Any], path: Path) -> dict[str, AgentSelector]:
+    """Selectors by group name ("" for [routing], every group's default) from a TOML document;
+    only groups that name agents of their own are keys."""
+    try:
+        routing = {"": AgentSelector.from_table(raw["routing"], "[routing]")} if "routing" in raw else {}
+        for name, group in raw.get("groups", {}).items():
+            if any(key in group for key in SELECTOR_KEYS):
+                routing[name] = AgentSelector.from_table(group, f"[groups.{name}]")
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return routing
+
+
 def _minutes(value: float) -> timedelta:
     return timedelta(minutes=float(value))
 
 
+# The shipped policy, routing included (which names nobody): labels, categories and SLAs.
 default_policy = shipped_policy(POLICY_FILE.name, TicketPolicy.from_toml)
+
+
+@cache
+def load_ticket_policy(routing_file: Path | None = None) -> TicketPolicy:
+    """config/tickets.toml with a deployment's routing file, read once per process."""
+    if routing_file is None:
+        return default_policy()
+    routing = load_policy(routing_file, dict)
+    return load_policy(POLICY_FILE, lambda raw: TicketPolicy.from_toml(raw, routing, str(routing_file)))
 
 
 def csat_score(text: str) -> int | None:
@@ -205,6 +248,7 @@ class TicketService:
         self.session = session
         self.policy = policy
         self.timezone = timezone
+        self.team = policy.team(session)
 
     # lookups
 
@@ -227,7 +271,7 @@ class TicketService:
         return list((await self.session.scalars(stmt)).all())
 
     async def unassigned_in_groups(self, staff: Staff) -> int:
-        groups = [g.name for g in self.policy.groups.values() if staff.userid in g.agents or staff.userid == g.manager]
+        groups = sorted(await self.team.groups_of(staff))
         if not groups:
             return 0
         stmt = select(func.count()).where(Ticket.status == OPEN, Ticket.assignee_id.is_(None), Ticket.group.in_(groups))
@@ -367,7 +411,7 @@ class TicketService:
     async def route(self, ticket: Ticket, now: datetime, *, exclude: int | None = None) -> Staff | None:
         """Least-loaded active agent of the ticket's group; ties go to whoever was assigned longest ago."""
         group = self.policy.groups[ticket.group]
-        agents = [s for s in [await self.staff(userid) for userid in group.agents] if s.active and s.id != exclude]
+        agents = [s for s in await self.team.agents(group.name) if s.id != exclude]
         if not agents:
             await self._unroutable(ticket, now, render("tickets.reason_no_agent", group=group.label))
             return None
@@ -398,16 +442,15 @@ class TicketService:
 
     async def _unroutable(self, ticket: Ticket, now: datetime, reason: str) -> None:
         event = await self._event(ticket, "unassigned", None, now, detail=reason)
-        manager = await self.staff(self.policy.groups[ticket.group].manager)
-        await self._tell(ticket, manager, event, render(
-            "tickets.manager_unassigned", number=ticket.number, customer=customer_name(ticket.customer),
-            group=self.policy.groups[ticket.group].label, reason=reason,
-            priority=self._priority_label(ticket.priority), excerpt=ticket.summary[:80]))
-
-    async def staff(self, userid: str) -> Staff:
-        """The staff row for a configured userid; a bare row (synced on their first message) if new."""
-        await insert_if_absent(self.session, Staff, {"userid": userid, "created_at": utcnow()}, ["userid"])
-        return await self.session.scalar(select(Staff).where(Staff.userid == userid))
+        managers = await self.team.managers(ticket.group)
+        if not managers:
+            log.warning("ticket %s is unassigned and its group %s has no manager or admin to tell", ticket.number,
+                        ticket.group)
+        for manager in managers:
+            await self._tell(ticket, manager, event, render(
+                "tickets.manager_unassigned", number=ticket.number, customer=customer_name(ticket.customer),
+                group=self.policy.groups[ticket.group].label, reason=reason,
+                priority=self._priority_label(ticket.priority), excerpt=ticket.summary[:80]))
 
     # agent actions
 
@@ -496,7 +539,7 @@ class TicketService:
                     continue
                 levels = [("agent", ticket.assignee)] if ticket.assignee is not None else []
                 if now >= due_at + sla.manager_after or ticket.assignee is None:
-                    levels.append(("manager", await self.staff(self.policy.groups[ticket.group].manager)))
+                    levels += [("manager", manager) for manager in await self.team.managers(ticket.group)]
                 for level, who in levels:
                     sent += await self._escalate(ticket, breach, level, who, due_at, now)
         return sent
@@ -507,8 +550,9 @@ class TicketService:
                          priority=self._priority_label(ticket.priority),
                          agent=(ticket.assignee.name or ticket.assignee.userid) if ticket.assignee else render("tickets.nobody"),
                          excerpt=ticket.summary[:80])
+        whom = f"{level}:{who.userid}" if level == "manager" else level  # a group may have several managers
         new = await OutboxService(self.session).enqueue(
-            idempotency_key=f"ticket:{ticket.id}:sla:{breach}:{level}:{ticket.reopened}", kind="app_message",
+            idempotency_key=f"ticket:{ticket.id}:sla:{breach}:{whom}:{ticket.reopened}", kind="app_message",
             payload={"touser": who.userid, "msgtype": "text", "text": {"content": content}},
             customer_id=ticket.customer_id, staff_id=who.id)
         if new:
@@ -534,9 +578,11 @@ class TicketService:
         ticket.ack_status = "no_channel"
 
     async def _no_channel(self, ticket: Ticket, event: TicketEvent, now: datetime, content: str) -> None:
-        """Ask a person to reach the customer: the owning rep, else the agent, else the manager."""
-        who = ticket.customer.owner or ticket.assignee or await self.staff(self.policy.groups[ticket.group].manager)
-        await self._tell(ticket, who, event, content)
+        """Ask a person to reach the customer: the owning rep, else the agent, else the group's managers."""
+        who = [ticket.customer.owner or ticket.assignee] if ticket.customer.owner or ticket.assignee else \
+            await self.team.managers(ticket.group)
+        for person in who:
+            await self._tell(ticket, person, event, content)
 
     async def _to_customer(self, ticket: Ticket, event: TicketEvent, content: str) -> None:
         """Sent on behalf of the event's actor, who hears back if it cannot be delivered."""

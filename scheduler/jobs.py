@@ -18,7 +18,7 @@ from config.settings import Settings
 from config.templates import render
 from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
-from crm_core.tickets import TicketService, default_policy
+from crm_core.tickets import TicketPolicy, TicketService, default_policy, load_ticket_policy
 from scheduler import care, digests, forecast_jobs, leads, nudges
 from crm_core.job_runs import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob
@@ -65,10 +65,10 @@ async def remind_due_followups(ctx: JobContext) -> str:
             sent += len(due)
 
 
-async def escalate_ticket_slas(ctx: JobContext) -> str:
+async def escalate_ticket_slas(ctx: JobContext, policy: TicketPolicy | None = None) -> str:
     """Tell the agent, then the manager, about tickets past their SLA (each notice once)."""
     async with ctx.sessions() as session:
-        notices = await TicketService(session, default_policy(), ctx.timezone).escalate_sla_breaches(ctx.now)
+        notices = await TicketService(session, policy or default_policy(), ctx.timezone).escalate_sla_breaches(ctx.now)
         await session.commit()
     return f"{notices} SLA escalation(s) queued"
 
@@ -126,6 +126,11 @@ def build_jobs(settings: Settings, extra: dict[str, JobFunc] | None = None) -> l
     unknown = set(extra or {}) - SERVICE_JOB_NAMES
     if unknown:
         raise ValueError(f"extra jobs must be listed in SERVICE_JOB_NAMES: {', '.join(sorted(unknown))}")
-    functions = {**JOB_FUNCTIONS, **(extra or {})}
+    policy = load_ticket_policy(settings.ticket_routing_file)
+
+    async def escalate_with_routing(ctx: JobContext) -> str:
+        return await escalate_ticket_slas(ctx, policy)
+
+    functions = {**JOB_FUNCTIONS, "tickets.sla_escalations": escalate_with_routing, **(extra or {})}
     return [ScheduledJob(entry["name"], entry["cron"], entry["description"], functions[entry["name"]])
             for entry in load_schedule() if entry["name"] in functions]

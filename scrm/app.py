@@ -36,6 +36,7 @@ from scrm.ingest.context import IngestContext
 from scrm.ingest.external_contacts import ContactChanges
 from scrm.ingest.kf import KfMessages, KfWakeups
 from scrm.ingest.staff_messages import StaffMessages
+from crm_core.tickets import load_ticket_policy
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm.ingest.wecom_callbacks import WeComCallbacks
 from scrm.ingest.webhook import WebhookMessages
@@ -68,6 +69,7 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.App
     app[keys.INBOX_WORKERS] = []
     app[keys.OUTBOX_WORKERS] = []
     app[keys.METRICS] = Metrics()
+    app[keys.TICKETS] = load_ticket_policy(settings.ticket_routing_file)
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_ctx, wecom_ctx])
     if "worker" in roles:
         app.cleanup_ctx.append(workers_ctx)
@@ -160,7 +162,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
     The reactions run in this order, inside the message's transaction (scrm.ingest.context): the
     analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
-    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], commands_per_minute=settings.bot_commands_per_minute)
+    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], commands_per_minute=settings.bot_commands_per_minute,
+                                  ticket_policy=app[keys.TICKETS])
     dispatcher.observe_command = metrics.observe_command
     app[keys.DISPATCHER] = dispatcher
     context = IngestContext(
@@ -168,7 +171,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
         timezone=settings.tz,
         roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
         reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), BuyingSignal(),
-                   TicketIntake(settings.tz)],
+                   TicketIntake(settings.tz, app[keys.TICKETS])],
     )
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
@@ -184,6 +187,9 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     # stall this process for about a second (and escape `scrm serve`'s freeze of start-up objects).
     await asyncio.to_thread(nlp.load)
     pipeline = build_pipeline(app)
+    for reaction in pipeline.context.reactions:
+        if isinstance(reaction, TicketIntake):
+            await reaction.check_at_start(sessions)
     # SQLite has one connection: a long worker transaction would hold callback acks back, so its
     # transactions stay short. PostgreSQL overlaps several workers' round trips.
     sqlite = settings.database_url.startswith("sqlite")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.dispatcher import Dispatcher
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
+from crm_core.tickets import TicketPolicy
 from scrm.ingest.chat_archive_puller import ChatArchivePuller
 from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.metrics import Metrics
@@ -30,4 +31,5 @@ INBOX_WRITER = web.AppKey("inbox_writer", GroupCommitInbox)
 WORKER_TASKS = web.AppKey("worker_tasks", set[asyncio.Task])
 METRICS = web.AppKey("metrics", Metrics)
 CHAT_ARCHIVE_PULLER = web.AppKey("chat_archive_puller", ChatArchivePuller)
+TICKETS = web.AppKey("tickets", TicketPolicy)  # config/tickets.toml with this deployment's routing
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # the bot, in worker processes

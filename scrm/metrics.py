@@ -27,7 +27,7 @@ from scheduler.runner import JobContext, ScheduledJob
 
 log = logging.getLogger(__name__)
 
-CALLBACK_RESULTS = ("accepted", "duplicate", "bad_signature", "bad_request", "unavailable")
+CALLBACK_RESULTS = ("accepted", "duplicate", "bad_signature", "stale", "bad_request", "unavailable")
 ACKED = frozenset({"accepted", "duplicate"})
 # Rows still owed work or an operator's attention; done/sent rows are history and not counted
 # at scrape time (that would scan the whole table), the *_total counters cover them.

@@ -221,7 +221,7 @@ async def test_a_rep_sets_the_stage_by_hand_within_scope_and_it_is_audited(chat)
     assert shown.startswith("赵磊 的客户状态：意向（2026-11-18 起）")
     assert "11-18 10:00 潜在 → 意向（手动设置，张伟）" in shown
     # Another rep's customer is out of scope; support agents do not set stages.
-    assert "不在您的客户范围内" in await chat.ask("lina", "客户状态 赵磊 已流失")
+    assert "没有找到" in await chat.ask("lina", "客户状态 赵磊 已流失")
     assert "无权使用「客户状态」" in await chat.ask("wangfang", "客户状态 吴敏 成交")
 
     zhao = await chat.customer("赵磊")

@@ -3,18 +3,21 @@ never show a phone number or a secret in clear."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text
 
 from crm_core.db import utcnow
-from crm_core.models import AuditEntry, Customer, CustomerIdentity, InboxItem, Message, OutboxItem
+from crm_core.models import AuditEntry, Customer, CustomerIdentity, InboxItem, Message, Note, OutboxItem
 from crm_core.privacy import PrivacyService
 from crm_core.ticket_models import Ticket
+from scrm.cli import main as cli
 from scrm.logging_setup import JsonFormatter, MaskingFormatter
 from tests.tickets.conftest import *  # noqa: F401,F403  (the desk fixture and its dependencies)
 
@@ -119,3 +122,65 @@ def test_logs_never_show_phone_numbers_or_secrets():
     assert "138****1001" in output and "139****5678" in output
     for secret in ("13800131001", "13912345678", "S3cretValue123", "tok_ABCDEF123456"):
         assert secret not in output
+
+
+ERASED_ADDRESS = "上海浦东新区世纪大道100号"
+
+
+async def test_erase_through_the_cli_leaves_no_trace_of_the_customer_in_any_table(desk, backend, monkeypatch, capsys):
+    """Issue #18 item 3: staff commands, bot replies, notices, raw callbacks and keys named the
+    customer without her id; after `scrm customer erase` nothing in the database names her."""
+    sim = desk.service.sim
+    await desk.onboard("孙丽", "赵磊")
+    await desk.customer_writes("孙丽", "你好，想问下报价", COMPLAINT)  # a ticket: agent and owner are told, by name
+    [ticket] = await desk.tickets()
+    for userid, line in (("zhangwei", f"记 孙丽 客户手机13800131002 地址{ERASED_ADDRESS}"),
+                         ("zhangwei", "查 13800131002"), ("zhangwei", "查 孙丽"), ("zhangwei", "查 sunli"),
+                         ("zhangwei", "记 赵磊 孙丽介绍来的，她电话13800131002"),
+                         ("wangfang", f"工单 {ticket.number}"), ("wangfang", f"回复 {ticket.number} 孙丽您好，已为您处理"),
+                         ("liuyang", "新客户 孙丽 13800131002")):
+        assert await desk.say(userid, line), line
+    customer = await desk.customer("孙丽")
+    external = next(k for k, c in sim.external_contacts.items() if c["external_contact"]["name"] == "孙丽")
+    unionid = sim.external_contacts[external]["external_contact"]["unionid"]
+    erased = ["孙丽", "孙丽-云帆", "13800131002", "13912345678", external, unionid, ERASED_ADDRESS, "sunli"]
+    assert all([await rows_holding(desk, backend, value) for value in erased[:6]]), "the scenario names her everywhere"
+
+    monkeypatch.setenv("SCRM_DATABASE_URL", backend.database_url)
+    monkeypatch.delenv("SCRM_CONFIG", raising=False)
+    code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "customer", "erase", str(customer.id), "--yes"])
+    assert code == 0
+
+    for value in erased:
+        assert await rows_holding(desk, backend, value) == [], value
+    assert "other records (staff commands, bot replies, notices, keys) that named them scrubbed" in capsys.readouterr().out
+    if backend.name == "sqlite":  # the file itself: no old page or WAL frame keeps her either
+        path = Path(backend.database_url.split("///", 1)[1])
+        raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        for value in erased:
+            for form in {value.encode(), json.dumps(value)[1:-1].encode()}:
+                assert form not in raw, value
+    # What statistics need is kept, and nobody else lost anything.
+    async with desk.service.sessions() as session:
+        assert await session.scalar(select(func.count()).where(Message.customer_id == customer.id)) >= 3
+        assert (await session.get(Ticket, ticket.id)).status == "open"
+        zhao = await session.scalar(select(Customer).where(Customer.name == "赵磊"))
+        [note] = (await session.scalars(select(Note).where(Note.customer_id == zhao.id))).all()
+    assert note.text == "［已删除］介绍来的，她电话［已删除］"
+    assert "【赵磊】" in await desk.ask("zhangwei", "查 赵磊")
+    assert "没有找到" in await desk.ask("zhangwei", "查 13800131002")
+
+
+async def rows_holding(desk, backend, value: str) -> list[str]:
+    """Every row of every table whose text (JSON as stored included) holds `value`."""
+    forms = {value, json.dumps(value)[1:-1]}
+    found = []
+    async with desk.service.sessions() as session:
+        tables = await session.run_sync(lambda s: inspect(s.connection()).get_table_names())
+        for table in sorted(tables):
+            if backend.name == "postgres":
+                rows = (await session.execute(text(f'SELECT row_to_json(t)::text FROM "{table}" t'))).scalars().all()
+            else:
+                rows = [repr(tuple(r)) for r in (await session.execute(text(f'SELECT * FROM "{table}"'))).all()]
+            found += [f"{table}: {row[:120]}" for row in rows if any(form in row for form in forms)]
+    return found

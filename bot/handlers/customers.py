@@ -65,8 +65,8 @@ async def new_customer(ctx: CommandContext, name: str, phone: str, company: str)
         if visible:
             raise NeedsPick(name, visible, len(visible), line=f"查 {name}",
                             header=render("bot.duplicate_header", name=name[:30])) from exc
-        owners = "、".join(dict.fromkeys(c.owner.name if c.owner else render("bot.none_value") for c in exc.existing))
-        raise Refusal("bot.duplicate_elsewhere", audit=("customer.duplicate_hidden", exc.existing[0].id, ""), owners=owners) from exc
+        # A rep may learn that a colleague has this customer (so no duplicate is made), not who.
+        raise Refusal("bot.duplicate_elsewhere", audit=("customer.duplicate_hidden", exc.existing[0].id, "")) from exc
     ctx.audit("customer.create", customer.id)
     return render("bot.customer_created", name=customer.name, company=customer.company or render("bot.none_value"))
 

@@ -1,8 +1,12 @@
 """工单 / tickets: support agents work complaint tickets from chat.
 
-Support agents act on tickets assigned to them or still unassigned; managers and admins on any.
-Every step goes through crm_core.tickets, which records who did it and when and sends what the
-customer or a colleague must hear through the outbox.
+Who may see a ticket is crm_core.ticket_routing's one rule, the API's too: the assignee, the
+group's agents and managers, the customer's owner, the managers of the owner's departments and the
+admins. A ticket outside it answers exactly like a ticket number that does not exist (numbers are
+sequential, so guessable), and the attempt is audit-logged. Of those who see it, support agents
+act on tickets assigned to them or still unassigned; managers and admins on any. Every step goes
+through crm_core.tickets, which records who did it and when and sends what the customer or a
+colleague must hear through the outbox.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from bot.router import Arg, CommandContext, Router
 from config.templates import render
 from crm_core.staff import find_staff
 from crm_core.ticket_models import Ticket
+from crm_core.ticket_routing import TicketAccess
 from crm_core.tickets import (
     NoCustomerChannelError,
     TicketAlreadyOpenError,
@@ -23,7 +28,6 @@ from crm_core.tickets import (
     TicketService,
     TicketStateError,
     customer_name,
-    default_policy,
     is_ticket_number,
 )
 
@@ -44,15 +48,20 @@ NUMBER = Arg("number", convert=ticket_number)
 
 
 def _service(ctx: CommandContext) -> TicketService:
-    return TicketService(ctx.session, default_policy(), ctx.timezone)
+    return TicketService(ctx.session, ctx.tickets, ctx.timezone)
 
 
 async def _ticket(ctx: CommandContext, number: str, *, own: bool = True) -> Ticket:
-    """The ticket, if the caller may work on it (`own`: assigned to them or unassigned, unless a lead)."""
+    """The ticket, if the caller may see it and (`own`) work on it: assigned to them or unassigned,
+    unless a lead. One not theirs to see is "not found", like one that does not exist."""
+    service = _service(ctx)
     try:
-        ticket = await _service(ctx).get(number)
+        ticket = await service.get(number)
     except TicketNotFoundError as exc:
         raise Refusal("tickets.bot.not_found", number=number) from exc
+    if not await TicketAccess(service.team, ctx.staff, await ctx.scope()).allows(ticket):
+        raise Refusal("tickets.bot.not_found", number=number,
+                      audit=("ticket.view_denied", ticket.customer_id, ticket.number))
     if own and ctx.staff.role not in LEADS and ticket.assignee_id not in (None, ctx.staff.id):
         raise Refusal("tickets.bot.not_yours", number=number,
                       agent=display_staff(ticket.assignee) if ticket.assignee else render("tickets.nobody"))
@@ -92,7 +101,7 @@ async def tickets(ctx: CommandContext, number: str) -> Listing | str:
     queue_line = render("tickets.bot.queue", count=queued) if queued else ""
     if not mine:
         return render("tickets.bot.none_mine") + (f"\n{queue_line}" if queue_line else "")
-    policy = default_policy()
+    policy = ctx.tickets
     lines = [
         render("tickets.bot.line", index=i, number=t.number, priority=policy.sla[t.priority].label,
                customer=customer_name(t.customer), category=policy.category(t.category).label,
@@ -104,7 +113,7 @@ async def tickets(ctx: CommandContext, number: str) -> Listing | str:
 
 
 async def _details(ctx: CommandContext, ticket: Ticket) -> Listing:
-    policy = default_policy()
+    policy = ctx.tickets
     ctx.audit("ticket.view", ticket.customer_id, ticket.number)
     head = render(
         "tickets.bot.details", number=ticket.number, status=status_label(ticket.status),

@@ -54,6 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="stop after this many seconds without a message archived (default 120)")
     memory.set_defaults(func=_when_run("scrm.bench.memory", "cmd_memory"))
 
+    hostile = benches.add_parser("hostile", help="unauthenticated callback flood vs. /healthz and valid callbacks")
+    hostile.add_argument("--seconds", type=float, default=20.0, help="length of the flood (default 20)")
+    hostile.add_argument("-c", "--concurrency", type=int, default=16, help="hostile requests in flight (default 16)")
+    hostile.add_argument("--kind", choices=("siblings", "forged", "nested", "dtd", "mixed"), default="mixed",
+                         help="which hostile body (default mixed: each in turn)")
+    hostile.add_argument("--probe-every", type=float, default=0.05, help="seconds between probes (default 0.05)")
+    hostile.add_argument("--database-url", default="", help="default: a fresh SQLite file in a temp folder")
+    hostile.add_argument("--redis-url", default="", help="default: the in-process stand-in")
+    hostile.set_defaults(func=_when_run("scrm.bench.hostile", "cmd_hostile"))
+
     nlp = benches.add_parser("nlp", help="analysis throughput, start-up time, memory")
     nlp.add_argument("--short", type=int, default=20_000, help="short messages to analyse")
     nlp.add_argument("--long", type=int, default=200, help="long (~2,000 character) texts")

@@ -123,8 +123,9 @@ async def run_ingest(args: argparse.Namespace, layout: Layout) -> int:
                 urls, profiled = [w.url for w in webs], (started or webs)[0]
             print(f"{layout.describe(workers)}: preparing {paced_n + args.n} encrypted callbacks...", flush=True)
             first = len(steps) * (paced_n + args.n)
-            paced_requests = rig.callbacks.make(first, paced_n)
-            unpaced_requests = rig.callbacks.make(first + paced_n, args.n)
+            paced_requests = rig.callbacks.make(first, paced_n, args.rate)
+            # Signed after a paced run instead, which may outlast the service's 5-minute freshness window.
+            unpaced_requests = [] if paced_n else rig.callbacks.make(first + paced_n, args.n)
             # The prepared callbacks live through the run: keep the collector's full passes over them
             # (100 ms and more) out of the latencies this process measures.
             gc.collect()
@@ -133,6 +134,8 @@ async def run_ingest(args: argparse.Namespace, layout: Layout) -> int:
             profiler = start_profiler(args.profile, profiled.proc.pid) if args.profile else None
             try:
                 paced = await run_phase(args, rig, http, urls, paced_requests, args.rate, workers) if paced_n else None
+                if paced_n:
+                    unpaced_requests = rig.callbacks.make(first + paced_n, args.n)
                 unpaced = await run_phase(args, rig, http, urls, unpaced_requests, None, workers)
             finally:
                 if profiler is not None:

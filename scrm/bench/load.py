@@ -79,14 +79,17 @@ class Callbacks:
         self.crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
         self.base = int(time.time()) * IDS_PER_RUN
 
-    def make(self, start: int, count: int) -> list[Callback]:
-        out = []
+    def make(self, start: int, count: int, rate: float | None = None) -> list[Callback]:
+        """Signed with the time each is due to be sent, as WeCom signs its own: now, or for a paced
+        run, now + k/rate. The service refuses timestamps more than 5 minutes off (a replay)."""
+        out, now = [], time.time()
         for i in range(start, start + count):
+            timestamp = str(int(now + (i - start) / rate)) if rate else str(int(now))
             plaintext = build_plaintext_text(self.sim.corp_id, str(self.sim.agent_id), self.senders[i % len(self.senders)],
                                              f"压测消息 {i} 你好", msg_id=self.base + i)
-            body, signature = self.crypto.encrypt_callback(plaintext, timestamp="1700000000", nonce=str(i),
+            body, signature = self.crypto.encrypt_callback(plaintext, timestamp=timestamp, nonce=str(i),
                                                            agent_id=str(self.sim.agent_id))
-            out.append(Callback(i, {"msg_signature": signature, "timestamp": "1700000000", "nonce": str(i)}, body.encode()))
+            out.append(Callback(i, {"msg_signature": signature, "timestamp": timestamp, "nonce": str(i)}, body.encode()))
         return out
 
 

@@ -215,9 +215,10 @@ class Lookup:
     async def once(self, line: str) -> tuple[float, str]:
         self.msg_id += 1
         plaintext = build_plaintext_text(self.sim.corp_id, str(self.sim.agent_id), BENCH_USER, line, msg_id=self.msg_id)
-        body, signature = self.crypto.encrypt_callback(plaintext, timestamp="1700000000", nonce=str(self.msg_id),
+        timestamp = str(int(time.time()))
+        body, signature = self.crypto.encrypt_callback(plaintext, timestamp=timestamp, nonce=str(self.msg_id),
                                                        agent_id=str(self.sim.agent_id))
-        params = {"msg_signature": signature, "timestamp": "1700000000", "nonce": str(self.msg_id)}
+        params = {"msg_signature": signature, "timestamp": timestamp, "nonce": str(self.msg_id)}
         key = f"reply:wecom_app:{self.msg_id}"
         started = datetime.now(timezone.utc)
         async with self.http.post(self.url, params=params, data=body.encode()) as resp:

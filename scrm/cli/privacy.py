@@ -99,7 +99,34 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print(f"this removes customer {args.id}'s personal data for good; run again with --yes to do it", file=sys.stderr)
         return 2
     report = _on_customer(args, lambda privacy: privacy.erase(args.id, actor=args.actor, at=utcnow()))
+    asyncio.run(_compact(args.config))
     print(f"customer {args.id} erased: {report.messages} messages and {report.inbox_rows} raw callbacks cleared, "
           f"{report.notes} notes, {report.follow_ups} follow-ups, {report.tickets} tickets, {report.identities} WeCom ids, "
-          f"{report.tags} tags; {report.outbox_parked} pending sends cancelled. Statistics are kept.")
+          f"{report.tags} tags; {report.outbox_parked} pending sends cancelled; {report.mentions} other records "
+          "(staff commands, bot replies, notices, keys) that named them scrubbed. Statistics are kept.")
+    if not report.names_searched:
+        print("note: a colleague has the same name, so lines naming it were not searched for the customer's name "
+              "(their phone numbers and ids were); `scrm customer export` of other customers shows what remains")
     return 0
+
+
+async def _compact(config_path: str | None) -> None:
+    """Overwritten rows leave their old bytes in free pages (SQLite) or dead row versions
+    (PostgreSQL) until the space is reused: SQLite is rebuilt (VACUUM) so the file holds nothing
+    erased; PostgreSQL's tables are vacuumed, which frees the dead versions for reuse."""
+    from config.settings import load_settings
+    from crm_core.db import Base, create_engine
+
+    settings = load_settings(toml_path=config_path)
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if settings.database_url.startswith("sqlite"):
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                await conn.exec_driver_sql("VACUUM")
+            else:
+                for table in Base.metadata.sorted_tables:
+                    await conn.exec_driver_sql(f'VACUUM "{table.name}"')
+    finally:
+        await engine.dispose()

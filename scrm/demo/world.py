@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 DEMO_API_TOKEN = "demo-token"
 ROLES_EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "roles.example.toml"
+TICKET_ROUTING = Path(__file__).with_name("ticket_routing.toml")  # the sample company's support agents
 # No `scheduler` role: the demo runs the schedule itself, on the demo clock.
 DEMO_ROLES = frozenset({"web", "worker"})
 TICK_SECONDS = 20.0
@@ -426,6 +427,7 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
             api_token=DEMO_API_TOKEN,
             data_dir=data_dir,
             roles_file=ROLES_EXAMPLE,
+            ticket_routing_file=TICKET_ROUTING,
             wecom=WeComSettings(corp_id=sim.corp_id, secret=sim.secret, agent_id=str(sim.agent_id),
                                 token=sim.callback_token, aes_key=sim.encoding_aes_key, api_base=f"{sim_url}/cgi-bin/"),
         )

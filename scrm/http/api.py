@@ -2,7 +2,8 @@
 
 Two kinds of bearer token: the service token (SCRM_API_TOKEN), for integrations, sees every
 customer; a staff token (`scrm api-token issue USERID`) acts for that staff member and sees what
-they see in chat (crm_core.scope), with refusals and views audit-logged under their userid.
+they see in chat (crm_core.scope), with refusals and views audit-logged under their userid. What a
+staff token may not see answers 404 exactly as what does not exist, so ids cannot be probed.
 
 Lists answer {"items": [...], "total": N, "next": cursor-or-null}; `next` is passed back as
 `cursor`. A filter given with an empty value (`?since=`) is not applied, as if absent. Views
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from crm_core.api_tokens import TOKEN_PREFIX, ApiTokenService
 from crm_core.audit import AuditService
-from crm_core.customers import CustomerService
+from crm_core.customers import CustomerNotFoundError, CustomerService
 from crm_core.errors import NotFoundError
 from crm_core.messages import MessageFilter, MessageService
 from crm_core.models import Customer, Message, Staff
@@ -84,8 +85,11 @@ async def _authorize(request: web.Request, session) -> Caller:
     """Every /api/v1 view starts here: who is asking (their bearer token), then the one rule for
     every parameter."""
     expected = request.app[keys.SETTINGS].api_token
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    given = given.strip() if scheme.lower() == "bearer" else ""
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    # Tokens are ASCII; anything else (aiohttp keeps bytes that are not UTF-8 as lone surrogates,
+    # which no hash or comparison can take) is no token we issued: a 401 like any wrong one.
+    given = given.strip() if scheme.lower() == "bearer" and header.isascii() else ""
     if expected and hmac.compare_digest(given.encode(), expected.encode()):
         caller = Caller("api", Scope(0, None))
     elif given.startswith(TOKEN_PREFIX) and (staff := await ApiTokenService(session).staff_for(given)) is not None:
@@ -99,10 +103,12 @@ async def _authorize(request: web.Request, session) -> Caller:
     return caller
 
 
-def _outside_scope(session, caller: Caller, customer: Customer, action: str) -> web.HTTPException:
-    """A staff token asking for someone else's customer: refused, and the attempt is on file."""
-    AuditService(session).record(actor=caller.actor, action=f"{action}_denied", customer_id=customer.id)
-    return _error(web.HTTPForbidden, f"customer {customer.id} is outside your data scope")
+def hidden(session, caller: Caller, action: str, customer_id: int, not_found: Exception,
+           detail: str = "") -> web.HTTPException:
+    """A staff token asking for what is not theirs: the attempt is on file, and the answer is the
+    404 of `not_found`, word for word what a nonexistent id gets."""
+    AuditService(session).record(actor=caller.actor, action=f"{action}_denied", customer_id=customer_id, detail=detail)
+    return _error(web.HTTPNotFound, str(not_found))
 
 
 def _reject_nul(request: web.Request) -> None:
@@ -159,11 +165,17 @@ def _customer_id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _customer_or_404(session, customer_id: int) -> Customer:
+async def _visible_customer(session, caller: Caller, customer_id: int, action: str) -> Customer:
+    """The customer, if it exists and the caller may see it; a 404 alike for either failure."""
     try:
-        return await CustomerService(session).get(customer_id)
+        customer = await CustomerService(session).get(customer_id)
     except NotFoundError as exc:
         raise _error(web.HTTPNotFound, str(exc))
+    if not caller.scope.allows(customer):
+        refusal = hidden(session, caller, action, customer.id, CustomerNotFoundError(f"customer {customer_id} does not exist"))
+        await session.commit()
+        raise refusal
+    return customer
 
 
 async def list_customers(request: web.Request) -> web.Response:
@@ -180,11 +192,7 @@ async def list_customers(request: web.Request) -> web.Response:
 async def get_customer(request: web.Request) -> web.Response:
     async with request.app[keys.SESSIONS]() as session:
         caller = await _authorize(request, session)
-        customer = await _customer_or_404(session, _customer_id(request))
-        if not caller.scope.allows(customer):
-            refusal = _outside_scope(session, caller, customer, "customer.view")
-            await session.commit()
-            raise refusal
+        customer = await _visible_customer(session, caller, _customer_id(request), "customer.view")
         AuditService(session).record(actor=caller.actor, action="customer.view", customer_id=customer.id)
         await session.commit()
     return web.json_response(customer_json(customer))
@@ -195,11 +203,7 @@ async def customer_messages(request: web.Request) -> web.Response:
         caller = await _authorize(request, session)
         customer_id = _customer_id(request)
         limit, after = _page_params(request)
-        customer = await _customer_or_404(session, customer_id)
-        if not caller.scope.allows(customer):
-            refusal = _outside_scope(session, caller, customer, "customer.messages")
-            await session.commit()
-            raise refusal
+        await _visible_customer(session, caller, customer_id, "customer.messages")
         items, total = await MessageService(session).list(MessageFilter(customer_id=customer_id), after_id=after, limit=limit + 1)
         AuditService(session).record(actor=caller.actor, action="customer.messages", customer_id=customer_id)
         await session.commit()

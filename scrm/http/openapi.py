@@ -54,9 +54,8 @@ def _op(summary: str, schema_ref: str, params: list | None = None, extra: dict |
     }
 
 
-_OUTSIDE_SCOPE = {"403": {"description": "a staff token asked for a customer outside that staff member's data scope",
-                          "content": _ERROR_BODY}}
-_NOT_FOUND = {"404": {"description": "no such customer", "content": _ERROR_BODY}, **_OUTSIDE_SCOPE}
+_NOT_FOUND = {"404": {"description": "no such customer, or (for a staff token) one outside that staff member's data "
+                                     "scope: both answer alike, and the attempt is audit-logged", "content": _ERROR_BODY}}
 
 OPENAPI: dict = {
     "openapi": "3.1.0",
@@ -179,7 +178,8 @@ OPENAPI: dict = {
         "/api/v1/tickets/{number}": _op(
             "One ticket with its history", "TicketDetail",
             [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
-            {"404": {"description": "no such ticket", "content": _ERROR_BODY}, **_OUTSIDE_SCOPE},
+            {"404": {"description": "no such ticket, or one this staff token may not see (answered alike)",
+                     "content": _ERROR_BODY}},
         ),
     },
 }

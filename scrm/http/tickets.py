@@ -9,14 +9,15 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from crm_core.audit import AuditService
-from crm_core.models import Customer, Staff
+from crm_core.models import Staff
 from crm_core.ticket_models import Ticket, TicketEvent
-from crm_core.tickets import PRIORITIES, TicketNotFoundError, TicketService, default_policy
+from crm_core.ticket_routing import TicketAccess
+from crm_core.tickets import PRIORITIES, TicketNotFoundError, TicketService
 from scrm import keys
-from scrm.http.api import Caller, _authorize, _error, _id_param, _iso, _outside_scope, _page, _page_params, _parse_since
+from scrm.http.api import Caller, _authorize, _error, _id_param, _iso, _page, _page_params, _parse_since, hidden
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def ticket_routes() -> list[web.RouteDef]:
 
 async def list_tickets(request: web.Request) -> web.Response:
     """Filters: status, priority, category, group, assignee (userid), customer_id, since (created at or after).
-    A staff token sees the tickets of customers in its scope and those assigned to it."""
+    A staff token sees the tickets chat would show it (crm_core.ticket_routing)."""
     async with request.app[keys.SESSIONS]() as session:
         caller = await _authorize(request, session)
         return await _list_tickets(request, session, caller)
@@ -40,8 +41,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def _list_tickets(request: web.Request, session, caller: Caller) -> web.Response:
     limit, after = _page_params(request)
     query = request.query
-    conditions = [] if caller.scope.everyone else [or_(
-        Ticket.customer_id.in_(select(Customer.id).where(*caller.scope.where())), Ticket.assignee_id == caller.staff_id)]
+    conditions = await (await _access(request, session, caller)).where()
     for name, allowed in (("status", STATUSES), ("priority", PRIORITIES)):
         value = query.get(name)
         if value:
@@ -68,22 +68,28 @@ async def _list_tickets(request: web.Request, session, caller: Caller) -> web.Re
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    settings = request.app[keys.SETTINGS]
+    number = request.match_info["number"]
     async with request.app[keys.SESSIONS]() as session:
         caller = await _authorize(request, session)
-        service = TicketService(session, default_policy(), settings.tz)
+        service = TicketService(session, request.app[keys.TICKETS], request.app[keys.SETTINGS].tz)
         try:
-            ticket = await service.get(request.match_info["number"])
+            ticket = await service.get(number)
         except TicketNotFoundError as exc:
             raise _error(web.HTTPNotFound, str(exc))
-        if not caller.scope.allows(ticket.customer) and ticket.assignee_id != caller.staff_id:
-            refusal = _outside_scope(session, caller, ticket.customer, "ticket.view")
+        if not await (await _access(request, session, caller)).allows(ticket):
+            refusal = hidden(session, caller, "ticket.view", ticket.customer_id,
+                             TicketNotFoundError(f"ticket {number} does not exist"), detail=ticket.number)
             await session.commit()
             raise refusal
         events = await service.history(ticket)
         AuditService(session).record(actor=caller.actor, action="ticket.view", customer_id=ticket.customer_id, detail=ticket.number)
         await session.commit()
     return web.json_response({**ticket_json(ticket), "events": [event_json(e) for e in events]})
+
+
+async def _access(request: web.Request, session, caller: Caller) -> TicketAccess:
+    staff = await session.get(Staff, caller.staff_id) if caller.staff_id is not None else None
+    return TicketAccess(request.app[keys.TICKETS].team(session), staff, caller.scope)
 
 
 def ticket_json(t: Ticket) -> dict[str, Any]:

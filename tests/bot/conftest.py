@@ -6,6 +6,7 @@ workers settle, and returns the replies that reached that user in the WeCom simu
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import count
@@ -13,6 +14,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+
+from config.roles import RoleMap
+from connectors.wecom.profiles import staff_profile
+from crm_core.staff import StaffService
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
@@ -31,6 +36,35 @@ chenjing = "admin"
 liuyang = "manager"
 wangfang = "support"
 """
+
+# The sample company's support agents: 客户服务部 (department 3), where wangfang is support (ROLES_TOML).
+TICKET_ROUTING_TOML = """
+[routing]
+agent_departments = [3]
+"""
+
+
+async def sync_directory(sessions, sim, roles_toml: str = ROLES_TOML) -> None:
+    """Every simulator member into the staff table with their role, as the directory sync does for
+    the whole address book (ticket routing reads the staff table)."""
+    roles = tomllib.loads(roles_toml)
+    role_map = RoleMap(users=roles.get("users", {}), departments={int(k): v for k, v in roles.get("departments", {}).items()},
+                       default=roles.get("default", "sales"))
+    async with sessions() as session:
+        for userid in sorted(sim.staff):
+            profile = staff_profile(sim.staff[userid])
+            await StaffService(session).upsert(profile, role=role_map.role_for(
+                profile.userid, profile.department_ids, is_leader=profile.is_leader))
+        await session.commit()
+
+
+def sample_company_files(tmp_path: Path) -> dict[str, Path]:
+    """The sample company's SCRM_ROLES_FILE and SCRM_TICKET_ROUTING_FILE, as Settings fields."""
+    roles, routing = tmp_path / "roles.toml", tmp_path / "ticket_routing.toml"
+    roles.write_text(ROLES_TOML, encoding="utf-8")
+    routing.write_text(TICKET_ROUTING_TOML, encoding="utf-8")
+    return {"roles_file": roles, "ticket_routing_file": routing}
+
 
 SAMPLE_OWNERS = {"赵磊": "zhangwei", "孙丽": "zhangwei", "周杰": "zhangwei", "吴敏": "lina", "郑浩": "lina",
                  "冯雪": "lina", "何军": "wangfang", "罗燕": "liuyang"}

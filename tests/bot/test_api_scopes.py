@@ -58,9 +58,12 @@ async def test_a_reps_token_sees_only_their_customers_and_the_refusal_is_audited
     assert len(await names(chat, API_TOKEN)) == 8
     own, other = await chat.customer("赵磊"), await chat.customer("吴敏")
     assert (await get(chat, f"/api/v1/customers/{own.id}", token))[0] == 200
-    status, body = await get(chat, f"/api/v1/customers/{other.id}", token)
-    assert status == 403 and "outside your data scope" in body["error"]
-    assert (await get(chat, f"/api/v1/customers/{other.id}/messages", token))[0] == 403
+    # Not theirs answers exactly like does not exist: ids cannot be probed (issue #18 item 7).
+    missing = other.id + 1000
+    assert await get(chat, f"/api/v1/customers/{other.id}", token) == (404, {"error": f"customer {other.id} does not exist"})
+    assert await get(chat, f"/api/v1/customers/{missing}", token) == (404, {"error": f"customer {missing} does not exist"})
+    assert await get(chat, f"/api/v1/customers/{other.id}/messages", token) == (
+        404, {"error": f"customer {other.id} does not exist"})
     status, body = await get(chat, "/api/v1/messages", token, limit=1000)
     assert status == 200 and body["items"]
     assert {m["customer_id"] for m in body["items"]} <= {own.id, (await chat.customer("孙丽")).id,

@@ -141,7 +141,7 @@ async def test_a_customer_who_unsubscribed_is_not_resubscribed_by_a_rep_alone(ch
 async def test_changes_stay_within_the_reps_data_scope(chat):
     await chat.onboard("赵磊", "吴敏", "何军")  # 吴敏's WeCom description gives 1992-11-23
     for line in ("生日 吴敏 3月2日", "合同 吴敏 2027-06-30", "关怀 吴敏 开启", "生日 吴敏"):
-        assert "「吴敏」不在您的客户范围内" in await chat.ask("zhangwei", line), line
+        assert "没有找到与「吴敏」相关的客户" in await chat.ask("zhangwei", line), line
     wu = await chat.customer("吴敏")
     assert (wu.birthday, wu.contract_ends_on, wu.care_consent) == (Birthday(11, 23, year=1992), None, False)
     assert await audit_details(chat, "customer.view_denied") == ["zhangwei q='吴敏'"] * 4

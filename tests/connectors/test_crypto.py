@@ -14,9 +14,13 @@ import pytest
 from wechatpy.work.crypto import PrpCrypto
 
 from connectors.wecom.crypto import (
+    MAX_ENVELOPE_BYTES,
+    MAX_XML_FIELDS,
     CallbackCrypto,
+    EnvelopeTooLargeError,
     MalformedCallbackError,
     SignatureError,
+    find_encrypted,
     parse_plaintext_xml,
 )
 from connectors.wecom.simulator.callbacks import (
@@ -244,3 +248,61 @@ AGREEMENT_CASES = [
 @pytest.mark.parametrize("text", AGREEMENT_CASES)
 def test_parse_plaintext_xml_agrees_with_a_tree_walk(text: str) -> None:
     assert parse_plaintext_xml(text) == reference_flatten(text)
+
+
+ENVELOPE_SHAPES = [
+    envelope("QUJDRA=="),
+    b'<?xml version="1.0" encoding="utf-8"?>\n<xml>\n  <ToUserName><![CDATA[wx1]]></ToUserName>\n'
+    b"  <Encrypt><![CDATA[QUJDRA==]]></Encrypt>\n  <AgentID><![CDATA[218]]></AgentID>\n</xml>\n",
+    b"<xml><Encrypt>QUJDRA==</Encrypt><AgentID>218</AgentID><Empty/></xml>",
+    b"<xml><ToUserName><![CDATA[a>b]]></ToUserName><Encrypt><![CDATA[QUJD]]><![CDATA[RA==]]></Encrypt></xml>",
+]
+
+
+@pytest.mark.parametrize("body", ENVELOPE_SHAPES)
+def test_envelope_scan_finds_encrypt_in_every_shape_wecom_writes(body: bytes) -> None:
+    assert find_encrypted(body) == "QUJDRA=="
+
+
+def test_envelope_scan_reads_the_public_vectors_as_a_parser_does() -> None:
+    for vector in VECTORS.values():
+        if "body" in vector["post_xml"]:
+            body = vector["post_xml"]["body"]
+            assert find_encrypted(body.encode()) == ET.fromstring(body).findtext("Encrypt")
+
+
+@pytest.mark.parametrize("body", [
+    b"<xml>" + b"<a/>" * 1999 + b"</xml>",  # the audit's 8 KB flood of siblings
+    b"<xml>" + b"<a>" * 5 + b"<Encrypt>QUJD</Encrypt>" + b"</a>" * 5 + b"</xml>",
+    b"<xml><Encrypt>QUJD</Encrypt><Encrypt>QUJD</Encrypt></xml>",
+    b"<xml><a><Encrypt>QUJD</Encrypt></a></xml>",  # not the root's child
+    b"<xml><Encrypt><b>QUJD</b></Encrypt></xml>",
+    b"<xml><Encrypt>QUJD</Encrypt></xml><xml/>",
+    b"<xml><Encrypt>QUJD</Encrypt></yml>",
+    b"<xml><Encrypt>QUJD</Encrypt>",
+    b"<xml><!-- hi --><Encrypt>QUJD</Encrypt></xml>",
+    b"<xml><Encrypt>QU JD</Encrypt></xml>",
+    b"<xml><Encrypt>&amp;</Encrypt></xml>",
+    b"<xml><Encrypt><![CDATA[QUJD</Encrypt></xml>",
+    b"junk<xml><Encrypt>QUJD</Encrypt></xml>",
+    b"<xml><Encrypt>QUJD</Encrypt></xml>junk",
+    b"<xml><Encrypt></Encrypt></xml>",
+    b"<>",
+    b"",
+])
+def test_envelope_scan_refuses_anything_wecom_would_not_send(body: bytes) -> None:
+    with pytest.raises(MalformedCallbackError):
+        find_encrypted(body)
+
+
+def test_envelope_scan_refuses_an_oversized_body_before_looking_at_it() -> None:
+    with pytest.raises(EnvelopeTooLargeError):
+        find_encrypted(b"<xml><Encrypt>" + b"A" * MAX_ENVELOPE_BYTES + b"</Encrypt></xml>")
+
+
+def test_many_siblings_flatten_in_linear_time() -> None:
+    text = "<xml>" + "<a>1</a>" * MAX_XML_FIELDS + "</xml>"
+    started = time.perf_counter()
+    fields = parse_plaintext_xml(text)
+    assert time.perf_counter() - started < 0.1  # a quarter of a second before the repeat counter
+    assert len(fields) == MAX_XML_FIELDS and fields[f"a#{MAX_XML_FIELDS}"] == "1"

@@ -115,7 +115,12 @@ async def sim_server(aiohttp_server, sim: SimulatorState) -> TestServer:
 
 @pytest.fixture
 async def service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client) -> Service:
-    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")))
+    return await make_service(backend, sim, sim_server, aiohttp_client)
+
+
+async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client, **changes) -> Service:
+    """The running service; `changes` are Settings fields (roles_file, ...)."""
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), **changes)
     client = await aiohttp_client(create_app(settings, TEST_ROLES))
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,

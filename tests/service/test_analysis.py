@@ -12,7 +12,10 @@ from crm_core.models import Customer, Message, Staff
 from crm_core.ticket_models import Ticket
 from scrm import keys
 from scrm.cli.nlp_reindex import reindex
-from tests.service.conftest import external_id
+import pytest
+
+from tests.bot.conftest import sample_company_files, sync_directory
+from tests.service.conftest import external_id, make_service
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 
@@ -24,6 +27,14 @@ async def customer_writes(service, name: str, *texts: str) -> None:
         token = service.sim.kf_customer_writes(kfid, external_id(service.sim, name), text)
     await service.wecom.kf_msg_or_event(token, kfid)
     await service.settle()
+
+
+@pytest.fixture
+async def service(backend, sim, sim_server, aiohttp_client, tmp_path):
+    """With the sample company's support agents, so a complaint opens a ticket."""
+    service = await make_service(backend, sim, sim_server, aiohttp_client, **sample_company_files(tmp_path))
+    await sync_directory(service.app[keys.SESSIONS], sim)
+    return service
 
 
 async def test_customer_messages_are_analysed_and_aggregated(service):

@@ -15,12 +15,14 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from crm_core.models import AuditEntry, Customer, Message, Staff
 from crm_core.ticket_models import Ticket
 from scrm.http.openapi import OPENAPI
-from tests.service.conftest import API_TOKEN, Service
+from tests.bot.conftest import sample_company_files
+from tests.service.conftest import API_TOKEN, Service, make_service
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 CHECKS = ",".join([
@@ -98,7 +100,14 @@ async def run_schemathesis(base_url: str, config: Path) -> tuple[int, str]:
     return proc.returncode, out.decode(errors="replace")
 
 
-async def test_api_conforms_to_its_openapi_schema(service: Service, tmp_path):
+@pytest.fixture
+async def supported(backend, sim, sim_server, aiohttp_client, tmp_path) -> Service:
+    """The service with the sample company's roles and ticket routing, so the complaint opens a ticket."""
+    return await make_service(backend, sim, sim_server, aiohttp_client, **sample_company_files(tmp_path))
+
+
+async def test_api_conforms_to_its_openapi_schema(supported: Service, tmp_path):
+    service = supported
     await seed(service)
     config = tmp_path / "schemathesis.toml"
     write_config(config, await known_values(service))

@@ -42,7 +42,7 @@ async def test_sales_reps_only_find_their_own_customers(service):
     await service.wecom.text("zhangwei", "lookup 吴敏", msg_id=5101)
     await service.wecom.text("liuyang", "查 吴敏", msg_id=5102)  # a department leader: manager
     await service.settle()
-    assert "不在您的客户范围内" in replies_to(service, "zhangwei")[0]
+    assert "没有找到" in replies_to(service, "zhangwei")[0]
     assert "【吴敏】" in replies_to(service, "liuyang")[0]
 
 

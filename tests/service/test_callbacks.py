@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from sqlalchemy import func, select
 
@@ -139,16 +140,17 @@ async def test_unknown_callback_types_are_archived_raw(service):
 
 
 async def test_bad_signature_is_refused_and_stores_nothing(service):
-    body, signature = service.crypto.encrypt_callback("<xml><MsgId>1</MsgId></xml>", timestamp="1", nonce="2")
+    now = str(int(time.time()))
+    body, signature = service.crypto.encrypt_callback("<xml><MsgId>1</MsgId></xml>", timestamp=now, nonce="2")
     resp = await service.client.post(
-        "/wecom/callback", params={"msg_signature": "0" * 40, "timestamp": "1", "nonce": "2"}, data=body
+        "/wecom/callback", params={"msg_signature": "0" * 40, "timestamp": now, "nonce": "2"}, data=body
     )
     assert resp.status == 403
     assert await count(service, InboxItem) == 0
 
 
 async def test_malformed_and_hostile_bodies_get_4xx_and_store_nothing(service):
-    params = {"msg_signature": "x", "timestamp": "1", "nonce": "2"}
+    params = {"msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "2"}
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">]>'
         "<xml><Encrypt>&lol2;</Encrypt></xml>"
@@ -167,8 +169,9 @@ async def test_malformed_and_hostile_bodies_get_4xx_and_store_nothing(service):
 
 
 async def test_encrypted_garbage_with_a_valid_signature_is_a_400(service):
-    body, signature = service.crypto.encrypt_callback("this is not xml", timestamp="1", nonce="2")
-    resp = await service.client.post("/wecom/callback", params={"msg_signature": signature, "timestamp": "1", "nonce": "2"}, data=body)
+    now = str(int(time.time()))
+    body, signature = service.crypto.encrypt_callback("this is not xml", timestamp=now, nonce="2")
+    resp = await service.client.post("/wecom/callback", params={"msg_signature": signature, "timestamp": now, "nonce": "2"}, data=body)
     assert resp.status == 400
     assert await count(service, InboxItem) == 0
 

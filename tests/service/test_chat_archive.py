@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,8 @@ from crm_core.models import ChatArchiveCursor, Customer, InboxItem, Message
 from crm_core.ticket_models import Ticket
 from scrm.app import create_app
 from scrm.ingest.chat_archive_puller import ChatArchivePuller
-from scrm.keys import CHAT_ARCHIVE_PULLER
-from tests.bot.conftest import ROLES_TOML
+from scrm.keys import CHAT_ARCHIVE_PULLER, SESSIONS
+from tests.bot.conftest import sample_company_files, sync_directory
 from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
 
 WAIT = 20  # seconds allowed for a background round; it takes milliseconds
@@ -45,18 +46,24 @@ class ArchiveService:
     def __init__(self, backend, sim, sim_server, aiohttp_client, tmp_path: Path, company_key) -> None:
         self.backend, self.sim, self.sim_server, self.aiohttp_client = backend, sim, sim_server, aiohttp_client
         self.tmp_path = tmp_path
-        self.roles = tmp_path / "roles.toml"
-        self.roles.write_text(ROLES_TOML, encoding="utf-8")
+        self.files = sample_company_files(tmp_path)
         self.key_file = write_pem(company_key, tmp_path / "archive_v1.pem")
         sim.chat_archive = sample_chat_archive(company_key.public_key())
+
+    async def _directory_ctx(self, app) -> AsyncIterator[None]:
+        """The staff table filled before the workers start, as the directory sync leaves it."""
+        await sync_directory(app[SESSIONS], self.sim)
+        yield
 
     async def start(self, *, key_file: Path | None = None, older_keys: tuple[tuple[int, Path], ...] = (),
                     wait: bool = True) -> Service:
         archive = ArchiveSettings(secret=DEMO_ARCHIVE_SECRET, private_key_file=key_file or self.key_file,
                                   private_keys=older_keys, poll_seconds=3600)
         settings = service_settings(self.backend, self.sim, str(self.sim_server.make_url("/cgi-bin/")),
-                                    roles_file=self.roles, archive=archive)
-        client = await self.aiohttp_client(create_app(settings, TEST_ROLES))
+                                    **self.files, archive=archive)
+        app = create_app(settings, TEST_ROLES)
+        app.cleanup_ctx.insert(1, self._directory_ctx)  # after the database, before the workers start
+        client = await self.aiohttp_client(app)
         crypto = CallbackCrypto(self.sim.callback_token, self.sim.encoding_aes_key, self.sim.corp_id)
         sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
                                 corp_id=self.sim.corp_id, agent_id=str(self.sim.agent_id))

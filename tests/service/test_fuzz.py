@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -71,10 +72,10 @@ async def post(service, params: dict, body: bytes) -> int:
 
 async def test_mutated_and_forged_callbacks_are_refused_without_5xx_or_storage(service):
     rng = random.Random(SEED)
-    sim, crypto = service.sim, service.crypto
+    sim, crypto, now = service.sim, service.crypto, str(int(time.time()))
     plaintext = build_plaintext_text(sim.corp_id, str(sim.agent_id), "zhangwei", "查 赵磊", msg_id=1)
-    body, signature = crypto.encrypt_callback(plaintext, timestamp="1700000000", nonce="42", agent_id=str(sim.agent_id))
-    good = {"msg_signature": signature, "timestamp": "1700000000", "nonce": "42"}
+    body, signature = crypto.encrypt_callback(plaintext, timestamp=now, nonce="42", agent_id=str(sim.agent_id))
+    good = {"msg_signature": signature, "timestamp": now, "nonce": "42"}
     encrypted = body.split("<Encrypt><![CDATA[")[1].split("]]>")[0]
     statuses = []
     for _ in range(CASES):
@@ -83,7 +84,7 @@ async def test_mutated_and_forged_callbacks_are_refused_without_5xx_or_storage(s
             statuses.append(await post(service, good, mutate(body.encode(), rng)))
         elif kind == "mutated ciphertext, valid signature":
             forged = mutate(encrypted.encode(), rng).decode("latin-1")
-            params = {**good, "msg_signature": sign(sim.callback_token, "1700000000", "42", forged)}
+            params = {**good, "msg_signature": sign(sim.callback_token, now, "42", forged)}
             statuses.append(await post(service, params, f"<xml><Encrypt><![CDATA[{forged}]]></Encrypt></xml>".encode("utf-8", "replace")))
         elif kind == "random bytes":
             statuses.append(await post(service, good, bytes(rng.randrange(256) for _ in range(rng.randint(0, 4096)))))
@@ -96,7 +97,7 @@ async def test_mutated_and_forged_callbacks_are_refused_without_5xx_or_storage(s
 
 async def test_well_signed_garbage_and_the_wrong_corp_are_4xx_and_store_nothing(service):
     rng = random.Random(SEED + 1)
-    sim, crypto = service.sim, service.crypto
+    sim, crypto, now = service.sim, service.crypto, str(int(time.time()))
     other_corp = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, "wwsomeoneelse0001")
     plaintexts = ["", "<xml>", "<xml><MsgType>text</xml>", "<" * 5000, random_text(rng, 300),
                   "<xml>" + "<a>" * 2000 + "</a>" * 2000 + "</xml>",  # deeper than any real message
@@ -104,14 +105,14 @@ async def test_well_signed_garbage_and_the_wrong_corp_are_4xx_and_store_nothing(
                   '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>']
     for i, plaintext in enumerate(plaintexts):
         for who in (crypto, other_corp):
-            body, signature = who.encrypt_callback(plaintext, timestamp="1700000000", nonce=str(i))
-            status = await post(service, {"msg_signature": signature, "timestamp": "1700000000", "nonce": str(i)},
+            body, signature = who.encrypt_callback(plaintext, timestamp=now, nonce=str(i))
+            status = await post(service, {"msg_signature": signature, "timestamp": now, "nonce": str(i)},
                                 body.encode())
             assert 400 <= status < 500, (plaintext[:30], who is other_corp, status)
     # A well-formed callback for another corp is refused too, however valid it looks.
     valid = build_plaintext_text(sim.corp_id, str(sim.agent_id), "zhangwei", "帮助", msg_id=77)
-    body, signature = other_corp.encrypt_callback(valid, timestamp="1700000000", nonce="9")
-    status = await post(service, {"msg_signature": signature, "timestamp": "1700000000", "nonce": "9"}, body.encode())
+    body, signature = other_corp.encrypt_callback(valid, timestamp=now, nonce="9")
+    status = await post(service, {"msg_signature": signature, "timestamp": now, "nonce": "9"}, body.encode())
     assert 400 <= status < 500
     assert await stored(service) == (0, 0)
 

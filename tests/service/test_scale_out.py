@@ -40,6 +40,7 @@ from crm_core.job_runs import JobRun
 from scheduler.runner import RUN_LEASE_PREFIX, Scheduler
 from scrm.bench.processes import free_port, wait_healthy
 from scrm.delivery.sender import message_text
+from tests.bot.conftest import sample_company_files, sync_directory
 from tests.conftest import PG_URL, REDIS_URL, Backend, _flush_redis, _reset_postgres, require_service
 from tests.scheduler.test_runner import TZ, Clock, env, morning_job  # noqa: F401  (env is a fixture)
 
@@ -457,7 +458,10 @@ async def test_two_schedulers_and_two_workers_send_each_greeting_ticket_and_repl
     tz_name = business_timezone(utcnow())
     tz = ZoneInfo(tz_name)
     today = utcnow().astimezone(tz).date()
-    fleet.env.update({"SCRM_TIMEZONE": tz_name, "SCRM_WORKER_LEASE_SECONDS": "10"})
+    files = sample_company_files(fleet.workdir)  # wangfang of 客户服务部 takes the tickets
+    fleet.env.update({"SCRM_TIMEZONE": tz_name, "SCRM_WORKER_LEASE_SECONDS": "10",
+                      "SCRM_ROLES_FILE": str(files["roles_file"]), "SCRM_TICKET_ROUTING_FILE": str(files["ticket_routing_file"])})
+    await sync_directory(db, sim)
     ids, owner_of = await add_birthday_customers(db, sim, today)
     birthday_rows = (select(func.count()).select_from(CareDelivery)
                      .where(CareDelivery.occasion == "birthday", CareDelivery.occasion_date == today))

@@ -16,9 +16,10 @@ from config.settings import ConfigError, WebhookSettings, WeComSettings, load_se
 from connectors.webhook import sign
 from crm_core.models import Customer, InboxItem, Message
 from crm_core.ticket_models import Ticket
+from scrm import keys
 from scrm.app import create_app
 from scrm.delivery.sender import message_text
-from tests.bot.conftest import ROLES_TOML
+from tests.bot.conftest import sample_company_files, sync_directory
 from tests.service.conftest import TEST_ROLES, Service, service_settings
 
 SECRET = "site-secret-0123456789abcdef"
@@ -48,12 +49,12 @@ async def count(service: Service, model, *where) -> int:
 @pytest.fixture
 async def hook(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Service:
     """The service with two webhook channels and the support roles tickets are routed by."""
-    roles = tmp_path / "roles.toml"
-    roles.write_text(ROLES_TOML, encoding="utf-8")
-    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles,
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), **sample_company_files(tmp_path),
                                 webhook=WebhookSettings(secrets=(("site", SECRET), ("feishu", FEISHU_SECRET))))
     client = await aiohttp_client(create_app(settings, TEST_ROLES))
-    return Service(client=client, sim=sim, wecom=None, crypto=None, settings=settings)
+    service = Service(client=client, sim=sim, wecom=None, crypto=None, settings=settings)
+    await sync_directory(service.app[keys.SESSIONS], service.sim)
+    return service
 
 
 async def test_a_signed_message_creates_the_customer_and_is_archived_with_its_analysis(hook):

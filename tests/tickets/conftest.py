@@ -18,7 +18,7 @@ from scrm import keys
 from scrm.app import create_app
 from scrm.delivery.sender import message_text
 from scrm.ingest.ticket_intake import TicketIntake
-from tests.bot.conftest import ROLES_TOML, Chat
+from tests.bot.conftest import Chat, sample_company_files, sync_directory
 from tests.service.conftest import *
 from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
 
@@ -39,6 +39,11 @@ class Desk(Chat):
 
     def advance(self, **delta: float) -> None:
         self.set_clock(self.now + timedelta(**delta))
+
+    @property
+    def policy(self):
+        """The running service's ticket policy, its routing file included."""
+        return self.service.app[keys.TICKETS]
 
     @property
     def pipeline(self):
@@ -67,9 +72,7 @@ class Desk(Chat):
 
 @pytest.fixture
 async def desk(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Desk:
-    roles = tmp_path / "roles.toml"
-    roles.write_text(ROLES_TOML, encoding="utf-8")
-    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles)
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), **sample_company_files(tmp_path))
     app = create_app(settings, TEST_ROLES)
     client = await aiohttp_client(app)
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
@@ -77,5 +80,6 @@ async def desk(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Desk
                             corp_id=sim.corp_id, agent_id=str(sim.agent_id))
     desk = Desk(Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings))
     desk.set_clock(utcnow().replace(microsecond=0))
+    await sync_directory(desk.service.app[keys.SESSIONS], desk.service.sim)
     return desk
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from crm_core.models import Message
+from crm_core.models import Message, Staff
 from crm_core.ticket_models import TicketEvent
-from crm_core.tickets import TicketService, default_policy
+from crm_core.ticket_routing import AgentSelector
+from crm_core.tickets import Group
 from scrm.delivery.sender import message_text as reply_text
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
@@ -30,7 +31,7 @@ async def test_complaint_to_rating_end_to_end(desk):
     assert card["msgtype"] == "textcard" and ticket.number in card["textcard"]["title"]
     assert "孙丽" in card["textcard"]["description"] and "紧急" in card["textcard"]["description"]
     [owner_note] = desk.app_sent("zhangwei")
-    assert ticket.number in reply_text(owner_note) and "wangfang" in reply_text(owner_note)  # not synced yet: userid
+    assert ticket.number in reply_text(owner_note) and "王芳" in reply_text(owner_note)
     [ack] = desk.kf_sent("孙丽")
     assert ticket.number in ack
 
@@ -118,21 +119,18 @@ async def test_vip_repeat_and_threat_priorities(desk):
 async def test_agents_are_balanced_and_inactive_means_manager_is_told(desk, monkeypatch):
     await desk.onboard("赵磊", "孙丽", "周杰")
     async with desk.service.sessions() as session:
-        service = TicketService(session, default_policy(), desk.service.settings.tz)
-        lina = await service.staff("lina")
+        lina = await session.scalar(select(Staff).where(Staff.userid == "lina"))
         lina.role = "support"
         await session.commit()
-    policy = default_policy()
-    monkeypatch.setitem(policy.groups, "aftersales", policy.groups["aftersales"].__class__(
-        "aftersales", "售后组", ("wangfang", "lina"), "liuyang"))
+    policy = desk.policy  # 售后组: 客户服务部 (wangfang) and lina by userid
+    monkeypatch.setitem(policy.groups, "aftersales", Group("aftersales", "售后组", AgentSelector((3,), users=("lina",))))
     await desk.customer_writes("赵磊", "东西坏了，要求退款")
     await desk.customer_writes("孙丽", "收到的货是坏的，我要退货")
     first, second = await desk.tickets()
     assert {first.assignee.userid, second.assignee.userid} == {"wangfang", "lina"}
 
     async with desk.service.sessions() as session:
-        for userid in ("wangfang", "lina"):
-            staff = await TicketService(session, policy, desk.service.settings.tz).staff(userid)
+        for staff in (await session.scalars(select(Staff).where(Staff.userid.in_(("wangfang", "lina"))))).all():
             staff.active = False
         await session.commit()
     await desk.customer_writes("周杰", "设备用了一周就坏了，质量太差，要退款")

@@ -34,7 +34,7 @@ async def _message(desk, name: str, text: str, *, channel: str = "wecom_kf", msg
 
 
 async def _intake(desk, customer_id: int, message_id: int) -> None:
-    intake = TicketIntake(desk.service.settings.tz, clock=lambda: desk.now)
+    intake = TicketIntake(desk.service.settings.tz, desk.policy, clock=lambda: desk.now)
     async with desk.service.sessions() as session:
         await intake(session, await session.get(Customer, customer_id), await session.get(Message, message_id))
         await session.commit()
@@ -101,7 +101,7 @@ async def test_sla_breaches_escalate_to_agent_then_manager_once_each(desk):
 
     async def escalate(**after) -> int:
         async with desk.service.sessions() as session:
-            count = await TicketService(session, default_policy(), tz).escalate_sla_breaches(start + timedelta(**after))
+            count = await TicketService(session, desk.policy, tz).escalate_sla_breaches(start + timedelta(**after))
             await session.commit()
         return count
 
