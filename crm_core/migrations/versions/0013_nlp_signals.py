@@ -4,13 +4,13 @@ A complaint ticket keeps the complaint score and the words that made the message
 complaint, so the agent sees why it was opened; `工单 误判` marks a false one (dismissed_at),
 and `scrm nlp eval --from-tickets` counts those for the next retraining.
 
-Revision ID: 0016_nlp_signals
+Revision ID: 0013
 Revises: 0012
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_nlp_signals"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None

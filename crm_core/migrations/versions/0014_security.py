@@ -5,15 +5,15 @@ by WeCom department (id or name) and member tag (通讯录标签) instead of by 
 resolved against what the directory sync stores here. Until it has run, departments named by id
 still resolve through staff.department_ids.
 
-Revision ID: 0012_security
-Revises: 0016_nlp_signals
+Revision ID: 0014
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
 import crm_core.db
 
-revision = "0012_security"
-down_revision = "0016_nlp_signals"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
