@@ -12,33 +12,17 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
 STATE_KEY: web.AppKey[SimulatorState] = web.AppKey("wecom_simulator_state", SimulatorState)
 TEXT_MAX_BYTES = 2048  # "文本消息类型：最长不超过2048个字节" (errcode 45002 beyond it)
 KF_MSGID = re.compile(r"[0-9a-zA-Z_-]{1,32}")  # caller-chosen kf msgid; longer -> 40058 "msgid exceed max length"
-
-Reply = dict[str, Any]
-ApiHandler = Callable[[SimulatorState, "web.Request", dict[str, Any]], Reply]
-
-
-class ApiError(Exception):
-    """Ends an API handler with a WeCom errcode."""
-
-    def __init__(self, errcode: int) -> None:
-        super().__init__(errcode)
-        self.errcode = errcode
-
-
-def _ok(**fields: Any) -> Reply:
-    return {"errcode": 0, "errmsg": "ok", **fields}
-
 
 def _check_text(content: Any) -> None:
     if not isinstance(content, str) or not content:
@@ -59,7 +43,7 @@ def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
     archive_secret = state.chat_archive.secret if state.chat_archive else None
     if secret != state.secret and secret != archive_secret:
         raise ApiError(40001)
-    return _ok(access_token=state.issue_access_token(), expires_in=7200)
+    return ok(access_token=state.issue_access_token(), expires_in=7200)
 
 
 def _user_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
@@ -69,7 +53,7 @@ def _user_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
     user = state.staff.get(userid)
     if user is None:
         raise ApiError(60111)
-    return _ok(**user)
+    return ok(**user)
 
 
 def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
@@ -81,7 +65,7 @@ def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[s
         # 84061 不存在外部联系人的关系: no member of the corp follows them (any more).
         # https://developer.work.weixin.qq.com/document/path/90313 (全局错误码)
         raise ApiError(84061)
-    return _ok(**contact, next_cursor="")
+    return ok(**contact, next_cursor="")
 
 
 def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -110,12 +94,12 @@ def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -
     repeat_of = state.duplicate_check(body)
     if repeat_of is not None:  # WeCom answers ok and delivers nothing: the person already has it
         state.dropped_app_messages.append({"msgid": repeat_of, **body})
-        return _ok(invaliduser="|".join(invalid_users), invalidparty="|".join(invalid_parties),
+        return ok(invaliduser="|".join(invalid_users), invalidparty="|".join(invalid_parties),
                    invalidtag="|".join(totag), unlicenseduser="", msgid=repeat_of)
     msgid = secrets.token_urlsafe(24)
     state.remember_for_duplicate_check(body, msgid)
     state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients), **body})
-    return _ok(
+    return ok(
         invaliduser="|".join(invalid_users),
         invalidparty="|".join(invalid_parties),
         invalidtag="|".join(totag),  # the simulator knows no tags
@@ -138,7 +122,7 @@ def _kf_sync_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) ->
         messages, next_cursor, has_more = state.kf_page(body.get("cursor"), limit, open_kfid)
     except ValueError as exc:
         raise ApiError(40058) from exc
-    return _ok(next_cursor=next_cursor, has_more=int(has_more), msg_list=messages)
+    return ok(next_cursor=next_cursor, has_more=int(has_more), msg_list=messages)
 
 
 def _kf_send_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -155,7 +139,7 @@ def _kf_send_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) ->
         raise ApiError(errcode)
     msgid = str(body.get("msgid") or secrets.token_hex(16))
     state.sent_kf_messages.append({**body, "msgid": msgid})
-    return _ok(msgid=msgid)
+    return ok(msgid=msgid)
 
 
 def _add_msg_template(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -165,7 +149,7 @@ def _add_msg_template(state: SimulatorState, _: web.Request, body: dict[str, Any
     if "text" in body:
         _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None)
     msgid, fail_list = state.add_msg_template(body)
-    return _ok(fail_list=fail_list, msgid=msgid)
+    return ok(fail_list=fail_list, msgid=msgid)
 
 
 def _group_msg_limit(body: dict[str, Any]) -> int:
@@ -188,7 +172,7 @@ def _get_groupmsg_task(state: SimulatorState, _: web.Request, body: dict[str, An
         raise ApiError(41047) from exc
     except ValueError as exc:
         raise ApiError(40058) from exc
-    return _ok(next_cursor=next_cursor, task_list=task_list)
+    return ok(next_cursor=next_cursor, task_list=task_list)
 
 
 def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -207,7 +191,7 @@ def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[
         raise ApiError(41047) from exc
     except ValueError as exc:
         raise ApiError(40058) from exc
-    return _ok(next_cursor=next_cursor, send_list=send_list)
+    return ok(next_cursor=next_cursor, send_list=send_list)
 
 
 def _add_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -215,7 +199,7 @@ def _add_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]
     if errcode := state.contact_way_errcode(body, creating=True):
         raise ApiError(errcode)
     way = state.add_contact_way(body)
-    return _ok(config_id=way["config_id"], **({"qr_code": way["qr_code"]} if "qr_code" in way else {}))
+    return ok(config_id=way["config_id"], **({"qr_code": way["qr_code"]} if "qr_code" in way else {}))
 
 
 def _contact_way(state: SimulatorState, body: dict[str, Any]) -> dict[str, Any]:
@@ -229,7 +213,7 @@ def _contact_way(state: SimulatorState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
-    return _ok(contact_way=_contact_way(state, body))
+    return ok(contact_way=_contact_way(state, body))
 
 
 def _update_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -239,13 +223,13 @@ def _update_contact_way(state: SimulatorState, _: web.Request, body: dict[str, A
     if errcode := state.contact_way_errcode({"type": way["type"], **changes}, creating=False):
         raise ApiError(errcode)
     way.update(changes)
-    return _ok()
+    return ok()
 
 
 def _del_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
     way = _contact_way(state, body)
     del state.contact_ways[way["config_id"]]
-    return _ok()
+    return ok()
 
 
 def _send_welcome_msg(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -261,7 +245,7 @@ def _send_welcome_msg(state: SimulatorState, _: web.Request, body: dict[str, Any
         raise ApiError(errcode)
     entry = state.welcome_codes[str(code)]
     state.sent_welcome_msgs.append({**body, "userid": entry.userid, "external_userid": entry.external_userid})
-    return _ok()
+    return ok()
 
 
 def _finance_getchatdata(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -272,38 +256,36 @@ def _finance_getchatdata(state: SimulatorState, _: web.Request, body: dict[str, 
     if not isinstance(seq, int) or not isinstance(limit, int):
         raise ApiError(40058)
     try:
-        return _ok(chatdata=state.chat_archive.page(seq, limit))
+        return ok(chatdata=state.chat_archive.page(seq, limit))
     except ValueError as exc:
         raise ApiError(40058) from exc
 
 
-@dataclass(frozen=True)
-class _Api:
-    method: str
-    handler: ApiHandler
-    needs_token: bool = True
+CORE_APIS: dict[str, Api] = {
+    "gettoken": Api("GET", _gettoken, needs_token=False),
+    "user/get": Api("GET", _user_get),
+    "externalcontact/get": Api("GET", _external_contact_get),
+    "message/send": Api("POST", _message_send),
+    "kf/sync_msg": Api("POST", _kf_sync_msg),
+    "kf/send_msg": Api("POST", _kf_send_msg),
+    "externalcontact/add_msg_template": Api("POST", _add_msg_template),
+    "externalcontact/get_groupmsg_task": Api("POST", _get_groupmsg_task),
+    "externalcontact/get_groupmsg_send_result": Api("POST", _get_groupmsg_send_result),
+    "externalcontact/add_contact_way": Api("POST", _add_contact_way),
+    "externalcontact/get_contact_way": Api("POST", _get_contact_way),
+    "externalcontact/update_contact_way": Api("POST", _update_contact_way),
+    "externalcontact/del_contact_way": Api("POST", _del_contact_way),
+    "externalcontact/send_welcome_msg": Api("POST", _send_welcome_msg),
+    "sim/finance/getchatdata": Api("POST", _finance_getchatdata),
+}
 
-
-APIS: dict[str, _Api] = {
-    "gettoken": _Api("GET", _gettoken, needs_token=False),
-    "user/get": _Api("GET", _user_get),
-    "externalcontact/get": _Api("GET", _external_contact_get),
-    "message/send": _Api("POST", _message_send),
-    "kf/sync_msg": _Api("POST", _kf_sync_msg),
-    "kf/send_msg": _Api("POST", _kf_send_msg),
-    "externalcontact/add_msg_template": _Api("POST", _add_msg_template),
-    "externalcontact/get_groupmsg_task": _Api("POST", _get_groupmsg_task),
-    "externalcontact/get_groupmsg_send_result": _Api("POST", _get_groupmsg_send_result),
-    "externalcontact/add_contact_way": _Api("POST", _add_contact_way),
-    "externalcontact/get_contact_way": _Api("POST", _get_contact_way),
-    "externalcontact/update_contact_way": _Api("POST", _update_contact_way),
-    "externalcontact/del_contact_way": _Api("POST", _del_contact_way),
-    "externalcontact/send_welcome_msg": _Api("POST", _send_welcome_msg),
-    "sim/finance/getchatdata": _Api("POST", _finance_getchatdata),
+# Each area of the API keeps its endpoints in its own module and is listed here once.
+APIS: dict[str, Api] = {
+    **CORE_APIS,
 }
 
 
-def _endpoint(name: str, api: _Api) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _endpoint(name: str, api: Api) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE_KEY]
         fault = state.take_fault(name)
