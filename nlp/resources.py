@@ -22,7 +22,6 @@ DEFAULT_TRAIN_DATA = (
     REPO_ROOT.parent / "shared" / "datasets" / "sentiment" / "online_shopping_9_cats.csv.gz"
 )
 DATA_DIR = REPO_ROOT / "tests" / "data"
-DEFAULT_CHAT_DATA = DATA_DIR / "chat_sentiment.csv"
 DEFAULT_CUSTOMER_EVAL = DATA_DIR / "customer_eval.csv"
 DEFAULT_OOD_REVIEWS = DATA_DIR / "ood_reviews.csv"
 

@@ -148,14 +148,6 @@ class WeComClient:
         """
         return await self.call("POST", "externalcontact/add_contact_way", json=body)
 
-    async def get_contact_way(self, config_id: str) -> dict[str, Any]:
-        """One configured 「联系我」 code (externalcontact/get_contact_way) under ``contact_way``."""
-        return await self.call("POST", "externalcontact/get_contact_way", json={"config_id": config_id})
-
-    async def update_contact_way(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Change a code's remark, state, users, ... in place (externalcontact/update_contact_way); needs ``config_id``."""
-        return await self.call("POST", "externalcontact/update_contact_way", json=body)
-
     async def del_contact_way(self, config_id: str) -> dict[str, Any]:
         """Delete a code (externalcontact/del_contact_way): scanning it no longer adds anyone."""
         return await self.call("POST", "externalcontact/del_contact_way", json={"config_id": config_id})

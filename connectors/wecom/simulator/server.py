@@ -196,7 +196,7 @@ def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[
 
 def _add_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
     """A 「联系我」 code: type 1 (one rep) or 2 (several), scene 1 (button) or 2 (QR code)."""
-    if errcode := state.contact_way_errcode(body, creating=True):
+    if errcode := state.contact_way_errcode(body):
         raise ApiError(errcode)
     way = state.add_contact_way(body)
     return ok(config_id=way["config_id"], **({"qr_code": way["qr_code"]} if "qr_code" in way else {}))
@@ -210,20 +210,6 @@ def _contact_way(state: SimulatorState, body: dict[str, Any]) -> dict[str, Any]:
     if way is None:
         raise ApiError(41044)
     return way
-
-
-def _get_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
-    return ok(contact_way=_contact_way(state, body))
-
-
-def _update_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
-    """Type and scene stay; the rest is replaced where given."""
-    way = _contact_way(state, body)
-    changes = {k: v for k, v in body.items() if k not in ("config_id", "type", "scene")}
-    if errcode := state.contact_way_errcode({"type": way["type"], **changes}, creating=False):
-        raise ApiError(errcode)
-    way.update(changes)
-    return ok()
 
 
 def _del_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -272,8 +258,6 @@ CORE_APIS: dict[str, Api] = {
     "externalcontact/get_groupmsg_task": Api("POST", _get_groupmsg_task),
     "externalcontact/get_groupmsg_send_result": Api("POST", _get_groupmsg_send_result),
     "externalcontact/add_contact_way": Api("POST", _add_contact_way),
-    "externalcontact/get_contact_way": Api("POST", _get_contact_way),
-    "externalcontact/update_contact_way": Api("POST", _update_contact_way),
     "externalcontact/del_contact_way": Api("POST", _del_contact_way),
     "externalcontact/send_welcome_msg": Api("POST", _send_welcome_msg),
     "sim/finance/getchatdata": Api("POST", _finance_getchatdata),

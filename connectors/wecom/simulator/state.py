@@ -412,17 +412,16 @@ class SimulatorState:
 
     # -- 「联系我」 codes and welcome messages -------------------------------------------------
 
-    def contact_way_errcode(self, body: dict[str, Any], *, creating: bool) -> int:
-        """0 if add_contact_way / update_contact_way may store ``body``, else WeCom's errcode."""
-        if creating:
-            if "type" not in body:
-                return 41037
-            if "scene" not in body:
-                return 41038
-            if body["type"] not in (1, 2):
-                return 41039
-            if body["scene"] not in (1, 2):
-                return 41040
+    def contact_way_errcode(self, body: dict[str, Any]) -> int:
+        """0 if add_contact_way may store ``body``, else WeCom's errcode."""
+        if "type" not in body:
+            return 41037
+        if "scene" not in body:
+            return 41038
+        if body["type"] not in (1, 2):
+            return 41039
+        if body["scene"] not in (1, 2):
+            return 41040
         for name in ("state", "remark"):
             value = body.get(name, "")
             if not isinstance(value, str) or len(value) > 30:
@@ -430,10 +429,9 @@ class SimulatorState:
         users = body.get("user", [])
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             return 40058
-        kind = body.get("type", 2)
-        if kind == 1 and len(users) != 1:
+        if body["type"] == 1 and len(users) != 1:
             return 40058
-        if creating and not users and not body.get("party"):
+        if not users and not body.get("party"):
             return 40058
         if len(users) > CONTACT_WAY_MAX_USERS:
             return 41041
