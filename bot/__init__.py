@@ -16,7 +16,7 @@ from bot.handlers import campaigns, care, channels, customers, deals, followups,
 from crm_core.db import utcnow
 from config.policies import load_policy
 from crm_core.deals import DEAL_PIPELINE_FILE, DealStages
-from crm_core.tickets import TicketPolicy, default_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy
 
 
 def build_dispatcher(

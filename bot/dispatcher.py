@@ -31,7 +31,7 @@ from crm_core.deals import DealStages
 from crm_core.errors import DomainError
 from crm_core.models import Message, Staff
 from crm_core.outbox import OutboxService
-from crm_core.tickets import TicketPolicy, default_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from config.templates import render
-from crm_core.tickets import default_policy
+from crm_core.ticket_policy import default_policy
 from crm_core.customer_view import CustomerView
 from crm_core.lead_score import default_policy as lead_score_policy
 from crm_core.models import Customer, Deal, FollowUp

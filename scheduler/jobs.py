@@ -18,7 +18,8 @@ from config.settings import Settings
 from config.templates import render
 from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
-from crm_core.tickets import TicketPolicy, TicketService, default_policy, load_ticket_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy, load_ticket_policy
+from crm_core.tickets import TicketService
 from scheduler import care, digests, forecast_jobs, leads, nudges
 from crm_core.job_runs import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob

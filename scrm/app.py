@@ -36,7 +36,7 @@ from scrm.ingest.context import IngestContext
 from scrm.ingest.external_contacts import ContactChanges
 from scrm.ingest.kf import KfMessages, KfWakeups
 from scrm.ingest.staff_messages import StaffMessages
-from crm_core.tickets import load_ticket_policy
+from crm_core.ticket_policy import load_ticket_policy
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm.ingest.wecom_callbacks import WeComCallbacks
 from scrm.ingest.webhook import WebhookMessages

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.dispatcher import Dispatcher
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
-from crm_core.tickets import TicketPolicy
+from crm_core.ticket_policy import TicketPolicy
 from scrm.ingest.chat_archive_puller import ChatArchivePuller
 from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.metrics import Metrics
