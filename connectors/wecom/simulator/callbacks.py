@@ -189,12 +189,13 @@ class CallbackSender:
 
     async def change_contact(self, change_type: str, *, userid: str | None = None, new_userid: str | None = None,
                              department: list[int] | None = None, party_id: int | None = None,
-                             parent_id: int | None = None) -> tuple[int, str]:
+                             parent_id: int | None = None, create_time: int | None = None) -> tuple[int, str]:
         """An address-book change (create_user, update_user, delete_user, create_party, …); make it in the
-        simulator first (simulator.directory: hire, move, disable, leave, add_department)."""
+        simulator first (simulator.directory: hire, move, disable, leave, add_department). Two events of
+        one member in the same second look like one retried event: give the second a later create_time."""
         return await self.raw(build_plaintext_change_contact(
             self._corp_id, change_type, userid=userid, new_userid=new_userid, department=department,
-            party_id=party_id, parent_id=parent_id))
+            party_id=party_id, parent_id=parent_id, create_time=create_time))
 
     async def customer_scans(self, sim: SimulatorState, config_id: str, name: str, **contact: str) -> Scan:
         """A WeChat user scans a 「联系我」 code: the contact appears in ``sim`` and WeCom sends
