@@ -17,7 +17,6 @@ from aiohttp import web
 
 import nlp
 from bot import build_dispatcher
-from config.roles import RoleMap
 from config.settings import Settings
 from connectors.webhook import WebhookReceiver
 from connectors.wecom.client import WeComClient
@@ -29,10 +28,11 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from connectors.wecom.inbound import AppMessage, ContactChange, KfWakeup
+from connectors.wecom.inbound import AppMessage, ContactChange, DirectoryChange, KfWakeup
 from scrm.ingest.analysis import MessageAnalysis
 from scrm.ingest.chat_archive import ChatArchiveMessages
 from scrm.ingest.context import IngestContext
+from scrm.ingest.directory_changes import DirectoryChanges
 from scrm.ingest.external_contacts import ContactChanges
 from scrm.ingest.kf import KfMessages, KfWakeups
 from scrm.ingest.staff_messages import StaffMessages
@@ -54,6 +54,7 @@ from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
 from scrm.delivery.sender import OutboxSender, undeliverable_notifier
+from scrm.sync.directory import Directory, DirectorySync, directory_sync_job, role_map
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.App
         app.cleanup_ctx.append(workers_ctx)
         if settings.archive.configured:
             app.cleanup_ctx.append(chat_archive_ctx)
+        if settings.wecom.configured and settings.sync_on_first_start:
+            app.cleanup_ctx.append(first_sync_ctx)
     if "scheduler" in roles:
         app.cleanup_ctx.append(scheduler_ctx)
     app.add_routes(health_routes())
@@ -169,13 +172,14 @@ def build_pipeline(app: web.Application) -> Pipeline:
     context = IngestContext(
         wecom=app[keys.WECOM],
         timezone=settings.tz,
-        roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
+        roles=role_map(settings),
         reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), BuyingSignal(),
                    TicketIntake(settings.tz, app[keys.TICKETS])],
     )
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
+        DirectoryChange: DirectoryChanges(Directory(app[keys.WECOM], context.roles)),
         KfWakeup: KfWakeups(context),
     })
     return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
@@ -236,9 +240,22 @@ async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
     puller.close()
 
 
+async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A fresh install pulls the company's WeCom without being asked, in the background: start-up and
+    health checks do not wait for it (scrm.sync.directory.DirectorySync.first_start)."""
+    sync = DirectorySync(Directory(app[keys.WECOM], role_map(app[keys.SETTINGS])), app[keys.SESSIONS])
+    stopping = asyncio.Event()
+    task = asyncio.create_task(sync.first_start(stopping), name="first-sync")
+    app[keys.FIRST_SYNC] = task
+    yield
+    stopping.set()
+    await stop_tasks({task})
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    jobs = [app[keys.METRICS].instrument_job(job) for job in build_jobs(settings, service_jobs(app[keys.WECOM]))]
+    jobs = [app[keys.METRICS].instrument_job(job)
+            for job in build_jobs(settings, service_jobs(app[keys.WECOM], settings))]
     scheduler = Scheduler(jobs, app[keys.SESSIONS], app[keys.REDIS], settings.tz)
     task = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     yield
@@ -246,9 +263,10 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks({task})
 
 
-def service_jobs(wecom: WeComClient) -> dict[str, JobFunc]:
+def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
-    return {"care.group_send_sync": make_group_send_sync_job(wecom)}
+    return {"care.group_send_sync": make_group_send_sync_job(wecom),
+            "directory.sync": directory_sync_job(Directory(wecom, role_map(settings)))}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

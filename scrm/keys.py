@@ -33,3 +33,4 @@ METRICS = web.AppKey("metrics", Metrics)
 CHAT_ARCHIVE_PULLER = web.AppKey("chat_archive_puller", ChatArchivePuller)
 TICKETS = web.AppKey("tickets", TicketPolicy)  # config/tickets.toml with this deployment's routing
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # the bot, in worker processes
+FIRST_SYNC = web.AppKey("first_sync", asyncio.Task)  # a fresh install's first directory sync (worker role)

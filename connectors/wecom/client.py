@@ -99,6 +99,16 @@ class WeComClient:
         """Staff member by userid (user/get)."""
         return await self.call("GET", "user/get", params={"userid": userid})
 
+    async def list_departments(self) -> list[dict[str, Any]]:
+        """Every department in the app's visible range (department/list, one answer, not paged):
+        id, name, parentid, order, department_leader. https://developer.work.weixin.qq.com/document/path/90208"""
+        return list((await self.call("GET", "department/list")).get("department") or [])
+
+    async def list_member_ids(self, *, cursor: str | None = None, limit: int = 10_000) -> dict[str, Any]:
+        """One page of (userid, department) rows (user/list_id): ``dept_user`` and ``next_cursor``
+        (empty on the last page); limit 1..10000. https://developer.work.weixin.qq.com/document/path/96067"""
+        return await self.call("POST", "user/list_id", json={"limit": limit, **({"cursor": cursor} if cursor else {})})
+
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """Customer profile and the staff who follow them (externalcontact/get)."""
         return await self.call("GET", "externalcontact/get", params={"external_userid": external_userid})

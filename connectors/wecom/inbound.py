@@ -44,6 +44,31 @@ class ContactChange:
 
 
 @dataclass(frozen=True)
+class DirectoryChange:
+    """change_contact: a member or department of the address book was created, changed or deleted.
+
+    Callback URLs set up since 2022-08-15 carry only a member's UserID/Department or a department's
+    Id/ParentId, so the rest is read back from WeCom.
+    https://developer.work.weixin.qq.com/document/path/90970 (成员变更通知),
+    https://developer.work.weixin.qq.com/document/path/90971 (部门变更通知)"""
+
+    change_type: str  # create_user | update_user | delete_user | create_party | update_party | delete_party | update_tag
+    sent_at: datetime
+    userid: str = ""
+    new_userid: str = ""  # update_user when the admin changed the member's userid
+    party_id: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def about_member(self) -> bool:
+        return self.change_type.endswith("_user")
+
+    @property
+    def about_department(self) -> bool:
+        return self.change_type.endswith("_party")
+
+
+@dataclass(frozen=True)
 class KfWakeup:
     """kf_msg_or_event: new 微信客服 messages are waiting; pull them with this token."""
 
@@ -81,7 +106,7 @@ class KfMessage:
         return self.origin == 3
 
 
-Callback = AppMessage | ContactChange | KfWakeup | OtherCallback
+Callback = AppMessage | ContactChange | DirectoryChange | KfWakeup | OtherCallback
 
 
 def callback_dedup_key(fields: dict[str, Any]) -> str:
@@ -94,6 +119,8 @@ def callback_dedup_key(fields: dict[str, Any]) -> str:
     parts = [fields.get(k, "") for k in ("FromUserName", "CreateTime", "Event", "ChangeType", "UserID", "ExternalUserID")]
     if not any(parts):
         raise ValueError("callback has neither MsgId nor FromUserName/CreateTime/Event")
+    if fields.get("Id"):  # change_contact's department events: two departments changed in one second
+        parts.append(fields["Id"])
     return "wecom:event:" + ":".join(str(p) for p in parts)
 
 
@@ -111,6 +138,16 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
                 meta=_flat(fields),
                 state=str(fields.get("State", "") or ""),
                 welcome_code=str(fields.get("WelcomeCode", "") or ""),
+            )
+        if event == "change_contact":
+            party = str(fields.get("Id", "") or "")
+            return DirectoryChange(
+                change_type=str(fields.get("ChangeType", "")),
+                sent_at=sent_at,
+                userid=str(fields.get("UserID", "") or ""),
+                new_userid=str(fields.get("NewUserID", "") or ""),
+                party_id=int(party) if party.isdigit() else None,
+                meta=_flat(fields),
             )
         if event == "kf_msg_or_event":
             return KfWakeup(token=str(fields.get("Token", "")), open_kfid=str(fields.get("OpenKfId", "")), sent_at=sent_at)

@@ -6,12 +6,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from crm_core.customers import ContactProfile
+from crm_core.directory import DepartmentProfile
 from crm_core.followers import FollowerProfile
 from crm_core.staff import StaffProfile
 
 
 def staff_profile(user: dict[str, Any]) -> StaffProfile:
-    """From user/get. status: 1 active, 2 disabled, 4 not yet activated, 5 left the company."""
+    """From user/get (https://developer.work.weixin.qq.com/document/path/90196). status: 1 active,
+    2 disabled, 4 not yet activated, 5 left the company. Apps created since 2022-06-20 get no mobile,
+    gender, email or avatar, and some no name or status: what is missing stays empty (or active)."""
     return StaffProfile(
         userid=str(user.get("userid", "")),
         name=str(user.get("name", "")),
@@ -21,6 +24,15 @@ def staff_profile(user: dict[str, Any]) -> StaffProfile:
         active=int(user.get("status", 1) or 1) in (1, 4),
         is_leader=any(int(flag or 0) for flag in user.get("is_leader_in_dept", []) or []),
     )
+
+
+def department_profile(department: dict[str, Any]) -> DepartmentProfile:
+    """From department/list (https://developer.work.weixin.qq.com/document/path/90208); the root's
+    parentid is 0. Apps without the name's authorisation get no name: the id stands in for it."""
+    department_id = int(department["id"])
+    parent = int(department.get("parentid") or 0)
+    return DepartmentProfile(id=department_id, name=str(department.get("name") or department_id),
+                             parent_id=parent or None)
 
 
 def contact_profile(contact: dict[str, Any], *, userid: str, owner_staff_id: int | None) -> ContactProfile:

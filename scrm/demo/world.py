@@ -160,7 +160,7 @@ class Demo:
 
     async def schedule_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """The schedule on the demo clock: a tick every TICK_SECONDS runs whatever fell due since the last."""
-        jobs = build_jobs(self.settings, service_jobs(app[keys.WECOM]))
+        jobs = build_jobs(self.settings, service_jobs(app[keys.WECOM], self.settings))
         self.scheduler = Scheduler([_on_clock(job, self.clock) for job in jobs], app[keys.SESSIONS], app[keys.REDIS],
                                    self.settings.tz, clock=self.clock.now)
         stopping = asyncio.Event()

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from connectors.wecom.simulator import directory
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -44,16 +45,6 @@ def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
     if secret != state.secret and secret != archive_secret:
         raise ApiError(40001)
     return ok(access_token=state.issue_access_token(), expires_in=7200)
-
-
-def _user_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
-    userid = request.query.get("userid")
-    if not userid:
-        raise ApiError(41009)
-    user = state.staff.get(userid)
-    if user is None:
-        raise ApiError(60111)
-    return ok(**user)
 
 
 def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
@@ -249,7 +240,6 @@ def _finance_getchatdata(state: SimulatorState, _: web.Request, body: dict[str, 
 
 CORE_APIS: dict[str, Api] = {
     "gettoken": Api("GET", _gettoken, needs_token=False),
-    "user/get": Api("GET", _user_get),
     "externalcontact/get": Api("GET", _external_contact_get),
     "message/send": Api("POST", _message_send),
     "kf/sync_msg": Api("POST", _kf_sync_msg),
@@ -266,6 +256,7 @@ CORE_APIS: dict[str, Api] = {
 # Each area of the API keeps its endpoints in its own module and is listed here once.
 APIS: dict[str, Api] = {
     **CORE_APIS,
+    **directory.APIS,
 }
 
 

@@ -58,6 +58,7 @@ ERRMSGS: dict[int, str] = {
     45033: "api concurrent out of limit",
     48002: "api forbidden",
     60111: "userid not found",
+    60123: "invalid party id",
     81013: "user & party & tag all invalid",
     84061: "not external contact",
     95001: "send msg count limit",
@@ -142,6 +143,9 @@ class SimulatorState:
     callback_token: str
     encoding_aes_key: str
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
+    # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
+    hides_member_details: bool = False
     external_contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: Callable[[], float] = time.time
