@@ -28,11 +28,12 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from connectors.wecom.inbound import AppMessage, ContactChange, DirectoryChange, KfWakeup
+from connectors.wecom.inbound import AppMessage, ContactChange, DirectoryChange, KfWakeup, TagChange
 from scrm.ingest.analysis import MessageAnalysis
 from scrm.ingest.chat_archive import ChatArchiveMessages
 from scrm.ingest.context import IngestContext
 from scrm.ingest.directory_changes import DirectoryChanges
+from scrm.ingest.corp_tags import TagChanges
 from scrm.ingest.external_contacts import ContactChanges
 from scrm.ingest.kf import KfMessages, KfWakeups
 from scrm.ingest.staff_messages import StaffMessages
@@ -50,6 +51,7 @@ from scrm.queue_worker import QueueWorker
 from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
+from scrm.sync.customers import make_customer_sync_job, sync_on_first_start
 from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
@@ -180,6 +182,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
         DirectoryChange: DirectoryChanges(Directory(app[keys.WECOM], context.roles)),
+        TagChange: TagChanges(context),
         KfWakeup: KfWakeups(context),
     })
     return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
@@ -242,10 +245,20 @@ async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
     """A fresh install pulls the company's WeCom without being asked, in the background: start-up and
-    health checks do not wait for it (scrm.sync.directory.DirectorySync.first_start)."""
-    sync = DirectorySync(Directory(app[keys.WECOM], role_map(app[keys.SETTINGS])), app[keys.SESSIONS])
+    health checks do not wait for it. The directory comes first (DirectorySync.first_start), so the
+    existing customers that follow find their reps (scrm.sync.customers.sync_on_first_start)."""
+    sessions, wecom = app[keys.SESSIONS], app[keys.WECOM]
+    directory = DirectorySync(Directory(wecom, role_map(app[keys.SETTINGS])), sessions)
     stopping = asyncio.Event()
-    task = asyncio.create_task(sync.first_start(stopping), name="first-sync")
+
+    async def first_sync() -> None:
+        await directory.first_start(stopping)
+        if not stopping.is_set():
+            report = await sync_on_first_start(sessions, wecom)
+            if report is not None:
+                log.info("first customer sync: %s", report.summary())
+
+    task = asyncio.create_task(first_sync(), name="first-sync")
     app[keys.FIRST_SYNC] = task
     yield
     stopping.set()
@@ -266,7 +279,8 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
-            "directory.sync": directory_sync_job(Directory(wecom, role_map(settings)))}
+            "directory.sync": directory_sync_job(Directory(wecom, role_map(settings))),
+            "customers.sync": make_customer_sync_job(wecom)}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

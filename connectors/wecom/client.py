@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# externalcontact/batch/get_by_user: "userid_list … 最多支持100个", "limit … 最大值100，默认值50"
+# https://developer.work.weixin.qq.com/document/path/92994
+BATCH_USERIDS_MAX = 100
+BATCH_LIMIT_MAX = 100
+
 
 def mask(secret: str) -> str:
     """Show only enough of a credential to tell two apart in a log line."""
@@ -112,6 +117,34 @@ class WeComClient:
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """Customer profile and the staff who follow them (externalcontact/get)."""
         return await self.call("GET", "externalcontact/get", params={"external_userid": external_userid})
+
+    async def get_follow_user_list(self) -> list[str]:
+        """Userids of the members with 客户联系 (externalcontact/get_follow_user_list), within the app's scope.
+        https://developer.work.weixin.qq.com/document/path/92571"""
+        return [str(u) for u in (await self.call("GET", "externalcontact/get_follow_user_list")).get("follow_user") or []]
+
+    async def batch_get_by_user(self, userids: list[str], *, cursor: str = "", limit: int = 100) -> dict[str, Any]:
+        """One page of the contacts these reps added (externalcontact/batch/get_by_user): at most 100
+        userids, `limit` at most 100 follow entries (default 50); pass `next_cursor` back until it is empty.
+        Each entry of `external_contact_list` is one (contact, rep) pair: `external_contact` and that
+        rep's `follow_info` (tag ids only, `tag_id`). https://developer.work.weixin.qq.com/document/path/92994"""
+        if not 1 <= len(userids) <= BATCH_USERIDS_MAX or not 1 <= limit <= BATCH_LIMIT_MAX:
+            raise ValueError(f"batch/get_by_user takes 1..{BATCH_USERIDS_MAX} userids and a limit of 1..{BATCH_LIMIT_MAX}")
+        body: dict[str, Any] = {"userid_list": list(userids), "limit": limit, **({"cursor": cursor} if cursor else {})}
+        return await self.call("POST", "externalcontact/batch/get_by_user", json=body)
+
+    async def get_corp_tag_list(self, *, tag_ids: list[str] | None = None,
+                                group_ids: list[str] | None = None) -> dict[str, Any]:
+        """The corp tag catalogue (externalcontact/get_corp_tag_list): `tag_group` with each group's `tag`.
+        Neither filter: every live group; `group_ids` wins over `tag_ids` when both are given; a
+        filtered answer also lists deleted groups and tags, marked `deleted`.
+        https://developer.work.weixin.qq.com/document/path/92117"""
+        body: dict[str, Any] = {}
+        if tag_ids:
+            body["tag_id"] = list(tag_ids)
+        if group_ids:
+            body["group_id"] = list(group_ids)
+        return await self.call("POST", "externalcontact/get_corp_tag_list", json=body)
 
     async def send_app_message(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send an app message (message/send).

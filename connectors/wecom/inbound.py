@@ -69,6 +69,22 @@ class DirectoryChange:
 
 
 @dataclass(frozen=True)
+class TagChange:
+    """change_external_tag: an admin created, renamed, deleted or reordered corp tags or tag groups.
+
+    `tag_type` is "tag" or "tag_group"; `change_type` create | update | delete | shuffle. A shuffle
+    names the group whose tags were reordered, or nothing when the groups themselves were; a
+    规则组 tag carries `strategy_id`. Changes made through the API send no callback.
+    https://developer.work.weixin.qq.com/document/path/92130 (事件格式 · 企业客户标签事件)"""
+
+    change_type: str
+    tag_type: str
+    id: str
+    sent_at: datetime
+    strategy_id: str = ""
+
+
+@dataclass(frozen=True)
 class KfWakeup:
     """kf_msg_or_event: new 微信客服 messages are waiting; pull them with this token."""
 
@@ -106,7 +122,7 @@ class KfMessage:
         return self.origin == 3
 
 
-Callback = AppMessage | ContactChange | DirectoryChange | KfWakeup | OtherCallback
+Callback = AppMessage | ContactChange | DirectoryChange | TagChange | KfWakeup | OtherCallback
 
 
 def callback_dedup_key(fields: dict[str, Any]) -> str:
@@ -117,6 +133,8 @@ def callback_dedup_key(fields: dict[str, Any]) -> str:
     if fields.get("Event") == "kf_msg_or_event":
         return f"wecom:kf:{fields.get('OpenKfId', '')}:{fields.get('Token', '')}"
     parts = [fields.get(k, "") for k in ("FromUserName", "CreateTime", "Event", "ChangeType", "UserID", "ExternalUserID")]
+    if fields.get("Event") == "change_external_tag":  # two tags changed in one second differ only by these
+        parts += [fields.get("TagType", ""), fields.get("Id", "")]
     if not any(parts):
         raise ValueError("callback has neither MsgId nor FromUserName/CreateTime/Event")
     if fields.get("Id"):  # change_contact's department events: two departments changed in one second
@@ -149,6 +167,10 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
                 party_id=int(party) if party.isdigit() else None,
                 meta=_flat(fields),
             )
+        if event == "change_external_tag":
+            return TagChange(change_type=str(fields.get("ChangeType", "")), tag_type=str(fields.get("TagType", "")),
+                             id=str(fields.get("Id", "") or ""), sent_at=sent_at,
+                             strategy_id=str(fields.get("StrategyId", "") or ""))
         if event == "kf_msg_or_event":
             return KfWakeup(token=str(fields.get("Token", "")), open_kfid=str(fields.get("OpenKfId", "")), sent_at=sent_at)
         return OtherCallback(name=f"event:{event}", sender=str(fields.get("FromUserName", "")), sent_at=sent_at, meta=_flat(fields))

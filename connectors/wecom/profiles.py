@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from crm_core.corp_tags import TagGroupInfo, TagInfo
+from crm_core.customer_sync import SyncedContact
 from crm_core.customers import ContactProfile
 from crm_core.directory import DepartmentProfile
 from crm_core.followers import FollowerProfile
@@ -80,3 +82,56 @@ def follower_profile(follow: dict[str, Any]) -> FollowerProfile:
 def follow_entry(contact: dict[str, Any], userid: str) -> dict[str, Any]:
     """This rep's entry in externalcontact/get's follow_user ({} when they do not follow the contact)."""
     return next((f for f in contact.get("follow_user", []) or [] if f.get("userid") == userid), {})
+
+
+def synced_contact(entry: dict[str, Any]) -> SyncedContact:
+    """One entry of externalcontact/batch/get_by_user's `external_contact_list`: the contact and one
+    rep's `follow_info`. https://developer.work.weixin.qq.com/document/path/92994"""
+    external = entry.get("external_contact") or {}
+    follow = entry.get("follow_info") or {}
+    follower = follower_profile(follow)
+    return SyncedContact(
+        external_userid=str(external.get("external_userid", "")),
+        contact=ContactProfile(
+            name=str(external.get("name", "")),
+            company=str(external.get("corp_full_name") or external.get("corp_name") or follower.remark_corp_name),
+            gender=int(external.get("gender", 0) or 0),
+            unionid=str(external.get("unionid", "") or ""),
+            remark=follower.remark,
+            description=follower.description,
+            phones=list(follower.remark_mobiles),
+        ),
+        follower=follower,
+    )
+
+
+def tag_groups(answer: dict[str, Any]) -> tuple[list[TagGroupInfo], list[str], list[str]]:
+    """externalcontact/get_corp_tag_list's `tag_group`: (live groups with their live tags, deleted
+    group ids, deleted tag ids). Deletions are listed only in answers filtered by id.
+    https://developer.work.weixin.qq.com/document/path/92117"""
+    groups: list[TagGroupInfo] = []
+    deleted_groups: list[str] = []
+    deleted_tags: list[str] = []
+    for group in answer.get("tag_group") or []:
+        group_id = str(group.get("group_id", ""))
+        if not group_id:
+            continue
+        if group.get("deleted"):
+            deleted_groups.append(group_id)
+            continue
+        tags = []
+        for tag in group.get("tag") or []:
+            if tag.get("deleted"):
+                deleted_tags.append(str(tag.get("id", "")))
+            elif tag.get("id"):
+                tags.append(TagInfo(tag_id=str(tag["id"]), name=str(tag.get("name", "")), order=int(tag.get("order") or 0),
+                                    created_at=_epoch(tag.get("create_time"))))
+        groups.append(TagGroupInfo(group_id=group_id, name=str(group.get("group_name", "")),
+                                   order=int(group.get("order") or 0), created_at=_epoch(group.get("create_time")),
+                                   tags=tags))
+    return groups, deleted_groups, deleted_tags
+
+
+def _epoch(value: Any) -> datetime | None:
+    seconds = int(value or 0)
+    return datetime.fromtimestamp(seconds, timezone.utc) if seconds else None

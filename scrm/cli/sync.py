@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
+
+FAILED_SHOWN = 20  # failed contacts listed by id; the rest are counted
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     directory.add_argument("--page-size", type=int, default=10_000, metavar="N",
                            help="members per user/list_id page, 1-10000 (default 10000)")
     directory.set_defaults(func=cmd_directory)
+    customers = what.add_parser("customers", help="every rep's existing external contacts become customers (resumable)")
+    customers.set_defaults(func=cmd_customers)
 
 
 @asynccontextmanager
@@ -43,7 +48,7 @@ async def wecom_sync_resources(args: argparse.Namespace) -> AsyncIterator[
 
     settings = load_settings(toml_path=args.config)
     if not settings.wecom.configured:
-        raise CliError(render("sync.directory.needs_wecom"))
+        raise CliError(render("sync.needs_wecom"))
     engine = create_engine(settings.database_url)
     redis = open_redis(settings)
     try:
@@ -99,6 +104,44 @@ def cmd_directory(args: argparse.Namespace) -> int:
         if report.failed:
             print(render("sync.directory.failed_hint", count=len(report.failed)))
             return 1
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    """The same run as on first start and nightly (scrm.sync.customers): resumable, and safe beside a
+    running service (a run already under way elsewhere is left to finish). Exit status 1 when it stopped."""
+    from config.templates import render
+    from scrm.sync.customers import CustomerSyncRun, Progress
+
+    announced = False
+
+    def progress(step: Progress) -> None:
+        nonlocal announced
+        if not announced:
+            print(render("sync.customers.started", mode=render(
+                "sync.customers.mode_resumed" if step.resumed else "sync.customers.mode_fresh")), flush=True)
+            announced = True
+        print(render("sync.customers.progress", batch=step.batch, batches=step.batches, pages=step.pages,
+                     contacts=step.contacts, created=step.created, failed=step.failed), flush=True)
+
+    async def main() -> int:
+        async with wecom_sync_resources(args) as (_settings, sessions, wecom):
+            report = await CustomerSyncRun(sessions, wecom, on_progress=progress).run()
+        if report.status == "busy":
+            print(render("sync.customers.busy"))
+            return 0
+        for failure in report.failed[:FAILED_SHOWN]:
+            print(render("sync.customers.failed_item", id=failure.get("id") or "?", error=failure.get("error", "")),
+                  file=sys.stderr)
+        if report.failed_count > FAILED_SHOWN:
+            print(render("sync.customers.failed_more", count=report.failed_count - FAILED_SHOWN), file=sys.stderr)
+        if report.status == "failed":
+            print(render("sync.customers.stopped", pages=report.pages, error=report.error), file=sys.stderr)
+            return 1
+        print(render("sync.customers.done", contacts=report.contacts, pages=report.pages, created=report.created,
+                     failed=report.failed_count, ended=report.ended))
         return 0
 
     return asyncio.run(main())

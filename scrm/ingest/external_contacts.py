@@ -18,7 +18,7 @@ from connectors.wecom.errors import InvalidUserError
 from connectors.wecom.inbound import EXTERNAL_CHANNEL, ContactChange
 from connectors.wecom.profiles import contact_profile, follow_entry, follower_profile
 from crm_core.customers import CustomerService
-from crm_core.followers import FollowerService
+from crm_core.followers import FollowerService, choose_owner
 from crm_core.lifecycle import LifecycleService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Staff
@@ -76,17 +76,16 @@ class ContactChanges:
         """Who owns the customer: their owner while the owner still follows them, otherwise the rep who
         added them first. Decided from WeCom's follower list, not from which event a worker handled
         first, so two reps' add events processed at once agree."""
-        following = contact.get("follow_user") or []
-        if not following:
+        following = {str(f.get("userid", "")): int(f.get("createtime") or 0) for f in contact.get("follow_user") or []}
+        owner = await session.get(Staff, customer.owner_id) if customer.owner_id is not None else None
+        chosen = choose_owner((owner.userid, owner.active) if owner is not None else None, following)
+        if chosen is None:
             return None
-        if customer.owner_id is not None:
-            owner = await session.get(Staff, customer.owner_id)
-            if owner is not None and owner.active and follow_entry(contact, owner.userid):
-                return owner.id
-        first = min(following, key=lambda f: (int(f.get("createtime") or 0), str(f.get("userid", ""))))
-        if staff is not None and first.get("userid") == staff.userid:
+        if owner is not None and chosen == owner.userid:
+            return owner.id
+        if staff is not None and chosen == staff.userid:
             return staff.id
-        return (await self.context.staff(session, str(first["userid"]))).id
+        return (await self.context.staff(session, chosen)).id
 
     async def _customer_left(self, session: AsyncSession, item: InboxItem, customer: Customer, staff: Staff | None, *,
                              at: datetime, still_followed: bool, removed: bool) -> None:

@@ -139,6 +139,24 @@ def build_plaintext_change_contact(corp_id: str, change_type: str, *, userid: st
     ])
 
 
+TAG_CHANGE_TYPES = frozenset({"create", "update", "delete", "shuffle"})
+
+
+def build_plaintext_change_external_tag(corp_id: str, change_type: str, tag_type: str, tag_or_group_id: str, *,
+                                        strategy_id: str | None = None, create_time: int | None = None) -> str:
+    """企业客户标签 create/update/delete/shuffle: an admin changed the catalogue in WeCom.
+    https://developer.work.weixin.qq.com/document/path/92130 (事件格式)"""
+    if change_type not in TAG_CHANGE_TYPES:
+        raise ValueError(f"unknown ChangeType {change_type!r}")
+    if tag_type not in ("tag", "tag_group"):
+        raise ValueError(f"unknown TagType {tag_type!r}")
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_external_tag"),
+        ("Id", tag_or_group_id), ("TagType", tag_type), ("ChangeType", change_type), ("StrategyId", strategy_id),
+    ])
+
+
 def build_plaintext_kf_msg_or_event(corp_id: str, token: str, open_kfid: str, *,
                                     create_time: int | None = None) -> str:
     """The 微信客服 wake-up: "there is something new, sync with this Token"."""
@@ -205,6 +223,11 @@ class CallbackSender:
         await self.change_external_contact("add_external_contact", scan.userid, scan.external_userid,
                                            state=scan.state, welcome_code=scan.welcome_code)
         return scan
+
+    async def change_external_tag(self, change_type: str, tag_type: str, tag_or_group_id: str, *,
+                                  strategy_id: str | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_change_external_tag(self._corp_id, change_type, tag_type,
+                                                                  tag_or_group_id, strategy_id=strategy_id))
 
     async def kf_msg_or_event(self, token: str, open_kfid: str) -> tuple[int, str]:
         return await self.raw(build_plaintext_kf_msg_or_event(self._corp_id, token, open_kfid))

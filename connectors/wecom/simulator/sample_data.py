@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.wecom.simulator.chat_archive import ChatArchive
+from connectors.wecom.simulator.contacts import tag_catalogue
 from connectors.wecom.simulator.state import SimulatorState
 
 DEMO_CORP_ID = "wwdemo0000000001"
@@ -152,6 +153,7 @@ def sample_state(**overrides: Any) -> SimulatorState:
         "staff": _sample_staff(),
         "departments": _sample_departments(),
         "external_contacts": _sample_customers(),
+        "corp_tag_groups": tag_catalogue([VIP, NORMAL, PROSPECT, QUOTING, SIGNED]),
         "kf_accounts": {DEMO_OPEN_KFID: {"open_kfid": DEMO_OPEN_KFID, "name": "星河科技客服", "avatar": ""}},
     }
     fields.update(overrides)

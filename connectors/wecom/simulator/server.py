@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from connectors.wecom.simulator import directory
+from connectors.wecom.simulator import contacts
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -257,6 +258,7 @@ CORE_APIS: dict[str, Api] = {
 APIS: dict[str, Api] = {
     **CORE_APIS,
     **directory.APIS,
+    **contacts.APIS,
 }
 
 

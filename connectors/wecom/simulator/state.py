@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +146,10 @@ class SimulatorState:
     departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
     # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
     hides_member_details: bool = False
-    external_contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # external_userid -> contact in externalcontact/get's shape (a plain dict, or a generated company)
+    external_contacts: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    customer_contact_users: list[str] | None = None  # members with 客户联系; None: every member
+    corp_tag_groups: list[dict[str, Any]] = field(default_factory=list)  # get_corp_tag_list's tag_group
     kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: Callable[[], float] = time.time
     sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
