@@ -41,7 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.register(sub)
     jobs.register(sub)
     report.register(sub)
-    sync.register(sub)
     nlp_reindex.register(nlp_cli.register(sub))
     bench.register(sub)
     return parser
