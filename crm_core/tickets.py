@@ -189,7 +189,7 @@ class TicketService:
     async def _recently_resolved(self, customer_id: int, now: datetime) -> Ticket | None:
         since = now - timedelta(days=self.policy.reopen_days)
         stmt = (select(Ticket).where(Ticket.customer_id == customer_id, Ticket.status.in_((RESOLVED, CLOSED)),
-                                     Ticket.resolved_at >= since)
+                                     Ticket.resolved_at >= since, Ticket.dismissed_at.is_(None))
                 .order_by(Ticket.resolved_at.desc()).limit(1))
         return await self.session.scalar(stmt)
 
@@ -327,6 +327,17 @@ class TicketService:
         ticket.status, ticket.closed_at, ticket.open_key = CLOSED, now, None
         await self._event(ticket, "closed", actor, now)
 
+    async def dismiss(self, ticket: Ticket, actor: Staff, now: datetime, note: str = "") -> None:
+        """`工单 误判`: the complaint detection was wrong. The ticket closes (never to be reopened by the
+        customer's next complaint, which opens a fresh one) and stays on file, with the agent's verdict,
+        as a labelled example for the next retraining (`scrm nlp eval --from-tickets`)."""
+        if ticket.dismissed_at is not None:
+            raise TicketStateError(f"ticket {ticket.number} was already dismissed")
+        if ticket.status != CLOSED:
+            ticket.status, ticket.closed_at, ticket.open_key = CLOSED, now, None
+        ticket.dismissed_at = now
+        await self._event(ticket, "dismissed", actor, now, detail=note)
+
     async def reopen(self, ticket: Ticket, actor: Staff | None, now: datetime, *, message: Message | None = None) -> None:
         """Back to open with a fresh SLA cycle; the customer's one open ticket rule still holds."""
         self._require(ticket, RESOLVED, CLOSED)
@@ -339,6 +350,7 @@ class TicketService:
             raise TicketAlreadyOpenError(f"customer {ticket.customer_id} already has an open ticket") from exc
         sla = self.policy.sla[ticket.priority]
         ticket.status, ticket.reopened = OPEN, ticket.reopened + 1
+        ticket.dismissed_at = None  # reopened by an agent: the 误判 verdict no longer stands
         ticket.resolved_at = ticket.closed_at = ticket.first_response_at = ticket.csat_requested_at = None
         ticket.first_response_due_at, ticket.resolution_due_at = now + sla.first_response, now + sla.resolution
         if message is not None:
