@@ -3,14 +3,23 @@
 Each feature may keep its wording in its own file (templates.toml, templates_tickets.toml, …);
 the files are merged, and a key defined twice is an error rather than a silent override.
 Keys are dotted paths into the TOML tables: `render("alerts.customer_deleted_you", ...)`.
+
+Every value is escaped for the kind of message the text goes into (`kind="text"`, "textcard" or
+"markdown", see config/markup.py) as it is interpolated, so a customer's nickname or remark never
+becomes a live link, tag or heading; a template whose own text is markdown must be rendered as
+`kind="markdown"`. What `render` returns is `Markup` of its kind, interpolated into another
+template of that kind as it is.
 """
 
 from __future__ import annotations
 
+import string
 import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from config.markup import Kind, Markup, escape, uses_markdown
 
 TEMPLATES_DIR = Path(__file__).parent
 
@@ -42,12 +51,31 @@ def _lookup(key: str) -> Any:
     return node
 
 
-def render(key: str, **values: object) -> str:
-    """The template at `key` filled with `values`; a missing key is a bug, so it raises."""
+class _Interpolation(string.Formatter):
+    """str.format, with each value escaped for the message kind (after its format spec is applied)."""
+
+    def __init__(self, kind: Kind):
+        self.kind = kind
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, Markup) and value.kind == self.kind and not format_spec:
+            return value
+        return escape(format(value, format_spec), self.kind)
+
+
+_INTERPOLATIONS = {kind: _Interpolation(kind) for kind in ("text", "textcard", "markdown")}
+
+
+def render(key: str, /, *, kind: Kind = "text", **values: object) -> Markup:
+    """The template at `key` filled with `values`, each escaped for a message of `kind`.
+
+    A missing key is a bug, so it raises; so is a markdown template rendered for a text message."""
     template = _lookup(key)
     if not isinstance(template, str):
         raise KeyError(f"template {key!r} is a table, not a text")
-    return template.format(**values)
+    if kind != "markdown" and uses_markdown(template):
+        raise ValueError(f"template {key!r} is markdown: render it with kind='markdown'")
+    return Markup(_INTERPOLATIONS[kind].vformat(template, (), values), kind)
 
 
 def has(key: str) -> bool:
