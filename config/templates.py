@@ -78,6 +78,21 @@ def render(key: str, /, *, kind: Kind = "text", **values: object) -> Markup:
     return Markup(_INTERPOLATIONS[kind].vformat(template, (), values), kind)
 
 
+def all_templates() -> dict[str, str]:
+    """Every template by its dotted key, for checks that must cover them all."""
+    found: dict[str, str] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif isinstance(value, str):
+                found[f"{prefix}{key}"] = value
+
+    walk(_templates(), "")
+    return found
+
+
 def has(key: str) -> bool:
     try:
         return isinstance(_lookup(key), str)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from config.markup import Markup, escape, escape_markdown, escape_text, join, uses_markdown
-from config.templates import _templates, render
+from config.templates import all_templates, render
 from crm_core.models import Customer
 from scheduler.digests import send_daily_digests
 from scheduler.jobs import escalate_ticket_slas
@@ -113,15 +113,7 @@ async def job(desk, func, **later) -> str:
 # -- every template ------------------------------------------------------------------------
 
 
-def _all_templates(node=None, prefix=""):
-    for key, value in (node if node is not None else _templates()).items():
-        if isinstance(value, dict):
-            yield from _all_templates(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value
-
-
-TEMPLATES = [(key, text) for key, text in _all_templates() if isinstance(text, str)]
+TEMPLATES = sorted(all_templates().items())
 
 
 def _fields(template: str) -> dict[str, str]:
@@ -187,7 +179,7 @@ def test_rendered_markup_is_kept_in_its_own_kind_and_escaped_again_in_another():
     card = render("digests.trending_line", kind="markdown", name=text_line, score=-0.5)
     assert "](" not in card  # text's output is not yet safe inside markdown
     with pytest.raises(ValueError, match="markdown"):
-        render("bot.customer_card", **_filled(_templates()["bot"]["customer_card"], "x"))
+        render("bot.customer_card", **_filled(all_templates()["bot.customer_card"], "x"))
 
 
 # -- every real path -------------------------------------------------------------------------
@@ -229,8 +221,8 @@ async def test_complaint_ticket_card_notices_escalation_and_digest_show_hostile_
     await job(desk, send_daily_digests, hours=1)
     [digest] = [m for m in desk.app_sent("liuyang") if m["msgtype"] == "markdown"]
     assert "［点我领奖］(https://evil.example/p)" in digest["markdown"]["content"]  # 情绪走低的客户
-    escalations = [m for m in desk.service.sim.sent_app_messages if ticket.number in str(m) and m["msgtype"] == "text"]
-    assert len(escalations) >= 2  # the owner's notice and the SLA escalation
+    overdue = [text for text in desk.replies("wangfang") + desk.replies("liuyang") if "工单超时" in text]
+    assert overdue and all("点我领奖" in text for text in overdue)  # the agent's and the manager's escalations
     assert_nothing_live(desk.service)
 
 
