@@ -14,6 +14,10 @@ Escaping swaps the one character that makes a construct live for its full-width 
 no backslash (WeCom documents no escape character). Ordinary names, numbers, phone masks
 (138****5678) and emoji contain none of these constructs and come out unchanged; escaping twice
 changes nothing more.
+
+Not escaped: `$userName=…$` (the same page's 「id转译说明」), which WeCom only translates in a
+request with `enable_id_trans: 1`, and no message here sets it; and bare URLs, which clients may
+linkify but which then show the rep exactly where they lead.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ _LINK = re.compile(r"\](?=\s*\()")
 _STARS = re.compile(r"(?<!\*)\*{2,}(?!\*)")
 # A heading or quote marker at the start of a line (a value may start a line, so its start counts).
 _LINE_MARK = re.compile(r"^([ \t]*)([#>])", re.MULTILINE)
+
+# Any character some construct above needs; a value without one is returned as it is, quickly.
+_TRIGGERS = re.compile(r"[<&\]*#>`]")
 
 _FULL_WIDTH = {"<": "＜", "&": "＆", "[": "［", "]": "］", "*": "＊", "#": "＃", ">": "＞", "`": "｀"}
 
@@ -95,9 +102,15 @@ class Markup(str):
 
 def escape(value: object, kind: str) -> Markup:
     """`value` as it may appear in a message of `kind`; markup of that kind passes through."""
+    return value if isinstance(value, Markup) and value.kind == kind else Markup(escaped(value, kind), kind)
+
+
+def escaped(value: object, kind: str) -> str:
+    """The text of `escape(value, kind)`, without wrapping it (render wraps the whole message once)."""
     if isinstance(value, Markup) and value.kind == kind:
         return value
-    return Markup(ESCAPERS[kind](str(value)), kind)
+    text = str(value)
+    return ESCAPERS[kind](text) if _TRIGGERS.search(text) else text
 
 
 def join(separator: str, parts: Iterable[object], kind: str) -> Markup:

@@ -13,13 +13,14 @@ template of that kind as it is.
 
 from __future__ import annotations
 
-import string
 import tomllib
+from datetime import date, time, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from config.markup import Kind, Markup, escape, uses_markdown
+from config.markup import ESCAPERS, Kind, Markup, escaped, uses_markdown
 
 TEMPLATES_DIR = Path(__file__).parent
 
@@ -51,19 +52,10 @@ def _lookup(key: str) -> Any:
     return node
 
 
-class _Interpolation(string.Formatter):
-    """str.format, with each value escaped for the message kind (after its format spec is applied)."""
-
-    def __init__(self, kind: Kind):
-        self.kind = kind
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if isinstance(value, Markup) and value.kind == self.kind and not format_spec:
-            return value
-        return escape(format(value, format_spec), self.kind)
-
-
-_INTERPOLATIONS = {kind: _Interpolation(kind) for kind in ("text", "textcard", "markdown")}
+# Values whose formatted text never carries markup keep their type, so format specs such as
+# `{score:.2f}` and `{at:%H:%M}` still apply; everything else is escaped as text of the kind.
+_PLAIN_VALUES = (int, float, Decimal, date, time, timedelta, type(None))
+_is_markdown = cache(uses_markdown)
 
 
 def render(key: str, /, *, kind: Kind = "text", **values: object) -> Markup:
@@ -73,9 +65,12 @@ def render(key: str, /, *, kind: Kind = "text", **values: object) -> Markup:
     template = _lookup(key)
     if not isinstance(template, str):
         raise KeyError(f"template {key!r} is a table, not a text")
-    if kind != "markdown" and uses_markdown(template):
+    if kind not in ESCAPERS:
+        raise ValueError(f"unknown message kind {kind!r}: one of {', '.join(ESCAPERS)}")
+    if kind != "markdown" and _is_markdown(template):
         raise ValueError(f"template {key!r} is markdown: render it with kind='markdown'")
-    return Markup(_INTERPOLATIONS[kind].vformat(template, (), values), kind)
+    return Markup(template.format_map({name: value if isinstance(value, _PLAIN_VALUES) else escaped(value, kind)
+                                       for name, value in values.items()}), kind)
 
 
 def all_templates() -> dict[str, str]:

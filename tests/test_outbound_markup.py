@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import string
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from config.markup import Markup, escape, escape_markdown, escape_text, join, us
 from config.templates import all_templates, render
 from crm_core.models import Customer
 from scheduler.digests import send_daily_digests
-from scheduler.jobs import escalate_ticket_slas
+from scheduler.jobs import escalate_ticket_slas, remind_due_followups
 from scheduler.nudges import send_morning_nudges
 from scheduler.runner import JobContext
 from scrm import keys
@@ -185,7 +186,7 @@ def test_rendered_markup_is_kept_in_its_own_kind_and_escaped_again_in_another():
 # -- every real path -------------------------------------------------------------------------
 
 
-async def test_the_lookup_card_notes_follow_ups_and_morning_nudge_show_hostile_text_as_text(desk):
+async def test_the_lookup_card_to_do_list_morning_nudge_and_reminder_show_hostile_text_as_text(desk):
     await onboard_hostile(desk)
     await desk.onboard("赵磊")
     async with desk.service.sessions() as session:
@@ -206,6 +207,9 @@ async def test_the_lookup_card_notes_follow_ups_and_morning_nudge_show_hostile_t
     await job(desk, send_morning_nudges, days=2)
     nudge = desk.replies("zhangwei")[-1]
     assert "evil.example/f" in nudge and "点我领奖" in nudge
+    await job(desk, remind_due_followups, days=2)
+    reminder = desk.replies("zhangwei")[-1]
+    assert reminder != nudge and "evil.example/f" in reminder and "点我领奖" in reminder
     assert_nothing_live(desk.service)
 
 
@@ -216,8 +220,10 @@ async def test_complaint_ticket_card_notices_escalation_and_digest_show_hostile_
     [card] = [m for m in desk.app_sent("wangfang") if m["msgtype"] == "textcard"]
     assert "退款入口" in card["textcard"]["description"] and "点我领奖" in card["textcard"]["description"]
     assert ticket.number in desk.replies("zhangwei")[-1]  # the owner is told
+    [details] = await desk.say("wangfang", f"工单 {ticket.number}")
+    assert "退款入口" in details and "evil.example/t" in details
 
-    await job(desk, escalate_ticket_slas, days=3)
+    await job(desk, partial(escalate_ticket_slas, policy=desk.policy), days=3)
     await job(desk, send_daily_digests, hours=1)
     [digest] = [m for m in desk.app_sent("liuyang") if m["msgtype"] == "markdown"]
     assert "［点我领奖］(https://evil.example/p)" in digest["markdown"]["content"]  # 情绪走低的客户
