@@ -6,6 +6,7 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from config.markup import join
 from config.templates import render
 from crm_core.ticket_policy import default_policy
 from crm_core.customer_view import CustomerView
@@ -97,7 +98,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         by = view.last_contact_by.name if view.last_contact_by else none
         last_contact = render("bot.card_last_contact", at=when_text(customer.last_contact_at, tz), by=by)
     notes = [
-        render("bot.card_note", at=n.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
+        render("bot.card_note", kind="markdown", at=n.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
                author=n.author.name if n.author else none, text=n.text[:80])
         for n in view.notes
     ]
@@ -105,7 +106,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
     if view.next_follow_up is not None:
         next_follow_up = f"{when_text(view.next_follow_up.due_at, tz)} {view.next_follow_up.text[:40]}".strip()
     return render(
-        "bot.customer_card",
+        "bot.customer_card", kind="markdown",
         name=display_name(customer),
         company=customer.company or none,
         owner=customer.owner.name if customer.owner else none,
@@ -122,5 +123,5 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         next_follow_up=next_follow_up,
         tickets="、".join(render("bot.card_ticket", number=t.number, priority=default_policy().sla[t.priority].label)
                          for t in view.open_tickets) or none,
-        notes="\n".join(notes) or render("bot.card_no_notes"),
+        notes=join("\n", notes, "markdown") or render("bot.card_no_notes", kind="markdown"),
     ).strip()

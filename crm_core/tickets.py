@@ -449,14 +449,15 @@ class TicketService:
 
     async def _card(self, agent: Staff, ticket: Ticket, event: TicketEvent, now: datetime) -> None:
         description = render(
-            "tickets.card_description", customer=customer_name(ticket.customer),
+            "tickets.card_description", kind="textcard", customer=customer_name(ticket.customer),
             category=self.policy.category(ticket.category).label, priority=self._priority_label(ticket.priority),
             due=self._local(ticket.resolution_due_at), first_due=self._local(ticket.first_response_due_at),
             excerpt=ticket.summary[:120], reasons=self.open_reasons(ticket), number=ticket.number)
         await OutboxService(self.session).enqueue(
             idempotency_key=f"ticket-event:{event.id}:{agent.userid}", kind="app_message",
             payload={"touser": agent.userid, "msgtype": "textcard", "textcard": {
-                "title": render("tickets.card_title", number=ticket.number, priority=self._priority_label(ticket.priority)),
+                "title": render("tickets.card_title", kind="textcard", number=ticket.number,
+                                priority=self._priority_label(ticket.priority)),
                 "description": description, "url": self.policy.card_url, "btntxt": render("tickets.card_button")}},
             customer_id=ticket.customer_id, staff_id=agent.id)
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.markup import Markup, join
 from config.templates import render
 from crm_core.deals import default_stages
 from crm_core.forecast import Outlook
@@ -75,40 +76,40 @@ def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide
            forecast: Outlook | None) -> list[str]:
     start, end = report.period.start.astimezone(tz), report.period.end.astimezone(tz)
     if kind == "daily":
-        lines = [render("digests.daily_title", date=_day(end.date())),
-                 render("digests.period", start=f"{start:%m-%d %H:%M}", end=f"{end:%m-%d %H:%M}")]
+        lines = [_md("digests.daily_title", date=_day(end.date())),
+                 _md("digests.period", start=f"{start:%m-%d %H:%M}", end=f"{end:%m-%d %H:%M}")]
     else:
-        lines = [render("digests.weekly_title", start=_day(start.date()), end=_day(end.date() - timedelta(days=1)))]
+        lines = [_md("digests.weekly_title", start=_day(start.date()), end=_day(end.date() - timedelta(days=1)))]
     if company_wide:
-        lines.append(render("digests.company_wide"))
+        lines.append(_md("digests.company_wide"))
     lines.append("")
     if not report.has_activity:
-        lines.append(render(f"digests.quiet_{kind}"))
+        lines.append(_md(f"digests.quiet_{kind}"))
     if report.new_customers:
-        lines.append(render("digests.new_customers", count=report.new_customers))
+        lines.append(_md("digests.new_customers", count=report.new_customers))
     if report.messages_in or report.messages_out:
-        lines.append(render("digests.messages", incoming=report.messages_in, outgoing=report.messages_out))
+        lines.append(_md("digests.messages", incoming=report.messages_in, outgoing=report.messages_out))
     mix = report.sentiment
     if mix.total:
-        lines.append(render("digests.sentiment", positive=mix.positive, neutral=mix.neutral, negative=mix.negative))
+        lines.append(_md("digests.sentiment", positive=mix.positive, neutral=mix.neutral, negative=mix.negative))
     if report.trending_negative:
-        lines.append(render("digests.trending_header"))
-        lines += _capped([render("digests.trending_line", name=c.name or render("digests.customer_unnamed", id=c.customer_id),
-                                 score=c.sentiment) for c in report.trending_negative], limit)
+        lines.append(_md("digests.trending_header"))
+        lines += _capped([_md("digests.trending_line", name=c.name or _md("digests.customer_unnamed", id=c.customer_id),
+                              score=c.sentiment) for c in report.trending_negative], limit)
     t = report.tickets
     if t.complaints or t.opened or t.resolved or t.sla_breached:
-        lines.append(render("digests.tickets", complaints=t.complaints, opened=t.opened, resolved=t.resolved,
-                            breached=t.sla_breached))
+        lines.append(_md("digests.tickets", complaints=t.complaints, opened=t.opened, resolved=t.resolved,
+                         breached=t.sla_breached))
     if report.overdue_followups:
-        lines.append(render("digests.overdue_header"))
-        lines += _capped([render("digests.overdue_line", name=r.name, count=r.count) for r in report.overdue_followups],
+        lines.append(_md("digests.overdue_header"))
+        lines += _capped([_md("digests.overdue_line", name=r.name, count=r.count) for r in report.overdue_followups],
                          limit)
     lines += _deal_lines(report)
     if forecast is not None:
         lines += digest_lines(forecast)
     if report.keywords:
-        words = [render("digests.keyword", word=w, count=n) for w, n in report.keywords[:limit]]
-        lines.append(render("digests.keywords", words=render("digests.keyword_separator").join(words)))
+        words = [_md("digests.keyword", word=w, count=n) for w, n in report.keywords[:limit]]
+        lines.append(_md("digests.keywords", words=join(_md("digests.keyword_separator"), words, "markdown")))
     return lines
 
 
@@ -117,11 +118,11 @@ def _deal_lines(report: TeamReport) -> list[str]:
     if deals.open_by_stage:
         order = {stage: i for i, stage in enumerate(default_stages().all)}
         stages = sorted(deals.open_by_stage.items(), key=lambda sc: (order.get(sc[0], len(order)), sc[0]))
-        shown = [render("digests.deals_stage", stage=s, count=n) for s, n in stages]
-        lines.append(render("digests.deals_open", stages=render("digests.item_separator").join(shown)))
+        shown = [_md("digests.deals_stage", stage=s, count=n) for s, n in stages]
+        lines.append(_md("digests.deals_open", stages=join(_md("digests.item_separator"), shown, "markdown")))
     if deals.moved or deals.won or deals.lost:
         key = "digests.deals_changed_amount" if deals.won_amount else "digests.deals_changed"
-        lines.append(render(key, moved=deals.moved, won=deals.won, lost=deals.lost, amount=_money(deals.won_amount)))
+        lines.append(_md(key, moved=deals.moved, won=deals.won, lost=deals.lost, amount=_money(deals.won_amount)))
     return lines
 
 
@@ -129,7 +130,7 @@ def _capped(lines: list[str], limit: int) -> list[str]:
     """The first `limit` lines, then how many more there are ("…等 N 位")."""
     if len(lines) <= limit:
         return lines
-    return lines[:limit] + [render("digests.more", count=len(lines) - limit)]
+    return lines[:limit] + [_md("digests.more", count=len(lines) - limit)]
 
 
 def _fits(content: str) -> bool:
@@ -138,20 +139,25 @@ def _fits(content: str) -> bool:
 
 def _cut_to_fit(content: str) -> str:
     """Last resort for absurdly long names: drop whole lines from the end, say so."""
-    lines, tail = content.split("\n"), render("digests.truncated")
+    lines, tail = content.split("\n"), _md("digests.truncated")
     while lines and not _fits("\n".join([*lines, tail])):
         lines.pop()
     return "\n".join([*lines, tail])
 
 
+def _md(key: str, **values: object) -> Markup:
+    """Every line of a digest is WeCom markdown, so its values are escaped for markdown."""
+    return render(key, kind="markdown", **values)
+
+
 def _day(day: date) -> str:
-    return render("digests.date", month=day.month, day=day.day)
+    return _md("digests.date", month=day.month, day=day.day)
 
 
 def _money(amount: int) -> str:
     if amount >= 10_000:
-        return render("digests.money_wan", value=f"{amount / 10_000:.2f}".rstrip("0").rstrip("."))
-    return render("digests.money_yuan", value=amount)
+        return _md("digests.money_wan", value=f"{amount / 10_000:.2f}".rstrip("0").rstrip("."))
+    return _md("digests.money_yuan", value=amount)
 
 
 JOBS: dict[str, JobFunc] = {
