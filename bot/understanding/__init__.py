@@ -58,7 +58,11 @@ class Understanding:
     async def read(self, session: AsyncSession, staff: Staff, line: str, now: datetime) -> Understood:
         """`now` is local (the business time zone)."""
         scope = await scope_for(session, staff)
-        sentence = self.reader.sentence(line, await names_in(session, line, scope.where()), now)
+        return self.decide(self.reader.sentence(line, await names_in(session, line, scope.where()), now), staff, now)
+
+    def decide(self, sentence: Sentence, staff: Staff, now: datetime) -> Understood:
+        """What to do with a sentence whose names are known; no database from here on."""
+        line = sentence.line
         if self.reader.greeting(sentence):
             return Understood(reply=self._greeting(staff))
         if (reading := self.reader.leading(sentence)) is not None:

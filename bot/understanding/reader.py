@@ -25,7 +25,8 @@ from datetime import datetime
 
 from pypinyin import lazy_pinyin
 
-from bot.router import Command
+from bot.replies import Refusal
+from bot.router import Command, UsageError
 from bot.timeparse import TimeExpressionError, When, find_when
 from bot.understanding.lexicon import Lexicon, tokenizer
 from bot.understanding.names import Names
@@ -57,6 +58,7 @@ class Sentence:
     names: Names
     when: When | None
     time_error: TimeExpressionError | None
+    now: datetime
 
     def customers(self) -> list[Token]:
         return list({t.query: t for t in self.tokens if t.kind in (CUSTOMER, PHONE)}.values())
@@ -92,7 +94,7 @@ class Reader:
             when, error = find_when(line, now), None
         except TimeExpressionError as exc:
             when, error = None, exc
-        return Sentence(line, self._tokens(line, names), names, when, error)
+        return Sentence(line, self._tokens(line, names), names, when, error, now)
 
     def _tokens(self, line: str, names: Names) -> list[Token]:
         """Names, phones and 尾号 tails as whole tokens, jieba words between them."""
@@ -207,7 +209,7 @@ class Reader:
         if when is not None:
             spans.append(Token(when.text, *when.span))
         parts: list[str] = []
-        used_text = skipped = False
+        used_text = skipped = guessed_word = False
         for arg in command.args:
             if arg.customer:
                 value = customer.query if customer is not None else None
@@ -221,9 +223,10 @@ class Reader:
                     value = trigger.text  # 下周一回访李四: the item is 回访
             elif arg.optional:
                 value = None  # an optional word (我的客户 [热度]) is never guessed
-            else:
+            else:  # one plain word (阶段 张三 报价谈判), only where the sentence named the command, and only once
                 words = self._content(sentence, spans, signs=False).split()
-                value = words[0] if len(words) == 1 else None
+                value = words[0] if len(words) == 1 and trigger is not None and not guessed_word else None
+                guessed_word = True
             if not value:
                 if not arg.optional:
                     return None
@@ -235,6 +238,10 @@ class Reader:
             used_text = used_text or not (arg.customer or arg.when)
         if not used_text and command.name not in self.lexicon.reads and self._content(sentence, spans, signs=False):
             return None  # 张三已经签了合同的一半: more than 赢单 could keep
+        try:  # the declared parser has the last word: 合同 张三 下午 is no date, 关怀 张三 好 no switch
+            command.parse(" ".join(parts), sentence.now)
+        except (UsageError, Refusal):
+            return None
         return Reading(" ".join([command.name, *parts]), command, customer if any(a.customer for a in command.args) else None,
                        when if takes_time else None)
 
@@ -248,13 +255,15 @@ class Reader:
                 pieces[-1].append(token)
         texts = []
         for piece in pieces:
-            while piece and (piece[0].blank or piece[0].text in self.lexicon.filler):
+            while piece and (piece[0].blank or piece[0].text in self.lexicon.filler
+                             or piece[0].text.casefold() in self.lexicon.greetings):
                 piece = piece[1:]
             while piece and piece[-1].blank:
                 piece = piece[:-1]
             if not piece:
                 continue
-            texts.append(self._signed(piece) if signs else sentence.line[piece[0].start:piece[-1].end])
+            signed = signs and any(t.text in self.lexicon.add or t.text in self.lexicon.remove for t in piece)
+            texts.append(self._signed(piece) if signed else sentence.line[piece[0].start:piece[-1].end])
         return " ".join(texts)
 
     def _signed(self, piece: list[Token]) -> str:
@@ -271,7 +280,8 @@ class Reader:
 
     def _after_lead(self, tokens: list[Token]) -> list[Token]:
         index = 0
-        while index < len(tokens) and (tokens[index].blank or tokens[index].text in self.lexicon.lead):
+        while index < len(tokens) and (tokens[index].blank or tokens[index].text in self.lexicon.lead
+                                       or tokens[index].text.casefold() in self.lexicon.greetings):
             index += 1
         return tokens[index:]
 
@@ -306,7 +316,7 @@ class Reader:
             return Reading(f"{command.name} {head.query} {after}".strip(), command, head)
         if first.rest:  # 查王五: the search says whether there is one
             return Reading(f"{command.name} {text}", command)
-        if " " in text:  # 跟进zs 明天: the rep's own space ends the customer
+        if " " in text and head.text.isascii():  # 跟进zs 明天: pinyin or initials, ended by the rep's space
             return Reading(f"{command.name} {text}", command)
         return None
 
