@@ -24,7 +24,7 @@ def build_dispatcher(
     commands_per_minute: int = 30, ticket_policy: TicketPolicy | None = None,
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
-    return Dispatcher(
+    dispatcher = Dispatcher(
         [customers.router, notes.router, followups.router, deals.router, lifecycle.router, handover.router, care.router,
          tickets.router, channels.router, campaigns.router, help.router],
         timezone,
@@ -34,3 +34,5 @@ def build_dispatcher(
         clock=clock,
         tickets=ticket_policy or default_policy(),
     )
+    dispatcher.understanding.lexicon.check(c.name for c in dispatcher.commands)
+    return dispatcher

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import AsyncIterator
 
 import aiohttp
@@ -22,7 +24,7 @@ from connectors.webhook import WebhookReceiver
 from connectors.wecom.client import WeComClient
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.receiver import CallbackReceiver
-from crm_core.db import create_engine, session_factory
+from crm_core.db import create_engine, session_factory, utcnow
 from crm_core.models import InboxItem, OutboxItem
 from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
@@ -62,13 +64,16 @@ log = logging.getLogger(__name__)
 
 ALL_ROLES = frozenset({"web", "worker", "scheduler"})
 
-def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.Application:
+def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
+               clock: Callable[[], datetime] = utcnow) -> web.Application:
+    """`clock`: the one "now" of the chat bot (the demo passes its fast-forwarding clock)."""
     unknown = roles - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from web, worker, scheduler")
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_id_middleware, error_middleware])
     app[keys.SETTINGS] = settings
     app[keys.ROLES] = roles
+    app[keys.CLOCK] = clock
     app[keys.INBOX_WORKERS] = []
     app[keys.OUTBOX_WORKERS] = []
     app[keys.METRICS] = Metrics()
@@ -167,8 +172,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
     The reactions run in this order, inside the message's transaction (scrm.ingest.context): the
     analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
-    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], commands_per_minute=settings.bot_commands_per_minute,
-                                  ticket_policy=app[keys.TICKETS])
+    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], clock=app[keys.CLOCK],
+                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS])
     dispatcher.observe_command = metrics.observe_command
     app[keys.DISPATCHER] = dispatcher
     context = IngestContext(
@@ -194,6 +199,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     # stall this process for about a second (and escape `scrm serve`'s freeze of start-up objects).
     await asyncio.to_thread(nlp.load)
     pipeline = build_pipeline(app)
+    await asyncio.to_thread(app[keys.DISPATCHER].understanding.load)  # its jieba, off the event loop too
     for reaction in pipeline.context.reactions:
         if isinstance(reaction, TicketIntake):
             await reaction.check_at_start(sessions)

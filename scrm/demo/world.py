@@ -431,7 +431,7 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
             wecom=WeComSettings(corp_id=sim.corp_id, secret=sim.secret, agent_id=str(sim.agent_id),
                                 token=sim.callback_token, aes_key=sim.encoding_aes_key, api_base=f"{sim_url}/cgi-bin/"),
         )
-        app = create_app(settings, DEMO_ROLES)
+        app = create_app(settings, DEMO_ROLES, clock=clock.now)
         demo = Demo(app, sim, clock)
         app.cleanup_ctx.append(demo.schedule_ctx)
         add_console(app, demo)
