@@ -207,10 +207,27 @@ class HandoverService:
         if state == TAKEN:
             receiving = handover.to_staff
             await self._move([row.customer_id], handover.from_staff_id, receiving, by=handover.by_staff)
+            await self._follow(row.customer_id, handover.from_staff_id, receiving.id)
         else:
             AuditService(self.session).record(actor="wecom", action="customer.handover_failed",
                                               customer_id=row.customer_id,
                                               detail=f"handover={handover.id} state={state} reason={reason}")
+
+    async def _follow(self, customer_id: int, from_id: int, to_id: int) -> None:
+        """WeCom moved the relation (with the rep's remark and tags): the follower rows say so too."""
+        now = utcnow()
+        rows = {f.staff_id: f for f in (await self.session.scalars(select(CustomerFollower).where(
+            CustomerFollower.customer_id == customer_id, CustomerFollower.staff_id.in_((from_id, to_id))))).all()}
+        before = rows.get(from_id)
+        if before is not None:
+            before.removed_at = now
+        after = rows.get(to_id)
+        if after is None:
+            after = CustomerFollower(customer_id=customer_id, staff_id=to_id, remark_mobiles=[], tag_ids=[])
+            self.session.add(after)
+        after.removed_at, after.synced_at, after.added_at = None, now, now
+        if before is not None:
+            after.remark, after.remark_mobiles, after.tag_ids = before.remark, list(before.remark_mobiles), list(before.tag_ids)
 
     async def _wecom_contacts(self, customer_ids: list[int], leaving: Staff) -> dict[int, str]:
         """customer id -> external_userid, for the customers WeCom has as `leaving`'s contacts."""

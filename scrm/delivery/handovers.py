@@ -1,9 +1,9 @@
 """Sends a handover's transfer calls to WeCom, and follows them until each customer's outcome is known.
 
 A "customer_transfer" outbox row is one transfer call (≤ 100 customers). WeCom has no idempotency
-key for transfers, so a row sent again after a crash (WeCom accepted, our commit never happened)
-first asks transfer_result which of its customers WeCom already has on their way, and sends only the
-others; a customer WeCom still finds in transfer answers 40129, which counts as on its way too. So a
+key for transfers, so before each attempt (a row sent again after a crash: WeCom accepted, our commit
+never happened) transfer_result says which of its customers WeCom already has on their way, and only
+the others are sent; a customer WeCom still finds in transfer answers 40129, which counts as on its way too. So a
 customer's transfer reaches WeCom once per handover.
 
 The scheduler job (`make_handover_follow_job`) asks transfer_result for every handover still waiting
@@ -45,10 +45,11 @@ async def send_transfer(wecom: TransferApi, session: AsyncSession, item: OutboxI
     if batch is not None and batch.customers:
         handover = batch.handover
         leaving, receiving = handover.from_staff.userid, handover.to_staff.userid
-        on_their_way: set[str] = set()
-        if item.attempts > 1:  # an earlier attempt may have reached WeCom before it failed
-            on_their_way = {row["external_userid"] for row in await wecom.transfer_results(
-                leaving, receiving, resigned=batch.resigned) if _since(row, handover)}
+        # An earlier attempt may have reached WeCom before it failed (however it failed: a lease that
+        # expired, a connection lost before the commit), so WeCom is asked first, every time.
+        # A transfer WeCom started stays 等待接替 for 24 hours, far longer than any retry takes.
+        on_their_way = {row["external_userid"] for row in await wecom.transfer_results(
+            leaving, receiving, resigned=batch.resigned) if row.get("status") == STILL_WAITING}
         errcodes = {eid: 0 for eid in on_their_way}
         to_send = [row.external_userid for row in batch.customers if row.external_userid not in on_their_way]
         if to_send:
@@ -57,11 +58,6 @@ async def send_transfer(wecom: TransferApi, session: AsyncSession, item: OutboxI
             errcodes.update({str(c.get("external_userid")): int(c.get("errcode", 0)) for c in response.get("customer") or []})
         await service.started(batch, errcodes)
     return {"status": "sent", "sent_at": utcnow(), "response": response, "last_error": ""}
-
-
-def _since(row: dict[str, Any], handover: Handover) -> bool:
-    """A transfer_result row that belongs to this handover: still waiting, or decided after it began."""
-    return row.get("status") == STILL_WAITING or int(row.get("takeover_time") or 0) >= int(handover.created_at.timestamp())
 
 
 def make_handover_follow_job(wecom: TransferApi) -> JobFunc:

@@ -115,6 +115,10 @@ class Chat:
         async with self.service.sessions() as session:
             return await session.scalar(select(Staff).where(Staff.userid == userid))
 
+    async def staff_by_id(self, staff_id: int) -> Staff:
+        async with self.service.sessions() as session:
+            return await session.get(Staff, staff_id)
+
 
 async def follow_handovers(chat: Chat) -> str:
     """WeCom's 24 hours pass (every waiting transfer is decided), then the scheduler's
