@@ -523,6 +523,9 @@ class SimulatorState:
             "kf_log_size": len(self.kf_log),
             "contact_ways": list(self.contact_ways.values()),
             "sent_welcome_msgs": self.sent_welcome_msgs,
+            "transfers": [{"kind": t.kind, "handover_userid": t.handover_userid, "takeover_userid": t.takeover_userid,
+                           **t.row()} for t in self.transfer_book.transfers],
+            "kf_session_changes": self.kf_sessions.changes,
         }
 
 
