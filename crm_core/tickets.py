@@ -23,6 +23,7 @@ from config.templates import render
 from crm_core.errors import DomainError, DuplicateError, NotFoundError, ValidationError
 from crm_core.kf_window import KF_CHANNEL, kf_reply_address
 from crm_core.models import Customer, CustomerTag, Message, Staff
+from crm_core.kf_handoff import end_conversation, hand_to_agent, shipped_kf_handoff
 from crm_core.outbox import OutboxService
 from crm_core.sql import insert_if_absent
 from crm_core.ticket_models import CLOSED, OPEN, RESOLVED, Ticket, TicketEvent
@@ -266,6 +267,7 @@ class TicketService:
         detail = f"{previous.userid if previous else '-'} -> {agent.userid}"
         event = await self._event(ticket, kind, actor, now, detail=detail)
         await self._card(agent, ticket, event, now)
+        await hand_to_agent(self.session, ticket, agent, event.id, shipped_kf_handoff())
         owner = ticket.customer.owner
         if owner is not None and owner.id != agent.id and kind == "assigned":
             await self._tell(ticket, owner, event, render(
@@ -325,7 +327,8 @@ class TicketService:
     async def close(self, ticket: Ticket, actor: Staff, now: datetime) -> None:
         self._require(ticket, OPEN, RESOLVED)
         ticket.status, ticket.closed_at, ticket.open_key = CLOSED, now, None
-        await self._event(ticket, "closed", actor, now)
+        event = await self._event(ticket, "closed", actor, now)
+        await end_conversation(self.session, ticket, event.id, shipped_kf_handoff())
 
     async def dismiss(self, ticket: Ticket, actor: Staff, now: datetime, note: str = "") -> None:
         """`工单 误判`: the complaint detection was wrong. The ticket closes (never to be reopened by the

@@ -30,7 +30,7 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from connectors.wecom.inbound import AppMessage, ContactChange, DirectoryChange, KfWakeup, TagChange
+from connectors.wecom.inbound import AppMessage, ContactChange, DirectoryChange, KfWakeup, TagChange, TransferFail
 from scrm.ingest.analysis import MessageAnalysis
 from scrm.ingest.chat_archive import ChatArchiveMessages
 from scrm.ingest.context import IngestContext
@@ -40,6 +40,7 @@ from scrm.ingest.external_contacts import ContactChanges
 from scrm.ingest.kf import KfMessages, KfWakeups
 from scrm.ingest.staff_messages import StaffMessages
 from crm_core.ticket_policy import load_ticket_policy
+from scrm.ingest.transfer_failures import TransferFailures
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm.ingest.wecom_callbacks import WeComCallbacks
 from scrm.ingest.webhook import WebhookMessages
@@ -54,6 +55,7 @@ from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
 from scrm.sync.customers import make_customer_sync_job, sync_on_first_start
+from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
@@ -188,6 +190,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
         ContactChange: ContactChanges(context),
         DirectoryChange: DirectoryChanges(Directory(app[keys.WECOM], context.roles)),
         TagChange: TagChanges(context),
+        TransferFail: TransferFailures(context),
         KfWakeup: KfWakeups(context),
     })
     return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
@@ -286,7 +289,8 @@ def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
             "directory.sync": directory_sync_job(Directory(wecom, role_map(settings))),
-            "customers.sync": make_customer_sync_job(wecom)}
+            "customers.sync": make_customer_sync_job(wecom),
+            "handovers.follow_results": make_handover_follow_job(wecom)}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

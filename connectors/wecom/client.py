@@ -234,6 +234,57 @@ class WeComClient:
         return await self._all_pages("externalcontact/get_groupmsg_send_result", "send_list",
                                      lambda cursor: self.get_groupmsg_send_result(msgid, userid, cursor=cursor))
 
+    async def unassigned_customers(self) -> list[dict[str, Any]]:
+        """Every customer a departed member left behind (externalcontact/get_unassigned_list, all pages):
+        items handover_userid, external_userid, dimission_time. document/path/92124"""
+        return await self._all_pages(
+            "externalcontact/get_unassigned_list", "info",
+            lambda cursor: self.call("POST", "externalcontact/get_unassigned_list",
+                                     json={"page_size": 1000, **({"cursor": cursor} if cursor else {})}))
+
+    async def transfer_customers(self, handover_userid: str, takeover_userid: str, external_userids: list[str], *,
+                                 resigned: bool, transfer_success_msg: str = "") -> dict[str, Any]:
+        """Start handing ≤ 100 customers to another member: ``resigned`` for a member who left
+        (externalcontact/resigned/transfer_customer, document/path/96331), else on the job with a
+        message to the customer (externalcontact/transfer_customer, document/path/96325).
+
+        ``customer`` answers each one's errcode: 0 means WeCom started the transfer (final within 24 h),
+        not that it succeeded; follow it with ``transfer_results``."""
+        body: dict[str, Any] = {"handover_userid": handover_userid, "takeover_userid": takeover_userid,
+                                "external_userid": external_userids}
+        if not resigned and transfer_success_msg:
+            body["transfer_success_msg"] = transfer_success_msg
+        api = "externalcontact/resigned/transfer_customer" if resigned else "externalcontact/transfer_customer"
+        return await self.call("POST", api, json=body)
+
+    async def transfer_results(self, handover_userid: str, takeover_userid: str, *, resigned: bool) -> list[dict[str, Any]]:
+        """Every transfer between the two members, all pages ((resigned/)transfer_result, document/path/96333):
+        items external_userid, status (1 taken over, 2 waiting, 3 refused, 4 takeover rep full, 5 no record),
+        takeover_time."""
+        api = "externalcontact/resigned/transfer_result" if resigned else "externalcontact/transfer_result"
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        return await self._all_pages(api, "customer", lambda cursor: self.call(
+            "POST", api, json={**body, **({"cursor": cursor} if cursor else {})}))
+
+    async def kf_servicers(self, open_kfid: str) -> list[dict[str, Any]]:
+        """A kf account's 接待人员 (kf/servicer/list): userid, status 0 serving / 1 stopped. document/path/96420"""
+        return (await self.call("GET", "kf/servicer/list", params={"open_kfid": open_kfid})).get("servicer_list") or []
+
+    async def kf_service_state(self, open_kfid: str, external_userid: str) -> dict[str, Any]:
+        """A kf conversation's state (kf/service_state/get): service_state 0-4, servicer_userid when 3."""
+        return await self.call("POST", "kf/service_state/get",
+                               json={"open_kfid": open_kfid, "external_userid": external_userid})
+
+    async def kf_change_service_state(self, open_kfid: str, external_userid: str, service_state: int,
+                                      servicer_userid: str = "") -> dict[str, Any]:
+        """Move a kf conversation (kf/service_state/trans, document/path/94698): 3 hands it to
+        ``servicer_userid``, 4 ends it; a change the current state does not allow is 95016."""
+        body: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
+                                "service_state": service_state}
+        if servicer_userid:
+            body["servicer_userid"] = servicer_userid
+        return await self.call("POST", "kf/service_state/trans", json=body)
+
     async def _all_pages(
         self, api: str, field: str, fetch: Callable[[str | None], Awaitable[dict[str, Any]]]
     ) -> list[dict[str, Any]]:

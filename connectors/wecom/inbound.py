@@ -85,6 +85,18 @@ class TagChange:
 
 
 @dataclass(frozen=True)
+class TransferFail:
+    """change_external_contact / transfer_fail: a customer being handed to `userid` (the takeover rep)
+    was not: `fail_reason` customer_refused or customer_limit_exceed (the rep's contacts are full).
+    https://developer.work.weixin.qq.com/document/path/92130 (客户接替失败事件)"""
+
+    userid: str
+    external_userid: str
+    fail_reason: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
 class KfWakeup:
     """kf_msg_or_event: new 微信客服 messages are waiting; pull them with this token."""
 
@@ -122,7 +134,7 @@ class KfMessage:
         return self.origin == 3
 
 
-Callback = AppMessage | ContactChange | DirectoryChange | TagChange | KfWakeup | OtherCallback
+Callback = AppMessage | ContactChange | DirectoryChange | TagChange | TransferFail | KfWakeup | OtherCallback
 
 
 def callback_dedup_key(fields: dict[str, Any]) -> str:
@@ -147,6 +159,9 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
     msg_type = str(fields.get("MsgType", ""))
     if msg_type == "event":
         event = str(fields.get("Event", ""))
+        if event == "change_external_contact" and fields.get("ChangeType") == "transfer_fail":
+            return TransferFail(userid=str(fields.get("UserID", "")), external_userid=str(fields.get("ExternalUserID", "")),
+                                fail_reason=str(fields.get("FailReason", "")), sent_at=sent_at)
         if event == "change_external_contact":
             return ContactChange(
                 change_type=str(fields.get("ChangeType", "")),

@@ -22,18 +22,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.roles import RoleMap
 from config.settings import Settings
+from connectors.wecom.errors import WeComError
 from connectors.wecom.profiles import department_profile, staff_profile
 from crm_core.db import utcnow
 from crm_core.directory import DirectoryService, MemberChange
 from crm_core.leases import LeaseService
-from crm_core.models import Customer, Staff
+from crm_core.models import Staff
 from crm_core.staff import StaffProfile
 from scheduler.runner import JobContext, JobFunc
+from scrm.ingest.departures import notify_departure
 from scrm.retries import backoff, with_retries
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class DirectoryApi(Protocol):
     async def list_departments(self) -> list[dict[str, Any]]: ...
     async def list_member_ids(self, *, cursor: str | None = None, limit: int = LIST_PAGE_SIZE) -> dict[str, Any]: ...
     async def get_user(self, userid: str) -> dict[str, Any]: ...
+    async def unassigned_customers(self) -> list[dict[str, Any]]: ...
 
 
 def role_map(settings: Settings) -> RoleMap:
@@ -88,10 +90,13 @@ class Directory:
     async def on_departure(self, session: AsyncSession, staff: Staff) -> None:
         """A member left the company or was disabled, seen by a full sync, update_user or delete_user;
         called once per departure, inside the transaction that made them inactive. Their access ends
-        with `Staff.active` itself; what a departure sets off for the people left behind (their
-        customers waiting for a new owner) hangs here."""
-        waiting = await session.scalar(select(func.count()).select_from(Customer).where(Customer.owner_id == staff.id))
-        log.info("%s left the directory; %d customer(s) wait for a new owner", staff.userid, waiting or 0)
+        with `Staff.active` itself, whatever WeCom answers next; their managers hear how many customers
+        WeCom holds for a new owner (scrm.ingest.departures)."""
+        try:
+            await notify_departure(session, self.wecom, staff)
+        except WeComError as exc:
+            log.warning("%s left, but WeCom's unassigned list could not be read (%s): their managers were not told; "
+                        "`转交 全部 %s 接手人` still hands the customers over", staff.userid, exc, staff.userid)
 
 
 class SyncBusy(Exception):

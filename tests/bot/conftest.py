@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import count
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import fakeredis
@@ -27,8 +28,11 @@ from crm_core.models import Customer, Staff
 from scrm import keys
 from scrm.app import create_app
 from scrm.sync.directory import Directory, DirectorySync
+from scrm.delivery.handovers import make_handover_follow_job
+from scheduler.runner import JobContext
 from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings, sim, sim_server  # noqa: F401  (fixtures)
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Wednesday 2026-11-18 10:00 in Shanghai.
 FIXED_NOW = datetime(2026, 11, 18, 2, 0, tzinfo=timezone.utc)
 
@@ -116,6 +120,20 @@ class Chat:
     async def staff(self, userid: str) -> Staff:
         async with self.service.sessions() as session:
             return await session.scalar(select(Staff).where(Staff.userid == userid))
+
+    async def staff_by_id(self, staff_id: int) -> Staff:
+        async with self.service.sessions() as session:
+            return await session.get(Staff, staff_id)
+
+
+async def follow_handovers(chat: Chat) -> str:
+    """WeCom's 24 hours pass (every waiting transfer is decided), then the scheduler's
+    handovers.follow_results runs once and the workers deliver what it queued."""
+    chat.service.sim.transfer_book.settle(chat.service.sim)
+    job = make_handover_follow_job(chat.service.app[keys.WECOM])
+    summary = await job(JobContext(chat.service.app[keys.SESSIONS], chat.now.astimezone(SHANGHAI), SHANGHAI))
+    await chat.service.settle()
+    return summary
 
 
 def reply_text(message: dict) -> str:

@@ -17,8 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from connectors.wecom.simulator import directory
-from connectors.wecom.simulator import contacts
+from connectors.wecom.simulator import contacts, directory, kf_state, transfers
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -259,6 +258,8 @@ APIS: dict[str, Api] = {
     **CORE_APIS,
     **directory.APIS,
     **contacts.APIS,
+    **transfers.APIS,
+    **kf_state.APIS,
 }
 
 

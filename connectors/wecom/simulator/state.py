@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.wecom.simulator.chat_archive import ChatArchive
+from connectors.wecom.simulator.kf_state import KfSessions
+from connectors.wecom.simulator.transfers import TransferBook
 
 ACCESS_TOKEN_TTL = 7200
 KF_TOKEN_TTL = 600  # the Token in a kf_msg_or_event callback is valid for 10 minutes
@@ -65,7 +67,13 @@ ERRMSGS: dict[int, str] = {
     95002: "send msg time limit",
     95004: "open_kfid not exist",
     95007: "invalid msg token",
+    40097: "user not resigned",
     40098: "user not real-name verified",
+    40128: "transfer customer too frequently",
+    40129: "customer is being transferred",
+    41035: "missing external userid",
+    95014: "servicer not available",
+    95016: "invalid service state change",
     41037: "missing contact way type",
     41038: "missing contact way scene",
     41039: "invalid contact way type",
@@ -163,6 +171,8 @@ class SimulatorState:
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     sent_welcome_msgs: list[dict[str, Any]] = field(default_factory=list)
+    transfer_book: TransferBook = field(default_factory=TransferBook)  # 离职/在职继承 (simulator.transfers)
+    kf_sessions: KfSessions = field(default_factory=KfSessions)  # 微信客服 servicers and session states
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -518,6 +528,9 @@ class SimulatorState:
             "kf_log_size": len(self.kf_log),
             "contact_ways": list(self.contact_ways.values()),
             "sent_welcome_msgs": self.sent_welcome_msgs,
+            "transfers": [{"kind": t.kind, "handover_userid": t.handover_userid, "takeover_userid": t.takeover_userid,
+                           **t.row()} for t in self.transfer_book.transfers],
+            "kf_session_changes": self.kf_sessions.changes,
         }
 
 
