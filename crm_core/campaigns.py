@@ -9,9 +9,10 @@ or unsent with WeCom's reason, and the rep who sits on the task is reminded once
 
 Who is left out, and counted by reason: customers who opted out (退订), churned customers, those
 without a WeCom contact identity, those without an active owner to send the task, and those who
-already have this natural month's four group messages (WeCom's per-customer limit; every template
-delivery created this month counts, care greetings included, except those that provably never
-reached the customer).
+already have as many group messages as WeCom's receive limit allows in its current window (as many
+a month as the month has days, unless the company chose 7 a week or 1 a day: crm_core.group_send_limits;
+every template delivery created in the window counts, care greetings included, except those that
+provably never reached the customer).
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.templates import render
 from crm_core.care import CONTACT_CHANNEL, TEMPLATE
+from crm_core.group_send_limits import ReceiveLimit, default_limit
 from crm_core.models import Campaign, CareDelivery, Customer, CustomerIdentity, CustomerTag, Staff
 from crm_core.outbox import OutboxService
 from crm_core.scope import Scope
 
 OCCASION_PREFIX = "campaign:"
 TASK_RECIPIENT_LIMIT = 10_000  # external_userids WeCom accepts in one add_msg_template call
-MONTHLY_GROUP_MESSAGES = 4  # group messages one customer may receive from the company per natural month
-CONTENT_LIMIT_BYTES = 4000  # add_msg_template text.content
+# add_msg_template text.content: "消息文本内容，最多4000个字节" https://developer.work.weixin.qq.com/document/path/92135
+CONTENT_LIMIT_BYTES = 4000
 REPEAT_WINDOW = timedelta(minutes=10)  # the same tag and text again within this is a double send, not a new campaign
 # Why a tagged customer is left out, in the order they are checked (one reason per customer).
 OPTED_OUT, CHURNED, NO_CONTACT, NO_OWNER, LIMIT = "opted_out", "churned", "no_contact", "no_owner", "limit"
@@ -110,10 +112,12 @@ class CampaignReport:
 
 
 class CampaignService:
-    def __init__(self, session: AsyncSession, timezone: ZoneInfo, *, task_limit: int = TASK_RECIPIENT_LIMIT):
+    def __init__(self, session: AsyncSession, timezone: ZoneInfo, *, task_limit: int = TASK_RECIPIENT_LIMIT,
+                 receive_limit: ReceiveLimit | None = None):
         self.session = session
         self.timezone = timezone
         self.task_limit = task_limit
+        self.receive_limit = receive_limit or default_limit()
 
     async def just_sent(self, tag: str, content: str, by: Staff, now: datetime) -> Campaign | None:
         """The same staff member's campaign with this tag and text from the last few minutes: a
@@ -129,13 +133,14 @@ class CampaignService:
         contact = (select(CustomerIdentity.external_id)
                    .where(CustomerIdentity.customer_id == Customer.id, CustomerIdentity.channel == CONTACT_CHANNEL)
                    .order_by(CustomerIdentity.id).limit(1).scalar_subquery())
-        this_month = (select(func.count()).select_from(CareDelivery)
-                      .where(CareDelivery.customer_id == Customer.id, CareDelivery.channel == TEMPLATE,
-                             CareDelivery.created_at >= self._month_start(now), CareDelivery.status != "unsent")
-                      .scalar_subquery())
+        window_start, allowed = self.receive_limit.window(now)
+        in_window = (select(func.count()).select_from(CareDelivery)
+                     .where(CareDelivery.customer_id == Customer.id, CareDelivery.channel == TEMPLATE,
+                            CareDelivery.created_at >= window_start, CareDelivery.status != "unsent")
+                     .scalar_subquery())
         rows = (await self.session.execute(
             select(Customer.id, Customer.owner_id, Customer.care_opted_out_at, Customer.lifecycle,
-                   contact.label("contact"), this_month.label("this_month"), Staff.active.label("owner_active"))
+                   contact.label("contact"), in_window.label("in_window"), Staff.active.label("owner_active"))
             .join(CustomerTag, (CustomerTag.customer_id == Customer.id) & (CustomerTag.name == tag))
             .outerjoin(Staff, Staff.id == Customer.owner_id)
             .where(*scope.where())
@@ -143,7 +148,7 @@ class CampaignService:
         )).all()
         audience = Audience(tag)
         for row in rows:
-            reason = _exclusion(row)
+            reason = _exclusion(row, allowed)
             if reason:
                 audience.excluded[reason] += 1
             else:
@@ -247,12 +252,8 @@ class CampaignService:
                 names[(staff_id, detail)].append(name or "—")
         return names
 
-    def _month_start(self, now: datetime) -> datetime:
-        local = now.astimezone(self.timezone)
-        return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
-
-def _exclusion(row) -> str:
+def _exclusion(row, allowed: int) -> str:
     if row.care_opted_out_at is not None:
         return OPTED_OUT
     if row.lifecycle == "churned":
@@ -261,7 +262,7 @@ def _exclusion(row) -> str:
         return NO_CONTACT
     if row.owner_id is None or not row.owner_active:
         return NO_OWNER
-    if row.this_month >= MONTHLY_GROUP_MESSAGES:
+    if row.in_window >= allowed:
         return LIMIT
     return ""
 

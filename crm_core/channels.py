@@ -33,7 +33,8 @@ from crm_core.outbox import OutboxService
 STATE_PREFIX = "ch"
 NAME_MAX = 30  # the name is also the code's remark in WeCom, which allows 30 characters
 CONTACT_WAY_SCENE_QR = 2
-WELCOME_TEXT_MAX = 1000
+# send_welcome_msg text.content "最长为4000字节": https://developer.work.weixin.qq.com/document/path/92137
+WELCOME_TEXT_MAX_BYTES = 4000
 
 # (session, userid) -> that staff member's row, created (from WeCom's directory) when first seen.
 EnsureStaff = Callable[[AsyncSession, str], Awaitable[Staff]]
@@ -60,6 +61,12 @@ class UnknownGroupError(ChannelError):
 
 class NoChannelUsersError(ChannelError):
     pass
+
+
+class WelcomeTooLongError(ChannelError):
+    def __init__(self, size: int):
+        super().__init__(f"the welcome text has {size} bytes; WeCom sends at most {WELCOME_TEXT_MAX_BYTES}")
+        self.size = size
 
 
 def state_for(channel_id: int) -> str:
@@ -89,12 +96,15 @@ class ChannelService:
             or ([by.userid] if by is not None else [])
         if not user_ids:
             raise NoChannelUsersError("a channel needs a sales group or reps")
+        welcome = welcome.strip()
+        if (size := len(welcome.encode("utf-8"))) > WELCOME_TEXT_MAX_BYTES:
+            raise WelcomeTooLongError(size)
         if await self.by_name(name) is not None:
             raise ChannelExistsError(f"channel {name!r} exists")
         # The state needs the id: insert with a placeholder, then name it. (No savepoint: on SQLite,
         # releasing one outside a transaction commits, and the CLI must be able to roll this back.)
         channel = ContactChannel(name=name, state=f"new-{secrets.token_hex(8)}", group=group, user_ids=user_ids,
-                                 welcome_text=welcome.strip()[:WELCOME_TEXT_MAX], active=True,
+                                 welcome_text=welcome, active=True,
                                  created_by_id=by.id if by is not None else None)
         self.session.add(channel)
         await self.session.flush()

@@ -2,9 +2,10 @@
 
 Each manager gets the figures of their departments' customers (crm_core.scope); admins get the
 whole company's. A quiet day still gets a one-line digest: a daily report that sometimes does not
-come leaves the manager wondering whether it broke. Each digest is one outbox row keyed by
-manager and day (or ISO week), so a re-run or a second scheduler sends nothing twice. Wording
-lives in config/templates_digests.toml.
+come leaves the manager wondering whether it broke. An app message holds 2,048 bytes of markdown,
+so a long digest is sent as a few numbered parts (at most MAX_PARTS; lists are shortened before
+more are needed). Each part is one outbox row keyed by manager, day (or ISO week) and part, so a
+re-run or a second scheduler sends nothing twice. Wording lives in config/templates_digests.toml.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from scheduler.forecast_jobs import digest_lines, staff_outlook
 from scheduler.runner import JobContext, JobFunc, for_each_staff
 
 RECIPIENT_ROLES = ("manager", "admin")
-# WeCom refuses markdown content over 4096 bytes (UTF-8).
-MAX_BYTES = 4096
+# App-message markdown: "最长不超过2048个字节，必须是utf8编码" (4096 is the group robot's limit, not an app's).
+# https://developer.work.weixin.qq.com/document/path/90236
+MAX_BYTES = 2048
+MAX_PARTS = 3
 # Lists (reps, customers, keywords) are cut to the first of these lengths that fits.
 LIST_LIMITS = (10, 5, 3, 1)
 
@@ -53,23 +56,27 @@ async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) 
         report = await team_report(session, scope, period, as_of=ctx.now)
         # The weekly digest also shows the month's forecast (kept as the month's snapshot if first).
         forecast = await staff_outlook(session, manager, scope, ctx.now, ctx.timezone) if kind == "weekly" else None
-        content = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone, forecast=forecast)
-        return await OutboxService(session).enqueue(
-            idempotency_key=f"digest:{kind}:{manager.id}:{stamp}", kind="app_message",
-            payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}},
-            staff_id=manager.id)
+        parts = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone, forecast=forecast)
+        outbox, queued = OutboxService(session), []
+        for number, content in enumerate(parts, start=1):
+            queued.append(await outbox.enqueue(
+                idempotency_key=f"digest:{kind}:{manager.id}:{stamp}" + (f":{number}" if number > 1 else ""),
+                kind="app_message", staff_id=manager.id,
+                payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}}))
+        return queued[0]
 
     return await for_each_staff(ctx, send, f"{kind} digest", roles=RECIPIENT_ROLES, recipients="manager(s)/admin(s)")
 
 
 def render_digest(kind: str, report: TeamReport, tz: ZoneInfo, *, company_wide: bool = False,
-                  forecast: Outlook | None = None) -> str:
-    """The digest's markdown, its lists shortened until it fits WeCom's size limit."""
+                  forecast: Outlook | None = None) -> list[str]:
+    """The digest's markdown messages: one if it fits WeCom's size limit, else up to MAX_PARTS
+    numbered parts, its lists shortened until they do."""
     for limit in LIST_LIMITS:
-        content = "\n".join(_lines(kind, report, tz, limit, company_wide, forecast))
-        if _fits(content):
-            return content
-    return _cut_to_fit(content)
+        parts = _split(_lines(kind, report, tz, limit, company_wide, forecast))
+        if len(parts) <= MAX_PARTS:
+            return parts
+    return _cut_to_fit(parts)
 
 
 def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide: bool,
@@ -137,12 +144,43 @@ def _fits(content: str) -> bool:
     return len(content.encode("utf-8")) <= MAX_BYTES
 
 
-def _cut_to_fit(content: str) -> str:
-    """Last resort for absurdly long names: drop whole lines from the end, say so."""
-    lines, tail = content.split("\n"), _md("digests.truncated")
-    while lines and not _fits("\n".join([*lines, tail])):
+def _split(lines: list[str]) -> list[str]:
+    """Whole lines packed into messages that fit, each after the first headed by the title and its
+    number ("（续 2/3）"); a single line too long for any message is shortened (absurdly long names)."""
+    title, body = lines[0], [_clip(line) for line in lines[1:]]
+    parts: list[list[str]] = [[title]]
+    for line in body:
+        if _fits("\n".join([*parts[-1], line, _continued(99, 99)])):
+            parts[-1].append(line)
+        else:
+            parts.append([title, line])
+    if len(parts) == 1:
+        return ["\n".join(parts[0])]
+    return ["\n".join([part[0] + (_continued(number, len(parts)) if number > 1 else ""), *part[1:]])
+            for number, part in enumerate(parts, start=1)]
+
+
+def _continued(number: int, total: int) -> str:
+    return _md("digests.continued", part=number, parts=total)
+
+
+def _clip(line: str) -> str:
+    """A line that could not fit even a message of its own, cut at a character and marked."""
+    budget = MAX_BYTES // 2
+    if len(line.encode("utf-8")) <= budget:
+        return line
+    tail = _md("digests.truncated")
+    return line.encode("utf-8")[:budget - len(tail.encode("utf-8"))].decode("utf-8", "ignore") + tail
+
+
+def _cut_to_fit(parts: list[str]) -> list[str]:
+    """Last resort when even the shortest lists need more than MAX_PARTS messages: keep the first
+    ones, the last of them saying the rest was left out."""
+    kept, tail = parts[:MAX_PARTS], _md("digests.truncated")
+    lines = kept[-1].split("\n")
+    while len(lines) > 1 and not _fits("\n".join([*lines, tail])):
         lines.pop()
-    return "\n".join([*lines, tail])
+    return [*kept[:-1], "\n".join([*lines, tail])]
 
 
 def _md(key: str, **values: object) -> Markup:

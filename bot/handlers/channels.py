@@ -19,8 +19,10 @@ from crm_core.channels import (
     ChannelExistsError,
     ChannelNotFoundError,
     ChannelService,
+    WELCOME_TEXT_MAX_BYTES,
     NoChannelUsersError,
     UnknownGroupError,
+    WelcomeTooLongError,
 )
 from crm_core.models import ContactChannel, Customer
 
@@ -100,6 +102,8 @@ async def qrcode(ctx: CommandContext, action: str, name: str, options: ChannelOp
         raise Refusal("channels.bot.unknown_group", group=exc.group[:20], known="、".join(exc.known)) from exc
     except NoChannelUsersError as exc:
         raise Refusal("channels.bot.no_users") from exc
+    except WelcomeTooLongError as exc:
+        raise Refusal("channels.bot.welcome_too_long", size=exc.size, limit=WELCOME_TEXT_MAX_BYTES) from exc
     await service.request_qr_code(channel)
     return render("channels.bot.requested", name=channel.name, reps=service.reps_text(channel))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from connectors.wecom.client import WeComClient
 from connectors.wecom.errors import WeComError
 from connectors.wecom.simulator.server import create_simulator_app
-from connectors.wecom.simulator.state import SimulatorState
+from connectors.wecom.simulator.state import SimulatorState, WelcomeCode
 from tests.connectors.conftest import Clock
 
 MakeClient = Callable[..., WeComClient]
@@ -75,16 +76,39 @@ async def test_customer_who_deleted_the_rep_fails_with_status_2(make_client: Mak
     assert "send_time" not in results[SUN_LI]
 
 
-async def test_fifth_group_message_in_a_month_fails_with_status_3(make_client: MakeClient,
-                                                                 sim_state: SimulatorState, clock: Clock) -> None:
+def china(day: str) -> float:
+    return datetime.fromisoformat(f"{day}T10:00:00+08:00").timestamp()
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "allowed", "next_window"),
+    [
+        # https://developer.work.weixin.qq.com/document/path/92135: as many a month as the month has days...
+        ("month_days", "2026-02-01", 28, "2026-03-01"),
+        # ...or, as the company chooses in 群发规则, 7 a week (Monday to Sunday) or 1 a day.
+        ("week_7", "2026-02-02", 7, "2026-02-09"),
+        ("day_1", "2026-02-02", 1, "2026-02-03"),
+    ],
+)
+async def test_a_customer_past_the_receive_limit_gets_status_3_until_the_next_window(
+        make_client: MakeClient, sim_state: SimulatorState, clock: Clock,
+        rule: str, start: str, allowed: int, next_window: str) -> None:
     client = make_client()
-    statuses = []
-    for _ in range(5):
+    sim_state.group_msg_rule = rule
+
+    async def send() -> int:
         msgid = (await client.add_msg_template(greeting(ZHAO_LEI)))["msgid"]
         sim_state.confirm_msg_template(msgid, "zhangwei")
-        statuses.append((await client.groupmsg_send_list(msgid, "zhangwei"))[0]["status"])
-        clock.advance(3600)
-    assert statuses == [1, 1, 1, 1, 3]
+        return (await client.groupmsg_send_list(msgid, "zhangwei"))[0]["status"]
+
+    clock.value = china(start)
+    statuses = []
+    for _ in range(allowed + 1):
+        statuses.append(await send())
+        clock.advance(60)
+    clock.value = china(next_window)
+    assert statuses == [1] * allowed + [3]
+    assert await send() == 1
 
 
 async def test_unknown_msgid_is_41047(make_client: MakeClient) -> None:
@@ -150,3 +174,40 @@ def test_confirming_twice_or_someone_elses_task_is_refused(sim_state: SimulatorS
         sim_state.confirm_msg_template(msgid, "zhangwei")
     with pytest.raises(KeyError):
         sim_state.confirm_msg_template(msgid, "lina")
+
+
+@pytest.mark.parametrize(
+    ("path", "payload"),
+    [
+        # Group-send and welcome texts hold 4000 bytes (92135, 92137); app messages, markdown included,
+        # 2048 (https://developer.work.weixin.qq.com/document/path/90236; 4096 is the group robot's).
+        ("externalcontact/add_msg_template", {"external_userid": [ZHAO_LEI], "sender": "zhangwei",
+                                              "text": {"content": "TEXT"}}),
+        ("externalcontact/send_welcome_msg", {"welcome_code": "CODE", "text": {"content": "TEXT"}}),
+        ("message/send", {"touser": "zhangwei", "msgtype": "markdown", "markdown": {"content": "TEXT"}}),
+        ("message/send", {"touser": "zhangwei", "msgtype": "text", "text": {"content": "TEXT"}}),
+    ],
+)
+async def test_texts_are_held_to_their_documented_byte_limits(api: TestClient, sim_state: SimulatorState,
+                                                              path: str, payload: dict) -> None:
+    limit = 2048 if path == "message/send" else 4000
+
+    async def call(size: int) -> int:
+        body = json.loads(json.dumps(payload).replace("TEXT", "客" * (size // 3) + "a" * (size % 3)))
+        if path.endswith("send_welcome_msg"):
+            body["welcome_code"] = _welcome_code(sim_state)
+        if path == "message/send":
+            body["agentid"] = sim_state.agent_id
+        token = sim_state.issue_access_token()
+        resp = await api.post(f"/cgi-bin/{path}", params={"access_token": token}, data=json.dumps(body).encode())
+        return (await resp.json())["errcode"]
+
+    assert await call(limit) == 0
+    assert await call(limit + 1) == 45002
+
+
+def _welcome_code(sim_state: SimulatorState) -> str:
+    """A fresh WelcomeCode, as an add_external_contact event would carry."""
+    code = f"WC{len(sim_state.welcome_codes)}"
+    sim_state.welcome_codes[code] = WelcomeCode("zhangwei", ZHAO_LEI, sim_state.now())
+    return code

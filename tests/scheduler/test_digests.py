@@ -13,7 +13,7 @@ from crm_core.models import Customer, Deal, FollowUp, Message, OutboxItem, Staff
 from crm_core.reports import CustomerMood, DealStats, Period, SentimentMix, TeamReport, TicketStats, team_report
 from crm_core.scope import scope_for
 from crm_core.ticket_models import Ticket, TicketEvent
-from scheduler.digests import JOBS, MAX_BYTES, render_digest, send_daily_digests, send_weekly_digests
+from scheduler.digests import JOBS, MAX_BYTES, MAX_PARTS, render_digest, send_daily_digests, send_weekly_digests
 from scheduler.runner import JobContext
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
 
@@ -151,11 +151,17 @@ async def seed_company(sessions) -> dict[str, Staff]:
     return {"wang": wang, "li": li, "boss": boss}
 
 
-async def digest_for(sessions, staff_id: int) -> str:
+async def digest_parts(sessions, staff_id: int) -> list[str]:
     async with sessions() as session:
-        [row] = (await session.scalars(select(OutboxItem).where(OutboxItem.staff_id == staff_id))).all()
-    assert row.kind == "app_message" and row.payload["msgtype"] == "markdown"
-    return row.payload["markdown"]["content"]
+        rows = (await session.scalars(select(OutboxItem).where(OutboxItem.staff_id == staff_id)
+                                      .order_by(OutboxItem.id))).all()
+    assert rows and all(r.kind == "app_message" and r.payload["msgtype"] == "markdown" for r in rows)
+    return [row.payload["markdown"]["content"] for row in rows]
+
+
+async def digest_for(sessions, staff_id: int) -> str:
+    [content] = await digest_parts(sessions, staff_id)
+    return content
 
 
 async def test_the_report_counts_exactly_each_managers_departments(env):  # noqa: F811
@@ -284,7 +290,7 @@ async def test_the_weekly_digest_covers_monday_to_sunday_local_time(env):  # noq
     assert (await send_weekly_digests(JobContext(sessions, local(30, 17), TZ))).startswith("0 ")
 
 
-async def test_a_busy_digest_is_trimmed_to_fit_wecom_markdown(env):  # noqa: F811
+async def test_a_busy_digest_is_split_into_messages_that_fit_wecom_markdown(env):  # noqa: F811
     sessions, _ = env
     async with sessions() as session:
         co = Company(session)
@@ -305,13 +311,22 @@ async def test_a_busy_digest_is_trimmed_to_fit_wecom_markdown(env):  # noqa: F81
                              for _ in range(1 + (40 - i) // 10)])
         await session.commit()
 
-    await send_daily_digests(JobContext(sessions, DAILY_RUN, TZ))
-    content = await digest_for(sessions, manager.id)
-    assert len(content.encode("utf-8")) <= MAX_BYTES
+    ctx = JobContext(sessions, DAILY_RUN, TZ)
+    await send_daily_digests(ctx)
+    parts = await digest_parts(sessions, manager.id)
+    assert 1 < len(parts) <= MAX_PARTS and all(len(p.encode("utf-8")) <= MAX_BYTES for p in parts)
+    title = render("digests.daily_title", date="11月27日")
+    assert parts[0].startswith(title + "\n")
+    assert [p.split("\n")[0] for p in parts[1:]] == [
+        title + render("digests.continued", part=n, parts=len(parts)) for n in range(2, len(parts) + 1)]
+    content = "\n".join(parts)
     assert render("digests.overdue_line", name=reps[0].name, count=5) in content
     assert render("digests.messages", incoming=40, outgoing=0) in content
     shown_reps = sum(line.startswith("> 销售") for line in content.splitlines())
     assert render("digests.more", count=40 - shown_reps) in content
+    # A second run queues no part twice.
+    assert (await send_daily_digests(ctx)).startswith("0 ")
+    assert await digest_parts(sessions, manager.id) == parts
 
 
 def test_even_an_absurdly_long_item_cannot_push_a_digest_past_the_limit():
@@ -319,6 +334,6 @@ def test_even_an_absurdly_long_item_cannot_push_a_digest_past_the_limit():
     report = TeamReport(period=period, as_of=period.end, new_customers=3, messages_in=9, messages_out=4,
                         sentiment=SentimentMix(positive=9), trending_negative=[], tickets=TicketStats(),
                         overdue_followups=[], deals=DealStats(open_by_stage={}), keywords=[("超长" * 1500, 9)])
-    content = render_digest("daily", report, TZ)
+    [content] = render_digest("daily", report, TZ)
     assert len(content.encode("utf-8")) <= MAX_BYTES
     assert render("digests.new_customers", count=3) in content and content.endswith(render("digests.truncated"))

@@ -269,6 +269,11 @@ async def test_the_cli_creates_and_lists_channels(chat, backend, monkeypatch, ca
     [way] = sim.contact_ways.values()
     assert code == 0 and way["qr_code"] in out and way["user"] == ["zhangwei", "lina", "liuyang"]
 
+    # A welcome text past send_welcome_msg's 4000 bytes is refused with its size, and nothing is saved.
+    code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "channels", "create", "长欢迎语",
+                                              "--users", "lina", "--welcome", "欢" * 1334])
+    assert code == 1 and "4002 bytes" in capsys.readouterr().err and len(sim.contact_ways) == 1
+
     code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "channels", "create", "幽灵", "--users", "ghost"])
     assert code == 1 and "60111" in capsys.readouterr().err and len(sim.contact_ways) == 1
 

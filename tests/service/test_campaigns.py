@@ -2,8 +2,8 @@
 the WeCom simulator; the group-send sync brings back what each rep and customer did.
 
 The chat clock is fixed at Wednesday 2026-11-18 10:00 Shanghai (tests/bot/conftest.py). VIP here:
-张伟's 赵磊 and 孙丽 (and 周杰, who opted out), 李娜's 吴敏 and 冯雪 (and 郑浩, who already got this
-month's four group messages), and 钱多 of 赵强, who works in another department than manager 刘洋.
+张伟's 赵磊 and 孙丽 (and 周杰, who opted out), 李娜's 吴敏 and 冯雪 (and 郑浩, who already got as many
+group messages this month as November has days: WeCom's limit since 2025-11), and 钱多 of 赵强, who works in another department than manager 刘洋.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ async def vip_company(chat: Chat) -> None:
         await session.execute(update(Customer).where(Customer.name == "周杰").values(care_opted_out_at=FIXED_NOW))
         zheng = await session.scalar(select(Customer.id).where(Customer.name == "郑浩"))
         session.add_all(CareDelivery(customer_id=zheng, occasion=f"festival:promo{i}", occasion_date=FIXED_NOW.date(),
-                                     channel="template", status="confirmed", created_at=FIXED_NOW - timedelta(days=i))
-                        for i in range(1, 5))
+                                     channel="template", status="confirmed", created_at=FIXED_NOW - timedelta(hours=i))
+                        for i in range(1, 31))
         outsider = Staff(userid="zhaoqiang", name="赵强", department_ids=[5])
         session.add(outsider)
         await session.flush()
@@ -91,7 +91,7 @@ async def test_a_previewed_campaign_becomes_one_task_per_rep_and_each_rep_is_tol
     assert preview.splitlines()[:3] == [
         "群发预览 · 标签「VIP」",
         "将发给 4 位客户，由 2 位同事各自在「群发助手」确认发送：张伟 2 位、李娜 2 位",
-        "不发送：已退订 1 位、本月已收满 4 条群发 1 位",
+        "不发送：已退订 1 位、已达企业微信群发接收上限 1 位",
     ]
     assert f"内容：{TEXT}" in preview and "回复「确认」" in preview
     assert chat.service.sim.msg_templates == [] and await campaigns(chat) == 0
@@ -158,7 +158,7 @@ async def test_what_reps_and_wecom_did_comes_back_and_a_rep_who_sits_on_the_task
         "· 张伟：2 位客户，任务待确认，已送达 0，未送达 0，待确认 2",
         "· 李娜：2 位客户，任务已确认发送，已送达 1，未送达 1，待确认 0",
         "  未送达 1 位（冯雪）：客户已不是李娜的微信好友，企业微信未能送达",
-        "未纳入：已退订 1 位、本月已收满 4 条群发 1 位",
+        "未纳入：已退订 1 位、已达企业微信群发接收上限 1 位",
     ]
     assert report.startswith("群发活动 C1 · 标签「VIP」· 11-18 10:00 刘洋发起")
 

@@ -164,7 +164,8 @@ async def test_what_wecom_could_not_deliver_is_unsent_with_the_reason(world: Wor
     over_limit = await world.greet("孙丽", SUN_LI)
     not_theirs = await world.greet("吴敏", WU_MIN)  # zhangwei does not follow her in WeCom: refused at once
     cancelled = await world.greet("周杰", ZHOU_JIE)
-    for _ in range(4):  # 孙丽 already got this month's four group messages
+    _, allowed = world.sim.group_msg_allowance(world.sim.now())
+    for _ in range(allowed):  # 孙丽 already got as many group messages this month as the month has days
         msgid, _ = world.sim.add_msg_template({"external_userid": [SUN_LI], "sender": "zhangwei",
                                                "text": {"content": "促销"}})
         world.sim.confirm_msg_template(msgid, "zhangwei")
@@ -178,7 +179,7 @@ async def test_what_wecom_could_not_deliver_is_unsent_with_the_reason(world: Wor
                for d in (gone_friend, over_limit, not_theirs, cancelled)}
     assert outcome == {
         gone_friend: ("unsent", "客户已不是张伟的微信好友，企业微信未能送达"),
-        over_limit: ("unsent", "客户本月收到的群发消息已达企业微信上限，未能送达"),
+        over_limit: ("unsent", "客户收到的群发消息已达企业微信的接收上限，未能送达"),
         not_theirs: ("unsent", "企业微信不允许张伟向该客户群发（对方不在其客户列表中），客户未收到"),
         cancelled: ("unsent", "企业微信里已找不到这条群发任务（可能已被取消或过期），客户未收到"),
     }

@@ -22,13 +22,19 @@ from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
 STATE_KEY: web.AppKey[SimulatorState] = web.AppKey("wecom_simulator_state", SimulatorState)
-TEXT_MAX_BYTES = 2048  # "文本消息类型：最长不超过2048个字节" (errcode 45002 beyond it)
+# App messages (message/send): text "最长不超过2048个字节", markdown "最长不超过2048个字节，必须是utf8编码"
+# (4096 is the group robot's markdown limit, not an app's): https://developer.work.weixin.qq.com/document/path/90236
+# 微信客服 text (kf/send_msg) is held to the same. Errcode 45002 (content size out of limit) beyond it.
+TEXT_MAX_BYTES = 2048
+# Group-send and welcome texts: add_msg_template "最多4000个字节" (https://developer.work.weixin.qq.com/document/path/92135),
+# send_welcome_msg "最长为4000字节" (https://developer.work.weixin.qq.com/document/path/92137).
+TEMPLATE_TEXT_MAX_BYTES = 4000
 KF_MSGID = re.compile(r"[0-9a-zA-Z_-]{1,32}")  # caller-chosen kf msgid; longer -> 40058 "msgid exceed max length"
 
-def _check_text(content: Any) -> None:
+def _check_text(content: Any, max_bytes: int = TEXT_MAX_BYTES) -> None:
     if not isinstance(content, str) or not content:
         raise ApiError(44004)
-    if len(content.encode()) > TEXT_MAX_BYTES:
+    if len(content.encode()) > max_bytes:
         raise ApiError(45002)
 
 
@@ -138,7 +144,7 @@ def _add_msg_template(state: SimulatorState, _: web.Request, body: dict[str, Any
     if not (body.get("text") or body.get("attachments")):
         raise ApiError(40058)
     if "text" in body:
-        _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None)
+        _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None, TEMPLATE_TEXT_MAX_BYTES)
     msgid, fail_list = state.add_msg_template(body)
     return ok(fail_list=fail_list, msgid=msgid)
 
@@ -217,7 +223,7 @@ def _send_welcome_msg(state: SimulatorState, _: web.Request, body: dict[str, Any
     if not (body.get("text") or body.get("attachments")):
         raise ApiError(40058)
     if "text" in body:
-        _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None)
+        _check_text(body["text"].get("content") if isinstance(body["text"], dict) else None, TEMPLATE_TEXT_MAX_BYTES)
     if errcode := state.welcome_errcode(str(code)):
         raise ApiError(errcode)
     entry = state.welcome_codes[str(code)]

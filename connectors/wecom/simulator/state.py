@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import json
 import secrets
 import time
@@ -27,9 +28,11 @@ KF_WINDOW_SECONDS = 48 * 3600
 KF_WINDOW_MAX_REPLIES = 5
 WELCOME_CODE_TTL = 20  # "企业仅可在收到相关事件后20秒内调用，且只可调用一次"
 CONTACT_WAY_MAX_USERS = 100  # 41041: "默认限制不超过100人"
-# "同一个企业每个自然月内仅可针对一个客户/客户群发送4条消息": the fifth gets send_result status 3.
-GROUP_MSG_MONTHLY_LIMIT = 4
-CHINA_UTC_OFFSET = 8 * 3600  # WeCom counts natural months in China time
+# https://developer.work.weixin.qq.com/document/path/92135 (updated 2025-11-17): "每位客户/每个客户群每月最多
+# 可接收条数为当月天数 … 可在企业微信-群发助手-设置群发规则中调整为每周接收七条或每天接收一条". A customer
+# over the limit gets send_result status 3. The company's rule: "month_days", "week_7" or "day_1".
+GROUP_MSG_RULES = ("month_days", "week_7", "day_1")
+CHINA_UTC_OFFSET = 8 * 3600  # WeCom counts natural days, weeks and months in China time
 
 # Group-send statuses on the wire: a sender's task (get_groupmsg_task) and one customer's result
 # (get_groupmsg_send_result).
@@ -167,6 +170,7 @@ class SimulatorState:
     msg_templates: list[dict[str, Any]] = field(default_factory=list)
     kf_log: list[dict[str, Any]] = field(default_factory=list)
     group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
+    group_msg_rule: str = "month_days"  # 群发规则 (see GROUP_MSG_RULES)
     chat_archive: ChatArchive | None = None  # 会话内容存档, when the company has it enabled
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
@@ -349,7 +353,7 @@ class SimulatorState:
 
     def confirm_msg_template(self, msgid: str, sender: str) -> dict[str, int]:
         """The rep taps 发送 on their task: each customer gets it (1), unless no longer a friend (2)
-        or already at this month's group-message limit (3). Returns external_userid -> status."""
+        or already at the company's group-message receive limit (3). Returns external_userid -> status."""
         task = self.group_msg_tasks[msgid]
         if sender not in task.recipients:
             raise KeyError(f"{sender!r} has no task in {msgid!r}")
@@ -361,7 +365,7 @@ class SimulatorState:
         for external_userid in task.recipients[sender]:
             if sender not in self._followers(external_userid):
                 status = RESULT_NOT_FRIEND
-            elif self._group_msgs_this_month(external_userid, now) >= GROUP_MSG_MONTHLY_LIMIT:
+            elif self._group_msgs_in_window(external_userid, now) >= self.group_msg_allowance(now)[1]:
                 status = RESULT_LIMIT_REACHED
             else:
                 status = RESULT_SENT
@@ -418,13 +422,24 @@ class SimulatorState:
         contact = self.external_contacts.get(external_userid)
         return {f["userid"] for f in contact["follow_user"]} if contact else set()
 
-    def _group_msgs_this_month(self, external_userid: str, now: int) -> int:
-        month = _china_month(now)
+    def group_msg_allowance(self, now: float) -> tuple[object, int]:
+        """The receive window `now` is in (a comparable key) and how many group messages it allows."""
+        moment = time.gmtime(int(now) + CHINA_UTC_OFFSET)
+        if self.group_msg_rule == "day_1":
+            return (moment.tm_year, moment.tm_yday), 1
+        if self.group_msg_rule == "week_7":
+            return time.strftime("%G-%V", moment), 7
+        if self.group_msg_rule != "month_days":
+            raise ValueError(f"unknown group_msg_rule {self.group_msg_rule!r}")
+        return (moment.tm_year, moment.tm_mon), calendar.monthrange(moment.tm_year, moment.tm_mon)[1]
+
+    def _group_msgs_in_window(self, external_userid: str, now: int) -> int:
+        window = self.group_msg_allowance(now)[0]
         return sum(
             1
             for task in self.group_msg_tasks.values()
             for (_, customer), (status, send_time) in task.results.items()
-            if customer == external_userid and status == RESULT_SENT and _china_month(send_time) == month
+            if customer == external_userid and status == RESULT_SENT and self.group_msg_allowance(send_time)[0] == window
         )
 
     # -- 「联系我」 codes and welcome messages -------------------------------------------------
@@ -538,11 +553,6 @@ def _page(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[l
     start = _decode_cursor(cursor) if cursor else 0
     end = start + limit
     return rows[start:end], _encode_cursor(end) if end < len(rows) else ""
-
-
-def _china_month(timestamp: int) -> tuple[int, int]:
-    moment = time.gmtime(timestamp + CHINA_UTC_OFFSET)
-    return moment.tm_year, moment.tm_mon
 
 
 def _encode_cursor(position: int) -> str:
