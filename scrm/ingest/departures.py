@@ -33,7 +33,7 @@ class UnassignedApi(Protocol):
 async def notify_departure(session: AsyncSession, wecom: UnassignedApi, staff: Staff) -> int:
     """Tell `staff`'s managers how many customers WeCom holds for them unassigned; returns that count."""
     left_behind = [row for row in await wecom.unassigned_customers() if row.get("handover_userid") == staff.userid]
-    AuditService(session).record(actor="wecom", action="staff.departed",
+    AuditService(session).record(actor="wecom", action="staff.customers_waiting",
                                  detail=f"staff={staff.id} unassigned_customers={len(left_behind)}")
     if not left_behind:
         log.info("%s left with no customers waiting in WeCom", staff.userid)

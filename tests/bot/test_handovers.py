@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
+from connectors.wecom.simulator import directory as company
 from crm_core import handover as handover_module
 from crm_core.models import AuditEntry, Customer, HandoverCustomer, Staff
 from scrm import keys
@@ -28,7 +29,7 @@ async def owner_of(chat, name: str) -> str:
 
 async def lina_leaves(chat) -> int:
     """The admin deletes 李娜 in WeCom; the directory sync marks her inactive and calls the departure hook."""
-    chat.service.sim.transfer_book.member_leaves(chat.service.sim, "lina")
+    company.leave(chat.service.sim, "lina")
     async with chat.service.sessions() as session:
         await session.execute(update(Staff).where(Staff.userid == "lina").values(active=False))
         lina = await session.scalar(select(Staff).where(Staff.userid == "lina"))
@@ -61,7 +62,7 @@ async def test_a_departed_reps_customers_end_up_under_the_new_rep(chat):
     async with chat.service.sessions() as session:
         actions = (await session.scalars(select(AuditEntry.action))).all()
     assert actions.count("customer.handover_requested") == 3 and actions.count("customer.handover") == 3
-    assert "staff.departed" in actions and "handover.settled" in actions
+    assert "staff.customers_waiting" in actions and "handover.settled" in actions
 
 
 async def test_a_refused_transfer_leaves_the_owner_and_the_summary_says_why(chat):

@@ -9,6 +9,7 @@ import pytest
 
 from connectors.wecom.client import WeComClient
 from connectors.wecom.errors import InvalidUserError, WeComError
+from connectors.wecom.simulator import directory as company
 from connectors.wecom.simulator.sample_data import DEMO_OPEN_KFID
 from connectors.wecom.simulator.state import SimulatorState
 from tests.connectors.conftest import Clock
@@ -29,7 +30,7 @@ async def test_a_departed_members_customers_are_listed_then_inherited(make_clien
                                                                       sim_state: SimulatorState) -> None:
     client = make_client()
     assert await client.unassigned_customers() == []
-    sim_state.transfer_book.member_leaves(sim_state, "lina")
+    company.leave(sim_state, "lina")
     left = await client.unassigned_customers()
     assert sorted(r["external_userid"] for r in left) == sorted([WU_MIN, ZHENG_HAO, FENG_XUE])
     assert {r["handover_userid"] for r in left} == {"lina"} and all(r["dimission_time"] for r in left)
@@ -85,7 +86,7 @@ async def test_bad_transfer_calls_get_wecoms_errcode_and_start_nothing(make_clie
 
 
 async def test_a_departed_member_cannot_hand_over_on_the_job(make_client: MakeClient, sim_state: SimulatorState) -> None:
-    sim_state.transfer_book.member_leaves(sim_state, "lina")
+    company.leave(sim_state, "lina")
     with pytest.raises(InvalidUserError):
         await make_client().transfer_customers("lina", "zhangwei", [WU_MIN], resigned=False)
     with pytest.raises(WeComError) as raised:

@@ -111,8 +111,9 @@ def disable(state: SimulatorState, userid: str) -> None:
 
 
 def leave(state: SimulatorState, userid: str) -> None:
-    """The member leaves the company and is deleted from the directory; send delete_user afterwards."""
-    del state.staff[userid]
+    """The member leaves the company and is deleted from the directory; send delete_user afterwards.
+    Their customers stay behind as unassigned (get_unassigned_list) until someone inherits them."""
+    state.transfer_book.member_leaves(state, userid)
     for dept in state.departments.values():
         dept["department_leader"] = [u for u in dept.get("department_leader", []) if u != userid]
 

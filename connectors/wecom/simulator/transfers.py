@@ -80,8 +80,7 @@ class TransferBook:
     outcomes: dict[str, int] = field(default_factory=dict)  # external_userid -> REFUSED / LIMIT_REACHED next time
 
     def member_leaves(self, state: SimulatorState, userid: str) -> None:
-        """The admin deletes a member (a delete_user callback follows): they leave the directory, their
-        customers stay behind as unassigned until someone inherits them."""
+        """The transfer side of a member leaving (simulator.directory.leave is the whole departure)."""
         state.staff.pop(userid)
         self.departed[userid] = int(state.now())
 
