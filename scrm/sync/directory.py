@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -76,7 +77,9 @@ class Directory:
         """Read one member from user/get and apply it (create_user, update_user)."""
         return await self.apply(session, staff_profile(await self.wecom.get_user(userid)))
 
-    async def apply(self, session: AsyncSession, profile: StaffProfile, *, since=None) -> MemberChange | None:
+    async def apply(self, session: AsyncSession, profile: StaffProfile, *,
+                    since: datetime | None = None) -> MemberChange | None:
+        """Apply a member's profile; a departure it reveals goes through `on_departure`."""
         change = await DirectoryService(session, self.roles).apply_member(profile, since=since)
         if change is not None and change.departed:
             await self.on_departure(session, change.staff)
