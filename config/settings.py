@@ -39,6 +39,9 @@ class WeComSettings:
     token: str = ""
     aes_key: str = ""
     api_base: str = TENCENT_API_BASE
+    # SCRM_WECOM_CONTACTS_SECRET: the 通讯录同步 Secret, which alone may list member ids (user/list_id,
+    # https://developer.work.weixin.qq.com/document/path/96067); unset, the app's own Secret is tried
+    contacts_secret: str = ""
 
     @property
     def configured(self) -> bool:
@@ -163,7 +166,8 @@ def validate(settings: Settings) -> None:
         problems.append(f"SCRM_TIMEZONE={settings.timezone!r} is not an IANA time zone (e.g. Asia/Shanghai)")
     wecom = settings.wecom
     if wecom.configured:
-        missing = [var for name, var in _WECOM_ENV.items() if name != "api_base" and not getattr(wecom, name)]
+        missing = [var for name, var in _WECOM_ENV.items()
+                   if name not in ("api_base", "contacts_secret") and not getattr(wecom, name)]
         if missing:
             problems.append("SCRM_WECOM_CORP_ID is set, so also set " + ", ".join(missing))
         if wecom.aes_key and not _valid_aes_key(wecom.aes_key):

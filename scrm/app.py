@@ -60,7 +60,7 @@ from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
 from scrm.delivery.sender import OutboxSender, undeliverable_notifier
-from scrm.sync.directory import Directory, DirectorySync, directory_sync_job, role_map
+from scrm.sync.directory import DirectorySync, directory_for, directory_sync_job, role_map
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
-        DirectoryChange: DirectoryChanges(Directory(app[keys.WECOM], context.roles)),
+        DirectoryChange: DirectoryChanges(directory_for(settings, app[keys.WECOM])),
         TagChange: TagChanges(context),
         TransferFail: TransferFailures(context),
         KfWakeup: KfWakeups(context),
@@ -257,7 +257,7 @@ async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
     health checks do not wait for it. The directory comes first (DirectorySync.first_start), so the
     existing customers that follow find their reps (scrm.sync.customers.sync_on_first_start)."""
     sessions, wecom = app[keys.SESSIONS], app[keys.WECOM]
-    directory = DirectorySync(Directory(wecom, role_map(app[keys.SETTINGS])), sessions)
+    directory = DirectorySync(directory_for(app[keys.SETTINGS], wecom), sessions)
     stopping = asyncio.Event()
 
     async def first_sync() -> None:
@@ -288,7 +288,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
-            "directory.sync": directory_sync_job(Directory(wecom, role_map(settings))),
+            "directory.sync": directory_sync_job(directory_for(settings, wecom)),
             "customers.sync": make_customer_sync_job(wecom),
             "handovers.follow_results": make_handover_follow_job(wecom)}
 

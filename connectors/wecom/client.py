@@ -76,6 +76,11 @@ class WeComClient:
         self._lock_timeout = timeout + 5.0
         self._known_tokens: deque[str] = deque(maxlen=4)  # recent tokens, only to redact them
 
+    def with_secret(self, secret: str) -> WeComClient:
+        """The same corp's other app (通讯录同步, 客户联系, …): its own secret, token and cache key."""
+        return WeComClient(self._http, api_base=self._api_base, corp_id=self._corp_id, secret=secret,
+                           redis=self._redis, timeout=self._timeout.total or 10.0, token_refresh_margin=self._margin)
+
     async def access_token(self, *, force_refresh: bool = False) -> str:
         """Return the shared token; ``force_refresh`` replaces the one currently cached."""
         cached = await self._cached_token()

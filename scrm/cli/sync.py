@@ -69,7 +69,7 @@ def cmd_directory(args: argparse.Namespace) -> int:
     """Exit status 0 all done, 1 some members could not be read, 2 the sync did not run to the end."""
     from config.templates import render
     from scrm.resources import CliError
-    from scrm.sync.directory import Directory, DirectorySync, SyncBusy, role_map
+    from scrm.sync.directory import DirectorySync, SyncBusy, directory_for
 
     if not 1 <= args.page_size <= 10_000:
         raise CliError("--page-size takes 1 to 10000 (user/list_id's range)")
@@ -84,7 +84,7 @@ def cmd_directory(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with wecom_sync_resources(args) as (settings, sessions, wecom):
-            sync = DirectorySync(Directory(wecom, role_map(settings)), sessions, page_size=args.page_size)
+            sync = DirectorySync(directory_for(settings, wecom), sessions, page_size=args.page_size)
             try:
                 report = await sync.run(progress)
             except SyncBusy:

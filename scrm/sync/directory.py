@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from config.roles import RoleMap
 from config.settings import Settings
 from connectors.wecom.errors import WeComError
+from connectors.wecom.client import WeComClient
 from connectors.wecom.profiles import department_profile, staff_profile
 from crm_core.db import utcnow
 from crm_core.directory import DirectoryService, MemberChange
@@ -61,16 +63,25 @@ def role_map(settings: Settings) -> RoleMap:
     return RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap()
 
 
+def directory_for(settings: Settings, wecom: WeComClient) -> Directory:
+    """The deployment's directory: its role map, and the 通讯录同步 app for listing members when configured."""
+    contacts = settings.wecom.contacts_secret
+    return Directory(wecom, role_map(settings), lister=wecom.with_secret(contacts) if contacts else None)
+
+
 @dataclass
 class Directory:
     wecom: DirectoryApi
     roles: RoleMap
+    lister: DirectoryApi | None = None  # lists member ids (user/list_id) when the app itself may not
 
     async def refresh_member(self, session: AsyncSession, userid: str) -> MemberChange | None:
         """Read one member from user/get and apply it (create_user, update_user)."""
         return await self.apply(session, staff_profile(await self.wecom.get_user(userid)))
 
-    async def apply(self, session: AsyncSession, profile: StaffProfile, *, since=None) -> MemberChange | None:
+    async def apply(self, session: AsyncSession, profile: StaffProfile, *,
+                    since: datetime | None = None) -> MemberChange | None:
+        """Apply a member's profile; a departure it reveals goes through `on_departure`."""
         change = await DirectoryService(session, self.roles).apply_member(profile, since=since)
         if change is not None and change.departed:
             await self.on_departure(session, change.staff)
@@ -194,7 +205,8 @@ class DirectorySync:
         seen: set[str] = set()
         pages = 0
         while True:
-            page = await with_retries(lambda: self.directory.wecom.list_member_ids(cursor=cursor, limit=self.page_size),
+            lister = self.directory.lister or self.directory.wecom
+            page = await with_retries(lambda: lister.list_member_ids(cursor=cursor, limit=self.page_size),
                                       what=f"user/list_id page {pages + 1}", attempts=self.attempts, sleep=self.sleep)
             pages += 1
             userids.update((str(row["userid"]), None) for row in page.get("dept_user") or [] if row.get("userid"))

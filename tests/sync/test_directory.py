@@ -241,3 +241,15 @@ async def test_one_sync_at_a_time_and_a_dead_holder_does_not_block_it(chat):
         await session.commit()
     report = await sync.run()
     assert report.members == 5
+
+
+async def test_the_member_list_is_read_with_the_contacts_sync_secret_when_wecom_demands_it(cli_env, capsys, monkeypatch):
+    """Only the 通讯录同步 Secret may call user/list_id: without it the sync stops and says which to set."""
+    cli_env.service.sim.contacts_secret = "contacts-sync-secret-Pq8wE2rT5yU1iO4pA7sD0fG3"
+    code, out, err = await scrm(capsys, "sync", "directory")
+    assert code == 2 and "errcode 48002" in err and "SCRM_WECOM_CONTACTS_SECRET" in err
+    assert await staff_table(cli_env.service.app[keys.SESSIONS]) == {}
+    monkeypatch.setenv("SCRM_WECOM_CONTACTS_SECRET", cli_env.service.sim.contacts_secret)
+    code, out, err = await scrm(capsys, "sync", "directory")
+    assert code == 0, err
+    assert len(await staff_table(cli_env.service.app[keys.SESSIONS])) == 5

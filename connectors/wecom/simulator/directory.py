@@ -43,10 +43,13 @@ def _department_list(state: SimulatorState, request: web.Request, _: dict[str, A
     return ok(department=[state.departments[d] for d in sorted(wanted)])
 
 
-def _user_list_id(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
+def _user_list_id(state: SimulatorState, request: web.Request, body: dict[str, Any]) -> Reply:
     """One row per member and department (a member in two departments is listed twice), paged by
-    `cursor`; `limit` outside 1..10000 or a cursor we never gave out is 40058.
+    `cursor`; `limit` outside 1..10000 or a cursor we never gave out is 40058. "仅支持通过“通讯录同步
+    secret”调用": with the company's contacts secret set, another app's token gets 48002 (api forbidden).
     https://developer.work.weixin.qq.com/document/path/96067 (获取成员ID列表)"""
+    if state.contacts_secret and not state.is_contacts_token(request.query.get("access_token")):
+        raise ApiError(48002)
     limit = body.get("limit", LIST_ID_MAX_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= LIST_ID_MAX_LIMIT:
         raise ApiError(40058)

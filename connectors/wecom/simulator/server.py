@@ -48,9 +48,10 @@ def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
     if not secret:
         raise ApiError(41004)
     archive_secret = state.chat_archive.secret if state.chat_archive else None
-    if secret != state.secret and secret != archive_secret:
+    contacts = bool(state.contacts_secret) and secret == state.contacts_secret
+    if secret != state.secret and secret != archive_secret and not contacts:
         raise ApiError(40001)
-    return ok(access_token=state.issue_access_token(), expires_in=7200)
+    return ok(access_token=state.issue_access_token(contacts=contacts), expires_in=7200)
 
 
 def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:

@@ -155,6 +155,8 @@ class SimulatorState:
     encoding_aes_key: str
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
+    # The 通讯录同步 Secret; when set, only its tokens may list member ids (user/list_id answers others 48002).
+    contacts_secret: str | None = None
     # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
     hides_member_details: bool = False
     # external_userid -> contact in externalcontact/get's shape (a plain dict, or a generated company)
@@ -179,6 +181,7 @@ class SimulatorState:
     kf_sessions: KfSessions = field(default_factory=KfSessions)  # 微信客服 servicers and session states
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
+    _contacts_tokens: set[str] = field(default_factory=set)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
     _kf_windows: dict[tuple[str, str], KfWindow] = field(default_factory=dict)
     _faults: dict[str, deque[Fault]] = field(default_factory=dict)
@@ -186,12 +189,18 @@ class SimulatorState:
 
     # -- access tokens -------------------------------------------------------------------
 
-    def issue_access_token(self) -> str:
-        """Hand out a new token (old ones stay valid until they expire, as in WeCom)."""
+    def issue_access_token(self, *, contacts: bool = False) -> str:
+        """Hand out a new token (old ones stay valid until they expire, as in WeCom); `contacts`: for
+        the 通讯录同步 Secret."""
         self.gettoken_calls += 1
         token = secrets.token_urlsafe(48)
         self._access_tokens[token] = self.now() + ACCESS_TOKEN_TTL
+        if contacts:
+            self._contacts_tokens.add(token)
         return token
+
+    def is_contacts_token(self, token: str | None) -> bool:
+        return token in self._contacts_tokens
 
     def token_errcode(self, token: str | None) -> int:
         """0 if the token may be used, else the errcode WeCom answers."""
