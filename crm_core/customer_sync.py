@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
@@ -25,6 +25,7 @@ from crm_core.channels import attribute
 from crm_core.customers import ContactProfile, CustomerService
 from crm_core.followers import FollowerProfile, choose_owner, refresh
 from crm_core.models import ContactChannel, Customer, CustomerFollower, CustomerIdentity
+from crm_core.search_keys import name_keys
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,14 @@ class CustomerSync:
                 CustomerFollower.customer_id.in_(list(customer_ids.values()))))).all():
             followers.setdefault(follower.customer_id, {})[follower.staff_id] = follower
         channels = await self._channels({e.follower.state for e in usable if e.follower.state})
+        self._new_followers: list[CustomerFollower] = []
         for external_userid, group in by_contact.items():
             customer = customers[customer_ids[external_userid]]
             await self._apply_contact(customer, group, followers.setdefault(customer.id, {}), channels, at)
+        if self._new_followers:
+            columns = [c.key for c in CustomerFollower.__table__.columns if c.key != "id"]
+            await self.session.execute(insert(CustomerFollower), [
+                {name: getattr(f, name) for name in columns} for f in self._new_followers])
         await self.session.flush()
         return outcome
 
@@ -135,25 +141,31 @@ class CustomerSync:
         new = [i for i in ids if i not in known]
         if not new:
             return known, 0
-        rows = [Customer(name=by_contact[i][0].contact.name, created_at=at, updated_at=at) for i in new]
-        self.session.add_all(rows)
-        await self.session.flush()
-        insert = (postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert)(CustomerIdentity)
+        rows = [{"name": by_contact[i][0].contact.name, "created_at": at, "updated_at": at} for i in new]
+        for row in rows:  # what Customer's validators would keep in step with the name
+            row["name_pinyin"], row["name_initials"] = name_keys(row["name"])
+        if self.session.bind.dialect.name == "sqlite":
+            # One multi-row INSERT: SQLite hands out rowids in ascending order within a statement, so the
+            # sorted ids are the rows' (its RETURNING order itself is not promised; SQLAlchemy's
+            # ordered executemany would fall back to a statement per row).
+            created = sorted((await self.session.execute(insert(Customer).values(rows).returning(Customer.id))).scalars())
+        else:  # PostgreSQL: batched, in parameter order (insertmanyvalues)
+            created = list((await self.session.execute(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True), rows)).scalars())
+        upsert = (postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert)(CustomerIdentity)
         won = set((await self.session.execute(
-            insert.values([{"customer_id": c.id, "channel": self.channel, "external_id": i, "created_at": at}
-                           for i, c in zip(new, rows)])
+            upsert.values([{"customer_id": c, "channel": self.channel, "external_id": i, "created_at": at}
+                           for i, c in zip(new, created)])
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
             .returning(CustomerIdentity.external_id))).scalars().all())
-        lost = [c for i, c in zip(new, rows) if i not in won]
+        lost = [c for i, c in zip(new, created) if i not in won]
         if lost:
-            for row in lost:
-                self.session.expunge(row)
-            await self.session.execute(delete(Customer).where(Customer.id.in_([c.id for c in lost])))
+            await self.session.execute(delete(Customer).where(Customer.id.in_(lost)))
             known.update(dict((await self.session.execute(
                 select(CustomerIdentity.external_id, CustomerIdentity.customer_id)
                 .where(CustomerIdentity.channel == self.channel,
                        CustomerIdentity.external_id.in_([i for i in new if i not in won])))).all()))
-        known.update({i: c.id for i, c in zip(new, rows) if i in won})
+        known.update({i: c for i, c in zip(new, created) if i in won})
         return known, len(won)
 
     async def _channels(self, states: set[str]) -> dict[str, ContactChannel]:
@@ -169,9 +181,9 @@ class CustomerSync:
         for entry in entries:
             rep = self.reps[entry.follower.userid]
             follower = followers.get(rep.id)
-            if follower is None:
+            if follower is None:  # kept out of the session: written with the page's other new relations at once
                 follower = followers[rep.id] = CustomerFollower(customer_id=customer.id, staff_id=rep.id)
-                self.session.add(follower)
+                self._new_followers.append(follower)
             refresh(follower, entry.follower, at)
             channel = channels.get(entry.follower.state)
             if channel is not None:
