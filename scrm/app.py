@@ -171,7 +171,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
     context = IngestContext(
         wecom=app[keys.WECOM],
         timezone=settings.tz,
-        roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
+        roles=role_map(settings),
         reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), BuyingSignal(),
                    TicketIntake(settings.tz, app[keys.TICKETS])],
     )
@@ -241,7 +241,7 @@ async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    jobs = [app[keys.METRICS].instrument_job(job) for job in build_jobs(settings, service_jobs(app[keys.WECOM]))]
+    jobs = [app[keys.METRICS].instrument_job(job) for job in build_jobs(settings, service_jobs(app[keys.WECOM], role_map(settings)))]
     scheduler = Scheduler(jobs, app[keys.SESSIONS], app[keys.REDIS], settings.tz)
     task = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     yield
@@ -249,9 +249,15 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks({task})
 
 
-def service_jobs(wecom: WeComClient) -> dict[str, JobFunc]:
-    """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
-    return {"care.group_send_sync": make_group_send_sync_job(wecom), "customers.sync": make_customer_sync_job(wecom)}
+def service_jobs(wecom: WeComClient, roles: RoleMap | None = None) -> dict[str, JobFunc]:
+    """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES); `roles`
+    gives reps first met by the customer sync their role."""
+    return {"care.group_send_sync": make_group_send_sync_job(wecom),
+            "customers.sync": make_customer_sync_job(wecom, roles)}
+
+
+def role_map(settings: Settings) -> RoleMap:
+    return RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap()
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

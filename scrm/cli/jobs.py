@@ -36,7 +36,7 @@ async def _scheduler(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, 
     from crm_core.db import create_engine, session_factory
     from scheduler.jobs import build_jobs
     from scheduler.runner import Scheduler
-    from scrm.app import service_jobs
+    from scrm.app import role_map, service_jobs
     from scrm.resources import open_redis, prepare_schema
 
     settings = load_settings(toml_path=args.config)
@@ -49,7 +49,7 @@ async def _scheduler(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, 
             if settings.wecom.configured:
                 wecom = settings.wecom
                 extra = service_jobs(WeComClient(http, api_base=wecom.api_base, corp_id=wecom.corp_id,
-                                                 secret=wecom.secret, redis=redis))
+                                                 secret=wecom.secret, redis=redis), role_map(settings))
             yield settings, Scheduler(build_jobs(settings, extra), session_factory(engine), redis, settings.tz)
     finally:
         await redis.aclose()

@@ -29,6 +29,7 @@ def cmd_customers(args: argparse.Namespace) -> int:
     from connectors.wecom.client import WeComClient
     from crm_core.db import create_engine, session_factory
     from scrm.resources import CliError, open_redis, prepare_schema
+    from scrm.app import role_map
     from scrm.sync.customers import CustomerSyncRun, Progress
 
     settings = load_settings(toml_path=args.config)
@@ -55,7 +56,8 @@ def cmd_customers(args: argparse.Namespace) -> int:
             async with aiohttp.ClientSession() as http:
                 wecom = WeComClient(http, api_base=settings.wecom.api_base, corp_id=settings.wecom.corp_id,
                                     secret=settings.wecom.secret, redis=redis)
-                report = await CustomerSyncRun(session_factory(engine), wecom, on_progress=progress).run()
+                report = await CustomerSyncRun(session_factory(engine), wecom, on_progress=progress,
+                                               roles=role_map(settings)).run()
         finally:
             await redis.aclose()
             await engine.dispose()

@@ -43,7 +43,7 @@ from crm_core.models import Customer, FollowUp, InboxItem, Message, OutboxItem, 
 from scheduler.jobs import build_jobs
 from scheduler.runner import ScheduledJob, Scheduler
 from scrm import keys
-from scrm.app import create_app, service_jobs, stop_tasks
+from scrm.app import create_app, role_map, service_jobs, stop_tasks
 from scrm.demo.console import add_console
 from scrm.delivery.sender import message_text
 
@@ -160,7 +160,7 @@ class Demo:
 
     async def schedule_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """The schedule on the demo clock: a tick every TICK_SECONDS runs whatever fell due since the last."""
-        jobs = build_jobs(self.settings, service_jobs(app[keys.WECOM]))
+        jobs = build_jobs(self.settings, service_jobs(app[keys.WECOM], role_map(self.settings)))
         self.scheduler = Scheduler([_on_clock(job, self.clock) for job in jobs], app[keys.SESSIONS], app[keys.REDIS],
                                    self.settings.tz, clock=self.clock.now)
         stopping = asyncio.Event()
@@ -250,9 +250,10 @@ class Demo:
         print("  (still working in the background...)")
 
     async def seed(self) -> None:
-        for external_userid, contact in self.sim.external_contacts.items():
-            for follow in contact.get("follow_user", []):
-                await self.sender.change_external_contact("add_external_contact", follow["userid"], external_userid)
+        """The sample company already has customers in WeCom: they come in as on a real first start."""
+        from scrm.sync.customers import sync_on_first_start
+
+        await sync_on_first_start(self.app[keys.SESSIONS], self.app[keys.WECOM], roles=role_map(self.settings))
         await self.wait_until_settled()
         await self.plant_upcoming()
 
@@ -454,7 +455,7 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
 
 
 async def run_demo(*, port: int = 8080, scripted: bool = False, keep_data: bool = False, data_dir: Path = Path("data")) -> int:
-    print("Importing the sample company's customers through signed WeCom callbacks...")
+    print("Bringing in the sample company's existing WeCom customers (the first-start customer sync)...")
     try:
         async with running_demo(port=port, keep_data=keep_data, data_dir=data_dir) as running:
             demo = running.demo
