@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from datetime import datetime
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
@@ -141,23 +142,26 @@ class CustomerSync:
         new = [i for i in ids if i not in known]
         if not new:
             return known, 0
-        rows = [{"name": by_contact[i][0].contact.name, "created_at": at, "updated_at": at} for i in new]
-        for row in rows:  # what Customer's validators would keep in step with the name
-            row["name_pinyin"], row["name_initials"] = name_keys(row["name"])
+        rows = []
+        for external_userid in new:  # with what Customer's validators keep in step with the name
+            name = by_contact[external_userid][0].contact.name
+            pinyin, initials = name_keys(name)
+            rows.append({"name": name, "name_pinyin": pinyin, "name_initials": initials, "created_at": at,
+                         "updated_at": at})
         if self.session.bind.dialect.name == "sqlite":
-            # One multi-row INSERT: SQLite hands out rowids in ascending order within a statement, so the
-            # sorted ids are the rows' (its RETURNING order itself is not promised; SQLAlchemy's
-            # ordered executemany would fall back to a statement per row).
-            created = sorted((await self.session.execute(insert(Customer).values(rows).returning(Customer.id))).scalars())
-        else:  # PostgreSQL: batched, in parameter order (insertmanyvalues)
+            # One multi-row INSERT: SQLite hands out rowids in ascending order within a statement, so
+            # the sorted ids are the rows' (SQLAlchemy's ordered executemany would fall back to a
+            # statement per row here).
+            created = sorted((await self.session.execute(_customer_insert(len(new)), {
+                f"{column}_{n}": value for n, row in enumerate(rows) for column, value in row.items()})).scalars())
+        else:  # PostgreSQL: batched in parameter order by SQLAlchemy (insertmanyvalues)
             created = list((await self.session.execute(
                 insert(Customer).returning(Customer.id, sort_by_parameter_order=True), rows)).scalars())
-        upsert = (postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert)(CustomerIdentity)
-        won = set((await self.session.execute(
-            upsert.values([{"customer_id": c, "channel": self.channel, "external_id": i, "created_at": at}
-                           for i, c in zip(new, created)])
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-            .returning(CustomerIdentity.external_id))).scalars().all())
+        dialect = self.session.bind.dialect.name
+        won = set((await self.session.execute(_identity_insert(dialect, len(new)), {
+            **{f"customer_id_{n}": c for n, c in enumerate(created)},
+            **{f"external_id_{n}": i for n, i in enumerate(new)},
+            **{f"created_at_{n}": at for n in range(len(new))}, "channel": self.channel})).scalars().all())
         lost = [c for i, c in zip(new, created) if i not in won]
         if lost:
             await self.session.execute(delete(Customer).where(Customer.id.in_(lost)))
@@ -200,3 +204,25 @@ class CustomerSync:
         await CustomerService(self.session).apply_profile(customer, profile, at=at)
         customer.wecom_tags = list(dict.fromkeys(
             self.tag_names.get(tag_id, tag_id) for f in sorted(current, key=lambda f: f.staff_id) for tag_id in f.tag_ids))
+
+
+_NEW_CUSTOMER_COLUMNS = ("name", "name_pinyin", "name_initials", "created_at", "updated_at")
+
+
+@cache
+def _customer_insert(rows: int):
+    """INSERT … VALUES (…) × rows RETURNING id, built once per size: a multi-row statement is
+    compiled afresh for every new object, which for 100 rows costs more than running it."""
+    return insert(Customer.__table__).values([{c: bindparam(f"{c}_{n}") for c in _NEW_CUSTOMER_COLUMNS} for n in range(rows)]) \
+        .returning(Customer.__table__.c.id)
+
+
+@cache
+def _identity_insert(dialect: str, rows: int):
+    """The identities of `rows` new customers; one a callback created meanwhile keeps its own."""
+    table = CustomerIdentity.__table__  # Core, not the ORM's bulk insert: the parameters are one statement's
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.values([{"customer_id": bindparam(f"customer_id_{n}"), "channel": bindparam("channel"),
+                              "external_id": bindparam(f"external_id_{n}"), "created_at": bindparam(f"created_at_{n}")}
+                             for n in range(rows)]) \
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(table.c.external_id)
