@@ -86,3 +86,20 @@ async def test_corp_tag_list_filters_by_group_over_tag_and_shows_deletions_only_
     by_group = await post(api, "externalcontact/get_corp_tag_list", token,
                           {"tag_id": ["etDemoStage001"], "group_id": [level]})  # group_id wins
     assert [g["group_id"] for g in by_group["tag_group"]] == [level]
+
+
+def test_change_external_tag_is_parsed_and_two_tags_in_one_second_stay_two_events():
+    from connectors.wecom.inbound import TagChange, callback_dedup_key, normalize_callback
+    from connectors.wecom.receiver import parse_plaintext
+    from connectors.wecom.simulator.callbacks import build_plaintext_change_external_tag
+
+    fields = [parse_plaintext(build_plaintext_change_external_tag("wwcorp", "update", "tag", tag_id, create_time=1_760_000_000))
+              for tag_id in ("etA", "etB")]
+    assert callback_dedup_key(fields[0]) != callback_dedup_key(fields[1])
+    change = normalize_callback(fields[0])
+    assert isinstance(change, TagChange) and (change.change_type, change.tag_type, change.id) == ("update", "tag", "etA")
+    shuffle = normalize_callback(parse_plaintext(build_plaintext_change_external_tag(
+        "wwcorp", "shuffle", "tag_group", "", strategy_id="1")))
+    assert shuffle.change_type == "shuffle" and shuffle.id == "" and shuffle.strategy_id == "1"
+    with pytest.raises(ValueError):
+        build_plaintext_change_external_tag("wwcorp", "rename", "tag", "etA")
