@@ -7,10 +7,22 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from connectors.wecom.simulator.contacts import GeneratedContacts
+from connectors.wecom.simulator.server import create_simulator_app
 from connectors.wecom.simulator.state import SimulatorState
-from tests.connectors.test_simulator import api, post, token  # noqa: F401  (fixtures)
+from tests.connectors.test_simulator import post
 
 BATCH = "externalcontact/batch/get_by_user"
+
+
+@pytest.fixture
+async def api(aiohttp_client, sim_state: SimulatorState) -> TestClient:
+    return await aiohttp_client(create_simulator_app(sim_state))
+
+
+@pytest.fixture
+async def token(api: TestClient, sim_state: SimulatorState) -> str:
+    resp = await api.get("/cgi-bin/gettoken", params={"corpid": sim_state.corp_id, "corpsecret": sim_state.secret})
+    return (await resp.json())["access_token"]
 
 
 async def page_all(api: TestClient, token: str, userids: list[str], limit: int) -> list[tuple[str, str]]:
