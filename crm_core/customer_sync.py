@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
@@ -25,6 +26,7 @@ from crm_core.channels import attribute
 from crm_core.customers import ContactProfile, CustomerService
 from crm_core.followers import FollowerProfile, choose_owner, refresh
 from crm_core.models import ContactChannel, Customer, CustomerFollower, CustomerIdentity
+from crm_core.search_keys import name_keys
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,14 @@ class CustomerSync:
                 CustomerFollower.customer_id.in_(list(customer_ids.values()))))).all():
             followers.setdefault(follower.customer_id, {})[follower.staff_id] = follower
         channels = await self._channels({e.follower.state for e in usable if e.follower.state})
+        self._new_followers: list[CustomerFollower] = []
         for external_userid, group in by_contact.items():
             customer = customers[customer_ids[external_userid]]
             await self._apply_contact(customer, group, followers.setdefault(customer.id, {}), channels, at)
+        if self._new_followers:
+            columns = [c.key for c in CustomerFollower.__table__.columns if c.key != "id"]
+            await self.session.execute(insert(CustomerFollower), [
+                {name: getattr(f, name) for name in columns} for f in self._new_followers])
         await self.session.flush()
         return outcome
 
@@ -135,25 +142,34 @@ class CustomerSync:
         new = [i for i in ids if i not in known]
         if not new:
             return known, 0
-        rows = [Customer(name=by_contact[i][0].contact.name, created_at=at, updated_at=at) for i in new]
-        self.session.add_all(rows)
-        await self.session.flush()
-        insert = (postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert)(CustomerIdentity)
-        won = set((await self.session.execute(
-            insert.values([{"customer_id": c.id, "channel": self.channel, "external_id": i, "created_at": at}
-                           for i, c in zip(new, rows)])
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-            .returning(CustomerIdentity.external_id))).scalars().all())
-        lost = [c for i, c in zip(new, rows) if i not in won]
+        rows = []
+        for external_userid in new:  # with what Customer's validators keep in step with the name
+            name = by_contact[external_userid][0].contact.name
+            pinyin, initials = name_keys(name)
+            rows.append({"name": name, "name_pinyin": pinyin, "name_initials": initials, "created_at": at,
+                         "updated_at": at})
+        if self.session.bind.dialect.name == "sqlite":
+            # One multi-row INSERT: SQLite hands out rowids in ascending order within a statement, so
+            # the sorted ids are the rows' (SQLAlchemy's ordered executemany would fall back to a
+            # statement per row here).
+            created = sorted((await self.session.execute(_customer_insert(len(new)), {
+                f"{column}_{n}": value for n, row in enumerate(rows) for column, value in row.items()})).scalars())
+        else:  # PostgreSQL: batched in parameter order by SQLAlchemy (insertmanyvalues)
+            created = list((await self.session.execute(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True), rows)).scalars())
+        dialect = self.session.bind.dialect.name
+        won = set((await self.session.execute(_identity_insert(dialect, len(new)), {
+            **{f"customer_id_{n}": c for n, c in enumerate(created)},
+            **{f"external_id_{n}": i for n, i in enumerate(new)},
+            **{f"created_at_{n}": at for n in range(len(new))}, "channel": self.channel})).scalars().all())
+        lost = [c for i, c in zip(new, created) if i not in won]
         if lost:
-            for row in lost:
-                self.session.expunge(row)
-            await self.session.execute(delete(Customer).where(Customer.id.in_([c.id for c in lost])))
+            await self.session.execute(delete(Customer).where(Customer.id.in_(lost)))
             known.update(dict((await self.session.execute(
                 select(CustomerIdentity.external_id, CustomerIdentity.customer_id)
                 .where(CustomerIdentity.channel == self.channel,
                        CustomerIdentity.external_id.in_([i for i in new if i not in won])))).all()))
-        known.update({i: c.id for i, c in zip(new, rows) if i in won})
+        known.update({i: c for i, c in zip(new, created) if i in won})
         return known, len(won)
 
     async def _channels(self, states: set[str]) -> dict[str, ContactChannel]:
@@ -169,9 +185,9 @@ class CustomerSync:
         for entry in entries:
             rep = self.reps[entry.follower.userid]
             follower = followers.get(rep.id)
-            if follower is None:
+            if follower is None:  # kept out of the session: written with the page's other new relations at once
                 follower = followers[rep.id] = CustomerFollower(customer_id=customer.id, staff_id=rep.id)
-                self.session.add(follower)
+                self._new_followers.append(follower)
             refresh(follower, entry.follower, at)
             channel = channels.get(entry.follower.state)
             if channel is not None:
@@ -188,3 +204,25 @@ class CustomerSync:
         await CustomerService(self.session).apply_profile(customer, profile, at=at)
         customer.wecom_tags = list(dict.fromkeys(
             self.tag_names.get(tag_id, tag_id) for f in sorted(current, key=lambda f: f.staff_id) for tag_id in f.tag_ids))
+
+
+_NEW_CUSTOMER_COLUMNS = ("name", "name_pinyin", "name_initials", "created_at", "updated_at")
+
+
+@cache
+def _customer_insert(rows: int):
+    """INSERT … VALUES (…) × rows RETURNING id, built once per size: a multi-row statement is
+    compiled afresh for every new object, which for 100 rows costs more than running it."""
+    return insert(Customer.__table__).values([{c: bindparam(f"{c}_{n}") for c in _NEW_CUSTOMER_COLUMNS} for n in range(rows)]) \
+        .returning(Customer.__table__.c.id)
+
+
+@cache
+def _identity_insert(dialect: str, rows: int):
+    """The identities of `rows` new customers; one a callback created meanwhile keeps its own."""
+    table = CustomerIdentity.__table__  # Core, not the ORM's bulk insert: the parameters are one statement's
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.values([{"customer_id": bindparam(f"customer_id_{n}"), "channel": bindparam("channel"),
+                              "external_id": bindparam(f"external_id_{n}"), "created_at": bindparam(f"created_at_{n}")}
+                             for n in range(rows)]) \
+        .on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(table.c.external_id)

@@ -84,7 +84,7 @@ class CustomerService:
         A churned customer with an owner again (they added the rep back) returns to their stage."""
         for name in ("name", "company", "unionid", "remark", "description"):
             value = getattr(profile, name)
-            if value:
+            if value and getattr(customer, name) != value:  # an unchanged name keeps its search keys as they are
                 setattr(customer, name, value)
         if profile.gender:
             customer.gender = profile.gender

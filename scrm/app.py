@@ -263,7 +263,7 @@ async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
     async def first_sync() -> None:
         await directory.first_start(stopping)
         if not stopping.is_set():
-            report = await sync_on_first_start(sessions, wecom)
+            report = await sync_on_first_start(sessions, wecom, roles=role_map(app[keys.SETTINGS]))
             if report is not None:
                 log.info("first customer sync: %s", report.summary())
 
@@ -289,7 +289,7 @@ def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
             "directory.sync": directory_sync_job(directory_for(settings, wecom)),
-            "customers.sync": make_customer_sync_job(wecom),
+            "customers.sync": make_customer_sync_job(wecom, role_map(settings)),
             "handovers.follow_results": make_handover_follow_job(wecom)}
 
 

@@ -87,6 +87,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     scheduler.add_argument("--seed", type=int, default=20261122)
     scheduler.set_defaults(func=_when_run("scrm.bench.scheduler", "cmd_bench"))
 
+    sync = benches.add_parser("sync", help="existing WeCom customers synced: contacts/s and memory for 10k-100k contacts")
+    sync.add_argument("--contacts", default="10000,100000", help="comma-separated company sizes (default 10000,100000)")
+    sync.add_argument("--reps", type=int, default=40, help="sales reps the contacts belong to (default 40)")
+    sync.add_argument("--postgres-admin-url", default="",
+                      help="postgresql://… of a server where a fresh database per size may be created (default: SQLite files)")
+    sync.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines (default 10)")
+    sync.set_defaults(func=_when_run("scrm.bench.sync", "cmd_bench"))
+
     funnel = benches.add_parser("funnel", help="report funnel/forecast over 1M customers and 200k deals (PostgreSQL)")
     funnel.add_argument("--customers", type=int, default=1_000_000, help="customers (default 1000000)")
     funnel.add_argument("--deals", type=int, default=200_000, help="deals (default 200000)")

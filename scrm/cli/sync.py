@@ -114,6 +114,7 @@ def cmd_customers(args: argparse.Namespace) -> int:
     running service (a run already under way elsewhere is left to finish). Exit status 1 when it stopped."""
     from config.templates import render
     from scrm.sync.customers import CustomerSyncRun, Progress
+    from scrm.sync.directory import role_map
 
     announced = False
 
@@ -127,8 +128,8 @@ def cmd_customers(args: argparse.Namespace) -> int:
                      contacts=step.contacts, created=step.created, failed=step.failed), flush=True)
 
     async def main() -> int:
-        async with wecom_sync_resources(args) as (_settings, sessions, wecom):
-            report = await CustomerSyncRun(sessions, wecom, on_progress=progress).run()
+        async with wecom_sync_resources(args) as (settings, sessions, wecom):
+            report = await CustomerSyncRun(sessions, wecom, on_progress=progress, roles=role_map(settings)).run()
         if report.status == "busy":
             print(render("sync.customers.busy"))
             return 0

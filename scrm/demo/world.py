@@ -250,9 +250,11 @@ class Demo:
         print("  (still working in the background...)")
 
     async def seed(self) -> None:
-        for external_userid, contact in self.sim.external_contacts.items():
-            for follow in contact.get("follow_user", []):
-                await self.sender.change_external_contact("add_external_contact", follow["userid"], external_userid)
+        """The sample company already has customers in WeCom: they come in as on a real first start."""
+        from scrm.sync.customers import sync_on_first_start
+        from scrm.sync.directory import role_map
+
+        await sync_on_first_start(self.app[keys.SESSIONS], self.app[keys.WECOM], roles=role_map(self.settings))
         await self.wait_until_settled()
         await self.plant_upcoming()
 
@@ -454,7 +456,7 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
 
 
 async def run_demo(*, port: int = 8080, scripted: bool = False, keep_data: bool = False, data_dir: Path = Path("data")) -> int:
-    print("Importing the sample company's customers through signed WeCom callbacks...")
+    print("Bringing in the sample company's existing WeCom customers (the first-start customer sync)...")
     try:
         async with running_demo(port=port, keep_data=keep_data, data_dir=data_dir) as running:
             demo = running.demo

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from config.roles import RoleMap
 from connectors.wecom.client import BATCH_LIMIT_MAX, BATCH_USERIDS_MAX, WeComClient
 from connectors.wecom.errors import InvalidUserError
 from connectors.wecom.inbound import EXTERNAL_CHANNEL
@@ -91,8 +92,8 @@ class CustomerSyncRun:
                  on_progress: Callable[[Progress], None] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  lease: timedelta = LEASE, page_limit: int = BATCH_LIMIT_MAX,
-                 clock: Callable[[], datetime] = utcnow):
-        self.sessions, self.wecom = sessions, wecom
+                 clock: Callable[[], datetime] = utcnow, roles: RoleMap | None = None):
+        self.sessions, self.wecom, self.roles = sessions, wecom, roles or RoleMap()
         self.on_progress, self.sleep, self.lease, self.page_limit, self.clock = on_progress, sleep, lease, page_limit, clock
         self.owner = uuid.uuid4().hex
 
@@ -142,16 +143,20 @@ class CustomerSyncRun:
         return state
 
     async def _ensure_staff(self, userids: list[str]) -> None:
-        """Reps the directory sync has not brought in yet are read from WeCom (user/get) once."""
+        """Reps the directory sync has not brought in yet are read from WeCom (user/get) once, with
+        the role the deployment's role map gives them (as when a rep is first seen in a callback)."""
         async with self.sessions() as session:
-            known = {s.userid for s in await StaffService(session).get_many_by_userid(set(userids))}
+            known = {s.userid for s in await StaffService(session).get_many_by_userid(set(userids))
+                     if s.synced_at is not None}
         for userid in (u for u in userids if u not in known):
             try:
                 profile = staff_profile(await self._call(lambda: self.wecom.get_user(userid)))
             except InvalidUserError:
-                profile = StaffProfile(userid=userid)  # outside the app's visible range: the userid is all we get
+                log.warning("user/get does not know %s; keeping a bare staff record", userid)
+                profile = StaffProfile(userid=userid, active=False)
+            role = self.roles.role_for(profile.userid, profile.department_ids, is_leader=profile.is_leader)
             async with self.sessions() as session:
-                await StaffService(session).upsert(profile)
+                await StaffService(session).upsert(profile, role=role)
                 await session.commit()
 
     async def _reps(self, userids: list[str]) -> dict[str, Rep]:
@@ -314,11 +319,11 @@ async def sync_on_first_start(sessions: async_sessionmaker[AsyncSession], wecom:
     return await CustomerSyncRun(sessions, wecom, **options).run()
 
 
-def make_customer_sync_job(wecom: WeComClient) -> JobFunc:
+def make_customer_sync_job(wecom: WeComClient, roles: RoleMap | None = None) -> JobFunc:
     """The nightly reconcile: a full run that also finds contacts whose callbacks were missed."""
 
     async def customer_sync(ctx: JobContext) -> str:
-        report = await CustomerSyncRun(ctx.sessions, wecom).run()
+        report = await CustomerSyncRun(ctx.sessions, wecom, roles=roles).run()
         if report.status == FAILED:
             raise RuntimeError(report.summary())
         return report.summary()

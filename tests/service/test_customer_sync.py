@@ -258,3 +258,14 @@ async def test_a_tag_group_deleted_in_wecom_leaves_the_catalogue(service):
         assert [g.name for g, _ in await tags.groups()] == ["客户等级"]
         state = await session.get(SyncState, KIND)
     assert state.status == "done"
+
+
+async def test_the_sync_reads_the_whole_catalogue_so_a_tag_deleted_without_a_callback_goes(service):
+    sim = service.sim
+    assert (await run(service).run()).status == "done"
+    stage = next(g for g in sim.corp_tag_groups if g["group_name"] == "客户阶段")
+    stage["tag"] = [t for t in stage["tag"] if t["name"] != "意向客户"]
+    assert (await run(service).run()).status == "done"
+    async with service.sessions() as session:
+        tags = CorpTagService(session)
+        assert await tags.id_for("意向客户") is None and await tags.id_for("已成交") == "etDemoStage003"

@@ -10,6 +10,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser("simulator", help="run a fake WeCom API (demo credentials, sample company)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8090, help="port to listen on (default: 8090)")
+    parser.add_argument("--contacts", type=int, default=0,
+                        help="instead of the sample customers, a generated company of this many external contacts")
+    parser.add_argument("--reps", type=int, default=40, help="sales reps the generated contacts belong to (default: 40)")
     parser.set_defaults(func=run)
 
 
@@ -21,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simulator_app
 
     state = sample_state()
+    if args.contacts:
+        from connectors.wecom.simulator.contacts import generate_company
+
+        generate_company(state, args.contacts, reps=args.reps)
     print("WeCom simulator (demo credentials, not secret):")
     print(f"  api base:          http://{args.host}:{args.port}/cgi-bin/")
     print(f"  corp id:           {state.corp_id}")

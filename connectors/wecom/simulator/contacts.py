@@ -139,6 +139,21 @@ def tag_catalogue(tags: Sequence[dict[str, Any]], *, create_time: int = 1_690_00
     return list(groups.values())
 
 
+def generate_company(state: SimulatorState, contacts: int, *, reps: int = 40) -> GeneratedContacts:
+    """Replace the state's contacts with `contacts` generated ones over `reps` new sales reps
+    (rep001 …, members with 客户联系 from then on), tagged from the state's tag catalogue."""
+    userids = [f"rep{i:03d}" for i in range(1, reps + 1)]
+    template = next(iter(state.staff.values()))
+    for i, userid in enumerate(userids, 1):
+        state.staff[userid] = {**template, "userid": userid, "name": f"销售{i:03d}", "mobile": f"1370000{i:04d}",
+                               "email": f"{userid}@example.cn", "is_leader_in_dept": [0] * len(template["department"])}
+    state.customer_contact_users = userids
+    tags = [{"group_name": g["group_name"], "tag_name": t["name"], "tag_id": t["id"], "type": CORP_TAG}
+            for g in state.corp_tag_groups for t in g["tag"]]
+    state.external_contacts = GeneratedContacts(contacts, userids, tags=tags)
+    return state.external_contacts
+
+
 class GeneratedContacts(MutableMapping[str, dict[str, Any]]):
     """`count` contacts spread over `reps` round robin; every `shared_every`-th contact is also
     followed by the next rep. Contact n is built from n when read; a contact read through
