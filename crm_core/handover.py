@@ -38,7 +38,8 @@ BATCH = 100  # "最多一次转移100个客户" (document/path/96331, 96325)
 TRANSFER_KIND = "customer_transfer"  # the outbox kind scrm.delivery.handovers sends
 # WeCom's per-customer errcodes on a transfer call (document/path/90313), as the reply explains them.
 IN_PROGRESS_ERRCODE = 40129  # 当前客户正在转接中: our own earlier call got through (a retry after a crash)
-REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed"}
+NO_ANSWER = -1  # WeCom's answer did not name the customer
+REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed", 40097: "not_departed", 60111: "not_a_member"}
 # transfer_result status -> outcome (document/path/96333)
 OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), 5: (FAILED, "no_record")}
 REASON_BY_FAIL = {"customer_refused": (REFUSED, "refused"), "customer_limit_exceed": (FAILED, "takeover_full")}
@@ -124,9 +125,7 @@ class HandoverService:
         anything else failed for that customer."""
         audit = AuditService(self.session)
         for row in batch.customers:
-            errcode = errcodes.get(row.external_userid)
-            if errcode is None:
-                continue
+            errcode = errcodes.get(row.external_userid, NO_ANSWER)  # WeCom answers for each; one it skipped failed
             if errcode in (0, IN_PROGRESS_ERRCODE):
                 row.state = WAITING
             else:
@@ -186,6 +185,10 @@ class HandoverService:
                          refused=counts[REFUSED], failed=counts[FAILED])
         if reasons["limit_90_days"]:
             summary += render("handover.summary_limit_90_days", count=reasons["limit_90_days"])
+        if reasons["not_departed"]:  # the CRM took the rep for departed; WeCom still has them on the job
+            summary += render("handover.summary_not_departed", leaving=leaving)
+        if reasons["not_a_member"]:
+            summary += render("handover.summary_not_a_member", leaving=leaving, receiving=receiving)
         if reasons["takeover_full"]:
             summary += render("handover.summary_takeover_full", count=reasons["takeover_full"], receiving=receiving)
         if counts[REFUSED] and handover.kind == ONJOB:  # on the job, a refusing customer stays with the rep

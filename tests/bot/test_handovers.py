@@ -132,3 +132,16 @@ async def test_bad_handover_input_changes_nothing(chat):
     async with chat.service.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(HandoverCustomer)) == 0
         assert {c.owner_id for c in (await session.scalars(select(Customer))).all()} == {lina}
+
+
+async def test_a_rep_wecom_still_has_on_the_job_is_not_inherited_and_the_summary_says_so(chat):
+    """The CRM took 李娜 for departed, but WeCom answers 40097 (该成员尚未离职) to the resigned transfer."""
+    await chat.onboard(*LINAS, "赵磊")
+    async with chat.service.sessions() as session:
+        await session.execute(update(Staff).where(Staff.userid == "lina").values(active=False))
+        await session.commit()
+    submitted, summary = await chat.say("liuyang", "转交 全部 李娜 张伟")
+    assert "已向企业微信提交" in submitted
+    assert "0 位已由 张伟 接手，0 位客户拒绝，3 位未能转交" in summary and "李娜 尚未离职" in summary
+    assert [await owner_of(chat, name) for name in LINAS] == ["lina"] * 3
+    assert chat.service.sim.transfer_book.transfers == []
