@@ -39,7 +39,9 @@ TRANSFER_KIND = "customer_transfer"  # the outbox kind scrm.delivery.handovers s
 # WeCom's per-customer errcodes on a transfer call (document/path/90313), as the reply explains them.
 IN_PROGRESS_ERRCODE = 40129  # 当前客户正在转接中: our own earlier call got through (a retry after a crash)
 NO_ANSWER = -1  # WeCom's answer did not name the customer
-REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed", 40097: "not_departed", 60111: "not_a_member"}
+GAVE_UP = -2  # WeCom stayed busy or unreachable through every attempt (connectors.wecom.errors.UNAVAILABLE_ERRCODE)
+REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed", 40097: "not_departed", 60111: "not_a_member",
+                     GAVE_UP: "wecom_unavailable"}
 # transfer_result status -> outcome (document/path/96333)
 OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), 5: (FAILED, "no_record")}
 REASON_BY_FAIL = {"customer_refused": (REFUSED, "refused"), "customer_limit_exceed": (FAILED, "takeover_full")}
@@ -134,6 +136,13 @@ class HandoverService:
                              detail=f"handover={batch.handover.id} errcode={errcode}")
         await self.settle_if_done(batch.handover)
 
+    async def give_up(self, handover_id: int, batch: int) -> None:
+        """The transfer call could not be made however often it was tried: its customers failed, and
+        the summary tells the asker to send 转交 again later."""
+        queued = await self.batch(handover_id, batch)
+        if queued is not None:
+            await self.started(queued, {row.external_userid: GAVE_UP for row in queued.customers})
+
     async def waiting_handovers(self, limit: int = 100) -> list[Handover]:
         """Handovers with customers whose outcome WeCom has not given yet, oldest first."""
         waiting = exists().where(HandoverCustomer.handover_id == Handover.id, HandoverCustomer.state == WAITING)
@@ -143,9 +152,9 @@ class HandoverService:
     async def outcomes(self, handover: Handover, statuses: dict[str, int]) -> int:
         """Apply transfer_result (external_userid -> status) to the handover's waiting customers;
         returns how many reached their outcome. Status 2 (still waiting) changes nothing."""
-        rows = (await self.session.scalars(
+        rows = (await self.session.scalars(_locked(self.session,
             select(HandoverCustomer).where(HandoverCustomer.handover_id == handover.id,
-                                           HandoverCustomer.state == WAITING).order_by(HandoverCustomer.id))).all()
+                                           HandoverCustomer.state == WAITING).order_by(HandoverCustomer.id)))).all()
         decided = 0
         for row in rows:
             outcome = OUTCOME_BY_STATUS.get(statuses.get(row.external_userid, 0))
@@ -160,10 +169,10 @@ class HandoverService:
         WeCom names the takeover rep, not the handover, so every waiting handover of that customer
         to that rep is decided (there is at most one: a customer in transfer cannot be sent again)."""
         state, reason = REASON_BY_FAIL.get(fail_reason, (FAILED, "error"))
-        rows = (await self.session.execute(
+        rows = (await self.session.execute(_locked(self.session,
             select(HandoverCustomer, Handover).join(Handover, Handover.id == HandoverCustomer.handover_id)
             .where(HandoverCustomer.external_userid == external_userid, HandoverCustomer.state == WAITING,
-                   Handover.to_staff_id == takeover.id).order_by(HandoverCustomer.id))).all()
+                   Handover.to_staff_id == takeover.id).order_by(HandoverCustomer.id)))).all()
         for row, handover in rows:
             await self._decide(handover, row, state, reason)
             await self.settle_if_done(handover)
@@ -189,6 +198,9 @@ class HandoverService:
             summary += render("handover.summary_not_departed", leaving=leaving)
         if reasons["not_a_member"]:
             summary += render("handover.summary_not_a_member", leaving=leaving, receiving=receiving)
+        if reasons["wecom_unavailable"]:
+            summary += render("handover.summary_wecom_unavailable", count=reasons["wecom_unavailable"],
+                              leaving=leaving, receiving=receiving)
         if reasons["takeover_full"]:
             summary += render("handover.summary_takeover_full", count=reasons["takeover_full"], receiving=receiving)
         if counts[REFUSED] and handover.kind == ONJOB:  # on the job, a refusing customer stays with the rep
@@ -262,6 +274,12 @@ class HandoverService:
                 audit.record(actor=by.userid, action="customer.handover", customer_id=customer_id,
                              detail=f"from_staff={from_id} to_staff={to.id}")
         return moved
+
+
+def _locked(session: AsyncSession, stmt):
+    """Lock the waiting rows (PostgreSQL): a second scheduler, or a transfer_fail callback handled at the
+    same moment, waits and then finds them decided, so no customer is moved or counted twice."""
+    return stmt.with_for_update(of=HandoverCustomer) if session.bind.dialect.name == "postgresql" else stmt
 
 
 def _name(staff: Staff) -> str:

@@ -145,3 +145,17 @@ async def test_a_rep_wecom_still_has_on_the_job_is_not_inherited_and_the_summary
     assert "0 位已由 张伟 接手，0 位客户拒绝，3 位未能转交" in summary and "李娜 尚未离职" in summary
     assert [await owner_of(chat, name) for name in LINAS] == ["lina"] * 3
     assert chat.service.sim.transfer_book.transfers == []
+
+
+async def test_wecom_busy_through_every_attempt_ends_in_a_summary_not_a_silent_wait(chat):
+    await chat.onboard(*LINAS, "赵磊")
+    chat.service.sim.fail_next("externalcontact/transfer_customer", errcode=-1, times=100)  # 系统繁忙, always
+    await chat.service.wecom.text("liuyang", "转交 全部 李娜 张伟", msg_id=99_101)
+    for _ in range(40):  # every back-off passes; nobody sleeps
+        await chat.service.settle_past_backoffs()
+        if not await chat.service.pending():
+            break
+    [summary] = summaries(chat, "liuyang")
+    assert "3 位未能转交" in summary and "请稍后重新发送「转交」" in summary
+    assert [await owner_of(chat, name) for name in LINAS] == ["lina"] * 3
+    assert chat.service.sim.transfer_book.transfers == []
