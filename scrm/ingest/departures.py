@@ -5,7 +5,7 @@ truth, not the CRM's owner column: it counts the contacts WeCom keeps under the 
 whose messages reach nobody until someone inherits them (`转交 全部 离职人 接手人`).
 https://developer.work.weixin.qq.com/document/path/92124
 
-The directory sync calls `DepartureNotices` when a `delete_user` callback arrives or a member's
+The directory sync (scrm.sync.directory.Directory.on_departure) calls `notify_departure` when a `delete_user` callback arrives or a member's
 status turns 离职; it runs in the caller's transaction, and the notice is one outbox row per
 manager and departure, so a repeated callback tells nobody twice.
 """
@@ -13,7 +13,6 @@ manager and departure, so a repeated callback tells nobody twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,13 +46,3 @@ async def notify_departure(session: AsyncSession, wecom: UnassignedApi, staff: S
                              payload={"touser": manager.userid, "msgtype": "text", "text": {"content": text}},
                              staff_id=manager.id)
     return len(left_behind)
-
-
-@dataclass
-class DepartureNotices:
-    """The hook the directory sync calls with the member who left."""
-
-    wecom: UnassignedApi
-
-    async def __call__(self, session: AsyncSession, staff: Staff) -> int:
-        return await notify_departure(session, self.wecom, staff)

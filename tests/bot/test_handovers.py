@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from crm_core import handover as handover_module
 from crm_core.models import AuditEntry, Customer, HandoverCustomer, Staff
 from scrm import keys
-from scrm.ingest.departures import DepartureNotices
+from scrm.ingest.departures import notify_departure
 from tests.bot.conftest import follow_handovers
 from tests.service.conftest import external_id
 
@@ -32,7 +32,7 @@ async def lina_leaves(chat) -> int:
     async with chat.service.sessions() as session:
         await session.execute(update(Staff).where(Staff.userid == "lina").values(active=False))
         lina = await session.scalar(select(Staff).where(Staff.userid == "lina"))
-        waiting = await DepartureNotices(chat.service.app[keys.WECOM])(session, lina)
+        waiting = await notify_departure(session, chat.service.app[keys.WECOM], lina)
         await session.commit()
     await chat.service.settle()
     return waiting
