@@ -82,19 +82,27 @@ class HandoverService:
 
     async def start(self, leaving: Staff | None, receiving: Staff, *, by: Staff, customer: Customer | None = None,
                     message: str = "") -> HandoverStarted:
-        """Hand `customer` (or every customer `leaving` owns) to `receiving`, in the caller's transaction.
-        A customer nobody owns has nobody in WeCom to inherit from, and moves in the CRM at once."""
+        """Hand `customer` (or every customer `leaving` owns or follows in WeCom) to `receiving`, in the
+        caller's transaction. A customer nobody owns has nobody in WeCom to inherit from, and moves in
+        the CRM at once; a contact `leaving` shares with a rep who owns it keeps its owner, only
+        `leaving`'s relation (and what `leaving` owned of it) moves."""
         if customer is not None:
-            ids = [customer.id]
+            ids = owned = [customer.id]
         else:
-            ids = list((await self.session.scalars(
+            owned = list((await self.session.scalars(
                 select(Customer.id).where(Customer.owner_id == leaving.id).order_by(Customer.id))).all())
+            followed = (await self.session.scalars(
+                select(CustomerFollower.customer_id).where(CustomerFollower.staff_id == leaving.id,
+                                                           CustomerFollower.removed_at.is_(None))
+                .order_by(CustomerFollower.customer_id))).all()
+            ids = sorted(set(owned) | set(followed))
         running = set((await self.session.scalars(
             select(HandoverCustomer.customer_id).where(HandoverCustomer.customer_id.in_(ids),
                                                        HandoverCustomer.state.in_(OPEN_STATES)))).all()) if ids else set()
         ids = [i for i in ids if i not in running]
         in_wecom = await self._wecom_contacts(ids, leaving) if ids and leaving is not None else {}
-        moved = await self._move([i for i in ids if i not in in_wecom], leaving.id if leaving else None, receiving, by=by)
+        crm_only = [i for i in ids if i not in in_wecom and i in set(owned)]
+        moved = await self._move(crm_only, leaving.id if leaving else None, receiving, by=by)
         if not in_wecom or leaving is None:
             return HandoverStarted(None, 0, moved, len(running))
         handover = Handover(kind=ONJOB if leaving.active else RESIGNED, from_staff_id=leaving.id,
@@ -221,7 +229,8 @@ class HandoverService:
         row.state, row.reason = state, reason
         if state == TAKEN:
             receiving = handover.to_staff
-            await self._move([row.customer_id], handover.from_staff_id, receiving, by=handover.by_staff)
+            await self._move([row.customer_id], handover.from_staff_id, receiving, by=handover.by_staff,
+                             only_from=True)
             await self._follow(row.customer_id, handover.from_staff_id, receiving.id)
         else:
             AuditService(self.session).record(actor="wecom", action="customer.handover_failed",
@@ -254,26 +263,33 @@ class HandoverService:
             .order_by(CustomerIdentity.customer_id))).all()
         return {customer_id: external_id for customer_id, external_id in rows}
 
-    async def _move(self, customer_ids: list[int], from_id: int | None, to: Staff, *, by: Staff) -> HandoverResult:
-        """The CRM side: owner, open follow-ups and open deals change in one go, one audit row each."""
+    async def _move(self, customer_ids: list[int], from_id: int | None, to: Staff, *, by: Staff,
+                    only_from: bool = False) -> HandoverResult:
+        """The CRM side: owner, open follow-ups and open deals change in one go, one audit row each.
+        `only_from`: only what `from_id` holds moves (a shared contact's other owner keeps theirs)."""
         moved = HandoverResult(0, 0, 0)
         audit = AuditService(self.session)
         for start in range(0, len(customer_ids), 500):  # keep IN lists well under driver limits
             chunk = customer_ids[start:start + 500]
             customers = await self.session.execute(
-                update(Customer).where(Customer.id.in_(chunk)).values(owner_id=to.id)
-                .execution_options(synchronize_session="fetch"))
+                update(Customer).where(Customer.id.in_(chunk), *_held(Customer, from_id, only_from))
+                .values(owner_id=to.id).execution_options(synchronize_session="fetch"))
             follow_ups = await self.session.execute(
-                update(FollowUp).where(FollowUp.customer_id.in_(chunk), FollowUp.status == "open")
-                .values(owner_id=to.id))
+                update(FollowUp).where(FollowUp.customer_id.in_(chunk), FollowUp.status == "open",
+                                       *_held(FollowUp, from_id, only_from)).values(owner_id=to.id))
             deals = await self.session.execute(
-                update(Deal).where(Deal.customer_id.in_(chunk), Deal.status == "open").values(owner_id=to.id))
+                update(Deal).where(Deal.customer_id.in_(chunk), Deal.status == "open",
+                                   *_held(Deal, from_id, only_from)).values(owner_id=to.id))
             moved = HandoverResult(moved.customers + customers.rowcount, moved.follow_ups + follow_ups.rowcount,
                                    moved.deals + deals.rowcount)
             for customer_id in chunk:
                 audit.record(actor=by.userid, action="customer.handover", customer_id=customer_id,
                              detail=f"from_staff={from_id} to_staff={to.id}")
         return moved
+
+
+def _held(model, from_id: int | None, only_from: bool) -> tuple:
+    return (model.owner_id == from_id,) if only_from else ()
 
 
 def _locked(session: AsyncSession, stmt):

@@ -159,3 +159,21 @@ async def test_wecom_busy_through_every_attempt_ends_in_a_summary_not_a_silent_w
     assert "3 位未能转交" in summary and "请稍后重新发送「转交」" in summary
     assert [await owner_of(chat, name) for name in LINAS] == ["lina"] * 3
     assert chat.service.sim.transfer_book.transfers == []
+
+
+async def test_a_contact_the_departed_rep_shared_keeps_its_owner_and_moves_her_relation(chat):
+    """赵磊 is 张伟's customer; 李娜 added him too. When 李娜 leaves, WeCom holds her relation as
+    unassigned: inheriting it gives 王芳 the relation, and 张伟 stays the owner."""
+    await chat.onboard("赵磊", *LINAS)
+    sim, zhao = chat.service.sim, external_id(chat.service.sim, "赵磊")
+    sim.add_follower(zhao, "lina", remark="赵总（李娜）")
+    await chat.service.wecom.change_external_contact("add_external_contact", "lina", zhao)
+    await chat.service.settle()
+    await chat.ask("wangfang", "帮助")  # 王芳 is known to the CRM once she writes
+    assert await lina_leaves(chat) == 4
+    await chat.say("liuyang", "转交 全部 李娜 王芳")
+    await follow_handovers(chat)
+    assert followers(chat, "赵磊") == ["zhangwei", "wangfang"]
+    assert await owner_of(chat, "赵磊") == "zhangwei"
+    assert [await owner_of(chat, name) for name in LINAS] == ["wangfang"] * 3
+    assert "4 位已由 王芳 接手" in summaries(chat, "liuyang")[-1]
