@@ -190,6 +190,12 @@ class HandoverService:
         """Once no customer is queued or waiting: the summary to whoever asked and the new rep's notice, once."""
         if handover.settled_at is not None:
             return False
+        if self.session.bind.dialect.name == "postgresql":
+            # Two deciders of the last two customers would each still see the other's as waiting, and
+            # neither would settle: the handover's row lock makes the second one read after the first.
+            if await self.session.scalar(select(Handover.settled_at).where(Handover.id == handover.id)
+                                         .with_for_update()) is not None:
+                return False
         rows = (await self.session.execute(
             select(HandoverCustomer.state, HandoverCustomer.reason).where(HandoverCustomer.handover_id == handover.id))).all()
         if any(state in OPEN_STATES for state, _ in rows):
