@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +44,9 @@ GAVE_UP = -2  # WeCom stayed busy or unreachable through every attempt (connecto
 REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed", 40097: "not_departed", 60111: "not_a_member",
                      GAVE_UP: "wecom_unavailable"}
 # transfer_result status -> outcome (document/path/96333)
-OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), 5: (FAILED, "no_record")}
+NO_RECORD = 5
+NO_RESULT_AFTER = timedelta(days=3)  # WeCom decides within 24 hours ("待24小时后自动接替")
+OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), NO_RECORD: (FAILED, "no_record")}
 REASON_BY_FAIL = {"customer_refused": (REFUSED, "refused"), "customer_limit_exceed": (FAILED, "takeover_full")}
 
 
@@ -157,15 +160,17 @@ class HandoverService:
         return list((await self.session.scalars(
             select(Handover).where(Handover.settled_at.is_(None), waiting).order_by(Handover.id).limit(limit))).all())
 
-    async def outcomes(self, handover: Handover, statuses: dict[str, int]) -> int:
+    async def outcomes(self, handover: Handover, statuses: dict[str, int], now: datetime | None = None) -> int:
         """Apply transfer_result (external_userid -> status) to the handover's waiting customers;
-        returns how many reached their outcome. Status 2 (still waiting) changes nothing."""
+        returns how many reached their outcome. Status 2 (still waiting) changes nothing; a customer
+        WeCom has no result for long after its 24 hours is taken as 5 (无接替记录), so nothing waits forever."""
+        stale = (now or utcnow()) - handover.created_at > NO_RESULT_AFTER
         rows = (await self.session.scalars(_locked(self.session,
             select(HandoverCustomer).where(HandoverCustomer.handover_id == handover.id,
                                            HandoverCustomer.state == WAITING).order_by(HandoverCustomer.id)))).all()
         decided = 0
         for row in rows:
-            outcome = OUTCOME_BY_STATUS.get(statuses.get(row.external_userid, 0))
+            outcome = OUTCOME_BY_STATUS.get(statuses.get(row.external_userid, NO_RECORD if stale else 0))
             if outcome is not None:
                 await self._decide(handover, row, *outcome)
                 decided += 1
@@ -215,6 +220,8 @@ class HandoverService:
         if reasons["wecom_unavailable"]:
             summary += render("handover.summary_wecom_unavailable", count=reasons["wecom_unavailable"],
                               leaving=leaving, receiving=receiving)
+        if reasons["no_record"]:
+            summary += render("handover.summary_no_record", count=reasons["no_record"], leaving=leaving)
         if reasons["takeover_full"]:
             summary += render("handover.summary_takeover_full", count=reasons["takeover_full"], receiving=receiving)
         if counts[REFUSED] and handover.kind == ONJOB:  # on the job, a refusing customer stays with the rep

@@ -90,7 +90,7 @@ def make_handover_follow_job(wecom: TransferApi) -> JobFunc:
             async with ctx.sessions() as session:
                 handover = await session.get(Handover, handover_id)
                 decided += await HandoverService(session).outcomes(handover, {
-                    str(row["external_userid"]): int(row.get("status", 0)) for row in rows})
+                    str(row["external_userid"]): int(row.get("status", 0)) for row in rows}, now=ctx.now)
                 await session.commit()
         summary = f"{len(handovers)} waiting handover(s) checked: {decided} customer outcome(s) settled"
         return summary + (f"; {errors} WeCom error(s)" if errors else "")

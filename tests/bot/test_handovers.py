@@ -4,13 +4,17 @@ job, against the simulator's own record of who follows whom."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, update
 
 from crm_core import handover as handover_module
-from crm_core.models import AuditEntry, Customer, HandoverCustomer, Staff
+from crm_core.models import AuditEntry, Customer, Handover, HandoverCustomer, Staff
 from scrm import keys
 from scrm.ingest.departures import notify_departure
-from tests.bot.conftest import follow_handovers
+from scheduler.runner import JobContext
+from scrm.delivery.handovers import make_handover_follow_job
+from tests.bot.conftest import SHANGHAI, follow_handovers
 from tests.service.conftest import external_id
 
 LINAS = ("吴敏", "郑浩", "冯雪")
@@ -177,3 +181,25 @@ async def test_a_contact_the_departed_rep_shared_keeps_its_owner_and_moves_her_r
     assert await owner_of(chat, "赵磊") == "zhangwei"
     assert [await owner_of(chat, name) for name in LINAS] == ["wangfang"] * 3
     assert "4 位已由 王芳 接手" in summaries(chat, "liuyang")[-1]
+
+
+async def test_a_transfer_wecom_has_no_result_for_is_not_waited_for_forever(chat):
+    await chat.onboard("赵磊", "吴敏")
+    await chat.ask("liuyang", "转交 吴敏 张伟")
+    chat.service.sim.transfer_book.transfers.clear()  # WeCom answers transfer_result without the customer
+    job = make_handover_follow_job(chat.service.app[keys.WECOM])
+    context = JobContext(chat.service.app[keys.SESSIONS], chat.now.astimezone(SHANGHAI), SHANGHAI)
+    async with chat.service.sessions() as session:
+        await session.execute(update(Handover).values(created_at=chat.now - timedelta(days=1)))
+        await session.commit()
+    await job(context)
+    await chat.service.settle()
+    assert summaries(chat, "liuyang") == []  # within WeCom's 24 hours and a margin: still waiting
+    async with chat.service.sessions() as session:
+        await session.execute(update(Handover).values(created_at=chat.now - timedelta(days=4)))
+        await session.commit()
+    await job(context)
+    await chat.service.settle()
+    [summary] = summaries(chat, "liuyang")
+    assert "1 位未能转交" in summary and "查不到接替记录，仍由 李娜 负责" in summary
+    assert await owner_of(chat, "吴敏") == "lina"
