@@ -41,7 +41,7 @@ TRANSFER_KIND = "customer_transfer"  # the outbox kind scrm.delivery.handovers s
 IN_PROGRESS_ERRCODE = 40129  # 当前客户正在转接中: our own earlier call got through (a retry after a crash)
 NO_ANSWER = -1  # WeCom's answer did not name the customer
 GAVE_UP = -2  # WeCom stayed busy or unreachable through every attempt (connectors.wecom.errors.UNAVAILABLE_ERRCODE)
-REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed", 40097: "not_departed", 60111: "not_a_member",
+REASON_BY_ERRCODE = {40128: "limit_90_days", 40131: "not_followed", 40096: "not_followed", 40097: "not_departed", 60111: "not_a_member",
                      GAVE_UP: "wecom_unavailable"}
 # transfer_result status -> outcome (document/path/96333)
 NO_RECORD = 5
