@@ -6,9 +6,9 @@ left, 在职继承 between reps on the job), and the CRM follows only what WeCom
     start        the handover and each customer are stored (queued); each ≤ 100 customers become one
                  outbox row ("customer_transfer", key handover:{id}:batch:{n}), sent by scrm.delivery
     started      WeCom's per-customer answer: waiting (it runs for up to 24 h) or failed at once
-    outcome      from transfer_result or a transfer_fail callback: taken (owner, open follow-ups and
-                 open deals move now), refused by the customer, or failed (the takeover rep is full,
-                 the 90-day limit)
+    outcome      from transfer_result or a transfer_fail callback: taken (what the leaving rep held of
+                 the customer moves now: owner, open follow-ups, open deals, the follower row),
+                 refused by the customer, or failed (the takeover rep is full, the 90-day limit, …)
     settle       once nobody is waiting: one summary to whoever asked, and a notice to the new rep
 
 Customers WeCom does not know as the leaving rep's contacts (imported, or a kf-only customer) have no
@@ -37,16 +37,24 @@ QUEUED, WAITING, TAKEN, REFUSED, FAILED = "queued", "waiting", "taken", "refused
 OPEN_STATES = (QUEUED, WAITING)
 BATCH = 100  # "最多一次转移100个客户" (document/path/96331, 96325)
 TRANSFER_KIND = "customer_transfer"  # the outbox kind scrm.delivery.handovers sends
-# WeCom's per-customer errcodes on a transfer call (document/path/90313), as the reply explains them.
+# WeCom's per-customer errcodes on a transfer call (document/path/90313), as the summary explains them.
 IN_PROGRESS_ERRCODE = 40129  # 当前客户正在转接中: our own earlier call got through (a retry after a crash)
 NO_ANSWER = -1  # WeCom's answer did not name the customer
 GAVE_UP = -2  # WeCom stayed busy or unreachable through every attempt (connectors.wecom.errors.UNAVAILABLE_ERRCODE)
-REASON_BY_ERRCODE = {40128: "limit_90_days", 40131: "not_followed", 40096: "not_followed", 40097: "not_departed", 60111: "not_a_member",
-                     GAVE_UP: "wecom_unavailable"}
-# transfer_result status -> outcome (document/path/96333)
+REASON_BY_ERRCODE = {
+    40128: "limit_90_days",  # 客户转接过于频繁（90个自然日内，在职成员的每位客户仅可被转接2次）
+    40131: "not_followed",  # handover_userid 并不是外部联系人的跟进人
+    40096: "not_followed",  # 不合法的外部联系人userid
+    40097: "not_departed",  # 该成员尚未离职 (the whole call)
+    60111: "not_a_member",  # userid not in the directory (the whole call)
+    GAVE_UP: "wecom_unavailable",
+}
+# transfer_result status -> outcome (document/path/96333): 1 接替完毕, 3 客户拒绝, 4 接替成员客户达到上限, 5 无接替记录
 NO_RECORD = 5
 NO_RESULT_AFTER = timedelta(days=3)  # WeCom decides within 24 hours ("待24小时后自动接替")
-OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), NO_RECORD: (FAILED, "no_record")}
+OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"),
+                     NO_RECORD: (FAILED, "no_record")}
+# transfer_fail callbacks' FailReason (document/path/92130)
 REASON_BY_FAIL = {"customer_refused": (REFUSED, "refused"), "customer_limit_exceed": (FAILED, "takeover_full")}
 
 
