@@ -6,9 +6,9 @@ left, 在职继承 between reps on the job), and the CRM follows only what WeCom
     start        the handover and each customer are stored (queued); each ≤ 100 customers become one
                  outbox row ("customer_transfer", key handover:{id}:batch:{n}), sent by scrm.delivery
     started      WeCom's per-customer answer: waiting (it runs for up to 24 h) or failed at once
-    outcome      from transfer_result or a transfer_fail callback: taken (owner, open follow-ups and
-                 open deals move now), refused by the customer, or failed (the takeover rep is full,
-                 the 90-day limit)
+    outcome      from transfer_result or a transfer_fail callback: taken (what the leaving rep held of
+                 the customer moves now: owner, open follow-ups, open deals, the follower row),
+                 refused by the customer, or failed (the takeover rep is full, the 90-day limit, …)
     settle       once nobody is waiting: one summary to whoever asked, and a notice to the new rep
 
 Customers WeCom does not know as the leaving rep's contacts (imported, or a kf-only customer) have no
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,11 +37,24 @@ QUEUED, WAITING, TAKEN, REFUSED, FAILED = "queued", "waiting", "taken", "refused
 OPEN_STATES = (QUEUED, WAITING)
 BATCH = 100  # "最多一次转移100个客户" (document/path/96331, 96325)
 TRANSFER_KIND = "customer_transfer"  # the outbox kind scrm.delivery.handovers sends
-# WeCom's per-customer errcodes on a transfer call (document/path/90313), as the reply explains them.
+# WeCom's per-customer errcodes on a transfer call (document/path/90313), as the summary explains them.
 IN_PROGRESS_ERRCODE = 40129  # 当前客户正在转接中: our own earlier call got through (a retry after a crash)
-REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed"}
-# transfer_result status -> outcome (document/path/96333)
-OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), 5: (FAILED, "no_record")}
+NO_ANSWER = -1  # WeCom's answer did not name the customer
+GAVE_UP = -2  # WeCom stayed busy or unreachable through every attempt (connectors.wecom.errors.UNAVAILABLE_ERRCODE)
+REASON_BY_ERRCODE = {
+    40128: "limit_90_days",  # 客户转接过于频繁（90个自然日内，在职成员的每位客户仅可被转接2次）
+    40131: "not_followed",  # handover_userid 并不是外部联系人的跟进人
+    40096: "not_followed",  # 不合法的外部联系人userid
+    40097: "not_departed",  # 该成员尚未离职 (the whole call)
+    60111: "not_a_member",  # userid not in the directory (the whole call)
+    GAVE_UP: "wecom_unavailable",
+}
+# transfer_result status -> outcome (document/path/96333): 1 接替完毕, 3 客户拒绝, 4 接替成员客户达到上限, 5 无接替记录
+NO_RECORD = 5
+NO_RESULT_AFTER = timedelta(days=3)  # WeCom decides within 24 hours ("待24小时后自动接替")
+OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"),
+                     NO_RECORD: (FAILED, "no_record")}
+# transfer_fail callbacks' FailReason (document/path/92130)
 REASON_BY_FAIL = {"customer_refused": (REFUSED, "refused"), "customer_limit_exceed": (FAILED, "takeover_full")}
 
 
@@ -79,19 +93,27 @@ class HandoverService:
 
     async def start(self, leaving: Staff | None, receiving: Staff, *, by: Staff, customer: Customer | None = None,
                     message: str = "") -> HandoverStarted:
-        """Hand `customer` (or every customer `leaving` owns) to `receiving`, in the caller's transaction.
-        A customer nobody owns has nobody in WeCom to inherit from, and moves in the CRM at once."""
+        """Hand `customer` (or every customer `leaving` owns or follows in WeCom) to `receiving`, in the
+        caller's transaction. A customer nobody owns has nobody in WeCom to inherit from, and moves in
+        the CRM at once; a contact `leaving` shares with a rep who owns it keeps its owner, only
+        `leaving`'s relation (and what `leaving` owned of it) moves."""
         if customer is not None:
-            ids = [customer.id]
+            ids = owned = [customer.id]
         else:
-            ids = list((await self.session.scalars(
+            owned = list((await self.session.scalars(
                 select(Customer.id).where(Customer.owner_id == leaving.id).order_by(Customer.id))).all())
+            followed = (await self.session.scalars(
+                select(CustomerFollower.customer_id).where(CustomerFollower.staff_id == leaving.id,
+                                                           CustomerFollower.removed_at.is_(None))
+                .order_by(CustomerFollower.customer_id))).all()
+            ids = sorted(set(owned) | set(followed))
         running = set((await self.session.scalars(
             select(HandoverCustomer.customer_id).where(HandoverCustomer.customer_id.in_(ids),
                                                        HandoverCustomer.state.in_(OPEN_STATES)))).all()) if ids else set()
         ids = [i for i in ids if i not in running]
         in_wecom = await self._wecom_contacts(ids, leaving) if ids and leaving is not None else {}
-        moved = await self._move([i for i in ids if i not in in_wecom], leaving.id if leaving else None, receiving, by=by)
+        crm_only = [i for i in ids if i not in in_wecom and i in set(owned)]
+        moved = await self._move(crm_only, leaving.id if leaving else None, receiving, by=by)
         if not in_wecom or leaving is None:
             return HandoverStarted(None, 0, moved, len(running))
         handover = Handover(kind=ONJOB if leaving.active else RESIGNED, from_staff_id=leaving.id,
@@ -124,9 +146,7 @@ class HandoverService:
         anything else failed for that customer."""
         audit = AuditService(self.session)
         for row in batch.customers:
-            errcode = errcodes.get(row.external_userid)
-            if errcode is None:
-                continue
+            errcode = errcodes.get(row.external_userid, NO_ANSWER)  # WeCom answers for each; one it skipped failed
             if errcode in (0, IN_PROGRESS_ERRCODE):
                 row.state = WAITING
             else:
@@ -135,21 +155,30 @@ class HandoverService:
                              detail=f"handover={batch.handover.id} errcode={errcode}")
         await self.settle_if_done(batch.handover)
 
+    async def give_up(self, handover_id: int, batch: int) -> None:
+        """The transfer call could not be made however often it was tried: its customers failed, and
+        the summary tells the asker to send 转交 again later."""
+        queued = await self.batch(handover_id, batch)
+        if queued is not None:
+            await self.started(queued, {row.external_userid: GAVE_UP for row in queued.customers})
+
     async def waiting_handovers(self, limit: int = 100) -> list[Handover]:
         """Handovers with customers whose outcome WeCom has not given yet, oldest first."""
         waiting = exists().where(HandoverCustomer.handover_id == Handover.id, HandoverCustomer.state == WAITING)
         return list((await self.session.scalars(
             select(Handover).where(Handover.settled_at.is_(None), waiting).order_by(Handover.id).limit(limit))).all())
 
-    async def outcomes(self, handover: Handover, statuses: dict[str, int]) -> int:
+    async def outcomes(self, handover: Handover, statuses: dict[str, int], now: datetime | None = None) -> int:
         """Apply transfer_result (external_userid -> status) to the handover's waiting customers;
-        returns how many reached their outcome. Status 2 (still waiting) changes nothing."""
-        rows = (await self.session.scalars(
+        returns how many reached their outcome. Status 2 (still waiting) changes nothing; a customer
+        WeCom has no result for long after its 24 hours is taken as 5 (无接替记录), so nothing waits forever."""
+        stale = (now or utcnow()) - handover.created_at > NO_RESULT_AFTER
+        rows = (await self.session.scalars(_locked(self.session,
             select(HandoverCustomer).where(HandoverCustomer.handover_id == handover.id,
-                                           HandoverCustomer.state == WAITING).order_by(HandoverCustomer.id))).all()
+                                           HandoverCustomer.state == WAITING).order_by(HandoverCustomer.id)))).all()
         decided = 0
         for row in rows:
-            outcome = OUTCOME_BY_STATUS.get(statuses.get(row.external_userid, 0))
+            outcome = OUTCOME_BY_STATUS.get(statuses.get(row.external_userid, NO_RECORD if stale else 0))
             if outcome is not None:
                 await self._decide(handover, row, *outcome)
                 decided += 1
@@ -161,10 +190,10 @@ class HandoverService:
         WeCom names the takeover rep, not the handover, so every waiting handover of that customer
         to that rep is decided (there is at most one: a customer in transfer cannot be sent again)."""
         state, reason = REASON_BY_FAIL.get(fail_reason, (FAILED, "error"))
-        rows = (await self.session.execute(
+        rows = (await self.session.execute(_locked(self.session,
             select(HandoverCustomer, Handover).join(Handover, Handover.id == HandoverCustomer.handover_id)
             .where(HandoverCustomer.external_userid == external_userid, HandoverCustomer.state == WAITING,
-                   Handover.to_staff_id == takeover.id).order_by(HandoverCustomer.id))).all()
+                   Handover.to_staff_id == takeover.id).order_by(HandoverCustomer.id)))).all()
         for row, handover in rows:
             await self._decide(handover, row, state, reason)
             await self.settle_if_done(handover)
@@ -174,6 +203,12 @@ class HandoverService:
         """Once no customer is queued or waiting: the summary to whoever asked and the new rep's notice, once."""
         if handover.settled_at is not None:
             return False
+        if self.session.bind.dialect.name == "postgresql":
+            # Two deciders of the last two customers would each still see the other's as waiting, and
+            # neither would settle: the handover's row lock makes the second one read after the first.
+            if await self.session.scalar(select(Handover.settled_at).where(Handover.id == handover.id)
+                                         .with_for_update()) is not None:
+                return False
         rows = (await self.session.execute(
             select(HandoverCustomer.state, HandoverCustomer.reason).where(HandoverCustomer.handover_id == handover.id))).all()
         if any(state in OPEN_STATES for state, _ in rows):
@@ -186,6 +221,15 @@ class HandoverService:
                          refused=counts[REFUSED], failed=counts[FAILED])
         if reasons["limit_90_days"]:
             summary += render("handover.summary_limit_90_days", count=reasons["limit_90_days"])
+        if reasons["not_departed"]:  # the CRM took the rep for departed; WeCom still has them on the job
+            summary += render("handover.summary_not_departed", leaving=leaving)
+        if reasons["not_a_member"]:
+            summary += render("handover.summary_not_a_member", leaving=leaving, receiving=receiving)
+        if reasons["wecom_unavailable"]:
+            summary += render("handover.summary_wecom_unavailable", count=reasons["wecom_unavailable"],
+                              leaving=leaving, receiving=receiving)
+        if reasons["no_record"]:
+            summary += render("handover.summary_no_record", count=reasons["no_record"], leaving=leaving)
         if reasons["takeover_full"]:
             summary += render("handover.summary_takeover_full", count=reasons["takeover_full"], receiving=receiving)
         if counts[REFUSED] and handover.kind == ONJOB:  # on the job, a refusing customer stays with the rep
@@ -206,7 +250,8 @@ class HandoverService:
         row.state, row.reason = state, reason
         if state == TAKEN:
             receiving = handover.to_staff
-            await self._move([row.customer_id], handover.from_staff_id, receiving, by=handover.by_staff)
+            await self._move([row.customer_id], handover.from_staff_id, receiving, by=handover.by_staff,
+                             only_from=True)
             await self._follow(row.customer_id, handover.from_staff_id, receiving.id)
         else:
             AuditService(self.session).record(actor="wecom", action="customer.handover_failed",
@@ -239,26 +284,39 @@ class HandoverService:
             .order_by(CustomerIdentity.customer_id))).all()
         return {customer_id: external_id for customer_id, external_id in rows}
 
-    async def _move(self, customer_ids: list[int], from_id: int | None, to: Staff, *, by: Staff) -> HandoverResult:
-        """The CRM side: owner, open follow-ups and open deals change in one go, one audit row each."""
+    async def _move(self, customer_ids: list[int], from_id: int | None, to: Staff, *, by: Staff,
+                    only_from: bool = False) -> HandoverResult:
+        """The CRM side: owner, open follow-ups and open deals change in one go, one audit row each.
+        `only_from`: only what `from_id` holds moves (a shared contact's other owner keeps theirs)."""
         moved = HandoverResult(0, 0, 0)
         audit = AuditService(self.session)
         for start in range(0, len(customer_ids), 500):  # keep IN lists well under driver limits
             chunk = customer_ids[start:start + 500]
             customers = await self.session.execute(
-                update(Customer).where(Customer.id.in_(chunk)).values(owner_id=to.id)
-                .execution_options(synchronize_session="fetch"))
+                update(Customer).where(Customer.id.in_(chunk), *_held(Customer, from_id, only_from))
+                .values(owner_id=to.id).execution_options(synchronize_session="fetch"))
             follow_ups = await self.session.execute(
-                update(FollowUp).where(FollowUp.customer_id.in_(chunk), FollowUp.status == "open")
-                .values(owner_id=to.id))
+                update(FollowUp).where(FollowUp.customer_id.in_(chunk), FollowUp.status == "open",
+                                       *_held(FollowUp, from_id, only_from)).values(owner_id=to.id))
             deals = await self.session.execute(
-                update(Deal).where(Deal.customer_id.in_(chunk), Deal.status == "open").values(owner_id=to.id))
+                update(Deal).where(Deal.customer_id.in_(chunk), Deal.status == "open",
+                                   *_held(Deal, from_id, only_from)).values(owner_id=to.id))
             moved = HandoverResult(moved.customers + customers.rowcount, moved.follow_ups + follow_ups.rowcount,
                                    moved.deals + deals.rowcount)
             for customer_id in chunk:
                 audit.record(actor=by.userid, action="customer.handover", customer_id=customer_id,
                              detail=f"from_staff={from_id} to_staff={to.id}")
         return moved
+
+
+def _held(model, from_id: int | None, only_from: bool) -> tuple:
+    return (model.owner_id == from_id,) if only_from else ()
+
+
+def _locked(session: AsyncSession, stmt):
+    """Lock the waiting rows (PostgreSQL): a second scheduler, or a transfer_fail callback handled at the
+    same moment, waits and then finds them decided, so no customer is moved or counted twice."""
+    return stmt.with_for_update(of=HandoverCustomer) if session.bind.dialect.name == "postgresql" else stmt
 
 
 def _name(staff: Staff) -> str:

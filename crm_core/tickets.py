@@ -291,10 +291,13 @@ class TicketService:
 
     async def accept(self, ticket: Ticket, actor: Staff, now: datetime) -> None:
         self._require(ticket, OPEN)
-        if ticket.assignee_id != actor.id:
+        taken_over = ticket.assignee_id != actor.id
+        if taken_over:
             ticket.assignee_id, ticket.assignee, ticket.assigned_at = actor.id, actor, now
         ticket.accepted_at = now
-        await self._event(ticket, "accepted", actor, now)
+        event = await self._event(ticket, "accepted", actor, now)
+        if taken_over:  # an unassigned ticket (or a colleague's) picked up: the kf conversation follows
+            await hand_to_agent(self.session, ticket, actor, event.id, shipped_kf_handoff())
 
     async def transfer(self, ticket: Ticket, to: Staff, actor: Staff, now: datetime) -> None:
         self._require(ticket, OPEN)

@@ -53,9 +53,19 @@ async def send_transfer(wecom: TransferApi, session: AsyncSession, item: OutboxI
         errcodes = {eid: 0 for eid in on_their_way}
         to_send = [row.external_userid for row in batch.customers if row.external_userid not in on_their_way]
         if to_send:
-            response = await wecom.transfer_customers(leaving, receiving, to_send, resigned=batch.resigned,
-                                                      transfer_success_msg=handover.message)
-            errcodes.update({str(c.get("external_userid")): int(c.get("errcode", 0)) for c in response.get("customer") or []})
+            try:
+                response = await wecom.transfer_customers(leaving, receiving, to_send, resigned=batch.resigned,
+                                                          transfer_success_msg=handover.message)
+            except WeComError as exc:
+                if exc.retryable:
+                    raise  # WeCom busy or unreachable: the outbox tries the call again
+                # The whole call refused (the rep is still on the job, or gone from the directory): every
+                # customer of it failed for that reason, and the summary says so.
+                response = {"errcode": exc.errcode}
+                errcodes.update({eid: exc.errcode for eid in to_send})
+            else:
+                errcodes.update({str(c.get("external_userid")): int(c.get("errcode", 0))
+                                 for c in response.get("customer") or []})
         await service.started(batch, errcodes)
     return {"status": "sent", "sent_at": utcnow(), "response": response, "last_error": ""}
 
@@ -80,7 +90,7 @@ def make_handover_follow_job(wecom: TransferApi) -> JobFunc:
             async with ctx.sessions() as session:
                 handover = await session.get(Handover, handover_id)
                 decided += await HandoverService(session).outcomes(handover, {
-                    str(row["external_userid"]): int(row.get("status", 0)) for row in rows})
+                    str(row["external_userid"]): int(row.get("status", 0)) for row in rows}, now=ctx.now)
                 await session.commit()
         summary = f"{len(handovers)} waiting handover(s) checked: {decided} customer outcome(s) settled"
         return summary + (f"; {errors} WeCom error(s)" if errors else "")

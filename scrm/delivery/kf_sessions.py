@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connectors.wecom.errors import WeComError
 from crm_core.db import utcnow
 from crm_core.kf_handoff import ENDED, HUMAN
 from crm_core.models import OutboxItem
@@ -33,7 +34,13 @@ async def send_kf_service_state(wecom: KfSessionApi, _: AsyncSession, item: Outb
     payload = item.payload
     kfid, customer, target = payload["open_kfid"], payload["external_userid"], int(payload["service_state"])
     servicer = payload.get("servicer_userid", "")
-    outcome = await _change(wecom, kfid, customer, target, servicer)
+    try:
+        outcome = await _change(wecom, kfid, customer, target, servicer)
+    except WeComError as exc:
+        if exc.retryable:
+            raise
+        # e.g. 95016: the customer ended the conversation meanwhile; the agent still has the bot
+        outcome = f"kept: WeCom answered errcode {exc.errcode}"
     log.info("kf conversation of ticket %s: %s", payload.get("ticket", "?"), outcome)
     return {"status": "sent", "sent_at": utcnow(), "response": {"outcome": outcome}, "last_error": ""}
 

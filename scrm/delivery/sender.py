@@ -25,6 +25,7 @@ from connectors.wecom.errors import InvalidUserError, WelcomeAlreadySentError
 from crm_core.care import settle_kf_delivery
 from crm_core.channels import ChannelService
 from crm_core.db import utcnow
+from crm_core.handover import HandoverService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.outbox import OutboxService
@@ -156,6 +157,13 @@ def undeliverable_notifier(sessions):
     an agent who was told "sent" must learn that it was not."""
 
     async def notify(item: OutboxItem, error: str) -> None:
+        if item.kind == "customer_transfer":  # the handover's summary says what became of its customers
+            async with sessions() as session:
+                await HandoverService(session).give_up(int(item.payload["handover_id"]), int(item.payload["batch"]))
+                await session.commit()
+            return
+        if item.kind == "kf_service_state":
+            return  # the conversation stays where it is; the agent still answers through the bot
         if item.kind == "kf_message":
             async with sessions() as session:
                 await settle_kf_delivery(session, item.idempotency_key, sent=False, error=error)

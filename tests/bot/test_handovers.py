@@ -4,14 +4,18 @@ job, against the simulator's own record of who follows whom."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, update
 
 from connectors.wecom.simulator import directory as company
 from crm_core import handover as handover_module
-from crm_core.models import AuditEntry, Customer, HandoverCustomer, Staff
+from crm_core.models import AuditEntry, Customer, Handover, HandoverCustomer, Staff
 from scrm import keys
 from scrm.ingest.departures import notify_departure
-from tests.bot.conftest import follow_handovers
+from scheduler.runner import JobContext
+from scrm.delivery.handovers import make_handover_follow_job
+from tests.bot.conftest import SHANGHAI, follow_handovers
 from tests.service.conftest import external_id
 
 LINAS = ("吴敏", "郑浩", "冯雪")
@@ -133,3 +137,70 @@ async def test_bad_handover_input_changes_nothing(chat):
     async with chat.service.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(HandoverCustomer)) == 0
         assert {c.owner_id for c in (await session.scalars(select(Customer))).all()} == {lina}
+
+
+async def test_a_rep_wecom_still_has_on_the_job_is_not_inherited_and_the_summary_says_so(chat):
+    """The CRM took 李娜 for departed, but WeCom answers 40097 (该成员尚未离职) to the resigned transfer."""
+    await chat.onboard(*LINAS, "赵磊")
+    async with chat.service.sessions() as session:
+        await session.execute(update(Staff).where(Staff.userid == "lina").values(active=False))
+        await session.commit()
+    submitted, summary = await chat.say("liuyang", "转交 全部 李娜 张伟")
+    assert "已向企业微信提交" in submitted
+    assert "0 位已由 张伟 接手，0 位客户拒绝，3 位未能转交" in summary and "李娜 尚未离职" in summary
+    assert [await owner_of(chat, name) for name in LINAS] == ["lina"] * 3
+    assert chat.service.sim.transfer_book.transfers == []
+
+
+async def test_wecom_busy_through_every_attempt_ends_in_a_summary_not_a_silent_wait(chat):
+    await chat.onboard(*LINAS, "赵磊")
+    chat.service.sim.fail_next("externalcontact/transfer_customer", errcode=-1, times=100)  # 系统繁忙, always
+    await chat.service.wecom.text("liuyang", "转交 全部 李娜 张伟", msg_id=99_101)
+    for _ in range(40):  # every back-off passes; nobody sleeps
+        await chat.service.settle_past_backoffs()
+        if not await chat.service.pending():
+            break
+    [summary] = summaries(chat, "liuyang")
+    assert "3 位未能转交" in summary and "请稍后重新发送「转交」" in summary
+    assert [await owner_of(chat, name) for name in LINAS] == ["lina"] * 3
+    assert chat.service.sim.transfer_book.transfers == []
+
+
+async def test_a_contact_the_departed_rep_shared_keeps_its_owner_and_moves_her_relation(chat):
+    """赵磊 is 张伟's customer; 李娜 added him too. When 李娜 leaves, WeCom holds her relation as
+    unassigned: inheriting it gives 王芳 the relation, and 张伟 stays the owner."""
+    await chat.onboard("赵磊", *LINAS)
+    sim, zhao = chat.service.sim, external_id(chat.service.sim, "赵磊")
+    sim.add_follower(zhao, "lina", remark="赵总（李娜）")
+    await chat.service.wecom.change_external_contact("add_external_contact", "lina", zhao)
+    await chat.service.settle()
+    await chat.ask("wangfang", "帮助")  # 王芳 is known to the CRM once she writes
+    assert await lina_leaves(chat) == 4
+    await chat.say("liuyang", "转交 全部 李娜 王芳")
+    await follow_handovers(chat)
+    assert followers(chat, "赵磊") == ["zhangwei", "wangfang"]
+    assert await owner_of(chat, "赵磊") == "zhangwei"
+    assert [await owner_of(chat, name) for name in LINAS] == ["wangfang"] * 3
+    assert "4 位已由 王芳 接手" in summaries(chat, "liuyang")[-1]
+
+
+async def test_a_transfer_wecom_has_no_result_for_is_not_waited_for_forever(chat):
+    await chat.onboard("赵磊", "吴敏")
+    await chat.ask("liuyang", "转交 吴敏 张伟")
+    chat.service.sim.transfer_book.transfers.clear()  # WeCom answers transfer_result without the customer
+    job = make_handover_follow_job(chat.service.app[keys.WECOM])
+    context = JobContext(chat.service.app[keys.SESSIONS], chat.now.astimezone(SHANGHAI), SHANGHAI)
+    async with chat.service.sessions() as session:
+        await session.execute(update(Handover).values(created_at=chat.now - timedelta(days=1)))
+        await session.commit()
+    await job(context)
+    await chat.service.settle()
+    assert summaries(chat, "liuyang") == []  # within WeCom's 24 hours and a margin: still waiting
+    async with chat.service.sessions() as session:
+        await session.execute(update(Handover).values(created_at=chat.now - timedelta(days=4)))
+        await session.commit()
+    await job(context)
+    await chat.service.settle()
+    [summary] = summaries(chat, "liuyang")
+    assert "1 位未能转交" in summary and "查不到接替记录，仍由 李娜 负责" in summary
+    assert await owner_of(chat, "吴敏") == "lina"

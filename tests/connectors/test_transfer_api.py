@@ -38,7 +38,7 @@ async def test_a_departed_members_customers_are_listed_then_inherited(make_clien
     assert len(page["info"]) == 2 and page["is_last"] is False and page["next_cursor"]
     answer = await client.transfer_customers("lina", "zhangwei", [WU_MIN, ZHENG_HAO, ZHAO_LEI], resigned=True)
     assert answer["customer"] == [{"external_userid": WU_MIN, "errcode": 0}, {"external_userid": ZHENG_HAO, "errcode": 0},
-                                  {"external_userid": ZHAO_LEI, "errcode": 84061}]  # not lina's customer
+                                  {"external_userid": ZHAO_LEI, "errcode": 40131}]  # not lina's customer
     assert [r["external_userid"] for r in await client.unassigned_customers()] == [FENG_XUE]
     assert {r["status"] for r in await client.transfer_results("lina", "zhangwei", resigned=True)} == {2}
     sim_state.transfer_book.refuse(ZHENG_HAO)
@@ -76,6 +76,7 @@ async def test_on_the_job_transfers_carry_a_message_and_are_limited_to_two_in_90
     ({"handover_userid": "zhangwei", "takeover_userid": "lina", "external_userid": [ZHAO_LEI],
       "transfer_success_msg": "长" * 201}, False, 40058),
     ({"takeover_userid": "lina", "external_userid": [ZHAO_LEI]}, False, 41009),
+    ({"handover_userid": "zhangwei", "takeover_userid": "zhangwei", "external_userid": [ZHAO_LEI]}, False, 40130),
 ])
 async def test_bad_transfer_calls_get_wecoms_errcode_and_start_nothing(make_client: MakeClient, sim_state: SimulatorState,
                                                                        body: dict, resigned: bool, errcode: int) -> None:
@@ -108,10 +109,10 @@ async def test_kf_sessions_move_only_to_serving_servicers_and_end(make_client: M
     assert raised.value.errcode == 95016  # an ended (or unstarted) session cannot be changed by API
     sim_state.kf_customer_writes(DEMO_OPEN_KFID, SUN_LI, "在吗")
     assert (await client.kf_service_state(DEMO_OPEN_KFID, SUN_LI))["service_state"] == 0
-    for servicer in ("lina", "zhangwei"):  # 停止接待, and not a servicer at all
+    for servicer, errcode in (("lina", 95019), ("zhangwei", 95014)):  # 停止接待, and not a servicer at all
         with pytest.raises(WeComError) as raised:
             await client.kf_change_service_state(DEMO_OPEN_KFID, SUN_LI, 3, servicer)
-        assert raised.value.errcode == 95014
+        assert raised.value.errcode == errcode
     assert (await client.kf_change_service_state(DEMO_OPEN_KFID, SUN_LI, 3, "wangfang"))["msg_code"]
     state = await client.kf_service_state(DEMO_OPEN_KFID, SUN_LI)
     assert (state["service_state"], state["servicer_userid"]) == (3, "wangfang")

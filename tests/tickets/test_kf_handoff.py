@@ -53,3 +53,18 @@ def test_the_hand_off_policy_refuses_what_it_does_not_know():
         except ValueError:
             continue
         raise AssertionError(f"{bad} was accepted")
+
+
+async def test_a_reassigned_ticket_moves_the_conversation_to_the_new_agent(desk):
+    sim = desk.service.sim
+    kfid = next(iter(sim.kf_accounts))
+    for servicer in ("wangfang", "liuyang"):
+        sim.kf_sessions.add_servicer(kfid, servicer)
+    await desk.onboard("孙丽")
+    await desk.customer_writes("孙丽", COMPLAINT)
+    [ticket] = await desk.tickets()
+    await desk.say("wangfang", f"转派 {ticket.number} 刘洋")
+    session = kf_state(desk, "孙丽")
+    assert (session.state, session.servicer_userid) == (3, "liuyang")
+    assert [(c["service_state"], c["servicer_userid"]) for c in sim.kf_sessions.changes] == [(3, "wangfang"),
+                                                                                            (3, "liuyang")]

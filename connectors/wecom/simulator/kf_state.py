@@ -6,10 +6,12 @@
   service_state 0 未处理, 1 智能助手接待, 2 待接入池排队中, 3 人工接待 (servicer_userid), 4 已结束/未开始.
   Only these changes are allowed: 0 → 1/2/3/4, 1 → 2/3/4, 2 → 3/4, 3 → 3 (another servicer)/4; a
   session in 4 cannot be changed by API ("不允许通过API变更会话状态"), it becomes 0 when the customer
-  writes again. State 3 needs a servicer who is 接待中 and active in WeCom (95014 otherwise).
+  writes again. State 3 needs a servicer of the account, active in WeCom (95014 otherwise), who is
+  接待中 (95019 when stopped or suspended).
   trans answers a msg_code for the session's greeting (2, 3) or closing words (4).
-Errcodes (https://developer.work.weixin.qq.com/document/path/90313): 95004 open_kfid 不存在, 95014
-接待人员不可用, 95016 不允许这种状态转换, 40096 missing external_userid.
+Errcodes (https://developer.work.weixin.qq.com/document/path/90313, as mirrored in xen0n/go-workwx
+errcodes/mod.go): 95004 open_kfid不存在, 95014 用户不是接待人员, 95016 不允许这种状态转移, 95019 接待人员已停止
+接待或暂时挂起, 40096 missing external_userid.
 """
 
 from __future__ import annotations
@@ -67,9 +69,11 @@ class KfSessions:
         if target not in ALLOWED[current.state]:
             raise ApiError(95016)
         if target == HUMAN:
-            member = state.staff.get(servicer)
-            if self.servicers.get(open_kfid, {}).get(servicer) != SERVING or member is None or member.get("status", 1) != 1:
-                raise ApiError(95014)
+            member, status = state.staff.get(servicer), self.servicers.get(open_kfid, {}).get(servicer)
+            if status is None or member is None or member.get("status", 1) != 1:
+                raise ApiError(95014)  # 用户不是接待人员 (or not active in WeCom)
+            if status != SERVING:
+                raise ApiError(95019)  # 接待人员已停止接待或暂时挂起
         self.sessions[(open_kfid, external_userid)] = KfSession(int(target), servicer if target == HUMAN else "",
                                                                state.now())
         self.changes.append({"open_kfid": open_kfid, "external_userid": external_userid, "service_state": target,

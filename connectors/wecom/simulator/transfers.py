@@ -20,11 +20,12 @@ Endpoints (each checked against the official page):
   by handover_userid + takeover_userid, pages of ≤ 1000 with next_cursor; customer[external_userid,
   status 1 接替完毕 / 2 等待接替 / 3 客户拒绝 / 4 接替成员客户达到上限 / 5 无接替记录, takeover_time].
 
-Errcodes, from the global table (https://developer.work.weixin.qq.com/document/path/90313): 40097
-该成员尚未离职 (a resigned transfer of a member still on the job), 60111 for a userid not (any more) in
-the directory, 41035 missing external userid, 40058 a list over 100 or a message over 200 characters;
-per customer 84061 不存在外部联系人的关系 (not the handover rep's customer), 40128 客户转接过于频繁
-(the 90-day limit), 40129 当前客户正在转接中 (a transfer of them is still waiting).
+Errcodes, from the global table (https://developer.work.weixin.qq.com/document/path/90313, as mirrored
+in xen0n/go-workwx errcodes/mod.go): 40097 该成员尚未离职 (a resigned transfer of a member still on the
+job), 40130 原跟进人与接手人一样, 60111 for a userid not (any more) in the directory, 41035 missing
+external userid, 40058 a list over 100 or a message over 200 characters; per customer 40096 an unknown
+external_userid, 40131 handover_userid 并不是外部联系人的跟进人, 40128 客户转接过于频繁 (90个自然日内，
+在职成员的每位客户仅可被转接2次), 40129 当前客户正在转接中 (a transfer of them is still waiting).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class TransferBook:
             raise ApiError(60111)  # left the directory: use resigned/transfer_customer
         if takeover not in state.staff:
             raise ApiError(60111)
+        if takeover == handover:
+            raise ApiError(40130)  # 原跟进人与接手人一样，不可继承
         customers = body.get("external_userid")
         if not customers:
             raise ApiError(41035)
@@ -151,8 +154,10 @@ class TransferBook:
 
     def _customer_errcode(self, state: SimulatorState, kind: str, handover: str, external_userid: str, now: int) -> int:
         contact = state.external_contacts.get(external_userid)
-        if contact is None or handover not in {f["userid"] for f in contact["follow_user"]}:
-            return 84061
+        if contact is None:
+            return 40096  # 不合法的外部联系人userid
+        if handover not in {f["userid"] for f in contact["follow_user"]}:
+            return 40131  # handover_userid 并不是外部联系人的跟进人
         mine = [t for t in self.transfers if t.external_userid == external_userid]
         if any(t.status == WAITING for t in mine):
             return 40129
