@@ -82,7 +82,9 @@ class Reader:
         self.by_word = {name.casefold(): command for command in commands for name in command.names}
         self.by_cue = {word: command for command in commands for word in lexicon.cues.get(command.name, ())}
         self.bare = next((c for c in commands if c.name == lexicon.bare), None)
-        self._sounds = {name: _sound(name) for name in self.by_word if _HAN.fullmatch(name)}
+        self._sounds_longest_first = sorted(((name, _sound(name)) for name in self.by_word if _HAN.fullmatch(name)),
+                                            key=lambda item: -len(item[0]))
+        self._longest_sound = max((len(name) for name, _ in self._sounds_longest_first), default=0)
         self._vocabulary = frozenset(self.by_word) | frozenset(lexicon.words())
 
     def load(self) -> None:
@@ -156,9 +158,14 @@ class Reader:
             return None
         start = tokens[0].start
         end = next((t.start for t in tokens if t.kind != WORD or t.blank), len(sentence.line))
-        for name, name_sound in sorted(self._sounds.items(), key=lambda item: -len(item[0])):
+        head = sentence.line[start:min(end, start + self._longest_sound)]
+        if not _HAN.fullmatch(head[:1] or "a"):
+            return None
+        syllables = _sound(head)  # one pinyin call per line: it is the costly part
+        for name, name_sound in self._sounds_longest_first:
             typed = sentence.line[start:start + len(name)]
-            if start + len(name) <= end and typed != name and _sound(typed) == name_sound:
+            if (start + len(name) <= end and typed != name and len(syllables) >= len(name)
+                    and _HAN.fullmatch(typed) and syllables[:len(name)] == name_sound):
                 command = self.by_word[name]
                 rest = sentence.line[start + len(name):].strip().lstrip("".join(PUNCTUATION)).strip()
                 return typed, command, f"{command.name} {rest}".strip()
