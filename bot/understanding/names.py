@@ -9,6 +9,7 @@ customer reads exactly like one about nobody (the reply must not tell that the n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, select
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_core.models import Customer, Staff
 
 NAME_LENGTHS = range(2, 6)  # people's names, 张三 to 欧阳娜娜 and 阿卜杜拉; companies need 查 <公司>
+_LATIN = re.compile(r"[A-Za-z][A-Za-z.'-]{1,63}")  # Tony, O'Neil
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,8 @@ class Names:
 
 
 def candidate_spans(line: str) -> set[str]:
-    """Every run of 2-5 Han characters in the line: the names it could mention."""
-    spans: set[str] = set()
+    """Every run of 2-5 Han characters in the line, and every Latin word: the names it could mention."""
+    spans: set[str] = set(_LATIN.findall(line))
     for start in range(len(line)):
         for length in NAME_LENGTHS:
             span = line[start:start + length]

@@ -121,7 +121,7 @@ class Reader:
             if 7 <= len(digits) <= 15 and not line[phone.end():phone.end() + 1].isdigit():
                 return Token(phone.group(), index, phone.end(), PHONE, phone.group())
         for name in known:
-            if line.startswith(name, index):
+            if line.startswith(name, index) and not (name.isascii() and _inside_word(line, index, index + len(name))):
                 kind = CUSTOMER if name in names.customers else COLLEAGUE
                 return Token(name, index, index + len(name), kind, name)
         return None
@@ -343,3 +343,9 @@ class Reader:
 
 def _sound(word: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(word))
+
+
+def _inside_word(line: str, start: int, end: int) -> bool:
+    """A Latin name matched inside a longer word (Li in Lily) is not that name."""
+    return (start > 0 and line[start - 1].isascii() and line[start - 1].isalpha()) or (
+        end < len(line) and line[end].isascii() and line[end].isalpha())
