@@ -212,9 +212,11 @@ class Reader:
         customer = customers[0] if len(customers) == 1 else None
         takes_time = any(a.when for a in command.args)
         when = sentence.when if takes_time else None
-        spans = [t for t in (trigger, customer) if t is not None]
-        if when is not None:
-            spans.append(Token(when.text, *when.span))
+        reads = command.name in self.lexicon.reads
+        about_customer = any(a.customer for a in command.args)
+        spans = [t for t in (trigger, customer if about_customer else None) if t is not None]
+        if sentence.when is not None and (takes_time or reads):  # a note keeps its 明天 in the text
+            spans.append(Token(sentence.when.text, *sentence.when.span))
         parts: list[str] = []
         used_text = skipped = guessed_word = False
         for arg in command.args:
@@ -243,14 +245,11 @@ class Reader:
                 return None  # filled after one left out: the parser would read it in the wrong place
             parts.append(value)
             used_text = used_text or not (arg.customer or arg.when)
-        if not used_text and command.name not in self.lexicon.reads and self._content(sentence, spans, signs=False):
-            return None  # 张三已经签了合同的一半: more than 赢单 could keep
-        try:  # the declared parser has the last word: 合同 张三 下午 is no date, 关怀 张三 好 no switch
-            command.parse(" ".join(parts), sentence.now)
-        except (UsageError, Refusal):
+        if not used_text and (not reads or not about_customer) and self._content(sentence, spans, signs=False):
+            return None  # 张三已经签了合同的一半: more than 赢单 could keep; 我的电话是多少 is no 我的客户
+        if not self._parses(command, " ".join(parts), sentence):
             return None
-        return Reading(" ".join([command.name, *parts]), command, customer if any(a.customer for a in command.args) else None,
-                       when if takes_time else None)
+        return Reading(" ".join([command.name, *parts]), command, customer if about_customer else None, when)
 
     def _content(self, sentence: Sentence, spans: list[Token], *, signs: bool) -> str:
         """The sentence's text outside `spans`, without the filler at the start of each piece."""
@@ -313,8 +312,9 @@ class Reader:
         if not command.args or not text:
             return Reading(f"{command.name} {'' if self._filler_only(rest, command) else text}".strip(), command)
         first = command.args[0]
-        if not first.customer:
-            return Reading(f"{command.name} {'' if self._filler_only(rest, command) else text}".strip(), command)
+        if not first.customer:  # 我的客户有哪些; but 我的电话是多少 is no 我的客户 [热度]
+            args = "" if self._filler_only(rest, command) else text
+            return Reading(f"{command.name} {args}".strip(), command) if self._parses(command, args, sentence) else None
         head = rest[0]
         after = sentence.line[head.end:].strip().lstrip("".join(PUNCTUATION)).strip()
         if head.kind in (CUSTOMER, PHONE):
@@ -326,6 +326,15 @@ class Reader:
         if " " in text and head.text.isascii():  # 跟进zs 明天: pinyin or initials, ended by the rep's space
             return Reading(f"{command.name} {text}", command)
         return None
+
+    @staticmethod
+    def _parses(command: Command, args: str, sentence: Sentence) -> bool:
+        """The declared parser has the last word: 合同 张三 下午 is no date, 关怀 张三 好 no switch."""
+        try:
+            command.parse(args, sentence.now)
+        except (UsageError, Refusal):
+            return False
+        return True
 
     def _filler_only(self, tokens: list[Token], command: Command) -> bool:
         cues = set(self.lexicon.cues.get(command.name, ()))
