@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from crm_core.models import Customer, CustomerTag, Deal, FollowUp, Note
+from crm_core.models import CustomerTag, Deal, FollowUp, Note
 from tests.bot.conftest import FIXED_NOW
 
 CARD = "**【赵磊】华东精密机械有限公司**"
