@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.handlers.help import EXAMPLE_MARK
 from bot.router import Command
 from bot.timeparse import TimeExpressionError
 from bot.understanding.lexicon import Lexicon, shipped_lexicon
@@ -33,7 +34,6 @@ from config.templates import render
 from crm_core.models import Staff
 from crm_core.scope import scope_for
 
-EXAMPLE_MARK = "，如："
 CLOSEST_LIMIT = 3
 
 __all__ = ["Understanding", "Understood"]
@@ -85,10 +85,9 @@ class Understanding:
     def _one(self, sentence: Sentence, reading: Reading, now: datetime) -> Understood:
         customer = reading.customer
         if customer is not None and customer.query in sentence.names.colleagues:
-            staff = sentence.names.colleagues[customer.query][0]
+            userid = sentence.names.colleagues[customer.query][0]
             return self._choices(render("bot.understanding.customer_or_colleague", name=customer.query),
-                                 [{"line": reading.line},
-                                  {"colleague": staff.name, "userid": staff.userid}], now)
+                                 [{"line": reading.line}, {"colleague": customer.query, "userid": userid}], now)
         if reading.command.name in self.lexicon.reads:
             return Understood(run=reading.line)
         notes = ""

@@ -9,28 +9,30 @@ customer reads exactly like one about nobody (the reply must not tell that the n
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import Customer, Staff
 
 NAME_LENGTHS = range(2, 6)  # people's names, 张三 to 欧阳娜娜 and 阿卜杜拉; companies need 查 <公司>
+_LATIN = re.compile(r"[A-Za-z][A-Za-z.'-]{1,63}")  # Tony, O'Neil
 
 
 @dataclass(frozen=True)
 class Names:
     customers: frozenset[str] = frozenset()
-    colleagues: dict[str, list[Staff]] = field(default_factory=dict)
+    colleagues: dict[str, list[str]] = field(default_factory=dict)  # name -> userids
 
     def all(self) -> set[str]:
         return set(self.customers) | set(self.colleagues)
 
 
 def candidate_spans(line: str) -> set[str]:
-    """Every run of 2-5 Han characters in the line: the names it could mention."""
-    spans: set[str] = set()
+    """Every run of 2-5 Han characters in the line, and every Latin word: the names it could mention."""
+    spans: set[str] = set(_LATIN.findall(line))
     for start in range(len(line)):
         for length in NAME_LENGTHS:
             span = line[start:start + length]
@@ -40,12 +42,17 @@ def candidate_spans(line: str) -> set[str]:
 
 
 async def names_in(session: AsyncSession, line: str, scope: list[ColumnElement[bool]]) -> Names:
+    """One round trip for both: the customers' names (within scope) and the colleagues' userids."""
     spans = sorted(candidate_spans(line))
     if not spans:
         return Names()
-    customers = await session.scalars(select(Customer.name).where(Customer.name.in_(spans), *scope).distinct())
-    colleagues: dict[str, list[Staff]] = {}
-    for staff in await session.scalars(select(Staff).where(Staff.name.in_(spans), Staff.active.is_(True))
-                                       .order_by(Staff.id)):
-        colleagues.setdefault(staff.name, []).append(staff)
-    return Names(frozenset(customers.all()), colleagues)
+    customers = select(Customer.name, literal("").label("userid")).where(Customer.name.in_(spans), *scope).distinct()
+    colleagues = select(Staff.name, Staff.userid).where(Staff.name.in_(spans), Staff.active.is_(True))
+    found: set[str] = set()
+    userids: dict[str, list[str]] = {}
+    for name, userid in (await session.execute(union_all(customers, colleagues))).all():
+        if userid:
+            userids.setdefault(name, []).append(userid)
+        else:
+            found.add(name)
+    return Names(frozenset(found), {name: sorted(ids) for name, ids in userids.items()})

@@ -82,7 +82,9 @@ class Reader:
         self.by_word = {name.casefold(): command for command in commands for name in command.names}
         self.by_cue = {word: command for command in commands for word in lexicon.cues.get(command.name, ())}
         self.bare = next((c for c in commands if c.name == lexicon.bare), None)
-        self._sounds = {name: _sound(name) for name in self.by_word if _HAN.fullmatch(name)}
+        self._sounds_longest_first = sorted(((name, _sound(name)) for name in self.by_word if _HAN.fullmatch(name)),
+                                            key=lambda item: -len(item[0]))
+        self._longest_sound = max((len(name) for name, _ in self._sounds_longest_first), default=0)
         self._vocabulary = frozenset(self.by_word) | frozenset(lexicon.words())
 
     def load(self) -> None:
@@ -119,7 +121,7 @@ class Reader:
             if 7 <= len(digits) <= 15 and not line[phone.end():phone.end() + 1].isdigit():
                 return Token(phone.group(), index, phone.end(), PHONE, phone.group())
         for name in known:
-            if line.startswith(name, index):
+            if line.startswith(name, index) and not (name.isascii() and _inside_word(line, index, index + len(name))):
                 kind = CUSTOMER if name in names.customers else COLLEAGUE
                 return Token(name, index, index + len(name), kind, name)
         return None
@@ -156,9 +158,14 @@ class Reader:
             return None
         start = tokens[0].start
         end = next((t.start for t in tokens if t.kind != WORD or t.blank), len(sentence.line))
-        for name, name_sound in sorted(self._sounds.items(), key=lambda item: -len(item[0])):
+        head = sentence.line[start:min(end, start + self._longest_sound)]
+        if not _HAN.fullmatch(head[:1] or "a"):
+            return None
+        syllables = _sound(head)  # one pinyin call per line: it is the costly part
+        for name, name_sound in self._sounds_longest_first:
             typed = sentence.line[start:start + len(name)]
-            if start + len(name) <= end and typed != name and _sound(typed) == name_sound:
+            if (start + len(name) <= end and typed != name and len(syllables) >= len(name)
+                    and _HAN.fullmatch(typed) and syllables[:len(name)] == name_sound):
                 command = self.by_word[name]
                 rest = sentence.line[start + len(name):].strip().lstrip("".join(PUNCTUATION)).strip()
                 return typed, command, f"{command.name} {rest}".strip()
@@ -205,9 +212,11 @@ class Reader:
         customer = customers[0] if len(customers) == 1 else None
         takes_time = any(a.when for a in command.args)
         when = sentence.when if takes_time else None
-        spans = [t for t in (trigger, customer) if t is not None]
-        if when is not None:
-            spans.append(Token(when.text, *when.span))
+        reads = command.name in self.lexicon.reads
+        about_customer = any(a.customer for a in command.args)
+        spans = [t for t in (trigger, customer if about_customer else None) if t is not None]
+        if sentence.when is not None and (takes_time or reads):  # a note keeps its 明天 in the text
+            spans.append(Token(sentence.when.text, *sentence.when.span))
         parts: list[str] = []
         used_text = skipped = guessed_word = False
         for arg in command.args:
@@ -236,14 +245,11 @@ class Reader:
                 return None  # filled after one left out: the parser would read it in the wrong place
             parts.append(value)
             used_text = used_text or not (arg.customer or arg.when)
-        if not used_text and command.name not in self.lexicon.reads and self._content(sentence, spans, signs=False):
-            return None  # 张三已经签了合同的一半: more than 赢单 could keep
-        try:  # the declared parser has the last word: 合同 张三 下午 is no date, 关怀 张三 好 no switch
-            command.parse(" ".join(parts), sentence.now)
-        except (UsageError, Refusal):
+        if not used_text and (not reads or not about_customer) and self._content(sentence, spans, signs=False):
+            return None  # 张三已经签了合同的一半: more than 赢单 could keep; 我的电话是多少 is no 我的客户
+        if not self._parses(command, " ".join(parts), sentence):
             return None
-        return Reading(" ".join([command.name, *parts]), command, customer if any(a.customer for a in command.args) else None,
-                       when if takes_time else None)
+        return Reading(" ".join([command.name, *parts]), command, customer if about_customer else None, when)
 
     def _content(self, sentence: Sentence, spans: list[Token], *, signs: bool) -> str:
         """The sentence's text outside `spans`, without the filler at the start of each piece."""
@@ -306,8 +312,9 @@ class Reader:
         if not command.args or not text:
             return Reading(f"{command.name} {'' if self._filler_only(rest, command) else text}".strip(), command)
         first = command.args[0]
-        if not first.customer:
-            return Reading(f"{command.name} {'' if self._filler_only(rest, command) else text}".strip(), command)
+        if not first.customer:  # 我的客户有哪些; but 我的电话是多少 is no 我的客户 [热度]
+            args = "" if self._filler_only(rest, command) else text
+            return Reading(f"{command.name} {args}".strip(), command) if self._parses(command, args, sentence) else None
         head = rest[0]
         after = sentence.line[head.end:].strip().lstrip("".join(PUNCTUATION)).strip()
         if head.kind in (CUSTOMER, PHONE):
@@ -319,6 +326,15 @@ class Reader:
         if " " in text and head.text.isascii():  # 跟进zs 明天: pinyin or initials, ended by the rep's space
             return Reading(f"{command.name} {text}", command)
         return None
+
+    @staticmethod
+    def _parses(command: Command, args: str, sentence: Sentence) -> bool:
+        """The declared parser has the last word: 合同 张三 下午 is no date, 关怀 张三 好 no switch."""
+        try:
+            command.parse(args, sentence.now)
+        except (UsageError, Refusal):
+            return False
+        return True
 
     def _filler_only(self, tokens: list[Token], command: Command) -> bool:
         cues = set(self.lexicon.cues.get(command.name, ()))
@@ -336,3 +352,9 @@ class Reader:
 
 def _sound(word: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(word))
+
+
+def _inside_word(line: str, start: int, end: int) -> bool:
+    """A Latin name matched inside a longer word (Li in Lily) is not that name."""
+    return (start > 0 and line[start - 1].isascii() and line[start - 1].isalpha()) or (
+        end < len(line) and line[end].isascii() and line[end].isalpha())

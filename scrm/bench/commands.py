@@ -69,6 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     nlp.add_argument("--long", type=int, default=200, help="long (~2,000 character) texts")
     nlp.set_defaults(func=_when_run("scrm.bench.nlp", "cmd_bench"))
 
+    understanding = benches.add_parser("understanding", help="cost per line of reading free chat sentences (bot/understanding)")
+    understanding.add_argument("--lines", type=int, default=20_000, help="lines to read (default 20000)")
+    understanding.add_argument("--seed", type=int, default=16)
+    understanding.set_defaults(func=_when_run("scrm.bench.understanding", "cmd_understanding"))
+
     lookup = benches.add_parser("lookup", help="chat lookups (查) against 100k-1M synthetic customers")
     lookup.add_argument("--customers", type=int, default=100_000, help="customers in the database (default 100000)")
     lookup.add_argument("-n", type=int, default=300, help="timed lookups per query kind (default 300)")

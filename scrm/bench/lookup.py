@@ -6,7 +6,9 @@ against an in-process WeCom simulator, then sends `查 <query>` callbacks one at
 (scope: every customer, the widest search) and times each from the POST until its reply row is
 in the outbox (the row's created_at, stamped in the transaction that commits it, minus the POST's
 start; both clocks are this machine's). Queries are a random customer's full name, its pinyin initials and
-its phone's last four digits. A `帮助` row measures the same path without a customer search.
+its phone's last four digits, then the name again as reps type it without the command syntax (查张三,
+帮我查下张三的资料, a bare 张三), which adds the understanding layer (bot/understanding) to the path. A
+`帮助` row measures the same path without a customer search.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ SUFFIXES = ("有限公司", "有限公司", "股份有限公司", "集团有限�
 MOBILE_PREFIXES = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151", "152", "155", "158", "159",
                    "166", "176", "177", "180", "181", "182", "186", "187", "188", "189", "199")
 KINDS = ("name", "initials", "phone_tail")
+# The same names typed the way reps talk (bot/understanding): each line's reply is the card or the pick list.
+SPOKEN = {"unspaced": "查{}", "sentence": "帮我查下{}的资料", "bare": "{}"}
 FLOOR = "帮助"  # the same path with no customer search: what callback, queues and outbox cost alone
 
 
@@ -180,6 +184,12 @@ async def run_lookup(args: argparse.Namespace) -> int:
                     seconds, shape = await lookup.once(f"查 {query}")
                     results[kind].append(seconds)
                     shapes[kind][shape] += 1
+            for kind, spoken in SPOKEN.items():
+                results[kind], shapes[kind] = [], {"card": 0, "list": 0, "none": 0}
+                for query in queries["name"]:
+                    seconds, shape = await lookup.once(spoken.format(query))
+                    results[kind].append(seconds)
+                    shapes[kind][shape] += 1
             results["floor"] = [(await lookup.once(FLOOR))[0] for _ in range(args.n)]
     finally:
         server.terminate()
@@ -194,7 +204,7 @@ async def run_lookup(args: argparse.Namespace) -> int:
     backend = database_url.split("+")[0]
     print(f"\n{args.customers} customers, {backend}, redis: {'real' if args.redis_url else 'in-process stand-in'}, "
           f"{args.n} lookups per kind, one at a time, callback POST -> reply row in the outbox")
-    for kind in KINDS:
+    for kind in (*KINDS, *SPOKEN):
         values = results[kind]
         print(f"{kind:<11} p50 {1000 * percentile(values, 50):6.1f} ms  p99 {1000 * percentile(values, 99):6.1f} ms"
               f"  max {1000 * max(values):6.1f} ms   replies: {shapes[kind]['card']} cards, {shapes[kind]['list']} lists,"

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from crm_core.models import Customer, CustomerTag, Deal, FollowUp, Note
+from crm_core.models import CustomerTag, Deal, FollowUp, Note
 from tests.bot.conftest import FIXED_NOW
 
 CARD = "**【赵磊】华东精密机械有限公司**"
@@ -34,6 +34,8 @@ async def test_lookups_without_spaces_or_with_filler_show_the_card(chat):
         assert card.startswith(CARD), (line, card)
         assert "138****1001" in card and "13800131001" not in card  # the phone is masked as always
     assert "没有找到与「王五」相关的客户" in await chat.ask("zhangwei", "查王五")  # the search still answers
+    await chat.say("zhangwei", "新客户 Tony 13900000011 外企")
+    assert (await chat.ask("zhangwei", "Tony怎么样了")).startswith("**【Tony】外企**")
 
 
 async def test_lists_help_and_greetings_from_sentences(chat):

@@ -8,6 +8,7 @@ for the rep's 1/是, and anything the bot is unsure about is a numbered question
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from bot import build_dispatcher
 from bot.understanding.names import Names
 from bot.understanding.reader import PUNCTUATION
+from config.policies import PolicyError
 from crm_core.models import CustomerTag, Deal, FollowUp, Note, Staff
 from scrm import keys
 
@@ -59,8 +61,7 @@ def test_a_free_sentence_runs_only_reads_and_confirms_every_write(fake_redis):
     dispatcher = build_dispatcher(ZoneInfo("Asia/Shanghai"), fake_redis)
     understanding, reads = dispatcher.understanding, dispatcher.understanding.lexicon.reads
     rep = Staff(userid="zhangwei", name="张伟", role="sales")
-    colleague = Staff(userid="lina", name="李娜", role="sales")
-    names = Names(frozenset({"张三", "赵磊", "李娜"}), {"李娜": [colleague]})
+    names = Names(frozenset({"张三", "赵磊", "李娜"}), {"李娜": ["lina"]})
     checked = confirmed = asked = 0
     for line in sentences(["张三", "赵磊", "李娜", "王五", "13800131001", "尾号1001"], 4000, seed=16):
         if led_by_command_word(dispatcher, line):
@@ -104,3 +105,13 @@ async def test_no_generated_sentence_writes_through_the_endpoint_until_confirmed
     assert "记 吴敏 客户要报价" in await chat.ask("lina", "给吴敏记一条 客户要报价")
     await chat.say("lina", "是")
     assert await write_counts(chat) == (1, 0, 0, 0)  # the answer is what saves it
+
+
+def test_the_lexicon_may_only_name_declared_commands(fake_redis):
+    """Commands stay declared in one place: a cue for a command that was renamed stops the start."""
+    dispatcher = build_dispatcher(ZoneInfo("Asia/Shanghai"), fake_redis)
+    lexicon = dispatcher.understanding.lexicon
+    lexicon.check(c.name for c in dispatcher.commands)  # the shipped file fits the declarations
+    renamed = replace(lexicon, cues={**lexicon.cues, "查找": ("看看",)})
+    with pytest.raises(PolicyError, match="查找"):
+        renamed.check(c.name for c in dispatcher.commands)
