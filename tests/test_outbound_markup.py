@@ -161,7 +161,7 @@ def test_escaping_neutralises_each_construct_and_keeps_it_readable():
     assert escape_markdown(COMPANY) == '＜font color="warning">VIP认证＜/font>\n＞ 负责人：老板'
     assert escape_text(REMARK) == '＜a href="https://evil.example/r">官方客服＜/a>'
     assert escape_markdown(TAG) == "＜@all>＊＊置顶＊＊"
-    assert escape_markdown("# 标题\n  > 引用\n`代码`") == "＃ 标题\n  ＞ 引用\n｀代码｀"
+    assert escape_markdown("# 标题\n  > 引用\r> 回车\n`代码`") == "＃ 标题\n  ＞ 引用\r＞ 回车\n｀代码｀"
     assert escape_text(FOLLOW_UP) == "[续约](https://evil.example/f) ＆lt;a href=x＆gt;"  # text shows links as text
     for value in (*HOSTILE_VALUES, *ORDINARY):
         for kind in ("text", "textcard", "markdown"):
