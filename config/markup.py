@@ -77,8 +77,10 @@ ESCAPERS: dict[str, Callable[[str], str]] = {
     "markdown": escape_markdown,
 }
 
-# What makes a template itself markdown: its own text uses the subset's syntax.
-_MARKDOWN_SYNTAX = re.compile(r"\*\*|\]\(|`|<font\b|<@|^[ \t]*(?:#{1,6}[ \t]|>)", re.MULTILINE)
+# What makes a template itself markdown: its own text uses the subset's bold, links, colours,
+# mentions, headings or quotes. Backticks are not counted: a text or CLI message may quote a
+# command as `scrm sync directory`, and in a text message they are just characters.
+_MARKDOWN_SYNTAX = re.compile(r"\*\*|\]\(|<font\b|<@|^[ \t]*(?:#{1,6}[ \t]|>)", re.MULTILINE)
 
 
 def uses_markdown(template: str) -> bool:

@@ -183,6 +183,11 @@ def test_rendered_markup_is_kept_in_its_own_kind_and_escaped_again_in_another():
         render("bot.customer_card", **_filled(all_templates()["bot.customer_card"], "x"))
 
 
+def test_a_text_or_cli_template_may_quote_a_command_in_backticks():
+    assert not uses_markdown("通讯录同步中断：{error}\n请再次运行 `scrm sync directory`。")
+    assert uses_markdown("**情绪走低的客户**") and uses_markdown("> {name}") and uses_markdown("## 团队日报")
+
+
 # -- every real path -------------------------------------------------------------------------
 
 
