@@ -10,10 +10,12 @@ phone masks and emoji must come out exactly as they went in.
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -181,6 +183,33 @@ def test_rendered_markup_is_kept_in_its_own_kind_and_escaped_again_in_another():
     assert "](" not in card  # text's output is not yet safe inside markdown
     with pytest.raises(ValueError, match="markdown"):
         render("bot.customer_card", **_filled(all_templates()["bot.customer_card"], "x"))
+
+
+def _render_calls():
+    """(where, key or f-string prefix, kind) of every `render(...)` call with a literal key in the code."""
+    root = Path(__file__).resolve().parent.parent
+    for package in ("bot", "config", "connectors", "crm_core", "nlp", "scheduler", "scrm"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "render"
+                        and node.args):
+                    continue
+                key = node.args[0]
+                if isinstance(key, ast.JoinedStr):  # f"digests.quiet_{kind}": its constant start
+                    key = key.values[0] if key.values and isinstance(key.values[0], ast.Constant) else None
+                if not isinstance(key, ast.Constant):
+                    continue
+                kind = next((k.value.value for k in node.keywords if k.arg == "kind" and isinstance(k.value, ast.Constant)),
+                            "text")
+                yield f"{path.relative_to(root)}:{node.lineno}", key.value, kind
+
+
+def test_every_markdown_template_is_rendered_as_markdown_where_it_is_used():
+    """A markdown template rendered for a text message raises at run time; this finds it in the code first."""
+    markdown = [key for key, text in TEMPLATES if uses_markdown(text)]
+    calls = list(_render_calls())
+    wrong = [(where, key) for where, key, kind in calls if kind != "markdown" and any(m.startswith(key) for m in markdown)]
+    assert len(calls) > 200 and wrong == []
 
 
 def test_a_text_or_cli_template_may_quote_a_command_in_backticks():
