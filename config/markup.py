@@ -38,7 +38,7 @@ _LINK = re.compile(r"\](?=\s*\()")
 # `**bold**`; a run of stars inside a number is a phone or id mask (138****5678), left alone.
 _STARS = re.compile(r"(?<!\*)\*{2,}(?!\*)")
 # A heading or quote marker at the start of a line (a value may start a line, so its start counts).
-_LINE_MARK = re.compile(r"^([ \t]*)([#>])", re.MULTILINE)
+_LINE_MARK = re.compile(r"(^|[\r\n])([ \t]*)([#>])")
 
 # Any character some construct above needs; a value without one is returned as it is, quickly.
 _TRIGGERS = re.compile(r"[<&\]*#>`]")
@@ -68,7 +68,7 @@ def escape_markdown(value: str) -> str:
     if _LINK.search(value):
         value = value.replace("[", "［").replace("]", "］")
     value = _STARS.sub(_unless_mask, value).replace("`", "｀")
-    return _LINE_MARK.sub(lambda m: m.group(1) + _FULL_WIDTH[m.group(2)], value)
+    return _LINE_MARK.sub(lambda m: m.group(1) + m.group(2) + _FULL_WIDTH[m.group(3)], value)
 
 
 ESCAPERS: dict[str, Callable[[str], str]] = {
@@ -77,8 +77,10 @@ ESCAPERS: dict[str, Callable[[str], str]] = {
     "markdown": escape_markdown,
 }
 
-# What makes a template itself markdown: its own text uses the subset's syntax.
-_MARKDOWN_SYNTAX = re.compile(r"\*\*|\]\(|`|<font\b|<@|^[ \t]*(?:#{1,6}[ \t]|>)", re.MULTILINE)
+# What makes a template itself markdown: its own text uses the subset's bold, links, colours,
+# mentions, headings or quotes. Backticks are not counted: a text or CLI message may quote a
+# command as `scrm sync directory`, and in a text message they are just characters.
+_MARKDOWN_SYNTAX = re.compile(r"\*\*|\]\(|<font\b|<@|^[ \t]*(?:#{1,6}[ \t]|>)", re.MULTILINE)
 
 
 def uses_markdown(template: str) -> bool:

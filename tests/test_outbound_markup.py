@@ -10,10 +10,12 @@ phone masks and emoji must come out exactly as they went in.
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -161,7 +163,7 @@ def test_escaping_neutralises_each_construct_and_keeps_it_readable():
     assert escape_markdown(COMPANY) == '＜font color="warning">VIP认证＜/font>\n＞ 负责人：老板'
     assert escape_text(REMARK) == '＜a href="https://evil.example/r">官方客服＜/a>'
     assert escape_markdown(TAG) == "＜@all>＊＊置顶＊＊"
-    assert escape_markdown("# 标题\n  > 引用\n`代码`") == "＃ 标题\n  ＞ 引用\n｀代码｀"
+    assert escape_markdown("# 标题\n  > 引用\r> 回车\n`代码`") == "＃ 标题\n  ＞ 引用\r＞ 回车\n｀代码｀"
     assert escape_text(FOLLOW_UP) == "[续约](https://evil.example/f) ＆lt;a href=x＆gt;"  # text shows links as text
     for value in (*HOSTILE_VALUES, *ORDINARY):
         for kind in ("text", "textcard", "markdown"):
@@ -181,6 +183,38 @@ def test_rendered_markup_is_kept_in_its_own_kind_and_escaped_again_in_another():
     assert "](" not in card  # text's output is not yet safe inside markdown
     with pytest.raises(ValueError, match="markdown"):
         render("bot.customer_card", **_filled(all_templates()["bot.customer_card"], "x"))
+
+
+def _render_calls():
+    """(where, key or f-string prefix, kind) of every `render(...)` call with a literal key in the code."""
+    root = Path(__file__).resolve().parent.parent
+    for package in ("bot", "config", "connectors", "crm_core", "nlp", "scheduler", "scrm"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "render"
+                        and node.args):
+                    continue
+                key = node.args[0]
+                if isinstance(key, ast.JoinedStr):  # f"digests.quiet_{kind}": its constant start
+                    key = key.values[0] if key.values and isinstance(key.values[0], ast.Constant) else None
+                if not isinstance(key, ast.Constant):
+                    continue
+                kind = next((k.value.value for k in node.keywords if k.arg == "kind" and isinstance(k.value, ast.Constant)),
+                            "text")
+                yield f"{path.relative_to(root)}:{node.lineno}", key.value, kind
+
+
+def test_every_markdown_template_is_rendered_as_markdown_where_it_is_used():
+    """A markdown template rendered for a text message raises at run time; this finds it in the code first."""
+    markdown = [key for key, text in TEMPLATES if uses_markdown(text)]
+    calls = list(_render_calls())
+    wrong = [(where, key) for where, key, kind in calls if kind != "markdown" and any(m.startswith(key) for m in markdown)]
+    assert len(calls) > 200 and wrong == []
+
+
+def test_a_text_or_cli_template_may_quote_a_command_in_backticks():
+    assert not uses_markdown("通讯录同步中断：{error}\n请再次运行 `scrm sync directory`。")
+    assert uses_markdown("**情绪走低的客户**") and uses_markdown("> {name}") and uses_markdown("## 团队日报")
 
 
 # -- every real path -------------------------------------------------------------------------
