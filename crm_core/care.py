@@ -319,16 +319,19 @@ class CareService:
                      "text": {"content": render("care.opt_out_confirmed")}},
             customer_id=customer.id)
 
-    async def tell_owner_opted_out(self, customer: Customer, message: Message) -> bool:
-        """Tell the owner rep, once per customer, that the customer asked for no more messages."""
+    async def tell_owner_opted_out(self, customer: Customer, message: Message, *, confirmed: bool = True) -> bool:
+        """Tell the owner rep, once per customer, that the customer asked for no more messages; when
+        no 微信客服 window carried the confirmation (a rep's WeChat contact), the rep is asked to pass it on."""
         owner = customer.owner
         if owner is None:
             return False
+        content = render("care.opt_out_owner", customer=customer.name or customer.remark or f"客户#{customer.id}",
+                         excerpt=(message.text or "")[:60])
+        if not confirmed:
+            content += "\n" + render("care.opt_out_owner_relay", confirmation=render("care.opt_out_confirmed"))
         return await OutboxService(self.session).enqueue(
             idempotency_key=f"care:opt_out:owner:{customer.id}", kind="app_message",
-            payload={"touser": owner.userid, "msgtype": "text", "text": {"content": render(
-                "care.opt_out_owner", customer=customer.name or customer.remark or f"客户#{customer.id}",
-                excerpt=(message.text or "")[:60])}},
+            payload={"touser": owner.userid, "msgtype": "text", "text": {"content": content}},
             customer_id=customer.id, staff_id=owner.id)
 
     async def _segment_tags(self, customer_ids: list[int]) -> dict[int, list[str]]:

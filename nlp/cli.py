@@ -42,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     evaluate.add_argument(
         "--customers",
         type=Path,
-        help="labelled customer messages .csv (default: tests/data/customer_eval.csv)",
+        action="append",
+        help="labelled customer messages .csv, may be repeated "
+        "(default: tests/data/customer_eval.csv and tests/data/customer_eval_2.csv)",
     )
     evaluate.add_argument(
         "--ood",
@@ -118,16 +120,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
 
     data = args.data or resources.train_data_path()
-    customers_path = args.customers or resources.DEFAULT_CUSTOMER_EVAL
+    customer_paths = args.customers or [resources.DEFAULT_CUSTOMER_EVAL, resources.SECOND_CUSTOMER_EVAL]
     ood_path = args.ood or resources.DEFAULT_OOD_REVIEWS
-    for path in (data, customers_path, ood_path):
+    for path in (data, *customer_paths, ood_path):
         if not path.exists():
             print(f"evaluation data not found: {path}")
             return 2
     analyzer = nlp.load()
-    messages = read_customer_set(customers_path)
-    analyses = [analyzer.analyze(m.text) for m in messages]
-    reports = {"scrm nlp": customer_report(messages, [a.label for a in analyses], analyses)}
+    snownlp = None if args.no_snownlp else _snownlp()
+    for customers_path in customer_paths:
+        messages = read_customer_set(customers_path)
+        analyses = [analyzer.analyze(m.text) for m in messages]
+        reports = {"scrm nlp": customer_report(messages, [a.label for a in analyses], analyses)}
+        if snownlp is not None:
+            labels = [snownlp_label(snownlp(m.text).sentiments) for m in messages]
+            reports["SnowNLP"] = customer_report(messages, labels, None)
+        print("\n".join(format_customer(reports, _shown(customers_path))))
+        print()
     _, held_out = split_reviews(read_reviews(data))
     review_sets = {
         f"out-of-domain reviews ({ood_path.name})": read_labelled_reviews(ood_path),
@@ -135,17 +144,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     }
     # Positive when the model finds positive more likely than negative.
     rows = review_rows(review_sets, "scrm nlp", lambda t: analyzer.analyze(t).sentiment >= 0)
-    snownlp = None if args.no_snownlp else _snownlp()
     if snownlp is not None:
-        labels = [snownlp_label(snownlp(m.text).sentiments) for m in messages]
-        reports["SnowNLP"] = customer_report(messages, labels, None)
         rows += review_rows(review_sets, "SnowNLP", lambda t: snownlp(t).sentiments >= 0.5)
-    print("\n".join(format_customer(reports)))
-    print()
     print("\n".join(format_reviews(rows)))
     if snownlp is None and not args.no_snownlp:
         print('SnowNLP not installed (pip install -e ".[train]"): no comparison')
     return 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(resources.REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _snownlp():

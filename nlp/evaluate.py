@@ -195,9 +195,9 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:5.1f} %"
 
 
-def format_customer(reports: dict[str, CustomerReport]) -> list[str]:
+def format_customer(reports: dict[str, CustomerReport], source: str = "tests/data/customer_eval.csv") -> list[str]:
     first = next(iter(reports.values()))
-    lines = [f"customer messages ({first.n} lines, tests/data/customer_eval.csv)"]
+    lines = [f"customer messages ({first.n} lines, {source})"]
     lines.append(f"{'':36}" + "".join(f"{name:>12}" for name in reports))
     measures = [
         ("3-class accuracy", "accuracy"),

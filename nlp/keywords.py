@@ -6,7 +6,9 @@ when it is one of the company's own domain words (config/nlp/userdict.txt and th
 its tag rules, such as 发票 or 退款), or when jieba does not know it at all (a product name
 or code). Time words (t: 上次, 下周), pronouns, numerals, measure words, adverbs, idioms and
 greetings (l: 你好), adjectives (一般), verbs and directions (以后 is f) never are; nor are time
-expressions jieba does not know (下个月, 3月, 两小时) or the stop words.
+expressions jieba does not know (下个月, 3月, 两小时) or the stop words. A word jieba does not know
+is its guess at joining characters: one holding a function character (an adverb, measure word,
+particle, pronoun, preposition …: 先报, 个价, 发了) is a slip of that guess, not a product name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from nlp.text import is_emoji, normalise
 TOPIC_TAGS = frozenset(["n", "nz", "nt", "ns", "vn", "ng"])
 # Time words, numerals and measure words: never a topic, never a reason for a complaint.
 QUANTITY_TAGS = frozenset(["t", "tg", "m", "mq", "q"])
+# A word jieba guessed (or took from its lexicon unseen, at the lowest frequency) that starts with
+# an adverb, measure word, preposition, conjunction, pronoun, numeral or direction (先报, 个价, 批货),
+# or ends with a particle (发了, 好的), is a slip of its segmentation, not a name.
+LEADING_FUNCTION_TAGS = frozenset(["d", "q", "p", "c", "r", "m", "f"])
+TRAILING_PARTICLE_TAGS = frozenset(["u", "ul", "uz", "ug", "uj", "uv", "ud", "y", "e"])
+UNSEEN_FREQUENCY = 3
 # Numbers, ordinals and relative words followed by a unit of time: 下个月, 3月份, 两个小时, 周五.
 _TIME_EXPRESSION = re.compile(
     r"^(?:[0-9零一二两三四五六七八九十百几上下这那本今明昨前后每当同半]+"
@@ -28,19 +36,31 @@ _TIME_EXPRESSION = re.compile(
 )
 
 
-def read_tagged_words(dictionary: Path) -> tuple[frozenset[str], frozenset[str]]:
-    """(nouns, time and quantity words) of a jieba dictionary file (`word freq tag` lines)."""
+def read_tagged_words(dictionary: Path) -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str],
+                                                  frozenset[str]]:
+    """From a jieba dictionary file (`word freq tag` lines): (nouns, nouns at the lowest frequency,
+    time and quantity words, leading function characters, trailing particles); a character counts
+    by its most frequent entry."""
     topics: set[str] = set()
+    unseen: set[str] = set()
     quantities: set[str] = set()
+    chars: dict[str, tuple[int, str]] = {}
     with open(dictionary, encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
             if len(parts) > 2:
-                if parts[2] in TOPIC_TAGS:
-                    topics.add(parts[0].lower())
-                elif parts[2] in QUANTITY_TAGS:
-                    quantities.add(parts[0].lower())
-    return frozenset(topics), frozenset(quantities)
+                word, freq, tag = parts[0].lower(), int(parts[1]), parts[2]
+                if tag in TOPIC_TAGS:
+                    topics.add(word)
+                    if freq <= UNSEEN_FREQUENCY:
+                        unseen.add(word)
+                elif tag in QUANTITY_TAGS:
+                    quantities.add(word)
+                if len(word) == 1 and freq > chars.get(word, (-1, ""))[0]:
+                    chars[word] = (freq, tag)
+    leading = frozenset(c for c, (_, tag) in chars.items() if tag in LEADING_FUNCTION_TAGS)
+    trailing = frozenset(c for c, (_, tag) in chars.items() if tag in TRAILING_PARTICLE_TAGS)
+    return frozenset(topics), frozenset(unseen), frozenset(quantities), leading, trailing
 
 
 class TopicFilter:
@@ -55,7 +75,7 @@ class TopicFilter:
         negators: Iterable[str] = (),
     ) -> None:
         self._domain = frozenset(normalise(w) for w in domain_words)
-        topics, self._quantities = read_tagged_words(dictionary)
+        topics, self._unseen, self._quantities, self._leading, self._trailing = read_tagged_words(dictionary)
         self._topics = topics | self._domain
         self._known = known
         self._stop = frozenset(normalise(w) for w in stopwords)
@@ -78,9 +98,12 @@ class TopicFilter:
         if token.isdigit() or _TIME_EXPRESSION.match(token):
             return False
         if token in self._topics:
-            return True
+            return token not in self._unseen or not self._segmentation_slip(token)
         # Unknown to jieba: a new product word, a name of a model, an English term; but not a
         # negated word jieba kept whole (不差, 没收到), which says how, not what.
-        if self._known(token) or token.startswith(self._negators):
+        if self._known(token) or token.startswith(self._negators) or self._segmentation_slip(token):
             return False
         return any(c.isalpha() for c in token)
+
+    def _segmentation_slip(self, token: str) -> bool:
+        return token[0] in self._leading or token[-1] in self._trailing

@@ -23,6 +23,8 @@ DEFAULT_TRAIN_DATA = (
 )
 DATA_DIR = REPO_ROOT / "tests" / "data"
 DEFAULT_CUSTOMER_EVAL = DATA_DIR / "customer_eval.csv"
+# Written blind on 2026-12-03, before the precision work on the model (tests/data/README.md).
+SECOND_CUSTOMER_EVAL = DATA_DIR / "customer_eval_2.csv"
 DEFAULT_OOD_REVIEWS = DATA_DIR / "ood_reviews.csv"
 
 

@@ -4,7 +4,7 @@ One of the reactions to a customer's message (scrm.ingest.context), after the an
 analysis recognises the request (`opt_out`, config/nlp/intents.toml), and the opt-out commits with
 the archived message, so no later care job or campaign reaches that customer. The customer hears
 back once, through 微信客服 when WeCom's reply window allows, what stops and what does not; the
-owner rep is told once.
+owner rep is told once (and, when no window allowed it, asked to pass that confirmation on).
 """
 
 from __future__ import annotations
@@ -38,6 +38,6 @@ class CareOptOut:
         if not await care.withdraw_consent(customer, now):
             return
         confirmed = await care.confirm_opt_out(customer, message.id, now)
-        await care.tell_owner_opted_out(customer, message)
+        await care.tell_owner_opted_out(customer, message, confirmed=confirmed)
         log.info("customer %s opted out of care messages by message %s%s", customer.id, message.id,
                  "" if confirmed else " (no kf window to confirm)")

@@ -24,6 +24,7 @@ from scrm.ingest.care_optout import CareOptOut
 from scrm.ingest.context import IngestContext
 from scrm.ingest.kf import KfMessages
 from scrm.ingest.pipeline import Pipeline
+from tests.nlp.opt_out_phrasings import opt_out_phrasings, sample
 from tests.scheduler.test_runner import TZ, Clock, env  # noqa: F401  (fixture)
 
 KFID = "wkCareKf01"
@@ -202,8 +203,7 @@ async def test_a_customer_who_writes_tuiding_is_opted_out_confirmed_once_and_nev
     assert [r.id for r in await outbox(sessions)] == before
 
 
-@pytest.mark.parametrize("text", ["别再给我发这些节日祝福了", "不要再给我推送", "取消订阅", "拉黑你们",
-                                  "以后请勿打扰", "不想再收到你们的消息"])
+@pytest.mark.parametrize("text", ["别再给我发这些节日祝福了", *sample(opt_out_phrasings(), 6)])
 async def test_each_way_of_saying_stop_stops_care_messages(env, text):  # noqa: F811
     sessions, _ = env
     today = date(2026, 11, 29)
