@@ -13,8 +13,10 @@ on every run, instead of on the odd PostgreSQL run where a plan or a concurrent 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,10 +66,26 @@ def drop_test_database():
     asyncio.run(drop())
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head per run; each test gets a copy (migrating afresh took
+    0.2-1 s per test)."""
+    from crm_core.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "scrm.sqlite3"
+    with ThreadPoolExecutor(1) as thread:  # alembic runs its own event loop; a test's may be running here
+        thread.submit(upgrade, f"sqlite+aiosqlite:///{path}").result()
+    leftovers = sorted(p.name for p in path.parent.iterdir() if p != path)
+    assert not leftovers, f"the template must be one self-contained file, found {leftovers}"
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def backend(request: pytest.FixtureRequest, tmp_path) -> Backend:
     if request.param == "sqlite":
-        return Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'scrm.sqlite3'}", None)
+        database = tmp_path / "scrm.sqlite3"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), database)
+        return Backend("sqlite", f"sqlite+aiosqlite:///{database}", None)
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("Redis", "127.0.0.1", 6379)
     await asyncio.gather(reset_postgres(), flush_redis())

@@ -37,28 +37,37 @@ def require_service(name: str, host: str, port: int) -> None:
         pytest.skip(message)
 
 
+_migrated: set[str] = set()  # databases migrated by this run
+
+
 async def reset_postgres() -> None:
-    """Create the test database once, migrate it, and empty every table before each test."""
+    """Create and migrate the test database once per run; before each test, empty every table
+    and restart every id sequence. DELETE with foreign keys unchecked, not TRUNCATE: TRUNCATE
+    gives each of the ~30 tables new files and took 1.1-1.5 s per test on a busy machine, DELETE
+    of a test's few rows ~30 ms."""
     import asyncpg
 
     from crm_core.migrate import upgrade_async
 
-    admin = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_TEST_DB)
-        if not exists:
-            await admin.execute(f'CREATE DATABASE "{PG_TEST_DB}"')
-    finally:
-        await admin.close()
-    await upgrade_async(PG_URL)
+    if PG_URL not in _migrated:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", PG_TEST_DB)
+            if not exists:
+                await admin.execute(f'CREATE DATABASE "{PG_TEST_DB}"')
+        finally:
+            await admin.close()
+        await upgrade_async(PG_URL)
+        _migrated.add(PG_URL)
     conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
     try:
         tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )
-        if tables:
-            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+        sequences = await conn.fetch("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica;"  # no FK checks while emptying
+                               + "".join(f'DELETE FROM "{t["tablename"]}";' for t in tables)
+                               + "".join(f'ALTER SEQUENCE "{q["sequencename"]}" RESTART;' for q in sequences))
     finally:
         await conn.close()
 

@@ -62,10 +62,14 @@ class Service:
                 return
 
     async def stop_background_workers(self) -> None:
-        """For tests that step the workers by hand, one attempt at a time."""
-        for worker in (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS]):
+        """For tests that step the workers by hand, one attempt at a time. Only the workers' loops
+        are stopped: the Redis wake-up listener (PostgreSQL runs) stops with the app, as in production,
+        and waiting for it here would only sit out stop_tasks' grace period."""
+        workers = (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS])
+        for worker in workers:
             worker.stop()
-        await stop_tasks(self.app[keys.WORKER_TASKS])
+        names = {worker.worker_id for worker in workers}
+        await stop_tasks({task for task in self.app[keys.WORKER_TASKS] if task.get_name() in names})
 
     async def pending(self) -> int:
         async with self.sessions() as session:
