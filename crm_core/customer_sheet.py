@@ -2,8 +2,10 @@
 
 - Columns are recognised by their Chinese or English headers (HEADER_ALIASES); `mapping`
   (the CLI's `--map 列名=field`) overrides.
-- Each cell is read the way a person wrote it (Excel numbers and dates, 农历 birthdays, 是/否); a
-  row that cannot be read raises RowRejected with the reason an admin can act on.
+- Each cell is read the way a person wrote it (Excel numbers and dates, 农历 birthdays, 是/否,
+  phones in any spacing, stored in one spelling: crm_core.phones); a row that cannot be read, or
+  has no name, raises RowRejected with the reason an admin can act on, in Chinese and naming the
+  column as the sheet does (config/templates_import.toml).
 - 职位 has no column of its own in the CRM: it is kept as a labelled line ("职位：采购经理") at the end
   of the description, where reps already write 生日; `description_parts` and `compose_description`
   read and write it for import and export alike, and `birthday_text` writes a birthday the way
@@ -22,8 +24,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from config.templates import render
 from crm_core.birthdays import LUNAR_MONTH_NAMES, Birthday, lunar_day_name, parse_birthday
 from crm_core.errors import InvalidDateError, ValidationError
+from crm_core.phones import normalise_phone
 
 # Field → the header export writes (and import reads), in export column order.
 COLUMNS: dict[str, str] = {
@@ -54,7 +58,6 @@ IGNORE = "ignore"  # `--map 列名=ignore` leaves a column out
 MAX_LENGTHS = {"name": 128, "company": 128, "remark": 128, "source": 64, "external_userid": 128}
 _TAG_SPLIT = re.compile(r"[,，、;；\s]+")
 _ID_SPLIT = re.compile(r"[,，、;；\s]+")
-_PHONE_TEXT = re.compile(r"\+?[\d\s\-()（）]+")
 _SCIENTIFIC = re.compile(r"\d(?:\.\d+)?[eE]\+?\d+")
 _TIME_SUFFIX = re.compile(r"[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
 _DATE_TEXT = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?|(\d{4})(\d{2})(\d{2})")
@@ -94,8 +97,7 @@ def map_columns(headers: Sequence[str], mapping: Mapping[str, str] | None = None
     mapping = dict(mapping or {})
     missing = [h for h in mapping if h not in headers]
     if missing:
-        raise ValidationError(f"--map names column(s) {', '.join(missing)} that the file does not have; "
-                              f"its columns are: {', '.join(headers)}")
+        raise ValidationError(render("sheet.map_missing", columns="、".join(missing), headers="、".join(headers)))
     fields: dict[str, list[str]] = {}
     ignored: list[str] = []
     for header in headers:
@@ -103,17 +105,16 @@ def map_columns(headers: Sequence[str], mapping: Mapping[str, str] | None = None
             target = mapping[header]
             name = target if target in COLUMNS or target == IGNORE else _ALIAS_FIELD.get(_header_key(target))
             if name is None:
-                raise ValidationError(f"--map {header}={target}: unknown field; use one of "
-                                      f"{', '.join(COLUMNS)} or {IGNORE}")
+                raise ValidationError(render("sheet.map_unknown_field", header=header, target=target,
+                                             fields=", ".join(COLUMNS), ignore=IGNORE))
         else:
             name = _ALIAS_FIELD.get(_header_key(header))
         if name is None or name == IGNORE:
             ignored.append(header)
         else:
             fields.setdefault(name, []).append(header)
-    if "name" not in fields and "phone" not in fields:
-        raise ValidationError(f"no 姓名 (name) or 手机 (phone) column among: {', '.join(headers)}; "
-                              "name yours with --map, e.g. --map 联系人姓名=name,移动电话=phone")
+    if "name" not in fields:
+        raise ValidationError(render("sheet.no_name_column", headers="、".join(headers)))
     return ColumnMap(fields, ignored)
 
 def cell_text(value: Any) -> str:
@@ -157,17 +158,16 @@ def phone_key(phone: str) -> str:
             return rest
     return digits
 
-def _phone(value: Any) -> str:
+def _phone(column: str, value: Any) -> str:
     raw = cell_text(value)
     if not raw:
         return ""
     if _SCIENTIFIC.fullmatch(raw):
-        raise RowRejected(f"手机 {raw!r} was turned into scientific notation by Excel and lost its digits; "
-                        "format the column as text and save again")
-    digits = _NON_DIGIT.sub("", raw)
-    if not _PHONE_TEXT.fullmatch(raw) or not 5 <= len(digits) <= 20:
-        raise RowRejected("手机 is not a phone number (digits, spaces, - + and brackets only)")
-    return re.sub(r"\s+", " ", raw)[:32]  # as written: matching compares phone_key, so formats never matter
+        raise RowRejected(render("sheet.phone_scientific", column=column, value=raw))
+    phone = normalise_phone(raw)
+    if phone is None:
+        raise RowRejected(render("sheet.phone_invalid", column=column))
+    return phone
 
 def _date_from_text(raw: str) -> date | None:
     match = _DATE_TEXT.fullmatch(_TIME_SUFFIX.sub("", raw))
@@ -179,11 +179,10 @@ def _date_from_text(raw: str) -> date | None:
     except ValueError:
         raise InvalidDateError(f"no date {year}-{month}-{day}") from None
 
-def _birthday(value: Any) -> Birthday | None:
+def _birthday(column: str, value: Any) -> Birthday | None:
     raw = cell_text(value)
     if not raw:
         return None
-    hint = "write it like 1990-03-02, 3月2日 or 农历三月初二"
     try:
         if isinstance(value, (date, datetime)):
             day = value.date() if isinstance(value, datetime) else value
@@ -192,10 +191,10 @@ def _birthday(value: Any) -> Birthday | None:
         if solar is not None:
             return Birthday(solar.month, solar.day, year=solar.year)
         return parse_birthday(raw)
-    except InvalidDateError as exc:
-        raise RowRejected(f"生日 {raw!r} is not a date ({exc}); {hint}") from None
+    except InvalidDateError:
+        raise RowRejected(render("sheet.birthday_invalid", column=column, value=raw)) from None
 
-def _contract_end(value: Any) -> date | None:
+def _contract_end(column: str, value: Any) -> date | None:
     raw = cell_text(value)
     if not raw:
         return None
@@ -208,10 +207,10 @@ def _contract_end(value: Any) -> date | None:
     except InvalidDateError:
         parsed = None
     if parsed is None:
-        raise RowRejected(f"合同到期 {raw!r} is not a date; write it like 2027-06-30")
+        raise RowRejected(render("sheet.date_invalid", column=column, value=raw))
     return parsed
 
-def _consent(value: Any) -> bool | None:
+def _consent(column: str, value: Any) -> bool | None:
     raw = cell_text(value).lower()
     if not raw:
         return None
@@ -219,15 +218,15 @@ def _consent(value: Any) -> bool | None:
         return True
     if raw in _NO:
         return False
-    raise RowRejected(f"关怀同意 {cell_text(value)!r} must be 是 or 否")
+    raise RowRejected(render("sheet.consent_invalid", column=column, value=cell_text(value)))
 
-def _tags(value: Any) -> tuple[str, ...]:
+def _tags(column: str, value: Any) -> tuple[str, ...]:
     from crm_core.tags import MAX_TAG_LENGTH  # with the ORM: imported when a file is read, not with the CLI
 
     names = [t for t in _TAG_SPLIT.split(cell_text(value)) if t]
     too_long = [t for t in names if len(t) > MAX_TAG_LENGTH]
     if too_long:
-        raise RowRejected(f"标签 {too_long[0][:20]!r}… is longer than {MAX_TAG_LENGTH} characters")
+        raise RowRejected(render("sheet.tag_too_long", column=column, tag=too_long[0][:20], limit=MAX_TAG_LENGTH))
     return tuple(dict.fromkeys(names))
 
 
@@ -235,32 +234,38 @@ def staff_label(userid: str, name: str) -> str:
     return f"{name}({userid})" if name else userid
 
 
-def parse_row(number: int, cells: Mapping[str, Any], columns: ColumnMap, owner_of: Callable[[str], int]) -> ParsedRow:
+def parse_row(number: int, cells: Mapping[str, Any], columns: ColumnMap,
+              owner_of: Callable[[str, str], int]) -> ParsedRow:
     """One row → a ParsedRow, or RowRejected with the first reason it cannot be imported; `owner_of`
-    turns a 负责人 cell into a staff id (crm_core.importer.StaffDirectory.resolve_owner)."""
+    turns a 负责人 cell (and its column's header) into a staff id
+    (crm_core.importer.StaffDirectory.resolve_owner)."""
 
-    def cell(name: str) -> Any:
-        for header in columns.fields.get(name, ()):
+    def cell(name: str) -> tuple[str, Any]:
+        """(the header the value came from, the value); the field's first header when it is empty."""
+        headers = columns.fields.get(name, ())
+        for header in headers:
             value = cells.get(header)
             if cell_text(value):
-                return value
-        return None
+                return header, value
+        return (headers[0] if headers else COLUMNS[name]), None
 
-    values = {name: cell_text(cell(name)) for name in ("name", "company", "position", "source", "remark", "description")}
+    values = {name: cell_text(cell(name)[1]) for name in ("name", "company", "position", "source", "remark", "description")}
     for name, limit in MAX_LENGTHS.items():
         if len(values.get(name, "")) > limit:
-            raise RowRejected(f"{COLUMNS[name]} is longer than {limit} characters")
-    phone = _phone(cell("phone"))
-    if not values["name"] and not phone:
-        raise RowRejected("no 姓名 and no 手机: a customer needs at least one of them")
-    owner = cell_text(cell("owner"))
-    external_ids = tuple(dict.fromkeys(i for i in _ID_SPLIT.split(cell_text(cell("external_userid"))) if i))
+            raise RowRejected(render("sheet.too_long", column=cell(name)[0], limit=limit))
+    if not values["name"]:
+        raise RowRejected(render("sheet.no_name", column=cell("name")[0]))
+    phone = _phone(*cell("phone"))
+    owner_column, owner = cell("owner")
+    owner = cell_text(owner)
+    external_ids = tuple(dict.fromkeys(i for i in _ID_SPLIT.split(cell_text(cell("external_userid")[1])) if i))
     if any(len(i) > MAX_LENGTHS["external_userid"] for i in external_ids):
-        raise RowRejected(f"企业微信ID is longer than {MAX_LENGTHS['external_userid']} characters")
+        raise RowRejected(render("sheet.too_long", column=cell("external_userid")[0],
+                                 limit=MAX_LENGTHS["external_userid"]))
     return ParsedRow(
-        row=number, phone=phone, birthday=_birthday(cell("birthday")),
-        owner_id=owner_of(owner) if owner else None, tags=_tags(cell("tags")), external_ids=external_ids,
-        care_consent=_consent(cell("care_consent")), contract_ends_on=_contract_end(cell("contract_ends_on")),
+        row=number, phone=phone, birthday=_birthday(*cell("birthday")),
+        owner_id=owner_of(owner, owner_column) if owner else None, tags=_tags(*cell("tags")), external_ids=external_ids,
+        care_consent=_consent(*cell("care_consent")), contract_ends_on=_contract_end(*cell("contract_ends_on")),
         **values,
     )
 

@@ -7,7 +7,8 @@
   different value is reported as a Conflict and applied only with `overwrite`. Two things are
   kept even then: a customer's WeCom identity (WeCom's fact, not the spreadsheet's) and a care
   opt-out (only the customer can opt in again).
-- A row that cannot be imported is reported with its reason (RowError); the other rows go in.
+- A row that cannot be imported (no name, a phone that is no mainland number, a date that does not
+  exist, …) is reported with its reason (RowError); the other rows go in.
 - 负责人 is resolved by `StaffDirectory.resolve_owner`, the one place that knows how a sheet names
   a staff member.
 - Work goes in batches: one query per key kind per batch and one commit per batch, so a
@@ -26,6 +27,7 @@ from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload
 
+from config.templates import render
 from crm_core.audit import AuditService
 from crm_core.birthdays import Birthday
 from crm_core.customer_sheet import (
@@ -59,8 +61,9 @@ class Conflict:
     """A non-empty field the file wanted to change; applied only when the import overwrites."""
 
     row: int
-    customer: str  # "张三 #12", or "张三 (row 7)" for a customer this file created in a dry run
-    column: str
+    customer: str  # "张三 #12", or "张三（第 7 行）" for a customer this file created in a dry run
+    field: str  # COLUMNS' key
+    column: str  # the sheet's header for it
     current: str
     incoming: str
     applied: bool
@@ -99,8 +102,9 @@ class StaffDirectory:
     async def load(cls, session: AsyncSession) -> StaffDirectory:
         return cls((await session.execute(select(Staff.id, Staff.userid, Staff.name, Staff.active))).all())
 
-    def resolve_owner(self, who: str) -> int:
-        """`zhangwei`, `张伟` or `张伟(zhangwei)` (how export writes it) → the staff id."""
+    def resolve_owner(self, who: str, column: str = COLUMNS["owner"]) -> int:
+        """`zhangwei`, `张伟` or `张伟(zhangwei)` (how export writes it) → the staff id; `column` is the
+        sheet's header for 负责人, named in the reason a row is rejected."""
         who = who.strip()
         with_id = _OWNER_WITH_ID.fullmatch(who)
         if with_id and with_id.group(2) in self.by_userid:
@@ -111,12 +115,10 @@ class StaffDirectory:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            raise RowRejected(f"负责人 {who!r} matches {len(matches)} staff members; write the WeCom userid instead")
+            raise RowRejected(render("sheet.owner_ambiguous", column=column, who=who, count=len(matches)))
         if who in self.departed or (with_id and with_id.group(2) in self.departed):
-            raise RowRejected(f"负责人 {who!r} has left the company (inactive in the WeCom directory); "
-                              "name the rep who takes these customers over")
-        raise RowRejected(f"负责人 {who!r} is no staff member (by WeCom userid or name); check the spelling, "
-                          "or run `scrm sync directory` to bring in WeCom's members first")
+            raise RowRejected(render("sheet.owner_departed", column=column, who=who))
+        raise RowRejected(render("sheet.owner_unknown", column=column, who=who))
 
     def label(self, staff_id: int | None) -> str:
         return self.labels.get(staff_id, f"#{staff_id}") if staff_id is not None else ""
@@ -216,6 +218,7 @@ class CustomerImporter:
         self.default_owner = default_owner
         self.overwrite = overwrite
         self.batch_size = batch_size
+        self.column_names: dict[str, str] = {}  # field -> the sheet's header for it, once run() has read them
 
     async def run(
         self, headers: Sequence[str], rows: Iterable[tuple[int, dict[str, Any]]], *,
@@ -225,11 +228,12 @@ class CustomerImporter:
         """Import `rows` ((row number, {header: value})); raises ValidationError before any
         row is read when the columns or the default owner are unusable."""
         columns = map_columns(headers, mapping)
+        self.column_names = {name: found[0] for name, found in columns.fields.items()}
         staff = await StaffDirectory.load(self.session)
         default_owner_id = None
         if self.default_owner:
             if self.default_owner not in staff.by_userid:
-                raise StaffNotFoundError(f"--owner {self.default_owner}: no staff member has this WeCom userid")
+                raise StaffNotFoundError(render("sheet.owner_option_unknown", userid=self.default_owner))
             default_owner_id = staff.by_userid[self.default_owner]
         report = ImportReport(ignored_columns=columns.ignored, dry_run=dry_run)
         iterator = iter(rows)
@@ -383,7 +387,7 @@ class CustomerImporter:
                     changed = True
             else:
                 show = staff.label if slot.field == "owner" else slot.show
-                self._conflict(report, row, customer, index, COLUMNS[slot.field], show(current), show(incoming))
+                self._conflict(report, row, customer, index, slot.field, show(current), show(incoming))
                 if self.overwrite:
                     slot.set(customer, incoming)
                     changed = True
@@ -393,10 +397,10 @@ class CustomerImporter:
                 changed = True
             elif row.care_consent:
                 opted_out = customer.care_opted_out_at.date().isoformat()
-                self._conflict(report, row, customer, index, COLUMNS["care_consent"], f"否 (opted out {opted_out})",
-                               "是", applied=False)
+                self._conflict(report, row, customer, index, "care_consent",
+                               render("import.opted_out", date=opted_out), "是", applied=False)
             else:
-                self._conflict(report, row, customer, index, COLUMNS["care_consent"], "是", "否")
+                self._conflict(report, row, customer, index, "care_consent", "是", "否")
                 if self.overwrite:
                     customer.care_consent = False
                     changed = True
@@ -409,23 +413,27 @@ class CustomerImporter:
         taken = [e for e in row.external_ids if index.by_external_id.get(e, customer) is not customer]
         for external_id in taken:
             other = index.by_external_id[external_id]
-            self._conflict(report, row, customer, index, COLUMNS["external_userid"], "、".join(sorted(known)),
-                           f"{external_id} (belongs to {self._describe(other, index)})", applied=False)
+            self._conflict(report, row, customer, index, "external_userid", "、".join(sorted(known)),
+                           render("import.belongs_to", external_id=external_id, other=self._describe(other, index)),
+                           applied=False)
         wanted = [e for e in row.external_ids if e not in known and e not in taken]
         if wanted and known and not known & set(row.external_ids):
-            self._conflict(report, row, customer, index, COLUMNS["external_userid"], "、".join(sorted(known)),
+            self._conflict(report, row, customer, index, "external_userid", "、".join(sorted(known)),
                            "、".join(wanted), applied=False)
             return []
         return wanted
 
     def _conflict(self, report: ImportReport, row: ParsedRow, customer: Customer, index: _BatchIndex,
-                  column: str, current: str, incoming: str, *, applied: bool | None = None) -> None:
-        report.conflicts.append(Conflict(row.row, self._describe(customer, index), column, current, incoming,
-                                         self.overwrite if applied is None else applied))
+                  field_name: str, current: str, incoming: str, *, applied: bool | None = None) -> None:
+        report.conflicts.append(Conflict(row.row, self._describe(customer, index), field_name, self._column(field_name),
+                                         current, incoming, self.overwrite if applied is None else applied))
+
+    def _column(self, field_name: str) -> str:
+        return self.column_names.get(field_name, COLUMNS[field_name])
 
     @staticmethod
     def _describe(customer: Customer, index: _BatchIndex) -> str:
-        name = customer.name or "(no name)"  # never the phone: reports end up in terminals and logs
+        name = customer.name or render("import.no_name")  # never the phone: reports end up in terminals and logs
         if customer.id is not None:
-            return f"{name} #{customer.id}"
-        return f"{name} (row {index.created_by_row.get(customer, '?')})"
+            return render("import.customer_saved", name=name, id=customer.id)
+        return render("import.customer_new", name=name, row=index.created_by_row.get(customer, "?"))

@@ -70,3 +70,5 @@ def configure_logging(level: str, log_format: str) -> None:
     inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(MaskingFormatter(inner))
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    # Importing alembic announces each of its autogenerate plugins at INFO: noise before every command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -30,24 +30,38 @@ def open_redis(settings: Settings) -> Redis:
     return fakeredis.FakeAsyncRedis()
 
 
+class SchemaNotReady(RuntimeError):
+    """The database has no schema (`version` None) or an older one than the code's `head`."""
+
+    def __init__(self, version: str | None, head: str):
+        super().__init__("The database has no schema yet: run `scrm db upgrade` first" if version is None else
+                         f"The database schema is at {version}, the code needs {head}: run `scrm db upgrade`")
+        self.version, self.head = version, head
+
+
 async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
     """SQLite (embedded) migrates itself; PostgreSQL must be migrated on purpose, once, by
     `scrm db upgrade`, so several processes never race a migration."""
     if settings.database_url.startswith("sqlite"):
         await upgrade_async(settings.database_url)
         return
-    try:
-        async with engine.connect() as conn:
-            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-    except Exception as exc:
-        raise RuntimeError("The database has no schema yet: run `scrm db upgrade` first") from exc
+    await check_schema(engine, settings.database_url)
+
+
+async def check_schema(engine: AsyncEngine, database_url: str) -> None:
+    """SchemaNotReady unless the database is at the code's migration head; changes nothing."""
     from alembic.script import ScriptDirectory
 
     from crm_core.migrate import alembic_config
 
-    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    try:
+        async with engine.connect() as conn:
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except Exception as exc:
+        raise SchemaNotReady(None, head) from exc
     if version != head:
-        raise RuntimeError(f"The database schema is at {version}, the code needs {head}: run `scrm db upgrade`")
+        raise SchemaNotReady(version, head)
 
 
 class CliError(Exception):

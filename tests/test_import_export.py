@@ -22,6 +22,7 @@ from connectors.wecom.inbound import EXTERNAL_CHANNEL
 from crm_core.birthdays import Birthday
 from crm_core.db import create_engine, session_factory
 from crm_core.customer_sheet import birthday_text, phone_key
+from crm_core.phones import normalise_phone
 from crm_core.importer import WECOM_CHANNEL
 from crm_core.migrate import upgrade_async
 from crm_core.models import AuditEntry, Customer, CustomerIdentity, CustomerTag, Staff
@@ -58,8 +59,11 @@ async def scrm(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+SUMMARY_LINES = {"新建": "created", "合并": "merged", "无变化": "unchanged", "错误": "errors", "冲突": "conflicts"}
+
+
 def counts(summary: str) -> dict[str, int]:
-    return {k: int(v) for k, v in re.findall(r"^  (created|merged|unchanged|errors|conflicts)\s+(\d+)", summary, re.M)}
+    return {SUMMARY_LINES[k]: int(v) for k, v in re.findall(r"^  (新建|合并|无变化|错误|冲突)\s+(\d+)", summary, re.M)}
 
 
 async def staff_ids(sessions) -> dict[str, int]:
@@ -200,24 +204,24 @@ async def test_ten_thousand_row_workbook_dry_run_import_and_rerun(db, capsys, tm
     expected = {"created": 8300, "merged": 350, "unchanged": 150, "errors": 1200, "conflicts": 0}
 
     code, out, err = await scrm(capsys, "import", "customers", path, "--owner", "lina", "--dry-run")
-    assert counts(out) == expected and "dry run: nothing was changed" in out
+    assert counts(out) == expected and "试运行：没有改动任何数据" in out
     assert await table_sizes(db) == before
 
     code, out, err = await scrm(capsys, "import", "customers", path, "--owner", "lina")
     assert code == 1 and counts(out) == expected
-    assert re.search(r"imported 10000(/10000)? rows", err)
+    assert re.search(r"已导入 10000(/10000)? 行", err)
     after = await table_sizes(db)
     assert after["customers"] == before["customers"] + 8300
     assert after["customer_identities"] == before["customer_identities"] + 1660  # every 5th new row has a WeCom id
 
     # The error file: each broken row by its spreadsheet row number, its cells as written, and why.
-    errors = {int(r["行号 (row)"]): r for r in read_error_file(tmp_path / "客户名单.errors.csv")}
+    errors = {int(r["行号"]): r for r in read_error_file(tmp_path / "客户名单.errors.csv")}
     broken = {n: r for n, r in enumerate(rows, 2) if r.kind.startswith("broken")}
     assert errors.keys() == broken.keys()
-    reasons = {"broken_empty": "no 姓名 and no 手机", "broken_birthday": "生日", "broken_owner": "负责人 '不存在的人'",
+    reasons = {"broken_empty": "没有姓名", "broken_birthday": "生日「", "broken_owner": "负责人「不存在的人」不是员工",
                "broken_phone": "手机"}
     for number, row in broken.items():
-        assert errors[number]["错误原因 (reason)"].startswith(reasons[row.kind]), errors[number]
+        assert errors[number]["错误原因"].startswith(reasons[row.kind]), errors[number]
         assert errors[number]["公司"] == row.cells[2] and errors[number]["生日"] in (row.cells[4], str(row.cells[4])[:10])
     assert {errors[n]["生日"] for n, r in broken.items() if r.kind == "broken_birthday"} == set(BAD_BIRTHDAYS)
 
@@ -278,14 +282,14 @@ async def test_map_names_columns_the_importer_does_not_know(db, capsys, tmp_path
     write_csv(path, ["联系人姓名", "移动电话", "所在单位", "微信号"],
               [["赵六", "13700001111", "安达建材", "zhao6"], ["钱七", "13700002222", "", "qian7"]], "utf-8")
     code, _, err = await scrm(capsys, "import", "customers", path)
-    assert code == 2 and "no 姓名 (name) or 手机 (phone) column" in err and "--map" in err
+    assert code == 2 and "找不到姓名列" in err and "--map 联系人姓名=name" in err
 
     code, _, err = await scrm(capsys, "import", "customers", path, "--map", "联系人姓名=name,移动电话=cellphone")
-    assert code == 2 and "unknown field" in err
+    assert code == 2 and "--map 移动电话=cellphone：没有这个字段" in err
     assert (await table_sizes(db))["customers"] == 0
 
     code, out, _ = await scrm(capsys, "import", "customers", path, "--map", "联系人姓名=name，移动电话=phone,所在单位=公司")
-    assert code == 0 and counts(out)["created"] == 2 and "ignored columns: 微信号" in out
+    assert code == 0 and counts(out)["created"] == 2 and "未导入的列：微信号" in out
     assert (await customer_by_phone(db, "13700001111")).company == "安达建材"
 
 
@@ -296,14 +300,15 @@ async def test_a_fixed_error_file_imports_as_it_is(db, capsys, tmp_path):
     code, out, _ = await scrm(capsys, "import", "customers", path, "--errors", errors)
     assert code == 1 and counts(out)["created"] == 1 and f"-> {errors}" in out
     [bad] = read_error_file(errors)
-    assert bad["行号 (row)"] == "3" and bad["生日"] == "1990-02-30" and "生日 '1990-02-30' is not a date" in bad["错误原因 (reason)"]
+    assert bad["行号"] == "3" and bad["生日"] == "1990-02-30" and bad["错误原因"].startswith("生日「1990-02-30」不是日期")
+    assert "第 3 行：生日「1990-02-30」不是日期" in out
     bad["生日"], bad["负责人"] = "1990-02-28", "王芳"
     with errors.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(bad))
         writer.writeheader()
         writer.writerow(bad)
     code, out, _ = await scrm(capsys, "import", "customers", errors)
-    assert code == 0 and counts(out)["created"] == 1 and "ignored columns: 行号 (row), 错误原因 (reason)" in out
+    assert code == 0 and counts(out)["created"] == 1 and "未导入的列：行号、错误原因" in out
     sun = await customer_by_phone(db, "13600001111")
     assert sun.birthday == Birthday(2, 28, year=1990) and sun.owner_id == (await staff_ids(db))["wangfang"]
 
@@ -312,11 +317,59 @@ async def test_unusable_input_is_refused_with_what_to_do_and_changes_nothing(db,
     path = tmp_path / "c.csv"
     write_csv(path, HEADERS, SMALL, "utf-8")
     code, _, err = await scrm(capsys, "import", "customers", path, "--owner", "nobody")
-    assert code == 2 and "--owner nobody: no staff member has this WeCom userid" in err
+    assert code == 2 and "--owner nobody：没有这个企业微信账号的员工" in err
     (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0")
     code, _, err = await scrm(capsys, "import", "customers", tmp_path / "old.xls")
-    assert code == 2 and "save it as .xlsx" in err
+    assert code == 2 and "另存为 .xlsx" in err
     assert (await table_sizes(db))["customers"] == 0
+
+
+# -- validation: names, phones, and a dry run that touches no database ----------------------------
+
+async def test_a_row_without_a_name_and_a_phone_that_is_no_number_are_error_rows(db, capsys, tmp_path):
+    path = tmp_path / "sheet.csv"
+    write_csv(path, ["客户名称", "联系电话", "生日"], [
+        ["张三", "139 1234 0002", ""],         # spaces
+        ["李四", "+86 139-1234-0003", ""],     # country code and dashes
+        ["王五", "(021) 6234-5678", ""],       # a landline with its area code
+        ["", "13912340004", ""],               # no name: not a nameless customer
+        ["赵六", "12345", ""],                 # no phone number at all
+        ["钱七", "6234 5678", ""],             # a landline without its area code
+        ["孙八", "13912340005", "1990-13-45"],
+    ], "utf-8")
+    code, out, _ = await scrm(capsys, "import", "customers", path)
+    assert code == 1 and counts(out) == {"created": 3, "merged": 0, "unchanged": 0, "errors": 4, "conflicts": 0}
+    async with db() as session:
+        stored = dict((await session.execute(select(Customer.name, Customer.phone))).all())
+    assert stored == {"张三": "13912340002", "李四": "13912340003", "王五": "021-62345678"}
+    # The reasons name the columns as the sheet does, in Chinese, one line per row.
+    assert "第 5 行：没有客户名称：每位客户都要有姓名" in out
+    assert "第 6 行：联系电话不是有效的手机号或固定电话" in out and "第 7 行：联系电话不是有效的手机号或固定电话" in out
+    assert "第 8 行：生日「1990-13-45」不是日期" in out
+    words = re.sub(r"\S+\.csv", "", out)  # file names are the admin's
+    assert not re.search(r"[A-Za-z]{3,}", words), words
+
+
+async def test_a_dry_run_neither_creates_nor_migrates_the_database(db, backend, capsys, tmp_path, monkeypatch):
+    path = tmp_path / "c.csv"
+    write_csv(path, HEADERS, SMALL, "utf-8")
+    code, out, err = await scrm(capsys, "import", "customers", path, "--dry-run")  # the fixture's current database
+    assert code == 0 and counts(out)["created"] == 3 and "alembic" not in err and "已检查 3/3 行" in err
+    assert (await table_sizes(db))["customers"] == 0
+
+    missing = tmp_path / "data" / "scrm.sqlite3"
+    monkeypatch.setenv("SCRM_DATABASE_URL", f"sqlite+aiosqlite:///{missing}")
+    code, out, err = await scrm(capsys, "import", "customers", path, "--dry-run")
+    assert code == 2 and "还不存在" in err and "scrm db upgrade" in err and "alembic" not in err
+    assert not missing.exists() and not missing.parent.exists()
+
+    behind = tmp_path / "behind.sqlite3"
+    await upgrade_async(f"sqlite+aiosqlite:///{behind}", "0013")
+    before = behind.read_bytes()
+    monkeypatch.setenv("SCRM_DATABASE_URL", f"sqlite+aiosqlite:///{behind}")
+    code, out, err = await scrm(capsys, "import", "customers", path, "--dry-run")
+    assert code == 2 and "数据库结构是 0013 版" in err and "scrm db upgrade" in err and "alembic" not in err
+    assert behind.read_bytes() == before  # not migrated
 
 
 # -- conflicts ---------------------------------------------------------------------------------------
@@ -342,18 +395,18 @@ async def test_conflicts_are_reported_and_kept_unless_overwrite(db, capsys, tmp_
 
     code, out, _ = await scrm(capsys, "import", "customers", path)
     assert counts(out) == {"created": 0, "merged": 1, "unchanged": 2, "errors": 0, "conflicts": 6}
-    assert f"row 2 张三 #{zhang.id}: 生日 is '1990-03-02', the file says '农历三月初二' (kept)" in out
-    assert f"负责人 is '张伟(zhangwei)', the file says '李娜(lina)' (kept)" in out
-    assert "企业微信ID is 'wmA', the file says 'wmB' (kept)" in out
-    assert f"row 3 李四 #{li.id}: 关怀同意 is '否 (opted out 2026-10-01)', the file says '是' (kept)" in out
-    assert f"row 4 王五 #{wang.id}: 手机 is '138****0003', the file says '139****0003' (kept)" in out
-    assert "--overwrite replaces them" in out and "13800000003" not in out  # phones stay masked in the output
+    assert f"第 2 行 张三 #{zhang.id}：生日 现为「1990-03-02」，文件里是「农历三月初二」（保留）" in out
+    assert "负责人 现为「张伟(zhangwei)」，文件里是「李娜(lina)」（保留）" in out
+    assert "企业微信ID 现为「wmA」，文件里是「wmB」（保留）" in out
+    assert f"第 3 行 李四 #{li.id}：关怀同意 现为「否（2026-10-01 已退订关怀）」，文件里是「是」（保留）" in out
+    assert f"第 4 行 王五 #{wang.id}：手机 现为「138****0003」，文件里是「139****0003」（保留）" in out
+    assert "加 --overwrite 可替换" in out and "13800000003" not in out  # phones stay masked in the output
     zhang_now = await customer_by_phone(db, "13800000001")
     assert zhang_now.birthday == Birthday(3, 2, year=1990) and zhang_now.owner_id == ids["zhangwei"]
     assert zhang_now.remark == "老朋友" and zhang_now.care_consent  # the empty remark was filled
 
     code, out, _ = await scrm(capsys, "import", "customers", path, "--overwrite")
-    assert counts(out)["conflicts"] == 6 and "生日 is '1990-03-02', the file says '农历三月初二' (replaced)" in out
+    assert counts(out)["conflicts"] == 6 and "生日 现为「1990-03-02」，文件里是「农历三月初二」（已替换）" in out
     zhang_now = await customer_by_phone(db, "13800000001")
     assert str(zhang_now.birthday) == "农历三月初二" and zhang_now.owner_id == ids["lina"] and not zhang_now.care_consent
     async with db() as session:
@@ -427,15 +480,19 @@ async def test_export_reimports_into_an_empty_database_as_the_same_customers(db,
                           "展会", "张总", "喜欢喝茶\n第二行"]
     assert rich[10:12] == ["wmRICH1、wmRICH2", "是"] and rich[12].date() == date(2027, 6, 30)
 
-    code, out, _ = await scrm(capsys, "import", "customers", out_path)  # onto itself: nothing to do
-    assert counts(out) == {"created": 0, "merged": 0, "unchanged": 8, "errors": 0, "conflicts": 0}
+    # Onto itself: nothing to do, but the customer stored without a name (from before names were
+    # required) is not let in again nameless: its row is an error row saying what to fill in.
+    code, out, _ = await scrm(capsys, "import", "customers", out_path)
+    assert counts(out) == {"created": 0, "merged": 0, "unchanged": 7, "errors": 1, "conflicts": 0}
+    assert "没有姓名：每位客户都要有姓名" in out
 
     async with db() as session:
         await session.execute(delete(Customer))
         await session.commit()
     code, out, _ = await scrm(capsys, "import", "customers", out_path)
-    assert code == 0 and counts(out)["created"] == 8
-    assert await snapshot(db) == before
+    assert code == 1 and counts(out)["created"] == 7
+    # The same customers, their phones now in the one spelling (010-6234 5678 → 010-62345678).
+    assert await snapshot(db) == [(c[0], normalise_phone(c[1]) or c[1], *c[2:]) for c in before if c[0]]
 
 
 async def test_export_is_limited_to_what_the_caller_may_see(db, capsys, tmp_path):

@@ -26,9 +26,9 @@ from scheduler.leads import JOBS, rescore_leads
 from scheduler.nudges import mark_dormant_customers, send_morning_nudges
 from scheduler.runner import JobContext
 from scrm.ingest.analysis import MessageAnalysis
-from tests.bot.conftest import FIXED_NOW, chat  # noqa: F401  (fixture)
+from tests.support.chat import FIXED_NOW
+from tests.support.service import external_id
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
-from tests.service.conftest import external_id, sim, sim_server  # noqa: F401  (fixtures)
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=TZ)
 PURCHASE = "我想买两台，怎么下单？"

@@ -28,7 +28,6 @@ from scheduler.jobs import escalate_ticket_slas, remind_due_followups
 from scheduler.nudges import send_morning_nudges
 from scheduler.runner import JobContext
 from scrm import keys
-from tests.tickets.conftest import *  # noqa: F403  (the desk fixture and the service fixtures it needs)
 
 NICKNAME = "[点我领奖](https://evil.example/p)"
 COMPANY = '<font color="warning">VIP认证</font>\n> 负责人：老板'

@@ -20,7 +20,6 @@ from crm_core.privacy import PrivacyService
 from crm_core.ticket_models import Ticket
 from scrm.cli import main as cli
 from scrm.logging_setup import JsonFormatter, MaskingFormatter
-from tests.tickets.conftest import *  # noqa: F401,F403  (the desk fixture and its dependencies)
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，我的电话是13912345678，不退我就去12315投诉"
 

@@ -3,7 +3,9 @@
 Files are read and written here (openpyxl for .xlsx, csv for .csv); what a row means is
 crm_core.customer_sheet's business, how it merges with the CRM crm_core.importer's, and what an
 export holds crm_core.customer_export's. Only the arguments are declared at import: openpyxl and
-the database code are imported when a command runs.
+the database code are imported when a command runs. What the import says about the file and its
+rows is Chinese, in config/templates_import.toml; `--dry-run` neither creates nor migrates the
+database.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import asyncio
 import codecs
 import csv
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +24,7 @@ from typing import Any, TextIO
 
 from typing import TYPE_CHECKING
 
+from config.templates import render
 from crm_core.customer_sheet import COLUMNS, IGNORE, cell_text, known_header, staff_label
 
 if TYPE_CHECKING:
@@ -39,7 +43,6 @@ to the error file with the reason: fix them there and import that file again. Ru
 twice creates nothing the second time.
 Exit status: 0 every row imported, 1 some rows went to the error file, 2 nothing was imported."""
 
-ERROR_ROW, ERROR_REASON = "行号 (row)", "错误原因 (reason)"
 Numbered = Iterator[tuple[int, tuple[Any, ...]]]  # (row number, cells) as a reader yields them
 Rows = Iterator[tuple[int, dict[str, Any]]]  # (row number as the spreadsheet shows it, {header: value})
 CONFLICTS_SHOWN = 20
@@ -95,15 +98,15 @@ class Table:
 
 def read_table(path: Path, sheet: str | None = None) -> Table:
     if not path.is_file():
-        raise FileProblem(f"{path} does not exist")
+        raise FileProblem(render("import.file_missing", path=path))
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
         return _read_xlsx(path, sheet)
     if suffix in (".csv", ".txt"):
         return _read_csv(path)
     if suffix == ".xls":
-        raise FileProblem(f"{path.name} is an old .xls workbook; open it in Excel or WPS and save it as .xlsx")
-    raise FileProblem(f"{path.name}: give an .xlsx or .csv file")
+        raise FileProblem(render("import.file_xls", name=path.name))
+    raise FileProblem(render("import.file_type", name=path.name))
 
 
 def _headers(row: tuple[Any, ...]) -> list[str]:
@@ -131,7 +134,7 @@ def _table_rows(numbered: Numbered) -> tuple[list[str], int, int, Rows]:
             headers = _headers(row)
             break
     else:
-        raise FileProblem("found no header row (a row with the column names, e.g. 姓名, 手机)")
+        raise FileProblem(render("import.no_header"))
 
     def rows() -> Rows:
         for number, row in numbered:
@@ -149,10 +152,10 @@ def _read_xlsx(path: Path, sheet: str | None) -> Table:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise FileProblem(f"{path.name} cannot be read as an .xlsx workbook ({exc}); save it again from Excel") from exc
+        raise FileProblem(render("import.file_unreadable", name=path.name, detail=exc)) from exc
     if sheet is not None and sheet not in workbook.sheetnames:
         workbook.close()
-        raise FileProblem(f"no sheet {sheet!r}; the workbook has {', '.join(workbook.sheetnames)}")
+        raise FileProblem(render("import.no_sheet", sheet=sheet, sheets="、".join(workbook.sheetnames)))
     worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
     try:
         headers, header_row, _, rows = _table_rows(enumerate(worksheet.iter_rows(values_only=True), 1))
@@ -181,7 +184,7 @@ def csv_encoding(path: Path) -> str:
                 return encoding
             except UnicodeDecodeError:
                 continue
-    raise FileProblem(f"{path.name} is neither UTF-8 nor GB18030 text; save it as CSV UTF-8 from Excel")
+    raise FileProblem(render("import.encoding_unknown", name=path.name))
 
 
 def _read_csv(path: Path) -> Table:
@@ -204,7 +207,7 @@ def write_errors(path: Path, headers: list[str], report: ImportReport) -> None:
     """The rows left out, as they were, with their reason: fix them here and import this file again."""
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([ERROR_ROW, *headers, ERROR_REASON])
+        writer.writerow([render("import.error_file_row"), *headers, render("import.error_file_reason")])
         for error in report.errors:
             writer.writerow([error.row, *(cell_text(error.cells.get(h)) for h in headers), error.reason])
 
@@ -217,7 +220,7 @@ def parse_map(text: str | None) -> dict[str, str]:
             continue
         header, sep, target = item.partition("=")
         if not sep or not header.strip() or not target.strip():
-            raise ValueError(f"--map expects 列名=field pairs separated by commas, not {item!r}")
+            raise ValueError(render("sheet.map_syntax", item=item))
         mapping[header.strip()] = target.strip()
     return mapping
 
@@ -225,7 +228,7 @@ def parse_map(text: str | None) -> dict[str, str]:
 # -- commands --------------------------------------------------------------------------------------
 
 class Progress:
-    """`\\r  imported 4000/10000 rows` on a terminal; one line per batch when stderr is a file."""
+    """`\\r  已导入 4000/10000 行` on a terminal; one line per batch when stderr is a file."""
 
     def __init__(self, verb: str, total: int | None, unit: str = "rows", stream: TextIO | None = None):
         self.verb, self.total, self.unit, self.shown = verb, total, unit, False
@@ -261,22 +264,34 @@ def cmd_import_customers(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str]) -> int:
+    # The schema check (and, on SQLite, the migration) is not what this command reports on: alembic's
+    # English progress lines would only interleave with the import's own summary.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from config.settings import load_settings
     from crm_core.db import create_engine, session_factory
     from crm_core.errors import DomainError
     from crm_core.importer import CustomerImporter
-    from scrm.resources import prepare_schema
+    from scrm.resources import SchemaNotReady, check_schema, prepare_schema
 
     settings = load_settings(toml_path=args.config)
+    url = make_url(settings.database_url)
+    if args.dry_run and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():  # connecting would create the file
+        print(render("import.no_database", path=url.database), file=sys.stderr)
+        return 2
     engine = create_engine(settings.database_url)
-    progress = Progress("checked" if args.dry_run else "imported", table.total)
+    progress = Progress(render("import.progress_checked" if args.dry_run else "import.progress_imported"), table.total,
+                        render("import.progress_unit"))
     try:
         try:
-            await prepare_schema(engine, settings)
-        except RuntimeError as exc:
-            print(exc, file=sys.stderr)
+            # A dry run changes nothing, the schema included: it only checks that it is current.
+            await (check_schema(engine, settings.database_url) if args.dry_run else prepare_schema(engine, settings))
+        except SchemaNotReady as exc:
+            print(render("import.schema_missing") if exc.version is None else
+                  render("import.schema_behind", version=exc.version, head=exc.head), file=sys.stderr)
             return 2
         async with session_factory(engine)() as session:
             importer = CustomerImporter(session, actor="cli", default_owner=args.owner, overwrite=args.overwrite)
@@ -288,13 +303,12 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
                 return 2
             except SQLAlchemyError as exc:
                 progress.done()
-                done = "nothing was changed" if args.dry_run else "the batches before it were saved"
-                print(f"the database refused a batch ({exc.__class__.__name__}: {getattr(exc, 'orig', exc)}); "
-                      f"{done}. Fix the cause and run the same command again: rows already imported are matched, "
-                      "not duplicated", file=sys.stderr)
+                done = render("import.nothing_changed" if args.dry_run else "import.batches_saved")
+                print(render("import.database_refused", detail=f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}",
+                             done=done), file=sys.stderr)
                 return 2
             except UnicodeDecodeError as exc:
-                print(f"{args.file.name} is not valid {table.encoding} text ({exc}); save it as CSV UTF-8 and retry",
+                print(render("import.encoding_broken", name=args.file.name, encoding=table.encoding, detail=exc),
                       file=sys.stderr)
                 return 2
     finally:
@@ -311,33 +325,34 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
 def summary(source: str, report: ImportReport, errors_path: Path | None, *, overwrite: bool) -> str:
     from bot.formatting import mask_phone
 
-    lines = [f"{source}: {report.rows} rows" + (" (dry run: nothing was changed; this is what the import would do)"
-                                                if report.dry_run else "")]
-    lines += [f"  created    {report.created}", f"  merged     {report.merged}", f"  unchanged  {report.unchanged}"]
-    line = f"  errors     {len(report.errors)}"
+    lines = [render("import.summary_title", source=source, rows=report.rows)
+             + (render("import.summary_dry_run") if report.dry_run else "")]
+    lines += [render("import.created", count=report.created), render("import.merged", count=report.merged),
+              render("import.unchanged", count=report.unchanged)]
+    line = render("import.errors", count=len(report.errors))
     if errors_path:
-        line += f"  -> {errors_path} (each row with its reason; fix them there and import that file again)"
+        line += render("import.errors_file", path=errors_path)
     lines.append(line)
     for error in report.errors[:ERRORS_SHOWN]:
-        lines.append(f"    row {error.row}: {error.reason}")
+        lines.append(render("import.error_row", row=error.row, reason=error.reason))
     if len(report.errors) > ERRORS_SHOWN:
-        lines.append(f"    … and {len(report.errors) - ERRORS_SHOWN} more in the error file")
+        lines.append(render("import.errors_more", count=len(report.errors) - ERRORS_SHOWN))
     if overwrite:
-        how = ("the file's values would replace them" if report.dry_run else "the file's values replaced them") + \
-            " where not marked kept"
+        how = render("import.conflicts_overwrite_dry" if report.dry_run else "import.conflicts_overwrite")
     else:
-        how = "kept the CRM's values; --overwrite replaces them"
-    lines.append(f"  conflicts  {len(report.conflicts)}" + (f"  ({how})" if report.conflicts else ""))
+        how = render("import.conflicts_kept")
+    lines.append(render("import.conflicts", count=len(report.conflicts)) + (how if report.conflicts else ""))
     for c in report.conflicts[:CONFLICTS_SHOWN]:
-        kept = "replaced" if c.applied else "kept"
         current, incoming = c.current, c.incoming
-        if c.column == COLUMNS["phone"]:  # phones never reach a terminal or log in clear
+        if c.field == "phone":  # phones never reach a terminal or log in clear
             current, incoming = mask_phone(current), mask_phone(incoming)
-        lines.append(f"    row {c.row} {c.customer}: {c.column} is {current!r}, the file says {incoming!r} ({kept})")
+        lines.append(render("import.conflict_row", row=c.row, customer=c.customer, column=c.column, current=current,
+                            incoming=incoming, outcome=render("import.conflict_replaced" if c.applied else
+                                                              "import.conflict_kept")))
     if len(report.conflicts) > CONFLICTS_SHOWN:
-        lines.append(f"    … and {len(report.conflicts) - CONFLICTS_SHOWN} more")
+        lines.append(render("import.conflicts_more", count=len(report.conflicts) - CONFLICTS_SHOWN))
     if report.ignored_columns:
-        lines.append(f"  ignored columns: {', '.join(report.ignored_columns)} (use --map to import them)")
+        lines.append(render("import.ignored_columns", columns="、".join(report.ignored_columns)))
     return "\n".join(lines)
 
 

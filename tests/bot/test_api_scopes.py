@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from crm_core.models import ApiToken, AuditEntry
 from scrm.cli import main as cli
-from tests.service.conftest import API_TOKEN
+from tests.support.service import API_TOKEN
 
 
 @pytest.fixture

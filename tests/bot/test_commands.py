@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from crm_core.models import AuditEntry, Customer, Deal, FollowUp, Message, Note, OutboxItem
 from scrm import keys
-from tests.bot.conftest import FIXED_NOW, follow_handovers, later
+from tests.support.chat import FIXED_NOW, follow_handovers, later
 
 
 async def audit_actions(chat, customer_id=None) -> list[str]:

@@ -15,8 +15,8 @@ from scrm import keys
 from scrm.ingest.departures import notify_departure
 from scheduler.runner import JobContext
 from scrm.delivery.handovers import make_handover_follow_job
-from tests.bot.conftest import SHANGHAI, follow_handovers
-from tests.service.conftest import external_id
+from tests.support.chat import SHANGHAI, follow_handovers
+from tests.support.service import external_id
 
 LINAS = ("吴敏", "郑浩", "冯雪")
 

@@ -14,7 +14,8 @@ from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.models import Message
 from scrm import keys
 from scrm.app import create_app
-from tests.bot.conftest import FIXED_NOW, ROLES_TOML, TEST_ROLES, Chat, Service, service_settings, sim, sim_server  # noqa: F401
+from tests.support.chat import FIXED_NOW, ROLES_TOML, Chat
+from tests.support.service import TEST_ROLES, Service, service_settings
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from crm_core.models import CustomerTag, Deal, FollowUp, Note
-from tests.bot.conftest import FIXED_NOW
+from tests.support.chat import FIXED_NOW
 
 CARD = "**【赵磊】华东精密机械有限公司**"
 

@@ -16,21 +16,9 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.simulator.sample_data import sample_state
 from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simulator_app
 from connectors.wecom.simulator.state import SimulatorState
+from tests.support.clock import Clock
 
 RedisFactory = Callable[[], redis.asyncio.Redis]
-
-
-class Clock:
-    """The simulator's clock, moved by tests instead of sleeping."""
-
-    def __init__(self, start: float = 1_750_000_000.0) -> None:
-        self.value = start
-
-    def __call__(self) -> float:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += seconds
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from connectors.wecom.errors import (
 )
 from connectors.wecom.simulator.sample_data import DEMO_OPEN_KFID
 from connectors.wecom.simulator.state import SimulatorState
-from tests.connectors.conftest import Clock
+from tests.support.clock import Clock
 
 MakeClient = Callable[..., WeComClient]
 CUSTOMER = "wmDemoZhaoLei0000000000000000001"

@@ -14,7 +14,7 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.errors import WeComError
 from connectors.wecom.simulator.server import create_simulator_app
 from connectors.wecom.simulator.state import SimulatorState, WelcomeCode
-from tests.connectors.conftest import Clock
+from tests.support.clock import Clock
 
 MakeClient = Callable[..., WeComClient]
 ZHAO_LEI = "wmDemoZhaoLei0000000000000000001"

@@ -12,7 +12,7 @@ from connectors.wecom.simulator.cli import register
 from connectors.wecom.simulator.sample_data import DEMO_OPEN_KFID, sample_state
 from connectors.wecom.simulator.server import create_simulator_app
 from connectors.wecom.simulator.state import SimulatorState
-from tests.connectors.conftest import Clock
+from tests.support.clock import Clock
 
 CUSTOMER = "wmDemoSunLi000000000000000000002"
 

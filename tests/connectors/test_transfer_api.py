@@ -12,7 +12,7 @@ from connectors.wecom.errors import InvalidUserError, WeComError
 from connectors.wecom.simulator import directory as company
 from connectors.wecom.simulator.sample_data import DEMO_OPEN_KFID
 from connectors.wecom.simulator.state import SimulatorState
-from tests.connectors.conftest import Clock
+from tests.support.clock import Clock
 
 MakeClient = Callable[..., WeComClient]
 ZHAO_LEI = "wmDemoZhaoLei0000000000000000001"  # zhangwei's

@@ -1,130 +1,14 @@
-"""A running service wired to the WeCom simulator, both on real loopback HTTP servers."""
+"""The running service with the default settings (no roles or routing file)."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select, update
+from aiohttp.test_utils import TestServer
 
-from config.settings import Settings, WeComSettings
-from connectors.wecom.crypto import CallbackCrypto
-from connectors.wecom.simulator.callbacks import CallbackSender
-from connectors.wecom.simulator.sample_data import sample_state
-from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simulator_app
 from connectors.wecom.simulator.state import SimulatorState
-from crm_core.db import utcnow
-from crm_core.models import InboxItem, OutboxItem
-from scrm import keys
-from scrm.app import create_app, stop_tasks
-
-API_TOKEN = "test-api-token"
-# The scheduler role runs jobs on the real clock; tests run jobs explicitly, on a fixed clock.
-TEST_ROLES = frozenset({"web", "worker"})
-
-
-@dataclass
-class Service:
-    client: TestClient
-    sim: SimulatorState
-    wecom: CallbackSender
-    crypto: CallbackCrypto
-    settings: Settings
-
-    @property
-    def app(self):
-        return self.client.server.app
-
-    def sessions(self):
-        return self.app[keys.SESSIONS]()
-
-    async def settle(self, rounds: int = 200) -> None:
-        """Run the workers until the inbox and outbox hold nothing due: deterministic, no sleeping."""
-        workers = [*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS]]
-        for _ in range(rounds):
-            handled = 0
-            for worker in workers:
-                handled += await worker.run_once()
-            if handled == 0 and not await self.pending():
-                return
-        raise AssertionError("queues did not settle")
-
-    async def settle_past_backoffs(self, rounds: int = 30) -> None:
-        """Run the workers until nothing is handled, treating every back-off as over (time passes;
-        nobody sleeps), for tests of retries and outages."""
-        for _ in range(rounds):
-            async with self.sessions() as session:
-                for model in (InboxItem, OutboxItem):
-                    await session.execute(update(model).where(model.status == "pending").values(available_at=utcnow()))
-                await session.commit()
-            handled = 0
-            for worker in (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS]):
-                handled += await worker.run_once()
-            if not handled:
-                return
-
-    async def stop_background_workers(self) -> None:
-        """For tests that step the workers by hand, one attempt at a time."""
-        for worker in (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS]):
-            worker.stop()
-        await stop_tasks(self.app[keys.WORKER_TASKS])
-
-    async def pending(self) -> int:
-        async with self.sessions() as session:
-            inbox = await session.scalar(select(func.count()).where(InboxItem.status.in_(("pending", "processing"))))
-            outbox = await session.scalar(
-                select(func.count()).where(OutboxItem.status.in_(("pending", "processing")))
-            )
-        return (inbox or 0) + (outbox or 0)
-
-    async def api(self, path: str, **params) -> tuple[int, dict]:
-        resp = await self.client.get(path, params=params, headers={"Authorization": f"Bearer {API_TOKEN}"})
-        return resp.status, await resp.json()
-
-
-def external_id(sim: SimulatorState, name: str) -> str:
-    """A sample customer's external_userid by name, so tests do not hard-code simulator ids."""
-    return next(k for k, c in sim.external_contacts.items() if c["external_contact"]["name"] == name)
-
-
-def service_settings(backend, sim: SimulatorState, api_base: str, **changes) -> Settings:
-    """Tests start from an empty CRM and sync the directory when they mean to (tests/sync)."""
-    changes.setdefault("sync_on_first_start", False)
-    return Settings(
-        database_url=backend.database_url,
-        redis_url=backend.redis_url,
-        api_token=API_TOKEN,
-        wecom=WeComSettings(
-            corp_id=sim.corp_id, secret=sim.secret, agent_id=str(sim.agent_id), token=sim.callback_token,
-            aes_key=sim.encoding_aes_key, api_base=api_base,
-        ),
-        **changes,
-    )
-
-
-@pytest.fixture
-def sim() -> SimulatorState:
-    """A fresh demo company with its own corp id, so token caches in a shared Redis never collide."""
-    return sample_state(corp_id=f"wwtest{uuid.uuid4().hex[:10]}")
-
-
-@pytest.fixture
-async def sim_server(aiohttp_server, sim: SimulatorState) -> TestServer:
-    return await aiohttp_server(create_simulator_app(sim), access_log_class=SimulatorAccessLogger)
+from tests.support.service import Service, make_service
 
 
 @pytest.fixture
 async def service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client) -> Service:
     return await make_service(backend, sim, sim_server, aiohttp_client)
-
-
-async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client, **changes) -> Service:
-    """The running service; `changes` are Settings fields (roles_file, ...)."""
-    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), **changes)
-    client = await aiohttp_client(create_app(settings, TEST_ROLES))
-    crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
-    sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
-                            corp_id=sim.corp_id, agent_id=str(sim.agent_id))
-    return Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings)

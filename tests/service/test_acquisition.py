@@ -22,8 +22,8 @@ from crm_core.db import create_engine, session_factory
 from crm_core.models import ContactChannel, Customer, InboxItem, OutboxItem, Staff
 from scrm.cli import main as cli
 from scrm.app import create_app
-from tests.bot.conftest import ROLES_TOML, Chat
-from tests.service.conftest import TEST_ROLES, Service, service_settings
+from tests.support.chat import ROLES_TOML, Chat
+from tests.support.service import TEST_ROLES, Service, service_settings
 
 SECRET = "site-secret-0123456789abcdef"
 EXPO_WELCOME = "感谢您在展会上扫码，资料稍后发您。"

@@ -14,8 +14,8 @@ from scrm import keys
 from scrm.cli.nlp_reindex import reindex
 import pytest
 
-from tests.bot.conftest import sample_company_files, sync_directory
-from tests.service.conftest import external_id, make_service
+from tests.support.chat import sample_company_files, sync_directory
+from tests.support.service import external_id, make_service
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from crm_core.models import AuditEntry, Customer, Message, Staff
 from crm_core.ticket_models import Ticket
 from scrm.http.openapi import OPENAPI
-from tests.bot.conftest import sample_company_files
-from tests.service.conftest import API_TOKEN, Service, make_service
+from tests.support.chat import sample_company_files
+from tests.support.service import API_TOKEN, Service, make_service
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 CHECKS = ",".join([

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.service.conftest import external_id
+from tests.support.service import external_id
 
 from bot.dispatcher import clean_line
 from bot.formatting import mask_phone

@@ -14,7 +14,7 @@ from crm_core.followers import FollowerService
 from crm_core.models import Customer, InboxItem, Message, OutboxItem, Staff
 from scrm import keys
 from scrm.app import create_app
-from tests.service.conftest import Service, external_id, service_settings
+from tests.support.service import Service, external_id, service_settings
 
 
 async def count(service, model, *where) -> int:

@@ -19,8 +19,8 @@ from crm_core.scope import Scope
 from scheduler.runner import JobContext
 from scrm import keys
 from scrm.delivery.group_sends import make_group_send_sync_job
-from tests.bot.conftest import FIXED_NOW, Chat, chat  # noqa: F401  (fixture)
-from tests.service.conftest import external_id
+from tests.support.chat import FIXED_NOW, Chat
+from tests.support.service import external_id
 
 TEXT = "双十二活动，全场八折"
 OUTSIDER = "wmOutsiderQianDuo000000000000009"

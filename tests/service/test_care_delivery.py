@@ -11,7 +11,8 @@ from crm_core.birthdays import Birthday
 from crm_core.models import CareDelivery, Customer
 from scheduler.care import send_birthday_greetings
 from scheduler.runner import JobContext
-from tests.tickets.conftest import *  # noqa: F401,F403  (the desk fixture and its dependencies)
+from scrm import keys
+from tests.support.service import external_id
 
 MORNING = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
 

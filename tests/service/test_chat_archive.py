@@ -23,8 +23,8 @@ from crm_core.ticket_models import Ticket
 from scrm.app import create_app
 from scrm.ingest.chat_archive_puller import ChatArchivePuller
 from scrm.keys import CHAT_ARCHIVE_PULLER, SESSIONS
-from tests.bot.conftest import sample_company_files, sync_directory
-from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
+from tests.support.chat import sample_company_files, sync_directory
+from tests.support.service import TEST_ROLES, Service, external_id, service_settings
 
 WAIT = 20  # seconds allowed for a background round; it takes milliseconds
 

@@ -19,7 +19,7 @@ from scheduler.runner import JobContext
 from scrm import keys
 from scrm.cli import main as cli
 from scrm.sync.customers import KIND, CustomerSyncRun, make_customer_sync_job, sync_on_first_start
-from tests.service.conftest import external_id
+from tests.support.service import external_id
 
 TZ = ZoneInfo("Asia/Shanghai")
 BATCH = "externalcontact/batch/get_by_user"

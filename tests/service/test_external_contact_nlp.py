@@ -18,7 +18,7 @@ from scheduler.care import send_birthday_greetings
 from scheduler.digests import send_daily_digests
 from scheduler.runner import JobContext
 from tests.nlp.opt_out_phrasings import opt_out_phrasings, sample
-from tests.service.conftest import external_id
+from tests.support.service import external_id
 from tests.service.test_chat_archive import ArchiveService, archive, company_key, puller  # noqa: F401 (fixtures)
 
 REP = "zhangwei"

@@ -17,7 +17,7 @@ from connectors.wecom.simulator.callbacks import CallbackSender, build_plaintext
 from crm_core.models import InboxItem, Message
 from scrm import keys
 from scrm.app import create_app
-from tests.service.conftest import TEST_ROLES, Service, service_settings, sim, sim_server  # noqa: F401  (fixtures)
+from tests.support.service import TEST_ROLES, Service, service_settings
 
 SEED = 20261129
 CASES = 120

@@ -23,7 +23,7 @@ from scheduler.runner import JobContext, ScheduledJob, Scheduler
 from scrm import keys
 from scrm.cli.doctor import run_doctor
 from scrm.logging_setup import JsonFormatter
-from tests.service.conftest import external_id
+from tests.support.service import external_id
 
 PLAIN_SECRET = "not-the-right-secret-0042"
 

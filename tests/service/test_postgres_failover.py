@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from crm_core.models import InboxItem, Message, OutboxItem
 from scrm.delivery.sender import message_text
-from tests.service.conftest import Service
+from tests.support.service import Service
 
 pytestmark = pytest.mark.slow
 

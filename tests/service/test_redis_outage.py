@@ -20,7 +20,7 @@ from connectors.wecom.simulator.callbacks import CallbackSender
 from crm_core.models import InboxItem, Message, OutboxItem
 from scrm.app import create_app
 from scrm.bench.processes import free_port
-from tests.service.conftest import TEST_ROLES, Service, service_settings, sim, sim_server  # noqa: F401  (fixtures)
+from tests.support.service import TEST_ROLES, Service, service_settings
 
 
 pytestmark = pytest.mark.slow  # starts its own redis-server

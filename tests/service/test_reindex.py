@@ -17,7 +17,7 @@ from crm_core.lifecycle import LifecycleService
 from crm_core.models import Customer, LifecycleChange, Message
 from crm_core.ticket_models import Ticket
 from scrm.cli.nlp_reindex import reindex
-from tests.service.conftest import external_id
+from tests.support.service import external_id
 from tests.service.test_analysis import customer_writes, service  # noqa: F401 (fixture)
 
 QUESTION = "好的，收到了，谢谢"  # a plain reply the shipped model reads as no buying

@@ -40,8 +40,8 @@ from crm_core.job_runs import JobRun
 from scheduler.runner import RUN_LEASE_PREFIX, Scheduler
 from scrm.bench.processes import free_port, wait_healthy
 from scrm.delivery.sender import message_text
-from tests.bot.conftest import sample_company_files, sync_directory
-from tests.conftest import PG_URL, REDIS_URL, Backend, _flush_redis, _reset_postgres, require_service
+from tests.support.backends import PG_URL, REDIS_URL, Backend, flush_redis, require_service, reset_postgres
+from tests.support.chat import sample_company_files, sync_directory
 from tests.scheduler.test_runner import TZ, Clock, env, morning_job  # noqa: F401  (env is a fixture)
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ async def postgres() -> Backend:
     """The production shape only: several processes cannot share SQLite and the in-process Redis."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("Redis", "127.0.0.1", 6379)
-    await asyncio.gather(_reset_postgres(), _flush_redis())
+    await asyncio.gather(reset_postgres(), flush_redis())
     return Backend("postgres", PG_URL, REDIS_URL)
 
 

@@ -21,7 +21,7 @@ from scrm import keys
 from scrm.ingest import wakeups
 from scrm.app import create_app
 from scrm.queue_worker import QueueWorker
-from tests.service.conftest import service_settings, sim, sim_server  # noqa: F401  (fixtures)
+from tests.support.service import service_settings
 
 POLL_SECONDS = 60.0
 

@@ -19,8 +19,8 @@ from crm_core.ticket_models import Ticket
 from scrm import keys
 from scrm.app import create_app
 from scrm.delivery.sender import message_text
-from tests.bot.conftest import sample_company_files, sync_directory
-from tests.service.conftest import TEST_ROLES, Service, service_settings
+from tests.support.chat import sample_company_files, sync_directory
+from tests.support.service import TEST_ROLES, Service, service_settings
 
 SECRET = "site-secret-0123456789abcdef"
 FEISHU_SECRET = "feishu-secret-0123456789abcdef"

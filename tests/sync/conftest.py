@@ -7,8 +7,6 @@ import asyncio
 import pytest
 
 from scrm.cli import main as cli
-from tests.bot.conftest import chat  # noqa: F401  (fixture)
-from tests.service.conftest import sim, sim_server  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from crm_core.leases import Lease, LeaseService
 from crm_core.models import AuditEntry, Department, OutboxItem, Staff
 from scrm import keys
 from scrm.sync.directory import LEASE, Directory, DirectorySync, SyncBusy, role_map
-from tests.bot.conftest import ROLES_TOML, sync_directory
-from tests.service.conftest import make_service
+from tests.support.chat import ROLES_TOML, sync_directory
+from tests.support.service import make_service
 from tests.sync.conftest import scrm
 
 DIRECTORY_ROLES = """
@@ -183,7 +183,7 @@ async def test_scrm_sync_directory_pages_through_the_list_shows_progress_and_the
                      encoding="utf-8")
     code, out, err = await scrm(capsys, "import", "customers", sheet)
     assert code == 1, out + err
-    assert "has left the company" in out + err  # 李娜's row: she left; the others have their owners
+    assert "已离职" in out + err  # 李娜's row: she left; the others have their owners
     assert (await cli_env.customer("钱多多")).owner.userid == "zhangwei"
     assert (await cli_env.customer("孙小美")).owner.userid == "wangfang"
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from crm_core.kf_handoff import KfHandoffPolicy
 from crm_core.models import OutboxItem
-from tests.service.conftest import external_id
+from tests.support.service import external_id
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 

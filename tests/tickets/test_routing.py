@@ -17,9 +17,9 @@ from crm_core.ticket_routing import AgentSelector
 from crm_core.ticket_policy import POLICY_FILE, default_policy, load_ticket_policy
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm import keys
-from tests.bot.conftest import ROLES_TOML, sync_directory
-from tests.service.conftest import make_service
-from tests.tickets.conftest import Desk
+from tests.support.chat import ROLES_TOML, sync_directory
+from tests.support.desk import Desk
+from tests.support.service import make_service
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 SAMPLE_PEOPLE = set(sample_state().staff)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from crm_core.models import AuditEntry, Staff
 from scrm import keys
 from scrm.cli import main as cli
-from tests.bot.conftest import sync_directory
+from tests.support.chat import sync_directory
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"
 

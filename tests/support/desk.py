@@ -1,26 +1,18 @@
-"""A running service with tickets wired in, a movable clock shared by the service and the
-simulator, and helpers to write as a customer (微信客服) or as staff (app chat)."""
+"""Chat plus the customer's side (微信客服) and a movable clock shared by the service and the simulator."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from connectors.wecom.crypto import CallbackCrypto
-from connectors.wecom.simulator.callbacks import CallbackSender
-from crm_core.db import utcnow
 from crm_core.ticket_models import Ticket
 from scrm import keys
-from scrm.app import create_app
 from scrm.delivery.sender import message_text
 from scrm.ingest.ticket_intake import TicketIntake
-from tests.bot.conftest import Chat, sample_company_files, sync_directory
-from tests.service.conftest import *
-from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings
+from tests.support.chat import Chat
+from tests.support.service import external_id
 
 
 @dataclass
@@ -68,18 +60,3 @@ class Desk(Chat):
     async def tickets(self) -> list[Ticket]:
         async with self.service.sessions() as session:
             return list((await session.scalars(select(Ticket).order_by(Ticket.id))).all())
-
-
-@pytest.fixture
-async def desk(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Desk:
-    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), **sample_company_files(tmp_path))
-    app = create_app(settings, TEST_ROLES)
-    client = await aiohttp_client(app)
-    crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
-    sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
-                            corp_id=sim.corp_id, agent_id=str(sim.agent_id))
-    desk = Desk(Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings))
-    desk.set_clock(utcnow().replace(microsecond=0))
-    await sync_directory(desk.service.app[keys.SESSIONS], desk.service.sim)
-    return desk
-

@@ -1,8 +1,6 @@
-"""A running service with a roles file and a fixed clock, and a rep's-eye view of the chat.
-
-`chat.say("zhangwei", "查 赵磊")` sends a signed callback through the real endpoint, lets the
-workers settle, and returns the replies that reached that user in the WeCom simulator.
-"""
+"""A rep's-eye view of the chat: `chat.say("zhangwei", "查 赵磊")` sends a signed callback through the
+real endpoint, lets the workers settle, and returns the replies that reached that user in the
+WeCom simulator. Also the sample company's roles and routing files, and its directory synced."""
 
 from __future__ import annotations
 
@@ -15,22 +13,18 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import fakeredis
-import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from config.roles import RoleMap
 from connectors.wecom.client import WeComClient
-from connectors.wecom.crypto import CallbackCrypto
-from connectors.wecom.simulator.callbacks import CallbackSender
 from connectors.wecom.simulator.server import create_simulator_app
 from crm_core.models import Customer, Staff
 from scrm import keys
-from scrm.app import create_app
-from scrm.sync.directory import Directory, DirectorySync
 from scrm.delivery.handovers import make_handover_follow_job
+from scrm.sync.directory import Directory, DirectorySync
 from scheduler.runner import JobContext
-from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings, sim, sim_server  # noqa: F401  (fixtures)
+from tests.support.service import Service, external_id
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Wednesday 2026-11-18 10:00 in Shanghai.
@@ -138,20 +132,6 @@ async def follow_handovers(chat: Chat) -> str:
 
 def reply_text(message: dict) -> str:
     return message[message["msgtype"]]["content"]
-
-
-@pytest.fixture
-async def chat(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Chat:  # noqa: F811  (the imported fixtures)
-    roles = tmp_path / "roles.toml"
-    roles.write_text(ROLES_TOML, encoding="utf-8")
-    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), roles_file=roles)
-    client = await aiohttp_client(create_app(settings, TEST_ROLES))
-    crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
-    sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
-                            corp_id=sim.corp_id, agent_id=str(sim.agent_id))
-    chat = Chat(Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings))
-    chat.set_clock(FIXED_NOW)
-    return chat
 
 
 def later(days: float = 0, hours: float = 0) -> datetime:
