@@ -5,6 +5,8 @@ Endpoints live in modules by area of the WeCom API; `server.APIS` lists them all
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,3 +39,18 @@ class Api:
     needs_token: bool = True
 
 
+def encode_cursor(position: int, prefix: str = "sim-cursor") -> str:
+    """An opaque cursor like WeCom's; `prefix` names the list it belongs to, so another list's
+    cursor is refused as a bad one."""
+    return base64.urlsafe_b64encode(f"{prefix}:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, prefix: str = "sim-cursor") -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("bad cursor") from exc
+    found, _, number = text.partition(":")
+    if found != prefix or not number.isdigit():
+        raise ValueError("bad cursor")
+    return int(number)

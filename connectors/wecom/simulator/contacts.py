@@ -15,13 +15,13 @@ are kept.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from array import array
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
+from connectors.wecom.simulator.api import Api, ApiError, Reply, decode_cursor, encode_cursor, ok
+
+CURSOR_PREFIX = "sim-contacts"  # batch/get_by_user cursors: one of another list is a bad cursor
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -71,7 +71,7 @@ def _batch_get_by_user(state: SimulatorState, _: web.Request, body: dict[str, An
         raise ApiError(40058)
     limit = min(limit, BATCH_LIMIT_MAX)
     try:
-        position = _decode_cursor(str(body["cursor"])) if body.get("cursor") else 0
+        position = decode_cursor(str(body["cursor"]), CURSOR_PREFIX) if body.get("cursor") else 0
     except ValueError as exc:
         raise ApiError(40058) from exc
     # The answer is every requested rep's contacts one after another; the cursor is a position in it.
@@ -96,7 +96,7 @@ def _batch_get_by_user(state: SimulatorState, _: web.Request, body: dict[str, An
         if offset > stop:
             more = True
             break
-    return ok(external_contact_list=entries, next_cursor=_encode_cursor(stop) if more else "")
+    return ok(external_contact_list=entries, next_cursor=encode_cursor(stop, CURSOR_PREFIX) if more else "")
 
 
 def _get_corp_tag_list(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -244,18 +244,3 @@ class _Ids(Sequence[str]):
         if isinstance(index, slice):
             return [self._contacts.external_userid(n) for n in self._numbers[index]]
         return self._contacts.external_userid(self._numbers[index])
-
-
-def _encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"sim-contacts:{position}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ValueError("bad cursor") from exc
-    prefix, _, number = text.partition(":")
-    if prefix != "sim-contacts" or not number.isdigit():
-        raise ValueError("bad cursor")
-    return int(number)

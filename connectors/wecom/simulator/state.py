@@ -7,8 +7,6 @@ and from these methods.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import calendar
 import json
 import secrets
@@ -18,6 +16,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.wecom.simulator.api import decode_cursor, encode_cursor
 from connectors.wecom.simulator.chat_archive import ChatArchive
 from connectors.wecom.simulator.kf_state import KfSessions
 from connectors.wecom.simulator.transfers import TransferBook
@@ -308,7 +307,7 @@ class SimulatorState:
 
     def kf_page(self, cursor: str | None, limit: int, open_kfid: str | None) -> tuple[list[dict[str, Any]], str, bool]:
         """One sync_msg page after ``cursor``: (messages, next_cursor, has_more). Raises ValueError on a bad cursor."""
-        start = _decode_cursor(cursor) if cursor else 0
+        start = decode_cursor(cursor) if cursor else 0
         page: list[dict[str, Any]] = []
         position = start
         while position < len(self.kf_log) and len(page) < limit:
@@ -317,7 +316,7 @@ class SimulatorState:
             kfid = message.get("open_kfid") or message.get("event", {}).get("open_kfid")
             if open_kfid is None or kfid == open_kfid:
                 page.append(message)
-        return page, _encode_cursor(position), position < len(self.kf_log)
+        return page, encode_cursor(position), position < len(self.kf_log)
 
     def kf_reply_errcode(self, open_kfid: str, external_userid: str) -> int:
         """Apply the reply window: 0 and count the reply, or 95002 (over 48 h) / 95001 (over 5 replies)."""
@@ -562,24 +561,9 @@ class SimulatorState:
 
 
 def _page(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
-    start = _decode_cursor(cursor) if cursor else 0
+    start = decode_cursor(cursor) if cursor else 0
     end = start + limit
-    return rows[start:end], _encode_cursor(end) if end < len(rows) else ""
-
-
-def _encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"sim-cursor:{position}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ValueError("bad cursor") from exc
-    prefix, _, number = text.partition(":")
-    if prefix != "sim-cursor" or not number.isdigit():
-        raise ValueError("bad cursor")
-    return int(number)
+    return rows[start:end], encode_cursor(end) if end < len(rows) else ""
 
 
 def _request_key(body: dict[str, Any]) -> str:
