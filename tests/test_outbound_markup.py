@@ -265,10 +265,15 @@ async def test_complaint_ticket_card_notices_escalation_and_digest_show_hostile_
     assert_nothing_live(desk.service)
 
 
-async def test_the_buying_alert_shows_hostile_text_as_text(desk):
+async def test_the_buying_alert_and_the_deleted_you_alert_show_hostile_text_as_text(desk):
     await onboard_hostile(desk)
     await desk.customer_writes(NICKNAME, BUYING)  # the customer zhangwei added
     [alert] = [text for text in desk.replies("zhangwei") if "购买意向" in text]
     assert "报价单" in alert and "点我领奖" in alert
     assert "<a href" not in alert
+    before = len(desk.replies("zhangwei"))
+    await desk.service.wecom.change_external_contact("del_follow_user", "zhangwei", HOSTILE_ID)
+    await desk.service.settle()
+    [left] = desk.replies("zhangwei")[before:]  # the customer deleted the rep: told with the last message
+    assert "点我领奖" in left and "冷链箱" in left
     assert_nothing_live(desk.service)
