@@ -29,7 +29,7 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from connectors.wecom.inbound import AppMessage, ContactChange, KfWakeup
+from connectors.wecom.inbound import AppMessage, ChatChange, ContactChange, KfWakeup
 from scrm.ingest.analysis import MessageAnalysis
 from scrm.ingest.chat_archive import ChatArchiveMessages
 from scrm.ingest.context import IngestContext
@@ -39,6 +39,7 @@ from scrm.ingest.staff_messages import StaffMessages
 from crm_core.tickets import load_ticket_policy
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm.ingest.wecom_callbacks import WeComCallbacks
+from scrm.ingest.customer_groups import ChatChanges
 from scrm.ingest.webhook import WebhookMessages
 from scrm.http.api import api_routes, health_routes
 from scrm.ingest.chat_archive_puller import build_chat_archive_puller
@@ -50,6 +51,7 @@ from scrm.queue_worker import QueueWorker
 from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
+from scrm.sync.groups import make_group_sync_job
 from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
@@ -176,6 +178,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
+        ChatChange: ChatChanges(context),
         KfWakeup: KfWakeups(context),
     })
     return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
@@ -248,7 +251,8 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def service_jobs(wecom: WeComClient) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
-    return {"care.group_send_sync": make_group_send_sync_job(wecom)}
+    return {"care.group_send_sync": make_group_send_sync_job(wecom),
+            "groups.sync": make_group_sync_job(wecom, lambda ctx: IngestContext(wecom=wecom, timezone=ctx.timezone).staff)}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

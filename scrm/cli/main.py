@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
     from scrm.bench import commands as bench
-    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, nlp_reindex, privacy, queues, report, serve
+    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, nlp_reindex, privacy, queues, report, serve, sync
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulator_cli.register(sub)
     jobs.register(sub)
     report.register(sub)
+    sync.register(sub)
     nlp_reindex.register(nlp_cli.register(sub))
     bench.register(sub)
     return parser

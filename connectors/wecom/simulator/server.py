@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from connectors.wecom.simulator import groups
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -288,6 +289,7 @@ CORE_APIS: dict[str, Api] = {
 # Each area of the API keeps its endpoints in its own module and is listed here once.
 APIS: dict[str, Api] = {
     **CORE_APIS,
+    **groups.APIS,
 }
 
 

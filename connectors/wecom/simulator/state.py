@@ -44,6 +44,7 @@ ERRMSGS: dict[int, str] = {
     40013: "invalid corpid",
     40014: "invalid access_token",
     40056: "invalid agentid",
+    40050: "invalid chatid",
     40058: "invalid parameter, Warning: wrong json format.",
     40096: "invalid external userid",
     41001: "access_token missing",
@@ -156,6 +157,7 @@ class SimulatorState:
     kf_log: list[dict[str, Any]] = field(default_factory=list)
     group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
     group_msg_rule: str = "month_days"  # 群发规则 (see GROUP_MSG_RULES)
+    group_chats: dict[str, dict[str, Any]] = field(default_factory=dict)  # chat_id -> 客户群 (simulator.groups)
     chat_archive: ChatArchive | None = None  # 会话内容存档, when the company has it enabled
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
@@ -385,7 +387,7 @@ class SimulatorState:
             if sent_at:
                 row["send_time"] = sent_at
             rows.append(row)
-        return _page(rows, cursor, limit)
+        return paginate(rows, cursor, limit)
 
     def groupmsg_send_result_page(
         self, msgid: str, userid: str, cursor: str | None, limit: int
@@ -399,7 +401,7 @@ class SimulatorState:
             if status == RESULT_SENT:
                 row["send_time"] = send_time
             rows.append(row)
-        return _page(rows, cursor, limit)
+        return paginate(rows, cursor, limit)
 
     def _followers(self, external_userid: str) -> set[str]:
         contact = self.external_contacts.get(external_userid)
@@ -531,7 +533,7 @@ class SimulatorState:
         }
 
 
-def _page(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+def paginate(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
     start = _decode_cursor(cursor) if cursor else 0
     end = start + limit
     return rows[start:end], _encode_cursor(end) if end < len(rows) else ""
