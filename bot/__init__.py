@@ -17,7 +17,7 @@ from bot.handlers import (campaigns, care, channels, customers, deals, followups
 from crm_core.db import utcnow
 from config.policies import load_policy
 from crm_core.deals import DEAL_PIPELINE_FILE, DealStages
-from crm_core.tickets import TicketPolicy, default_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy
 
 
 def build_dispatcher(
@@ -25,8 +25,9 @@ def build_dispatcher(
     commands_per_minute: int = 30, ticket_policy: TicketPolicy | None = None,
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
-    return Dispatcher(
-        [customers.router, groups.router, notes.router, followups.router, deals.router, lifecycle.router, handover.router, care.router,
+    dispatcher = Dispatcher(
+        [customers.router, groups.router, notes.router, followups.router, deals.router, lifecycle.router, handover.router,
+         care.router,
          tickets.router, channels.router, campaigns.router, help.router],
         timezone,
         stages=load_policy(deal_pipeline, DealStages.from_toml),
@@ -35,3 +36,5 @@ def build_dispatcher(
         clock=clock,
         tickets=ticket_policy or default_policy(),
     )
+    dispatcher.understanding.lexicon.check(c.name for c in dispatcher.commands)
+    return dispatcher

@@ -25,13 +25,14 @@ from bot.formatting import customer_line, redact
 from bot.rate_limit import CommandRateLimit, Verdict
 from bot.replies import Listing, NeedsAnswer, NeedsPick, Refusal, Reply, fit_text, paginate
 from bot.router import ALL_ROLES, Command, CommandContext, Router, UsageError
+from bot.understanding import Understanding
 from config.templates import has, render
 from crm_core.db import utcnow
 from crm_core.deals import DealStages
 from crm_core.errors import DomainError
 from crm_core.models import Message, Staff
 from crm_core.outbox import OutboxService
-from crm_core.tickets import TicketPolicy, default_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Dispatcher:
                     if key in self.by_name or key in MORE_WORDS:
                         raise ValueError(f"command name {name!r} declared twice")
                     self.by_name[key] = command
+        self.understanding = Understanding(self.commands)
 
     @property
     def commands(self) -> list[Command]:
@@ -76,6 +78,11 @@ class Dispatcher:
             log.info("refusing a command from unknown or inactive staff id %s", staff.id)
             return Reply(render("bot.unknown_staff"))
         state = await self.conversations.get(session, staff.userid)
+        if state.get("confirm") or state.get("choices"):
+            settled = await self._settle(session, staff, message, line, state)
+            if settled is not None:
+                return settled
+            state = {}
         if state.get("pick") and line.isdigit():
             ids = state["pick"]["ids"]
             number = int(line)
@@ -109,7 +116,10 @@ class Dispatcher:
             command = self.find(word)
         state: dict[str, Any] = {}
         if command is None:
-            reply = Reply(render("bot.unknown_command", word=word[:20]))
+            understood = await self.understanding.read(session, staff, line, self.clock().astimezone(self.timezone))
+            if understood.run and self.find(understood.run.partition(" ")[0]) is not None:
+                return await self._run(session, staff, message, understood.run, picked=picked, answers=answers)
+            reply, state = Reply(understood.reply), understood.state
         elif staff.role not in command.roles:
             reply = Reply(render("bot.not_allowed", command=command.name))
         else:
@@ -123,6 +133,36 @@ class Dispatcher:
                 self.observe_command(command.name, time.perf_counter() - started)
         self.conversations.set(session, staff.userid, state)
         return reply
+
+    async def _settle(self, session: AsyncSession, staff: Staff, message: Message, line: str,
+                      state: dict[str, Any]) -> Reply | None:
+        """The answer to a pending confirmation (1/是 saves, anything else cancels) or to numbered
+        choices (a number runs that choice). None: the line is a new request, read as usual."""
+        lexicon, expired = self.understanding.lexicon, self.understanding.pending_expired(state, self.clock())
+        answer = line.casefold()
+        self.conversations.set(session, staff.userid, {})
+        if state.get("confirm"):
+            if answer in lexicon.yes:
+                if expired:
+                    return Reply(render("bot.understanding.expired", minutes=lexicon.confirm_minutes))
+                return await self._run(session, staff, message, state["confirm"])
+            if answer in lexicon.no or line.isdigit():
+                return Reply(render("bot.understanding.cancelled"))
+            reply = await self.reply_to(session, staff, message)
+            return Reply(render("bot.understanding.cancelled_and") + "\n" + reply.text, markdown=reply.markdown)
+        if not line.isdigit():
+            return None
+        if expired:
+            return Reply(render("bot.understanding.choices_expired", minutes=lexicon.confirm_minutes))
+        options = state["choices"]
+        number = int(line)
+        if not 1 <= number <= len(options):
+            self.conversations.set(session, staff.userid, state)
+            return Reply(render("bot.pick_out_of_range", count=len(options)))
+        option = options[number - 1]
+        if "colleague" in option:
+            return Reply(render("bot.understanding.colleague", name=option["colleague"], userid=option["userid"]))
+        return await self._run(session, staff, message, option["line"])
 
     async def _handle(self, ctx: CommandContext, command: Command, line: str, rest: str) -> tuple[Reply, dict[str, Any]]:
         try:

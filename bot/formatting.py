@@ -6,8 +6,9 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from config.markup import join
 from config.templates import render
-from crm_core.tickets import default_policy
+from crm_core.ticket_policy import default_policy
 from crm_core.customer_view import CustomerView
 from crm_core.lead_score import default_policy as lead_score_policy
 from crm_core.models import Customer, Deal, FollowUp
@@ -97,7 +98,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         by = view.last_contact_by.name if view.last_contact_by else none
         last_contact = render("bot.card_last_contact", at=when_text(customer.last_contact_at, tz), by=by)
     notes = [
-        render("bot.card_note", at=n.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
+        render("bot.card_note", kind="markdown", at=n.created_at.astimezone(tz).strftime("%m-%d %H:%M"),
                author=n.author.name if n.author else none, text=n.text[:80])
         for n in view.notes
     ]
@@ -105,7 +106,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
     if view.next_follow_up is not None:
         next_follow_up = f"{when_text(view.next_follow_up.due_at, tz)} {view.next_follow_up.text[:40]}".strip()
     return render(
-        "bot.customer_card",
+        "bot.customer_card", kind="markdown",
         name=display_name(customer),
         company=customer.company or none,
         owner=customer.owner.name if customer.owner else none,
@@ -117,11 +118,11 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         care=care_status(customer),
         contract=render("bot.card_contract", date=customer.contract_ends_on.isoformat()) if customer.contract_ends_on else "",
         tags="、".join(view.tags) or none,
-        groups=render("groups.card_line", names="、".join(view.groups)) if view.groups else "",
+        groups=render("groups.card_line", kind="markdown", names="、".join(view.groups)) if view.groups else "",
         last_contact=last_contact,
         sentiment=sentiment_text(view.sentiment),
         next_follow_up=next_follow_up,
         tickets="、".join(render("bot.card_ticket", number=t.number, priority=default_policy().sla[t.priority].label)
                          for t in view.open_tickets) or none,
-        notes="\n".join(notes) or render("bot.card_no_notes"),
+        notes=join("\n", notes, "markdown") or render("bot.card_no_notes", kind="markdown"),
     ).strip()

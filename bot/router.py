@@ -30,7 +30,7 @@ from crm_core.models import Customer, Message, Staff
 from crm_core.outbox import OutboxService
 from crm_core.scope import Scope, scope_for
 from crm_core.search import CustomerSearch
-from crm_core.tickets import TicketPolicy, default_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy
 
 ALL_ROLES = frozenset({"sales", "support", "manager", "admin"})
 PICK_LIMIT = 50  # candidates kept for pick-by-number; more means "type more of the name"

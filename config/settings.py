@@ -91,6 +91,8 @@ class Settings:
     ticket_routing_file: Path | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    # SCRM_SYNC_ON_FIRST_START=0: a fresh install waits for `scrm sync directory` instead of syncing by itself
+    sync_on_first_start: bool = True
 
     @property
     def tz(self) -> ZoneInfo:
@@ -138,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: str | Path | 
         bot_commands_per_minute=int(_number(pick("bot_commands_per_minute", "30"), "SCRM_BOT_COMMANDS_PER_MINUTE")),
         archive=_archive_settings(env, file_values, file_wecom),
         webhook=_webhook_settings(env, file_values),
+        sync_on_first_start=pick("sync_on_first_start", "1").strip().lower() not in ("0", "false", "no", "off"),
     )
     validate(settings)
     return settings

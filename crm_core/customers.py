@@ -123,12 +123,13 @@ class CustomerService:
         found: dict[int, Customer] = {}
         digits = phone_digits(phone)
         if digits:
-            stmt = select(Customer).where(Customer.phone_tail == phone_tail(phone)).limit(200)
+            stmt = select(Customer).where(Customer.phone_tail == phone_tail(phone)).order_by(Customer.id).limit(200)
             for customer in (await self.session.scalars(stmt)).all():
                 if phone_digits(customer.phone) == digits:
                     found[customer.id] = customer
         if name and company:
-            stmt = select(Customer).where(Customer.name == name, Customer.company == company).limit(limit)
+            stmt = (select(Customer).where(Customer.name == name, Customer.company == company)
+                    .order_by(Customer.id).limit(limit))
             found.update({c.id: c for c in (await self.session.scalars(stmt)).all()})
         return list(found.values())[:limit]
 

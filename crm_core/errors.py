@@ -6,7 +6,6 @@
     │   └── StaffNotFoundError
     ├── DuplicateError
     │   └── DuplicateCustomerError      .existing: the customers it would duplicate
-    ├── AccessDeniedError               outside the staff member's data scope
     └── ValidationError
         ├── MissingDealFieldsError      .stage, .missing: what a pipeline stage needs first
         ├── UnknownStageError
@@ -38,10 +37,6 @@ class DuplicateCustomerError(DuplicateError):
     def __init__(self, message: str, existing: list | None = None):
         super().__init__(message)
         self.existing = existing or []
-
-
-class AccessDeniedError(DomainError):
-    pass
 
 
 class ValidationError(DomainError):

@@ -7,6 +7,7 @@ the right rep's contact. Profiles come from the connector free of any wire forma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +36,33 @@ class FollowerProfile:
     oper_userid: str = ""
 
 
+def refresh(follower: CustomerFollower, profile: FollowerProfile, now: datetime) -> None:
+    """What WeCom says now about the relation; the add time, way and state are kept when it omits them."""
+    follower.remark = profile.remark
+    follower.description = profile.description
+    follower.remark_corp_name = profile.remark_corp_name
+    follower.remark_mobiles = list(profile.remark_mobiles)
+    follower.tag_ids = list(dict.fromkeys(profile.tag_ids))
+    follower.added_at = profile.added_at or follower.added_at
+    follower.add_way = profile.add_way or follower.add_way
+    follower.state = profile.state or follower.state
+    follower.oper_userid = profile.oper_userid or follower.oper_userid
+    follower.removed_at = None
+    follower.synced_at = now
+
+
+def choose_owner(owner: tuple[str, bool] | None, following: Mapping[str, float]) -> str | None:
+    """Who owns a customer, by userid: the owner ((userid, active) or None) while active and still
+    following; otherwise the rep who added them first (`following`: userid -> add time; ties by
+    userid). Decided from WeCom's follower list, not from which event was handled first, so two
+    reps' add events processed at once, and the sync, agree. None when nobody follows."""
+    if not following:
+        return None
+    if owner is not None and owner[1] and owner[0] in following:
+        return owner[0]
+    return min(following, key=lambda userid: (following[userid], userid))
+
+
 class FollowerService:
     def __init__(self, session: AsyncSession):
         self.session = session
@@ -49,17 +77,7 @@ class FollowerService:
                                 "tag_ids": [], "synced_at": now}, ["customer_id", "staff_id"])
         follower = await self.get(customer.id, staff.id)
         assert follower is not None
-        follower.remark = profile.remark
-        follower.description = profile.description
-        follower.remark_corp_name = profile.remark_corp_name
-        follower.remark_mobiles = list(profile.remark_mobiles)
-        follower.tag_ids = list(dict.fromkeys(profile.tag_ids))
-        follower.added_at = profile.added_at or follower.added_at
-        follower.add_way = profile.add_way or follower.add_way
-        follower.state = profile.state or follower.state
-        follower.oper_userid = profile.oper_userid or follower.oper_userid
-        follower.removed_at = None
-        follower.synced_at = now
+        refresh(follower, profile, now)
         return follower
 
     async def get(self, customer_id: int, staff_id: int) -> CustomerFollower | None:

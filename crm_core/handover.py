@@ -1,18 +1,47 @@
-"""Moving customers between reps: one customer, or every customer of a departing rep.
+"""Moving customers between reps: one customer, or every customer of a departing rep, through WeCom.
 
-Notes stay on the customer, so they move with it; open follow-ups and open deals change owner
-in the same transaction, and every moved customer gets an audit row.
+WeCom keeps who follows a customer, so a handover is WeCom's own transfer (离职继承 for a rep who
+left, 在职继承 between reps on the job), and the CRM follows only what WeCom accepted:
+
+    start        the handover and each customer are stored (queued); each ≤ 100 customers become one
+                 outbox row ("customer_transfer", key handover:{id}:batch:{n}), sent by scrm.delivery
+    started      WeCom's per-customer answer: waiting (it runs for up to 24 h) or failed at once
+    outcome      from transfer_result or a transfer_fail callback: taken (owner, open follow-ups and
+                 open deals move now), refused by the customer, or failed (the takeover rep is full,
+                 the 90-day limit)
+    settle       once nobody is waiting: one summary to whoever asked, and a notice to the new rep
+
+Customers WeCom does not know as the leaving rep's contacts (imported, or a kf-only customer) have no
+transfer to wait for and move in the CRM at once. Every step is audit-logged per customer.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.templates import render
 from crm_core.audit import AuditService
-from crm_core.models import Customer, Deal, FollowUp, Staff
+from crm_core.db import utcnow
+from crm_core.models import (Customer, CustomerFollower, CustomerIdentity, Deal, FollowUp, Handover, HandoverCustomer,
+                             Staff)
+from crm_core.outbox import OutboxService
+
+WECOM_CHANNEL = "wecom"  # connectors.wecom.inbound.EXTERNAL_CHANNEL (crm_core does not import connectors)
+RESIGNED, ONJOB = "resigned", "onjob"
+QUEUED, WAITING, TAKEN, REFUSED, FAILED = "queued", "waiting", "taken", "refused", "failed"
+OPEN_STATES = (QUEUED, WAITING)
+BATCH = 100  # "最多一次转移100个客户" (document/path/96331, 96325)
+TRANSFER_KIND = "customer_transfer"  # the outbox kind scrm.delivery.handovers sends
+# WeCom's per-customer errcodes on a transfer call (document/path/90313), as the reply explains them.
+IN_PROGRESS_ERRCODE = 40129  # 当前客户正在转接中: our own earlier call got through (a retry after a crash)
+REASON_BY_ERRCODE = {40128: "limit_90_days", 84061: "not_followed"}
+# transfer_result status -> outcome (document/path/96333)
+OUTCOME_BY_STATUS = {1: (TAKEN, ""), 3: (REFUSED, "refused"), 4: (FAILED, "takeover_full"), 5: (FAILED, "no_record")}
+REASON_BY_FAIL = {"customer_refused": (REFUSED, "refused"), "customer_limit_exceed": (FAILED, "takeover_full")}
 
 
 @dataclass(frozen=True)
@@ -22,38 +51,219 @@ class HandoverResult:
     deals: int
 
 
+@dataclass(frozen=True)
+class HandoverStarted:
+    """What `start` did: customers handed to WeCom, moved in the CRM at once, or already on their way."""
+
+    handover_id: int | None
+    sent: int
+    moved: HandoverResult
+    already: int
+
+
+@dataclass(frozen=True)
+class TransferBatch:
+    """One queued transfer call: who hands over to whom, and the customers still to send."""
+
+    handover: Handover
+    customers: list[HandoverCustomer]
+
+    @property
+    def resigned(self) -> bool:
+        return self.handover.kind == RESIGNED
+
+
 class HandoverService:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def one(self, customer: Customer, to: Staff, *, by: Staff) -> HandoverResult:
-        return await self._move([customer.id], customer.owner_id, to, by=by)
+    async def start(self, leaving: Staff | None, receiving: Staff, *, by: Staff, customer: Customer | None = None,
+                    message: str = "") -> HandoverStarted:
+        """Hand `customer` (or every customer `leaving` owns) to `receiving`, in the caller's transaction.
+        A customer nobody owns has nobody in WeCom to inherit from, and moves in the CRM at once."""
+        if customer is not None:
+            ids = [customer.id]
+        else:
+            ids = list((await self.session.scalars(
+                select(Customer.id).where(Customer.owner_id == leaving.id).order_by(Customer.id))).all())
+        running = set((await self.session.scalars(
+            select(HandoverCustomer.customer_id).where(HandoverCustomer.customer_id.in_(ids),
+                                                       HandoverCustomer.state.in_(OPEN_STATES)))).all()) if ids else set()
+        ids = [i for i in ids if i not in running]
+        in_wecom = await self._wecom_contacts(ids, leaving) if ids and leaving is not None else {}
+        moved = await self._move([i for i in ids if i not in in_wecom], leaving.id if leaving else None, receiving, by=by)
+        if not in_wecom or leaving is None:
+            return HandoverStarted(None, 0, moved, len(running))
+        handover = Handover(kind=ONJOB if leaving.active else RESIGNED, from_staff_id=leaving.id,
+                            to_staff_id=receiving.id, by_staff_id=by.id, message=message if leaving.active else "")
+        self.session.add(handover)
+        await self.session.flush()
+        audit, outbox = AuditService(self.session), OutboxService(self.session)
+        for position, (customer_id, external_userid) in enumerate(in_wecom.items()):
+            self.session.add(HandoverCustomer(handover_id=handover.id, customer_id=customer_id,
+                                              external_userid=external_userid, batch=position // BATCH, state=QUEUED))
+            audit.record(actor=by.userid, action="customer.handover_requested", customer_id=customer_id,
+                         detail=f"handover={handover.id} kind={handover.kind} from_staff={leaving.id} to_staff={receiving.id}")
+        for batch in range((len(in_wecom) + BATCH - 1) // BATCH):
+            await outbox.enqueue(idempotency_key=f"handover:{handover.id}:batch:{batch}", kind=TRANSFER_KIND,
+                                 payload={"handover_id": handover.id, "batch": batch}, staff_id=by.id)
+        return HandoverStarted(handover.id, len(in_wecom), moved, len(running))
 
-    async def all_of(self, leaving: Staff, to: Staff, *, by: Staff) -> HandoverResult:
-        ids = list((await self.session.scalars(select(Customer.id).where(Customer.owner_id == leaving.id))).all())
-        return await self._move(ids, leaving.id, to, by=by)
+    async def batch(self, handover_id: int, batch: int) -> TransferBatch | None:
+        """The customers of one transfer call that WeCom has not answered for yet."""
+        handover = await self.session.get(Handover, handover_id)
+        if handover is None:
+            return None
+        rows = (await self.session.scalars(
+            select(HandoverCustomer).where(HandoverCustomer.handover_id == handover_id, HandoverCustomer.batch == batch,
+                                           HandoverCustomer.state == QUEUED).order_by(HandoverCustomer.id))).all()
+        return TransferBatch(handover, list(rows))
+
+    async def started(self, batch: TransferBatch, errcodes: dict[str, int]) -> None:
+        """Record WeCom's answer to a transfer call: 0 (or "already in progress") waits for the outcome,
+        anything else failed for that customer."""
+        audit = AuditService(self.session)
+        for row in batch.customers:
+            errcode = errcodes.get(row.external_userid)
+            if errcode is None:
+                continue
+            if errcode in (0, IN_PROGRESS_ERRCODE):
+                row.state = WAITING
+            else:
+                row.state, row.errcode, row.reason = FAILED, errcode, REASON_BY_ERRCODE.get(errcode, "error")
+                audit.record(actor="wecom", action="customer.handover_failed", customer_id=row.customer_id,
+                             detail=f"handover={batch.handover.id} errcode={errcode}")
+        await self.settle_if_done(batch.handover)
+
+    async def waiting_handovers(self, limit: int = 100) -> list[Handover]:
+        """Handovers with customers whose outcome WeCom has not given yet, oldest first."""
+        waiting = exists().where(HandoverCustomer.handover_id == Handover.id, HandoverCustomer.state == WAITING)
+        return list((await self.session.scalars(
+            select(Handover).where(Handover.settled_at.is_(None), waiting).order_by(Handover.id).limit(limit))).all())
+
+    async def outcomes(self, handover: Handover, statuses: dict[str, int]) -> int:
+        """Apply transfer_result (external_userid -> status) to the handover's waiting customers;
+        returns how many reached their outcome. Status 2 (still waiting) changes nothing."""
+        rows = (await self.session.scalars(
+            select(HandoverCustomer).where(HandoverCustomer.handover_id == handover.id,
+                                           HandoverCustomer.state == WAITING).order_by(HandoverCustomer.id))).all()
+        decided = 0
+        for row in rows:
+            outcome = OUTCOME_BY_STATUS.get(statuses.get(row.external_userid, 0))
+            if outcome is not None:
+                await self._decide(handover, row, *outcome)
+                decided += 1
+        await self.settle_if_done(handover)
+        return decided
+
+    async def transfer_failed(self, takeover: Staff, external_userid: str, fail_reason: str) -> int:
+        """A transfer_fail callback: the customer refused `takeover`, or `takeover` has no room.
+        WeCom names the takeover rep, not the handover, so every waiting handover of that customer
+        to that rep is decided (there is at most one: a customer in transfer cannot be sent again)."""
+        state, reason = REASON_BY_FAIL.get(fail_reason, (FAILED, "error"))
+        rows = (await self.session.execute(
+            select(HandoverCustomer, Handover).join(Handover, Handover.id == HandoverCustomer.handover_id)
+            .where(HandoverCustomer.external_userid == external_userid, HandoverCustomer.state == WAITING,
+                   Handover.to_staff_id == takeover.id).order_by(HandoverCustomer.id))).all()
+        for row, handover in rows:
+            await self._decide(handover, row, state, reason)
+            await self.settle_if_done(handover)
+        return len(rows)
+
+    async def settle_if_done(self, handover: Handover) -> bool:
+        """Once no customer is queued or waiting: the summary to whoever asked and the new rep's notice, once."""
+        if handover.settled_at is not None:
+            return False
+        rows = (await self.session.execute(
+            select(HandoverCustomer.state, HandoverCustomer.reason).where(HandoverCustomer.handover_id == handover.id))).all()
+        if any(state in OPEN_STATES for state, _ in rows):
+            return False
+        handover.settled_at = utcnow()
+        counts = Counter(state for state, _ in rows)
+        reasons = Counter(reason for state, reason in rows if state != TAKEN)
+        leaving, receiving = _name(handover.from_staff), _name(handover.to_staff)
+        summary = render("handover.summary", leaving=leaving, receiving=receiving, taken=counts[TAKEN],
+                         refused=counts[REFUSED], failed=counts[FAILED])
+        if reasons["limit_90_days"]:
+            summary += render("handover.summary_limit_90_days", count=reasons["limit_90_days"])
+        if reasons["takeover_full"]:
+            summary += render("handover.summary_takeover_full", count=reasons["takeover_full"], receiving=receiving)
+        if counts[REFUSED] and handover.kind == ONJOB:  # on the job, a refusing customer stays with the rep
+            summary += render("handover.summary_refused_kept", leaving=leaving)
+        outbox = OutboxService(self.session)
+        await outbox.enqueue(idempotency_key=f"handover:{handover.id}:summary", kind="app_message",
+                             payload=_text(handover.by_staff.userid, summary), staff_id=handover.by_staff_id)
+        if counts[TAKEN] and handover.to_staff_id != handover.by_staff_id:
+            await outbox.enqueue(idempotency_key=f"handover:{handover.id}:receiver", kind="app_message",
+                                 payload=_text(handover.to_staff.userid, render(
+                                     "handover.receiver_notice", by=_name(handover.by_staff), leaving=leaving,
+                                     customers=counts[TAKEN])), staff_id=handover.to_staff_id)
+        AuditService(self.session).record(actor="wecom", action="handover.settled",
+                                          detail=f"handover={handover.id} taken={counts[TAKEN]} refused={counts[REFUSED]} failed={counts[FAILED]}")
+        return True
+
+    async def _decide(self, handover: Handover, row: HandoverCustomer, state: str, reason: str) -> None:
+        row.state, row.reason = state, reason
+        if state == TAKEN:
+            receiving = handover.to_staff
+            await self._move([row.customer_id], handover.from_staff_id, receiving, by=handover.by_staff)
+            await self._follow(row.customer_id, handover.from_staff_id, receiving.id)
+        else:
+            AuditService(self.session).record(actor="wecom", action="customer.handover_failed",
+                                              customer_id=row.customer_id,
+                                              detail=f"handover={handover.id} state={state} reason={reason}")
+
+    async def _follow(self, customer_id: int, from_id: int, to_id: int) -> None:
+        """WeCom moved the relation (with the rep's remark and tags): the follower rows say so too."""
+        now = utcnow()
+        rows = {f.staff_id: f for f in (await self.session.scalars(select(CustomerFollower).where(
+            CustomerFollower.customer_id == customer_id, CustomerFollower.staff_id.in_((from_id, to_id))))).all()}
+        before = rows.get(from_id)
+        if before is not None:
+            before.removed_at = now
+        after = rows.get(to_id)
+        if after is None:
+            after = CustomerFollower(customer_id=customer_id, staff_id=to_id, remark_mobiles=[], tag_ids=[])
+            self.session.add(after)
+        after.removed_at, after.synced_at, after.added_at = None, now, now
+        if before is not None:
+            after.remark, after.remark_mobiles, after.tag_ids = before.remark, list(before.remark_mobiles), list(before.tag_ids)
+
+    async def _wecom_contacts(self, customer_ids: list[int], leaving: Staff) -> dict[int, str]:
+        """customer id -> external_userid, for the customers WeCom has as `leaving`'s contacts."""
+        rows = (await self.session.execute(
+            select(CustomerIdentity.customer_id, CustomerIdentity.external_id)
+            .join(CustomerFollower, CustomerFollower.customer_id == CustomerIdentity.customer_id)
+            .where(CustomerIdentity.customer_id.in_(customer_ids), CustomerIdentity.channel == WECOM_CHANNEL,
+                   CustomerFollower.staff_id == leaving.id, CustomerFollower.removed_at.is_(None))
+            .order_by(CustomerIdentity.customer_id))).all()
+        return {customer_id: external_id for customer_id, external_id in rows}
 
     async def _move(self, customer_ids: list[int], from_id: int | None, to: Staff, *, by: Staff) -> HandoverResult:
-        if not customer_ids:
-            return HandoverResult(0, 0, 0)
+        """The CRM side: owner, open follow-ups and open deals change in one go, one audit row each."""
         moved = HandoverResult(0, 0, 0)
         audit = AuditService(self.session)
         for start in range(0, len(customer_ids), 500):  # keep IN lists well under driver limits
             chunk = customer_ids[start:start + 500]
             customers = await self.session.execute(
                 update(Customer).where(Customer.id.in_(chunk)).values(owner_id=to.id)
-            )
+                .execution_options(synchronize_session="fetch"))
             follow_ups = await self.session.execute(
                 update(FollowUp).where(FollowUp.customer_id.in_(chunk), FollowUp.status == "open")
-                .values(owner_id=to.id)
-            )
+                .values(owner_id=to.id))
             deals = await self.session.execute(
-                update(Deal).where(Deal.customer_id.in_(chunk), Deal.status == "open")
-                .values(owner_id=to.id)
-            )
+                update(Deal).where(Deal.customer_id.in_(chunk), Deal.status == "open").values(owner_id=to.id))
             moved = HandoverResult(moved.customers + customers.rowcount, moved.follow_ups + follow_ups.rowcount,
                                    moved.deals + deals.rowcount)
             for customer_id in chunk:
                 audit.record(actor=by.userid, action="customer.handover", customer_id=customer_id,
                              detail=f"from_staff={from_id} to_staff={to.id}")
         return moved
+
+
+def _name(staff: Staff) -> str:
+    return staff.name or staff.userid
+
+
+def _text(userid: str, content: str) -> dict:
+    return {"touser": userid, "msgtype": "text", "text": {"content": content}}

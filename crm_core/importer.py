@@ -78,21 +78,26 @@ class ImportReport:
 
 
 class StaffDirectory:
-    """Every staff member by userid and by name, read once: 负责人 is resolved for every row."""
+    """Every staff member by userid and by name, read once: 负责人 is resolved for every row. Members
+    who left (inactive in the WeCom directory) are named in labels but own nothing new."""
 
-    def __init__(self, rows: Iterable[tuple[int, str, str]]):
+    def __init__(self, rows: Iterable[tuple[int, str, str, bool]]):
         self.by_userid: dict[str, int] = {}
         self.by_name: dict[str, list[int]] = {}
         self.labels: dict[int, str] = {}
-        for staff_id, userid, name in rows:
+        self.departed: set[str] = set()  # userids and names of members who left
+        for staff_id, userid, name, active in rows:
+            self.labels[staff_id] = staff_label(userid, name)
+            if not active:
+                self.departed.update(filter(None, (userid, name)))
+                continue
             self.by_userid[userid] = staff_id
             if name:
                 self.by_name.setdefault(name, []).append(staff_id)
-            self.labels[staff_id] = staff_label(userid, name)
 
     @classmethod
     async def load(cls, session: AsyncSession) -> StaffDirectory:
-        return cls((await session.execute(select(Staff.id, Staff.userid, Staff.name))).all())
+        return cls((await session.execute(select(Staff.id, Staff.userid, Staff.name, Staff.active))).all())
 
     def resolve_owner(self, who: str) -> int:
         """`zhangwei`, `张伟` or `张伟(zhangwei)` (how export writes it) → the staff id."""
@@ -107,8 +112,11 @@ class StaffDirectory:
             return matches[0]
         if matches:
             raise RowRejected(f"负责人 {who!r} matches {len(matches)} staff members; write the WeCom userid instead")
-        raise RowRejected(f"负责人 {who!r} is no staff member (by WeCom userid or name); check the spelling "
-                        "or sync the staff first")
+        if who in self.departed or (with_id and with_id.group(2) in self.departed):
+            raise RowRejected(f"负责人 {who!r} has left the company (inactive in the WeCom directory); "
+                              "name the rep who takes these customers over")
+        raise RowRejected(f"负责人 {who!r} is no staff member (by WeCom userid or name); check the spelling, "
+                          "or run `scrm sync directory` to bring in WeCom's members first")
 
     def label(self, staff_id: int | None) -> str:
         return self.labels.get(staff_id, f"#{staff_id}") if staff_id is not None else ""

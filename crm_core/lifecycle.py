@@ -46,6 +46,7 @@ LEFT = "churned"
 RE_ADDED = "re_added"
 MANUAL = "manual"
 IMPORT = "import"
+REANALYSED = "reanalysed"
 
 # How far back a return (wake-up, re-add) looks for the stage the customer had.
 HISTORY_LOOKBACK = 20
@@ -136,13 +137,37 @@ class LifecycleService:
         """A buying message (purchase intent or a price inquiry, nlp's buying signal) moves a
         prospect to interested; nobody else moves (a customer
         stays a customer, and a churned one comes back only by adding the rep again)."""
-        confidence = float(analysis.get("buying", (analysis.get("intents") or {}).get("buying", 0.0)))
-        if confidence < self.policy.buying_min_confidence or customer.lifecycle != PROSPECT:
+        if not self._is_buying(analysis) or customer.lifecycle != PROSPECT:
             return False
         await self._lock(customer)
         if customer.lifecycle != PROSPECT:
             return False
         return self.move(customer, INTERESTED, PURCHASE_INTENT, at=at)
+
+    async def history_reanalysed(self, customer: Customer, analyses: list[dict[str, Any]], *, at: datetime) -> bool:
+        """After `scrm nlp reindex` re-read a customer's whole history with a new model: a buying
+        message found now makes a prospect interested; a customer the old model alone made
+        interested (their last move was a purchase intent) with no buying message any more goes
+        back to prospect. Every other stage came from people or deals and stays."""
+        buying = any(self._is_buying(a) for a in analyses)
+        if buying:
+            if customer.lifecycle != PROSPECT:
+                return False
+            await self._lock(customer)
+            return customer.lifecycle == PROSPECT and self.move(customer, INTERESTED, PURCHASE_INTENT, at=at)
+        if customer.lifecycle != INTERESTED:
+            return False
+        await self._lock(customer)
+        last = (await self.session.execute(
+            select(LifecycleChange.from_stage, LifecycleChange.reason).where(LifecycleChange.customer_id == customer.id)
+            .order_by(LifecycleChange.changed_at.desc(), LifecycleChange.id.desc()).limit(1))).first()
+        if customer.lifecycle != INTERESTED or last is None or tuple(last) != (PROSPECT, PURCHASE_INTENT):
+            return False
+        return self.move(customer, PROSPECT, REANALYSED, at=at)
+
+    def _is_buying(self, analysis: dict[str, Any]) -> bool:
+        confidence = float(analysis.get("buying", (analysis.get("intents") or {}).get("buying", 0.0)))
+        return confidence >= self.policy.buying_min_confidence
 
     async def deal_moved(self, customer: Customer, deal: Deal, previous_stage: str, *, at: datetime,
                          actor_id: int | None) -> None:

@@ -529,3 +529,48 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Handover(Base):
+    """One 转交: a rep's customers (or one customer) handed to another rep through WeCom.
+
+    `kind` says which WeCom transfer carries it: "resigned" (离职继承, the rep left) or "onjob"
+    (在职继承). `settled_at` is set once every customer's outcome is known; the summary to whoever
+    asked follows then, once (outbox key handover:{id}:summary)."""
+
+    __tablename__ = "handovers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    from_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    to_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    by_staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    message: Mapped[str] = mapped_column(String(400), default="")  # transfer_success_msg (on the job)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    from_staff: Mapped[Staff] = relationship(foreign_keys=[from_staff_id], lazy="joined")
+    to_staff: Mapped[Staff] = relationship(foreign_keys=[to_staff_id], lazy="joined")
+    by_staff: Mapped[Staff] = relationship(foreign_keys=[by_staff_id], lazy="joined")
+
+
+class HandoverCustomer(Base):
+    """One customer's way through a handover: queued → waiting (WeCom started it) → taken, refused
+    or failed. The unique pair is what keeps a customer from being sent twice in one handover."""
+
+    __tablename__ = "handover_customers"
+    __table_args__ = (
+        UniqueConstraint("handover_id", "customer_id", name="uq_handover_customer"),
+        Index("ix_handover_customers_state", "state", "handover_id"),
+        Index("ix_handover_customers_external", "external_userid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    handover_id: Mapped[int] = mapped_column(ForeignKey("handovers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    external_userid: Mapped[str] = mapped_column(String(64))
+    batch: Mapped[int] = mapped_column(Integer, default=0)  # which ≤ 100 call carries it
+    state: Mapped[str] = mapped_column(String(12), default="queued")  # queued|waiting|taken|refused|failed
+    errcode: Mapped[int] = mapped_column(Integer, default=0)  # WeCom's per-customer errcode when it failed
+    reason: Mapped[str] = mapped_column(String(32), default="")  # refused/limit/... what the reply says
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -16,7 +16,10 @@ from crm_core.db import utcnow
 from crm_core.models import OutboxItem
 from crm_core.sql import insert_if_absent
 
-KINDS = ("app_message", "kf_message", "msg_template", "welcome_msg", "contact_way")
+# customer_transfer: one WeCom transfer call of a handover (crm_core.handover); kf_service_state: a
+# 微信客服 conversation handed to a servicer or ended (crm_core.kf_handoff).
+KINDS = ("app_message", "kf_message", "msg_template", "welcome_msg", "contact_way", "customer_transfer",
+         "kf_service_state", "mark_tag")
 
 
 class OutboxService:

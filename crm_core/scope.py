@@ -43,3 +43,13 @@ async def scope_for(session: AsyncSession, staff: Staff) -> Scope:
     rows = (await session.execute(select(Staff.id, Staff.department_ids))).all()
     team = {row.id for row in rows if departments & set(row.department_ids or [])}
     return Scope(staff.id, frozenset(team | {staff.id}))
+
+
+async def managers_of(session: AsyncSession, staff: Staff) -> list[Staff]:
+    """Who manages `staff`: active managers sharing one of their departments (the same relation that
+    gives managers their scope), or the admins when there are none, so news always reaches someone."""
+    departments = set(staff.department_ids or [])
+    rows = (await session.scalars(select(Staff).where(Staff.active.is_(True), Staff.id != staff.id,
+                                                      Staff.role.in_(("manager", "admin"))).order_by(Staff.id))).all()
+    managers = [s for s in rows if s.role == "manager" and departments & set(s.department_ids or [])]
+    return managers or [s for s in rows if s.role == "admin"]

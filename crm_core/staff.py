@@ -45,7 +45,7 @@ class StaffService:
         staff.name = profile.name or staff.name
         staff.department_ids = list(profile.department_ids)
         staff.position = profile.position
-        staff.mobile = profile.mobile
+        staff.mobile = profile.mobile or staff.mobile  # apps created since 2022-06-20 are not told it
         staff.active = profile.active
         if role:
             staff.role = role

@@ -79,7 +79,7 @@ class TicketEvent(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     # created | message | assigned | unassigned | accepted | transferred | replied | resolved | closed
-    # | reopened | acknowledged | no_channel | escalated | csat
+    # | reopened | acknowledged | no_channel | escalated | csat | dismissed
     kind: Mapped[str] = mapped_column(String(16))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True)  # NULL: customer or system
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), nullable=True)

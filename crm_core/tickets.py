@@ -1,11 +1,9 @@
-"""Support tickets: deciding that a message is a complaint, opening, routing, working and closing
-tickets, the customer's acknowledgement and rating, and SLA escalations.
+"""Support tickets: opening, routing, working and closing tickets, the customer's acknowledgement
+and rating, and SLA escalations, by the rules of crm_core.ticket_policy.
 
 Every message this module sends is an outbox row written in the caller's transaction, keyed by
 the ticket event it reports (or, for escalations, by ticket, breach, level and cycle), so a
-retried message or a scheduler that runs twice never notifies anyone twice. The policy
-(categories, priorities, groups, SLA) comes from config/tickets.toml, who the agents are from its
-[routing] sections or the deployment's own routing file (crm_core.ticket_routing); wording from
+retried message or a scheduler that runs twice never notifies anyone twice. Wording comes from
 config/templates_tickets.toml.
 """
 
@@ -15,29 +13,24 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, and_, bindparam, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.policies import CONFIG_DIR, load_policy, shipped_policy
 from config.templates import render
 from crm_core.errors import DomainError, DuplicateError, NotFoundError, ValidationError
 from crm_core.kf_window import KF_CHANNEL, kf_reply_address
 from crm_core.models import Customer, CustomerTag, Message, Staff
+from crm_core.kf_handoff import end_conversation, hand_to_agent, shipped_kf_handoff
 from crm_core.outbox import OutboxService
 from crm_core.sql import insert_if_absent
 from crm_core.ticket_models import CLOSED, OPEN, RESOLVED, Ticket, TicketEvent
-from crm_core.ticket_routing import SELECTOR_KEYS, AgentSelector, SupportTeam
+from crm_core.ticket_policy import PRIORITIES, TicketPolicy, Verdict
 
 log = logging.getLogger(__name__)
 
-POLICY_FILE = CONFIG_DIR / "tickets.toml"
-PRIORITIES = ("urgent", "high", "normal")  # most pressing first
 EXCERPT_CHARS = 200
 _CSAT = re.compile(r"^\s*([1-5])\s*(分|星)?\s*[。.!！]?\s*$")
 _NUMBER = re.compile(r"^T\d{8}-\d{4,}$")
@@ -57,165 +50,6 @@ class TicketAlreadyOpenError(DuplicateError):
 
 class NoCustomerChannelError(DomainError):
     """No channel may reach the customer now (微信客服 window closed or never opened)."""
-
-
-# -- policy -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Category:
-    name: str
-    label: str
-    group: str
-    keywords: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Sla:
-    label: str
-    first_response: timedelta
-    resolution: timedelta
-    manager_after: timedelta
-
-
-@dataclass(frozen=True)
-class Group:
-    name: str
-    label: str
-    agents: AgentSelector  # the group's own, or [routing]'s
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Why a message is a complaint worth a ticket."""
-
-    category: Category
-    threats: tuple[str, ...]
-    score: float
-    signals: tuple[str, ...] = ()  # the words behind the score (Analysis.signals)
-
-
-@dataclass(frozen=True)
-class TicketPolicy:
-    complaint_score: float
-    reopen_days: int
-    csat_days: int
-    categories: tuple[Category, ...]
-    other: Category
-    threat_keywords: tuple[str, ...]
-    vip_tags: frozenset[str]
-    repeat_tickets: int
-    repeat_days: int
-    repeat_messages: int
-    high_score: float
-    sla: dict[str, Sla]
-    groups: dict[str, Group]
-    card_url: str
-
-    @classmethod
-    def from_toml(cls, raw: dict[str, Any], routing_raw: dict[str, Any] | None = None,
-                  routing_source: str = "the routing file") -> TicketPolicy:
-        """The policy file's contents; `routing_raw` (a deployment's own [routing] and [groups.*] agent_*
-        keys) replaces its routing, so the shipped file never has to name anyone."""
-        routing = _routing(raw, POLICY_FILE.name)
-        if routing_raw is not None:
-            routing = {**routing, **_routing(routing_raw, routing_source)}
-        unknown = sorted(set(routing) - {""} - set(raw["groups"]))
-        if unknown:
-            raise ValueError(f"{routing_source if routing_raw is not None else POLICY_FILE.name}: routing for unknown "
-                             f"group(s) {', '.join(unknown)}; the groups are {', '.join(raw['groups'])}")
-        detect, priority = raw["detect"], raw["priority"]
-        policy = cls(
-            complaint_score=float(detect["complaint_score"]),
-            reopen_days=int(detect["reopen_days"]),
-            csat_days=int(detect["csat_days"]),
-            categories=tuple(Category(c["name"], c["label"], c["group"], tuple(k.lower() for k in c["keywords"]))
-                             for c in raw.get("category", [])),
-            other=Category("other", raw["other"]["label"], raw["other"]["group"]),
-            threat_keywords=tuple(k.lower() for k in priority["threat_keywords"]),
-            vip_tags=frozenset(priority["vip_tags"]),
-            repeat_tickets=int(priority["repeat_tickets"]),
-            repeat_days=int(priority["repeat_days"]),
-            repeat_messages=int(priority["repeat_messages"]),
-            high_score=float(priority["high_score"]),
-            sla={name: Sla(s["label"], _minutes(s["first_response"]), _minutes(s["resolution"]), _minutes(s["manager_after"]))
-                 for name, s in raw["sla"].items()},
-            groups={name: Group(name, g["label"], routing.get(name) or routing.get("", AgentSelector()))
-                    for name, g in raw["groups"].items()},
-            card_url=raw["notify"]["card_url"],
-        )
-        policy._check()
-        return policy
-
-    def _check(self) -> None:
-        problems = [f"[sla.{p}] is missing" for p in PRIORITIES if p not in self.sla]
-        problems += [f"category {c.name!r} routes to unknown group {c.group!r}"
-                     for c in (*self.categories, self.other) if c.group not in self.groups]
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    @property
-    def routing_configured(self) -> bool:
-        """Whether any group names its agents; without, tickets cannot reach anyone."""
-        return any(group.agents for group in self.groups.values())
-
-    def team(self, session: AsyncSession) -> SupportTeam:
-        return SupportTeam(session, {name: group.agents for name, group in self.groups.items()})
-
-    def category(self, name: str) -> Category:
-        return next((c for c in self.categories if c.name == name), self.other)
-
-    def categorise(self, text: str) -> Category | None:
-        lowered = text.lower()
-        return next((c for c in self.categories if any(k in lowered for k in c.keywords)), None)
-
-    def threats(self, text: str) -> tuple[str, ...]:
-        lowered = text.lower()
-        return tuple(k for k in self.threat_keywords if k in lowered)
-
-    def verdict(self, text: str, analysis: dict[str, Any] | None) -> Verdict | None:
-        """A Verdict when the message should open or join a ticket, else None.
-
-        The complaint signal itself decides (the message model's calibrated complaint score, see
-        nlp/): a score at `complaint_score` or above, or a named threat (12315, 律师 …), opens a
-        ticket. Sentiment alone never does: a worried question is negative, not a complaint."""
-        if not analysis or not text.strip():
-            return None
-        score = float(analysis.get("complaint_score", 0.0))
-        threats = self.threats(text)
-        if not threats and score < self.complaint_score:
-            return None
-        signals = tuple(str(s) for s in analysis.get("signals") or ())
-        return Verdict(self.categorise(text) or self.other, threats, score, signals)
-
-
-def _routing(raw: dict[str, Any], path: Path) -> dict[str, AgentSelector]:
-    """Selectors by group name ("" for [routing], every group's default) from a TOML document;
-    only groups that name agents of their own are keys."""
-    try:
-        routing = {"": AgentSelector.from_table(raw["routing"], "[routing]")} if "routing" in raw else {}
-        for name, group in raw.get("groups", {}).items():
-            if any(key in group for key in SELECTOR_KEYS):
-                routing[name] = AgentSelector.from_table(group, f"[groups.{name}]")
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    return routing
-
-
-def _minutes(value: float) -> timedelta:
-    return timedelta(minutes=float(value))
-
-
-# The shipped policy, routing included (which names nobody): labels, categories and SLAs.
-default_policy = shipped_policy(POLICY_FILE.name, TicketPolicy.from_toml)
-
-
-@cache
-def load_ticket_policy(routing_file: Path | None = None) -> TicketPolicy:
-    """config/tickets.toml with a deployment's routing file, read once per process."""
-    if routing_file is None:
-        return default_policy()
-    routing = load_policy(routing_file, dict)
-    return load_policy(POLICY_FILE, lambda raw: TicketPolicy.from_toml(raw, routing, str(routing_file)))
 
 
 def csat_score(text: str) -> int | None:
@@ -356,7 +190,7 @@ class TicketService:
     async def _recently_resolved(self, customer_id: int, now: datetime) -> Ticket | None:
         since = now - timedelta(days=self.policy.reopen_days)
         stmt = (select(Ticket).where(Ticket.customer_id == customer_id, Ticket.status.in_((RESOLVED, CLOSED)),
-                                     Ticket.resolved_at >= since)
+                                     Ticket.resolved_at >= since, Ticket.dismissed_at.is_(None))
                 .order_by(Ticket.resolved_at.desc()).limit(1))
         return await self.session.scalar(stmt)
 
@@ -433,6 +267,7 @@ class TicketService:
         detail = f"{previous.userid if previous else '-'} -> {agent.userid}"
         event = await self._event(ticket, kind, actor, now, detail=detail)
         await self._card(agent, ticket, event, now)
+        await hand_to_agent(self.session, ticket, agent, event.id, shipped_kf_handoff())
         owner = ticket.customer.owner
         if owner is not None and owner.id != agent.id and kind == "assigned":
             await self._tell(ticket, owner, event, render(
@@ -492,7 +327,19 @@ class TicketService:
     async def close(self, ticket: Ticket, actor: Staff, now: datetime) -> None:
         self._require(ticket, OPEN, RESOLVED)
         ticket.status, ticket.closed_at, ticket.open_key = CLOSED, now, None
-        await self._event(ticket, "closed", actor, now)
+        event = await self._event(ticket, "closed", actor, now)
+        await end_conversation(self.session, ticket, event.id, shipped_kf_handoff())
+
+    async def dismiss(self, ticket: Ticket, actor: Staff, now: datetime, note: str = "") -> None:
+        """`工单 误判`: the complaint detection was wrong. The ticket closes (never to be reopened by the
+        customer's next complaint, which opens a fresh one) and stays on file, with the agent's verdict,
+        as a labelled example for the next retraining (`scrm nlp eval --from-tickets`)."""
+        if ticket.dismissed_at is not None:
+            raise TicketStateError(f"ticket {ticket.number} was already dismissed")
+        if ticket.status != CLOSED:
+            ticket.status, ticket.closed_at, ticket.open_key = CLOSED, now, None
+        ticket.dismissed_at = now
+        await self._event(ticket, "dismissed", actor, now, detail=note)
 
     async def reopen(self, ticket: Ticket, actor: Staff | None, now: datetime, *, message: Message | None = None) -> None:
         """Back to open with a fresh SLA cycle; the customer's one open ticket rule still holds."""
@@ -506,6 +353,7 @@ class TicketService:
             raise TicketAlreadyOpenError(f"customer {ticket.customer_id} already has an open ticket") from exc
         sla = self.policy.sla[ticket.priority]
         ticket.status, ticket.reopened = OPEN, ticket.reopened + 1
+        ticket.dismissed_at = None  # reopened by an agent: the 误判 verdict no longer stands
         ticket.resolved_at = ticket.closed_at = ticket.first_response_at = ticket.csat_requested_at = None
         ticket.first_response_due_at, ticket.resolution_due_at = now + sla.first_response, now + sla.resolution
         if message is not None:
@@ -604,14 +452,15 @@ class TicketService:
 
     async def _card(self, agent: Staff, ticket: Ticket, event: TicketEvent, now: datetime) -> None:
         description = render(
-            "tickets.card_description", customer=customer_name(ticket.customer),
+            "tickets.card_description", kind="textcard", customer=customer_name(ticket.customer),
             category=self.policy.category(ticket.category).label, priority=self._priority_label(ticket.priority),
             due=self._local(ticket.resolution_due_at), first_due=self._local(ticket.first_response_due_at),
             excerpt=ticket.summary[:120], reasons=self.open_reasons(ticket), number=ticket.number)
         await OutboxService(self.session).enqueue(
             idempotency_key=f"ticket-event:{event.id}:{agent.userid}", kind="app_message",
             payload={"touser": agent.userid, "msgtype": "textcard", "textcard": {
-                "title": render("tickets.card_title", number=ticket.number, priority=self._priority_label(ticket.priority)),
+                "title": render("tickets.card_title", kind="textcard", number=ticket.number,
+                                priority=self._priority_label(ticket.priority)),
                 "description": description, "url": self.policy.card_url, "btntxt": render("tickets.card_button")}},
             customer_id=ticket.customer_id, staff_id=agent.id)
 

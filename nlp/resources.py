@@ -22,7 +22,6 @@ DEFAULT_TRAIN_DATA = (
     REPO_ROOT.parent / "shared" / "datasets" / "sentiment" / "online_shopping_9_cats.csv.gz"
 )
 DATA_DIR = REPO_ROOT / "tests" / "data"
-DEFAULT_CHAT_DATA = DATA_DIR / "chat_sentiment.csv"
 DEFAULT_CUSTOMER_EVAL = DATA_DIR / "customer_eval.csv"
 DEFAULT_OOD_REVIEWS = DATA_DIR / "ood_reviews.csv"
 
@@ -53,3 +52,15 @@ def read_word_list(name: str, directory: Path | None = None) -> list[str]:
         if line and not line.startswith("#"):
             words.append(line)
     return words
+
+
+def fingerprint() -> str:
+    """Which model and rules an analysis came from: a hash of the model file and the config files,
+    so a re-index knows whether a checkpoint it finds was made with the same ones."""
+    import hashlib
+
+    digest = hashlib.sha256(model_path().read_bytes())
+    for path in sorted(p for p in config_dir().iterdir() if p.is_file()):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

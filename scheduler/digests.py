@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.markup import Markup, join
 from config.templates import render
 from crm_core.deals import default_stages
 from crm_core.forecast import Outlook
@@ -84,42 +85,42 @@ def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide
            forecast: Outlook | None, groups: Moves) -> list[str]:
     start, end = report.period.start.astimezone(tz), report.period.end.astimezone(tz)
     if kind == "daily":
-        lines = [render("digests.daily_title", date=_day(end.date())),
-                 render("digests.period", start=f"{start:%m-%d %H:%M}", end=f"{end:%m-%d %H:%M}")]
+        lines = [_md("digests.daily_title", date=_day(end.date())),
+                 _md("digests.period", start=f"{start:%m-%d %H:%M}", end=f"{end:%m-%d %H:%M}")]
     else:
-        lines = [render("digests.weekly_title", start=_day(start.date()), end=_day(end.date() - timedelta(days=1)))]
+        lines = [_md("digests.weekly_title", start=_day(start.date()), end=_day(end.date() - timedelta(days=1)))]
     if company_wide:
-        lines.append(render("digests.company_wide"))
+        lines.append(_md("digests.company_wide"))
     lines.append("")
     if not report.has_activity and not (groups.joined or groups.left):
-        lines.append(render(f"digests.quiet_{kind}"))
+        lines.append(_md(f"digests.quiet_{kind}"))
     if report.new_customers:
-        lines.append(render("digests.new_customers", count=report.new_customers))
+        lines.append(_md("digests.new_customers", count=report.new_customers))
     if report.messages_in or report.messages_out:
-        lines.append(render("digests.messages", incoming=report.messages_in, outgoing=report.messages_out))
+        lines.append(_md("digests.messages", incoming=report.messages_in, outgoing=report.messages_out))
     if groups.joined or groups.left:
-        lines.append(render("groups.digest", joined=groups.joined, left=groups.left))
+        lines.append(_md("groups.digest", joined=groups.joined, left=groups.left))
     mix = report.sentiment
     if mix.total:
-        lines.append(render("digests.sentiment", positive=mix.positive, neutral=mix.neutral, negative=mix.negative))
+        lines.append(_md("digests.sentiment", positive=mix.positive, neutral=mix.neutral, negative=mix.negative))
     if report.trending_negative:
-        lines.append(render("digests.trending_header"))
-        lines += _capped([render("digests.trending_line", name=c.name or render("digests.customer_unnamed", id=c.customer_id),
-                                 score=c.sentiment) for c in report.trending_negative], limit)
+        lines.append(_md("digests.trending_header"))
+        lines += _capped([_md("digests.trending_line", name=c.name or _md("digests.customer_unnamed", id=c.customer_id),
+                              score=c.sentiment) for c in report.trending_negative], limit)
     t = report.tickets
     if t.complaints or t.opened or t.resolved or t.sla_breached:
-        lines.append(render("digests.tickets", complaints=t.complaints, opened=t.opened, resolved=t.resolved,
-                            breached=t.sla_breached))
+        lines.append(_md("digests.tickets", complaints=t.complaints, opened=t.opened, resolved=t.resolved,
+                         breached=t.sla_breached))
     if report.overdue_followups:
-        lines.append(render("digests.overdue_header"))
-        lines += _capped([render("digests.overdue_line", name=r.name, count=r.count) for r in report.overdue_followups],
+        lines.append(_md("digests.overdue_header"))
+        lines += _capped([_md("digests.overdue_line", name=r.name, count=r.count) for r in report.overdue_followups],
                          limit)
     lines += _deal_lines(report)
     if forecast is not None:
         lines += digest_lines(forecast)
     if report.keywords:
-        words = [render("digests.keyword", word=w, count=n) for w, n in report.keywords[:limit]]
-        lines.append(render("digests.keywords", words=render("digests.keyword_separator").join(words)))
+        words = [_md("digests.keyword", word=w, count=n) for w, n in report.keywords[:limit]]
+        lines.append(_md("digests.keywords", words=join(_md("digests.keyword_separator"), words, "markdown")))
     return lines
 
 
@@ -128,11 +129,11 @@ def _deal_lines(report: TeamReport) -> list[str]:
     if deals.open_by_stage:
         order = {stage: i for i, stage in enumerate(default_stages().all)}
         stages = sorted(deals.open_by_stage.items(), key=lambda sc: (order.get(sc[0], len(order)), sc[0]))
-        shown = [render("digests.deals_stage", stage=s, count=n) for s, n in stages]
-        lines.append(render("digests.deals_open", stages=render("digests.item_separator").join(shown)))
+        shown = [_md("digests.deals_stage", stage=s, count=n) for s, n in stages]
+        lines.append(_md("digests.deals_open", stages=join(_md("digests.item_separator"), shown, "markdown")))
     if deals.moved or deals.won or deals.lost:
         key = "digests.deals_changed_amount" if deals.won_amount else "digests.deals_changed"
-        lines.append(render(key, moved=deals.moved, won=deals.won, lost=deals.lost, amount=_money(deals.won_amount)))
+        lines.append(_md(key, moved=deals.moved, won=deals.won, lost=deals.lost, amount=_money(deals.won_amount)))
     return lines
 
 
@@ -140,7 +141,7 @@ def _capped(lines: list[str], limit: int) -> list[str]:
     """The first `limit` lines, then how many more there are ("…等 N 位")."""
     if len(lines) <= limit:
         return lines
-    return lines[:limit] + [render("digests.more", count=len(lines) - limit)]
+    return lines[:limit] + [_md("digests.more", count=len(lines) - limit)]
 
 
 def _fits(content: str) -> bool:
@@ -164,7 +165,7 @@ def _split(lines: list[str]) -> list[str]:
 
 
 def _continued(number: int, total: int) -> str:
-    return render("digests.continued", part=number, parts=total)
+    return _md("digests.continued", part=number, parts=total)
 
 
 def _clip(line: str) -> str:
@@ -172,28 +173,33 @@ def _clip(line: str) -> str:
     budget = MAX_BYTES // 2
     if len(line.encode("utf-8")) <= budget:
         return line
-    tail = render("digests.truncated")
+    tail = _md("digests.truncated")
     return line.encode("utf-8")[:budget - len(tail.encode("utf-8"))].decode("utf-8", "ignore") + tail
 
 
 def _cut_to_fit(parts: list[str]) -> list[str]:
     """Last resort when even the shortest lists need more than MAX_PARTS messages: keep the first
     ones, the last of them saying the rest was left out."""
-    kept, tail = parts[:MAX_PARTS], render("digests.truncated")
+    kept, tail = parts[:MAX_PARTS], _md("digests.truncated")
     lines = kept[-1].split("\n")
     while len(lines) > 1 and not _fits("\n".join([*lines, tail])):
         lines.pop()
     return [*kept[:-1], "\n".join([*lines, tail])]
 
 
+def _md(key: str, **values: object) -> Markup:
+    """Every line of a digest is WeCom markdown, so its values are escaped for markdown."""
+    return render(key, kind="markdown", **values)
+
+
 def _day(day: date) -> str:
-    return render("digests.date", month=day.month, day=day.day)
+    return _md("digests.date", month=day.month, day=day.day)
 
 
 def _money(amount: int) -> str:
     if amount >= 10_000:
-        return render("digests.money_wan", value=f"{amount / 10_000:.2f}".rstrip("0").rstrip("."))
-    return render("digests.money_yuan", value=amount)
+        return _md("digests.money_wan", value=f"{amount / 10_000:.2f}".rstrip("0").rstrip("."))
+    return _md("digests.money_yuan", value=amount)
 
 
 JOBS: dict[str, JobFunc] = {

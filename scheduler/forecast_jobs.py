@@ -60,13 +60,13 @@ async def staff_outlook(session: AsyncSession, staff: Staff | None, scope: Scope
 def digest_lines(view: Outlook) -> list[str]:
     """The weekly digest's forecast section: this month's forecast, last month's against actual."""
     forecast, review = view.forecast, view.last_month
-    lines = [render("forecast.digest_month", amount=money_text(forecast.amount), deals=round(forecast.deals),
-                    won=money_text(forecast.won_amount))]
+    lines = [render("forecast.digest_month", kind="markdown", amount=money_text(forecast.amount),
+                    deals=round(forecast.deals), won=money_text(forecast.won_amount))]
     if review.forecast_amount is None:
-        lines.append(render("forecast.digest_review_none", actual=money_text(review.won_amount),
+        lines.append(render("forecast.digest_review_none", kind="markdown", actual=money_text(review.won_amount),
                             actual_deals=review.won_deals))
     else:
-        lines.append(render("forecast.digest_review", forecast=money_text(review.forecast_amount),
+        lines.append(render("forecast.digest_review", kind="markdown", forecast=money_text(review.forecast_amount),
                             actual=money_text(review.won_amount), actual_deals=review.won_deals,
                             ratio=percent(review.accuracy)))
     return lines

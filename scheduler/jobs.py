@@ -18,7 +18,8 @@ from config.settings import Settings
 from config.templates import render
 from crm_core.models import FollowUp, Staff
 from crm_core.outbox import OutboxService
-from crm_core.tickets import TicketPolicy, TicketService, default_policy, load_ticket_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy, load_ticket_policy
+from crm_core.tickets import TicketService
 from scheduler import care, digests, forecast_jobs, leads, nudges
 from crm_core.job_runs import JobRun
 from scheduler.runner import JobContext, JobFunc, ScheduledJob
@@ -95,7 +96,8 @@ JOB_FUNCTIONS: dict[str, JobFunc] = {
 
 # Jobs that need what only the service has (the WeCom client): scrm builds them and passes them
 # to `build_jobs` as `extra`, so the scheduler package itself never talks to WeCom.
-SERVICE_JOB_NAMES = frozenset({"care.group_send_sync", "groups.sync"})
+SERVICE_JOB_NAMES = frozenset({"care.group_send_sync", "directory.sync", "customers.sync", "handovers.follow_results",
+                               "groups.sync"})
 
 
 def load_schedule(path: Path = SCHEDULE_FILE) -> list[dict[str, str]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import AsyncIterator
 
 import aiohttp
@@ -17,26 +19,29 @@ from aiohttp import web
 
 import nlp
 from bot import build_dispatcher
-from config.roles import RoleMap
 from config.settings import Settings
 from connectors.webhook import WebhookReceiver
 from connectors.wecom.client import WeComClient
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.receiver import CallbackReceiver
-from crm_core.db import create_engine, session_factory
+from crm_core.db import create_engine, session_factory, utcnow
 from crm_core.models import InboxItem, OutboxItem
 from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from connectors.wecom.inbound import AppMessage, ChatChange, ContactChange, KfWakeup
+from connectors.wecom.inbound import (AppMessage, ChatChange, ContactChange, DirectoryChange, KfWakeup, TagChange,
+                                     TransferFail)
 from scrm.ingest.analysis import MessageAnalysis
 from scrm.ingest.chat_archive import ChatArchiveMessages
 from scrm.ingest.context import IngestContext
+from scrm.ingest.directory_changes import DirectoryChanges
+from scrm.ingest.corp_tags import TagChanges
 from scrm.ingest.external_contacts import ContactChanges
 from scrm.ingest.kf import KfMessages, KfWakeups
 from scrm.ingest.staff_messages import StaffMessages
-from crm_core.tickets import load_ticket_policy
+from crm_core.ticket_policy import load_ticket_policy
+from scrm.ingest.transfer_failures import TransferFailures
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm.ingest.wecom_callbacks import WeComCallbacks
 from scrm.ingest.customer_groups import ChatChanges
@@ -51,23 +56,29 @@ from scrm.queue_worker import QueueWorker
 from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
+from scrm.sync.customers import make_customer_sync_job, sync_on_first_start
 from scrm.sync.groups import make_group_sync_job
+from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
 from scrm.delivery.sender import OutboxSender, undeliverable_notifier
+from scrm.sync.directory import Directory, DirectorySync, directory_sync_job, role_map
 
 log = logging.getLogger(__name__)
 
 ALL_ROLES = frozenset({"web", "worker", "scheduler"})
 
-def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.Application:
+def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
+               clock: Callable[[], datetime] = utcnow) -> web.Application:
+    """`clock`: the one "now" of the chat bot (the demo passes its fast-forwarding clock)."""
     unknown = roles - ALL_ROLES
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))}; choose from web, worker, scheduler")
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[request_id_middleware, error_middleware])
     app[keys.SETTINGS] = settings
     app[keys.ROLES] = roles
+    app[keys.CLOCK] = clock
     app[keys.INBOX_WORKERS] = []
     app[keys.OUTBOX_WORKERS] = []
     app[keys.METRICS] = Metrics()
@@ -77,6 +88,8 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES) -> web.App
         app.cleanup_ctx.append(workers_ctx)
         if settings.archive.configured:
             app.cleanup_ctx.append(chat_archive_ctx)
+        if settings.wecom.configured and settings.sync_on_first_start:
+            app.cleanup_ctx.append(first_sync_ctx)
     if "scheduler" in roles:
         app.cleanup_ctx.append(scheduler_ctx)
     app.add_routes(health_routes())
@@ -164,14 +177,14 @@ def build_pipeline(app: web.Application) -> Pipeline:
     The reactions run in this order, inside the message's transaction (scrm.ingest.context): the
     analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
-    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], commands_per_minute=settings.bot_commands_per_minute,
-                                  ticket_policy=app[keys.TICKETS])
+    dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], clock=app[keys.CLOCK],
+                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS])
     dispatcher.observe_command = metrics.observe_command
     app[keys.DISPATCHER] = dispatcher
     context = IngestContext(
         wecom=app[keys.WECOM],
         timezone=settings.tz,
-        roles=RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap(),
+        roles=role_map(settings),
         reactions=[MessageAnalysis(observe=metrics.observe_analysis), CareOptOut(), BuyingSignal(),
                    TicketIntake(settings.tz, app[keys.TICKETS])],
     )
@@ -179,6 +192,9 @@ def build_pipeline(app: web.Application) -> Pipeline:
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
         ChatChange: ChatChanges(context),
+        DirectoryChange: DirectoryChanges(Directory(app[keys.WECOM], context.roles)),
+        TagChange: TagChanges(context),
+        TransferFail: TransferFailures(context),
         KfWakeup: KfWakeups(context),
     })
     return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
@@ -190,6 +206,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     # stall this process for about a second (and escape `scrm serve`'s freeze of start-up objects).
     await asyncio.to_thread(nlp.load)
     pipeline = build_pipeline(app)
+    await asyncio.to_thread(app[keys.DISPATCHER].understanding.load)  # its jieba, off the event loop too
     for reaction in pipeline.context.reactions:
         if isinstance(reaction, TicketIntake):
             await reaction.check_at_start(sessions)
@@ -239,9 +256,32 @@ async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
     puller.close()
 
 
+async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A fresh install pulls the company's WeCom without being asked, in the background: start-up and
+    health checks do not wait for it. The directory comes first (DirectorySync.first_start), so the
+    existing customers that follow find their reps (scrm.sync.customers.sync_on_first_start)."""
+    sessions, wecom = app[keys.SESSIONS], app[keys.WECOM]
+    directory = DirectorySync(Directory(wecom, role_map(app[keys.SETTINGS])), sessions)
+    stopping = asyncio.Event()
+
+    async def first_sync() -> None:
+        await directory.first_start(stopping)
+        if not stopping.is_set():
+            report = await sync_on_first_start(sessions, wecom)
+            if report is not None:
+                log.info("first customer sync: %s", report.summary())
+
+    task = asyncio.create_task(first_sync(), name="first-sync")
+    app[keys.FIRST_SYNC] = task
+    yield
+    stopping.set()
+    await stop_tasks({task})
+
+
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    jobs = [app[keys.METRICS].instrument_job(job) for job in build_jobs(settings, service_jobs(app[keys.WECOM]))]
+    jobs = [app[keys.METRICS].instrument_job(job)
+            for job in build_jobs(settings, service_jobs(app[keys.WECOM], settings))]
     scheduler = Scheduler(jobs, app[keys.SESSIONS], app[keys.REDIS], settings.tz)
     task = asyncio.create_task(scheduler.run_forever(), name="scheduler")
     yield
@@ -249,10 +289,14 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     await stop_tasks({task})
 
 
-def service_jobs(wecom: WeComClient) -> dict[str, JobFunc]:
+def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
-            "groups.sync": make_group_sync_job(wecom, lambda ctx: IngestContext(wecom=wecom, timezone=ctx.timezone).staff)}
+            "directory.sync": directory_sync_job(Directory(wecom, role_map(settings))),
+            "customers.sync": make_customer_sync_job(wecom),
+            "handovers.follow_results": make_handover_follow_job(wecom),
+            "groups.sync": make_group_sync_job(wecom, lambda ctx: IngestContext(
+                wecom=wecom, timezone=ctx.timezone, roles=role_map(settings)).staff)}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.dispatcher import Dispatcher
 from config.settings import Settings
 from connectors.wecom.client import WeComClient
-from crm_core.tickets import TicketPolicy
+from crm_core.ticket_policy import TicketPolicy
 from scrm.ingest.chat_archive_puller import ChatArchivePuller
 from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.metrics import Metrics
@@ -33,3 +35,5 @@ METRICS = web.AppKey("metrics", Metrics)
 CHAT_ARCHIVE_PULLER = web.AppKey("chat_archive_puller", ChatArchivePuller)
 TICKETS = web.AppKey("tickets", TicketPolicy)  # config/tickets.toml with this deployment's routing
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # the bot, in worker processes
+FIRST_SYNC = web.AppKey("first_sync", asyncio.Task)  # a fresh install's first sync of its WeCom (worker role)
+CLOCK = web.AppKey("clock", Callable[[], datetime])  # "now" for the bot and whatever reads time for a rep (the demo moves it)

@@ -20,11 +20,15 @@ get back; neither looks at an exception itself.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import random
 import socket
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 import redis.exceptions
@@ -32,6 +36,9 @@ import sqlalchemy.exc
 
 from connectors.wecom.chat_archive import ArchiveError
 from connectors.wecom.errors import WeComError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OUTAGE_RETRY_SECONDS = 5.0  # how soon work held up by an outage is tried again
 MAX_BACKOFF_SECONDS = 300.0
@@ -77,6 +84,25 @@ def decide(exc: BaseException, failures: int) -> Retry:
         asked = getattr(exc, "retry_after", None)  # throttling: WeCom's own interval, spread a little
         return Retry(with_jitter(asked) if asked is not None else backoff(failures))
     return Retry(backoff(failures), expected=False)
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], *, what: str, attempts: int = 5,
+                       sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> T:
+    """For work that waits for its own retries instead of a queue's (a sync fetching a page): call
+    until it succeeds, waiting as `decide` says; the last error is raised once `decide` gives up or
+    `attempts` attempts failed (an outage uses none)."""
+    failures = used = 0
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            failures += 1
+            retry = decide(exc, failures)
+            used += int(retry.uses_attempt)
+            if retry.gives_up or used >= attempts:
+                raise
+            log.warning("%s failed (%s); trying again in %.1f s", what, exc, retry.after, exc_info=not retry.expected)
+            await sleep(retry.after)
 
 
 def backoff(failures: int, cap: float = MAX_BACKOFF_SECONDS) -> float:

@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("sqlalchemy", "alembic", "aiohttp", "asyncpg", "aiosqlite", "redis", "fakeredis", "openpyxl", "wechatpy",
          "apscheduler", "jieba", "pypinyin", "numpy", "sklearn", "prometheus_client", "defusedxml", "bot",
          "scheduler", "nlp.analyzer", "crm_core.models", "crm_core.db", "scrm.app")
@@ -29,6 +31,7 @@ print(json.dumps({"commands": commands, "modules": sorted(sys.modules)}))
 """
 
 
+@pytest.mark.slow
 def test_building_the_parser_and_every_help_imports_no_heavy_module():
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
     result = json.loads(done.stdout)

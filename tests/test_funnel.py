@@ -328,8 +328,8 @@ async def test_the_weekly_digest_shows_the_forecast_against_last_month(env):  # 
                                       .order_by(ForecastSnapshot.scope))).all()
     east = digests[people["wang"].id]
     # As of 12-07, dept 10's C, D and G: 6万 + 15万 + 85万, nothing won yet in December.
-    assert render("forecast.digest_month", amount="106万", deals=2, won="0元") in east
-    assert render("forecast.digest_review", forecast="40万", actual="50万", actual_deals=1, ratio="125%") in east
+    assert render("forecast.digest_month", kind="markdown", amount="106万", deals=2, won="0元") in east
+    assert render("forecast.digest_review", kind="markdown", forecast="40万", actual="50万", actual_deals=1, ratio="125%") in east
     company = digests[people["boss"].id]
-    assert render("forecast.digest_review_none", actual="60万", actual_deals=2) in company
+    assert render("forecast.digest_review_none", kind="markdown", actual="60万", actual_deals=2) in company
     assert kept == ["company", "dept:10", "dept:20"]  # the digest was December's first forecast for each

@@ -143,7 +143,7 @@ def test_every_stage_and_reason_reads_in_chinese_and_every_deal_stage_has_a_weig
     assert labels == ["潜在", "意向", "成交", "忠诚", "沉睡", "已流失"]
     for reason in (lifecycle.PURCHASE_INTENT, lifecycle.DEAL_OPENED, lifecycle.DEAL_WON, lifecycle.REPEAT_PURCHASE,
                    lifecycle.WENT_DORMANT, lifecycle.WOKE_UP, lifecycle.LEFT, lifecycle.RE_ADDED, lifecycle.MANUAL,
-                   lifecycle.IMPORT):
+                   lifecycle.IMPORT, lifecycle.REANALYSED):
         assert render(f"lifecycle_reasons.{reason}")
     assert set(lead_score_policy().deal_stages) == set(default_stages().stages)
 

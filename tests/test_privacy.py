@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, inspect, select, text
 
 from crm_core.db import utcnow
@@ -86,6 +87,7 @@ async def test_erasure_removes_what_identifies_the_customer_and_keeps_the_statis
     assert "没有找到" in await desk.ask("zhangwei", "查 孙丽")
 
 
+@pytest.mark.slow
 def test_erasure_needs_confirmation_and_the_audit_trail_is_queryable(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
 

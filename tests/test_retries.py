@@ -65,6 +65,17 @@ async def _terminate_others(database_url: str) -> None:
         await admin.close()
 
 
+async def _running(database_url: str, query: str, task: asyncio.Task) -> None:
+    """Until the server is executing `query` (so it is cut off mid-run, not before it was sent)."""
+    admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        while not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = $1",
+                                       query):
+            assert not task.done(), "the query ended before it was seen running"
+    finally:
+        await admin.close()
+
+
 async def _raised(call) -> BaseException:
     try:
         await call()
@@ -98,7 +109,7 @@ async def test_a_connection_terminated_mid_transaction_is_an_outage_at_every_ste
     async with make_session() as session:
         await session.execute(text("SELECT 1"))
         query = asyncio.create_task(session.execute(text("SELECT pg_sleep(5)")))
-        await asyncio.sleep(0.2)  # let the query reach the server: it is cut off while it runs
+        await _running(backend.database_url, "SELECT pg_sleep(5)", query)
         await _terminate_others(backend.database_url)
         during = await _raised(lambda: query)
     assert retries.is_outage(during), repr(during)

@@ -55,6 +55,7 @@ def test_roles_come_from_users_then_departments_then_leadership():
         RoleMap(users={"x": "boss"})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [[], ["serve"], ["demo"], ["db", "upgrade"], ["simulator"], ["nlp"], ["nlp", "reindex"], ["jobs", "run"], ["bench", "ingest"], ["bench", "nlp"], ["bench", "scheduler"]])
 def test_every_command_has_help(args):
     result = subprocess.run([sys.executable, "-m", "scrm.cli.main", *args, "--help"], capture_output=True, text=True, timeout=60)
@@ -62,12 +63,14 @@ def test_every_command_has_help(args):
     assert "usage: scrm" in result.stdout
 
 
+@pytest.mark.slow
 def test_serve_without_credentials_exits_with_the_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "serve"], capture_output=True, text=True, timeout=60,
                             env={"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2 and "SCRM_WECOM_CORP_ID" in result.stderr
 
 
+@pytest.mark.slow
 def test_jobs_list_and_run_once_per_scheduled_time(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "SCRM_DATA_DIR": str(tmp_path)}
 
@@ -86,6 +89,7 @@ def test_jobs_list_and_run_once_per_scheduled_time(tmp_path):
     assert "care.group_send_sync" in listing and "needs WeCom credentials" in listing
 
 
+@pytest.mark.slow
 def test_parked_sends_are_listed_and_retried_from_the_cli(tmp_path):
     import asyncio
 
@@ -123,6 +127,7 @@ def test_parked_sends_are_listed_and_retried_from_the_cli(tmp_path):
     assert "no parked inbox rows" in scrm("inbox", "failed").stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_db_upgrade_leaves_fresh_statistics_behind(backend):
     """A migration that rewrites a big table must not leave the next jobs planning on dead rows."""

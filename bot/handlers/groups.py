@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.formatting import display_name
 from bot.replies import Refusal, Reply
 from bot.router import Arg, CommandContext, Router
+from config.markup import join
 from config.templates import render
 from crm_core.groups import GroupService, GroupView
 
@@ -37,18 +38,18 @@ def group_card(view: GroupView, ctx: CommandContext) -> str:
     for member in view.customers[:MEMBERS_SHOWN]:
         linked = member.customer
         if linked is not None:
-            customers.append(render("groups.bot.card_customer", name=display_name(linked),
+            customers.append(render("groups.bot.card_customer", kind="markdown", name=display_name(linked),
                                     company=linked.company or none))
         else:
-            customers.append(render("groups.bot.card_member", name=member.member.name or member.member.group_nickname
-                                    or render("groups.bot.unnamed")))
+            customers.append(render("groups.bot.card_member", kind="markdown",
+                                    name=member.member.name or member.member.group_nickname or render("groups.bot.unnamed")))
     if len(view.customers) > MEMBERS_SHOWN:
-        customers.append(render("groups.bot.card_more", count=len(view.customers) - MEMBERS_SHOWN))
+        customers.append(render("groups.bot.card_more", kind="markdown", count=len(view.customers) - MEMBERS_SHOWN))
     return render(
-        "groups.bot.card", name=group.name or none,
+        "groups.bot.card", kind="markdown", name=group.name or none,
         owner=(group.owner.name if group.owner else "") or group.owner_userid or none,
         created=ctx.local(group.created_at, "%Y-%m-%d") if group.created_at else none,
         members=len(view.staff) + len(view.customers), customers=len(view.customers), staff=len(view.staff),
-        notice=render("groups.bot.card_notice", notice=group.notice[:120]) if group.notice else "",
-        list="\n".join(customers) or render("groups.bot.card_no_customers"),
+        notice=render("groups.bot.card_notice", kind="markdown", notice=group.notice[:120]) if group.notice else "",
+        list=join("\n", customers, "markdown") or render("groups.bot.card_no_customers", kind="markdown"),
     ).strip()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from bot.formatting import display_name
 from bot.replies import Listing, Refusal
-from bot.router import Arg, CommandContext, Router
+from bot.router import Arg, CommandContext, Router, UsageError
 from config.templates import render
 from crm_core.staff import find_staff
 from crm_core.ticket_models import Ticket
@@ -45,6 +45,13 @@ def ticket_number(word: str) -> str:
 
 
 NUMBER = Arg("number", convert=ticket_number)
+DISMISS_WORDS = frozenset({"误判", "dismiss"})
+DISMISS = "dismiss"
+
+
+def ticket_or_action(word: str) -> str:
+    """A ticket number, or 误判 (dismiss) before one."""
+    return DISMISS if word.casefold() in DISMISS_WORDS else ticket_number(word)
 
 
 def _service(ctx: CommandContext) -> TicketService:
@@ -90,12 +97,20 @@ def status_label(status: str) -> str:
 
 
 @router.command("工单", aliases=("tickets", "ticket"), roles=TICKET_ROLES,
-                args=[Arg("number", optional=True, convert=ticket_number)], usage="工单 [工单号]，如：工单 T20261122-0042")
-async def tickets(ctx: CommandContext, number: str) -> Listing | str:
-    """我的待处理工单；带工单号查看详情和处理记录"""
+                args=[Arg("target", optional=True, convert=ticket_or_action),
+                      Arg("number", optional=True, convert=ticket_number), Arg("note", optional=True, rest=True)],
+                usage="工单 [工单号] | 工单 误判 <工单号> [说明]，如：工单 T20261122-0042")
+async def tickets(ctx: CommandContext, target: str, number: str, note: str) -> Listing | str:
+    """我的待处理工单；带工单号查看详情和处理记录；「工单 误判 工单号」标记不是投诉"""
     service = _service(ctx)
-    if number:
-        return await _details(ctx, await _ticket(ctx, number, own=False))
+    if target == DISMISS:
+        if not number:
+            raise UsageError("missing ticket number")
+        return await _dismiss(ctx, await _ticket(ctx, number), note)
+    if number or note:
+        raise UsageError("nothing follows a ticket number")
+    if target:
+        return await _details(ctx, await _ticket(ctx, target, own=False))
     mine = await service.assigned_to(ctx.staff)
     queued = await service.unassigned_in_groups(ctx.staff)
     queue_line = render("tickets.bot.queue", count=queued) if queued else ""
@@ -112,6 +127,16 @@ async def tickets(ctx: CommandContext, number: str) -> Listing | str:
     return Listing(render("tickets.bot.header", count=len(mine)), lines, queue_line)
 
 
+async def _dismiss(ctx: CommandContext, ticket: Ticket, note: str) -> str:
+    """Close a ticket the complaint detection opened by mistake; the verdict is kept for retraining."""
+    if ticket.dismissed_at is not None:
+        raise Refusal("tickets.bot.already_dismissed", number=ticket.number)
+    with _refusals(ticket):
+        await _service(ctx).dismiss(ticket, ctx.staff, ctx.now, note)
+    ctx.audit("ticket.dismiss", ticket.customer_id, ticket.number)
+    return render("tickets.bot.dismissed", number=ticket.number, customer=display_name(ticket.customer))
+
+
 async def _details(ctx: CommandContext, ticket: Ticket) -> Listing:
     policy = ctx.tickets
     ctx.audit("ticket.view", ticket.customer_id, ticket.number)
@@ -122,6 +147,8 @@ async def _details(ctx: CommandContext, ticket: Ticket) -> Listing:
         agent=display_staff(ticket.assignee) if ticket.assignee else render("tickets.nobody"),
         first_due=ctx.local(ticket.first_response_due_at, "%m-%d %H:%M"),
         due=ctx.local(ticket.resolution_due_at, "%m-%d %H:%M"), excerpt=ticket.summary,
+        reasons=TicketService.open_reasons(ticket),
+        verdict=render("tickets.bot.verdict_dismissed") if ticket.dismissed_at else "",
         csat=ticket.csat if ticket.csat is not None else render("tickets.bot.no_csat"),
     )
     history = [

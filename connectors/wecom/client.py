@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# externalcontact/batch/get_by_user: "userid_list … 最多支持100个", "limit … 最大值100，默认值50"
+# https://developer.work.weixin.qq.com/document/path/92994
+BATCH_USERIDS_MAX = 100
+BATCH_LIMIT_MAX = 100
+
 
 def mask(secret: str) -> str:
     """Show only enough of a credential to tell two apart in a log line."""
@@ -99,9 +104,47 @@ class WeComClient:
         """Staff member by userid (user/get)."""
         return await self.call("GET", "user/get", params={"userid": userid})
 
+    async def list_departments(self) -> list[dict[str, Any]]:
+        """Every department in the app's visible range (department/list, one answer, not paged):
+        id, name, parentid, order, department_leader. https://developer.work.weixin.qq.com/document/path/90208"""
+        return list((await self.call("GET", "department/list")).get("department") or [])
+
+    async def list_member_ids(self, *, cursor: str | None = None, limit: int = 10_000) -> dict[str, Any]:
+        """One page of (userid, department) rows (user/list_id): ``dept_user`` and ``next_cursor``
+        (empty on the last page); limit 1..10000. https://developer.work.weixin.qq.com/document/path/96067"""
+        return await self.call("POST", "user/list_id", json={"limit": limit, **({"cursor": cursor} if cursor else {})})
+
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """Customer profile and the staff who follow them (externalcontact/get)."""
         return await self.call("GET", "externalcontact/get", params={"external_userid": external_userid})
+
+    async def get_follow_user_list(self) -> list[str]:
+        """Userids of the members with 客户联系 (externalcontact/get_follow_user_list), within the app's scope.
+        https://developer.work.weixin.qq.com/document/path/92571"""
+        return [str(u) for u in (await self.call("GET", "externalcontact/get_follow_user_list")).get("follow_user") or []]
+
+    async def batch_get_by_user(self, userids: list[str], *, cursor: str = "", limit: int = 100) -> dict[str, Any]:
+        """One page of the contacts these reps added (externalcontact/batch/get_by_user): at most 100
+        userids, `limit` at most 100 follow entries (default 50); pass `next_cursor` back until it is empty.
+        Each entry of `external_contact_list` is one (contact, rep) pair: `external_contact` and that
+        rep's `follow_info` (tag ids only, `tag_id`). https://developer.work.weixin.qq.com/document/path/92994"""
+        if not 1 <= len(userids) <= BATCH_USERIDS_MAX or not 1 <= limit <= BATCH_LIMIT_MAX:
+            raise ValueError(f"batch/get_by_user takes 1..{BATCH_USERIDS_MAX} userids and a limit of 1..{BATCH_LIMIT_MAX}")
+        body: dict[str, Any] = {"userid_list": list(userids), "limit": limit, **({"cursor": cursor} if cursor else {})}
+        return await self.call("POST", "externalcontact/batch/get_by_user", json=body)
+
+    async def get_corp_tag_list(self, *, tag_ids: list[str] | None = None,
+                                group_ids: list[str] | None = None) -> dict[str, Any]:
+        """The corp tag catalogue (externalcontact/get_corp_tag_list): `tag_group` with each group's `tag`.
+        Neither filter: every live group; `group_ids` wins over `tag_ids` when both are given; a
+        filtered answer also lists deleted groups and tags, marked `deleted`.
+        https://developer.work.weixin.qq.com/document/path/92117"""
+        body: dict[str, Any] = {}
+        if tag_ids:
+            body["tag_id"] = list(tag_ids)
+        if group_ids:
+            body["group_id"] = list(group_ids)
+        return await self.call("POST", "externalcontact/get_corp_tag_list", json=body)
 
     async def send_app_message(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send an app message (message/send).
@@ -148,14 +191,6 @@ class WeComClient:
         """
         return await self.call("POST", "externalcontact/add_contact_way", json=body)
 
-    async def get_contact_way(self, config_id: str) -> dict[str, Any]:
-        """One configured 「联系我」 code (externalcontact/get_contact_way) under ``contact_way``."""
-        return await self.call("POST", "externalcontact/get_contact_way", json={"config_id": config_id})
-
-    async def update_contact_way(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Change a code's remark, state, users, ... in place (externalcontact/update_contact_way); needs ``config_id``."""
-        return await self.call("POST", "externalcontact/update_contact_way", json=body)
-
     async def del_contact_way(self, config_id: str) -> dict[str, Any]:
         """Delete a code (externalcontact/del_contact_way): scanning it no longer adds anyone."""
         return await self.call("POST", "externalcontact/del_contact_way", json={"config_id": config_id})
@@ -191,6 +226,21 @@ class WeComClient:
         return await self.call("POST", "externalcontact/groupchat/get",
                                json={"chat_id": chat_id, "need_name": int(need_name)})
 
+    async def add_corp_tag(self, group_name: str, names: list[str]) -> dict[str, Any]:
+        """New corp tags in the group called ``group_name``, created when WeCom has none
+        (externalcontact/add_corp_tag, document/path/92117). ``tag_group.tag`` lists the new tags with
+        their ids; a name the group already has is 40071."""
+        return await self.call("POST", "externalcontact/add_corp_tag",
+                               json={"group_name": group_name, "tag": [{"name": n} for n in names]})
+
+    async def mark_tag(self, userid: str, external_userid: str, *, add: list[str] = (),
+                       remove: list[str] = ()) -> dict[str, Any]:
+        """Set and remove corp tags (by id) on ``userid``'s contact (externalcontact/mark_tag,
+        document/path/92118). An unknown tag id is 40068; a contact the rep does not follow 84061."""
+        return await self.call("POST", "externalcontact/mark_tag",
+                               json={"userid": userid, "external_userid": external_userid,
+                                     "add_tag": list(add), "remove_tag": list(remove)})
+
     async def get_groupmsg_task(self, msgid: str, *, cursor: str | None = None, limit: int = 1000) -> dict[str, Any]:
         """One page of a group send's per-sender tasks (externalcontact/get_groupmsg_task).
 
@@ -221,6 +271,57 @@ class WeComClient:
         """Every customer's result in ``userid``'s task, all pages."""
         return await self._all_pages("externalcontact/get_groupmsg_send_result", "send_list",
                                      lambda cursor: self.get_groupmsg_send_result(msgid, userid, cursor=cursor))
+
+    async def unassigned_customers(self) -> list[dict[str, Any]]:
+        """Every customer a departed member left behind (externalcontact/get_unassigned_list, all pages):
+        items handover_userid, external_userid, dimission_time. document/path/92124"""
+        return await self._all_pages(
+            "externalcontact/get_unassigned_list", "info",
+            lambda cursor: self.call("POST", "externalcontact/get_unassigned_list",
+                                     json={"page_size": 1000, **({"cursor": cursor} if cursor else {})}))
+
+    async def transfer_customers(self, handover_userid: str, takeover_userid: str, external_userids: list[str], *,
+                                 resigned: bool, transfer_success_msg: str = "") -> dict[str, Any]:
+        """Start handing ≤ 100 customers to another member: ``resigned`` for a member who left
+        (externalcontact/resigned/transfer_customer, document/path/96331), else on the job with a
+        message to the customer (externalcontact/transfer_customer, document/path/96325).
+
+        ``customer`` answers each one's errcode: 0 means WeCom started the transfer (final within 24 h),
+        not that it succeeded; follow it with ``transfer_results``."""
+        body: dict[str, Any] = {"handover_userid": handover_userid, "takeover_userid": takeover_userid,
+                                "external_userid": external_userids}
+        if not resigned and transfer_success_msg:
+            body["transfer_success_msg"] = transfer_success_msg
+        api = "externalcontact/resigned/transfer_customer" if resigned else "externalcontact/transfer_customer"
+        return await self.call("POST", api, json=body)
+
+    async def transfer_results(self, handover_userid: str, takeover_userid: str, *, resigned: bool) -> list[dict[str, Any]]:
+        """Every transfer between the two members, all pages ((resigned/)transfer_result, document/path/96333):
+        items external_userid, status (1 taken over, 2 waiting, 3 refused, 4 takeover rep full, 5 no record),
+        takeover_time."""
+        api = "externalcontact/resigned/transfer_result" if resigned else "externalcontact/transfer_result"
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid}
+        return await self._all_pages(api, "customer", lambda cursor: self.call(
+            "POST", api, json={**body, **({"cursor": cursor} if cursor else {})}))
+
+    async def kf_servicers(self, open_kfid: str) -> list[dict[str, Any]]:
+        """A kf account's 接待人员 (kf/servicer/list): userid, status 0 serving / 1 stopped. document/path/96420"""
+        return (await self.call("GET", "kf/servicer/list", params={"open_kfid": open_kfid})).get("servicer_list") or []
+
+    async def kf_service_state(self, open_kfid: str, external_userid: str) -> dict[str, Any]:
+        """A kf conversation's state (kf/service_state/get): service_state 0-4, servicer_userid when 3."""
+        return await self.call("POST", "kf/service_state/get",
+                               json={"open_kfid": open_kfid, "external_userid": external_userid})
+
+    async def kf_change_service_state(self, open_kfid: str, external_userid: str, service_state: int,
+                                      servicer_userid: str = "") -> dict[str, Any]:
+        """Move a kf conversation (kf/service_state/trans, document/path/94698): 3 hands it to
+        ``servicer_userid``, 4 ends it; a change the current state does not allow is 95016."""
+        body: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
+                                "service_state": service_state}
+        if servicer_userid:
+            body["servicer_userid"] = servicer_userid
+        return await self.call("POST", "kf/service_state/trans", json=body)
 
     async def _all_pages(
         self, api: str, field: str, fetch: Callable[[str | None], Awaitable[dict[str, Any]]]

@@ -63,6 +63,59 @@ class ChatChange:
 
 
 @dataclass(frozen=True)
+class DirectoryChange:
+    """change_contact: a member or department of the address book was created, changed or deleted.
+
+    Callback URLs set up since 2022-08-15 carry only a member's UserID/Department or a department's
+    Id/ParentId, so the rest is read back from WeCom.
+    https://developer.work.weixin.qq.com/document/path/90970 (成员变更通知),
+    https://developer.work.weixin.qq.com/document/path/90971 (部门变更通知)"""
+
+    change_type: str  # create_user | update_user | delete_user | create_party | update_party | delete_party | update_tag
+    sent_at: datetime
+    userid: str = ""
+    new_userid: str = ""  # update_user when the admin changed the member's userid
+    party_id: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def about_member(self) -> bool:
+        return self.change_type.endswith("_user")
+
+    @property
+    def about_department(self) -> bool:
+        return self.change_type.endswith("_party")
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """change_external_tag: an admin created, renamed, deleted or reordered corp tags or tag groups.
+
+    `tag_type` is "tag" or "tag_group"; `change_type` create | update | delete | shuffle. A shuffle
+    names the group whose tags were reordered, or nothing when the groups themselves were; a
+    规则组 tag carries `strategy_id`. Changes made through the API send no callback.
+    https://developer.work.weixin.qq.com/document/path/92130 (事件格式 · 企业客户标签事件)"""
+
+    change_type: str
+    tag_type: str
+    id: str
+    sent_at: datetime
+    strategy_id: str = ""
+
+
+@dataclass(frozen=True)
+class TransferFail:
+    """change_external_contact / transfer_fail: a customer being handed to `userid` (the takeover rep)
+    was not: `fail_reason` customer_refused or customer_limit_exceed (the rep's contacts are full).
+    https://developer.work.weixin.qq.com/document/path/92130 (客户接替失败事件)"""
+
+    userid: str
+    external_userid: str
+    fail_reason: str
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
 class KfWakeup:
     """kf_msg_or_event: new 微信客服 messages are waiting; pull them with this token."""
 
@@ -100,7 +153,7 @@ class KfMessage:
         return self.origin == 3
 
 
-Callback = AppMessage | ContactChange | ChatChange | KfWakeup | OtherCallback
+Callback = AppMessage | ContactChange | ChatChange | DirectoryChange | TagChange | TransferFail | KfWakeup | OtherCallback
 
 
 def callback_dedup_key(fields: dict[str, Any]) -> str:
@@ -111,10 +164,14 @@ def callback_dedup_key(fields: dict[str, Any]) -> str:
     if fields.get("Event") == "kf_msg_or_event":
         return f"wecom:kf:{fields.get('OpenKfId', '')}:{fields.get('Token', '')}"
     parts = [fields.get(k, "") for k in ("FromUserName", "CreateTime", "Event", "ChangeType", "UserID", "ExternalUserID")]
+    if fields.get("Event") == "change_external_tag":  # two tags changed in one second differ only by these
+        parts += [fields.get("TagType", ""), fields.get("Id", "")]
     if not any(parts):
         raise ValueError("callback has neither MsgId nor FromUserName/CreateTime/Event")
     if fields.get("Event") == "change_external_chat":  # several groups (or changes) can share a second
         parts += [fields.get(k, "") for k in ("ChatId", "UpdateDetail", "CurMemVer")]
+    if fields.get("Id"):  # change_contact's department events: two departments changed in one second
+        parts.append(fields["Id"])
     return "wecom:event:" + ":".join(str(p) for p in parts)
 
 
@@ -123,6 +180,9 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
     msg_type = str(fields.get("MsgType", ""))
     if msg_type == "event":
         event = str(fields.get("Event", ""))
+        if event == "change_external_contact" and fields.get("ChangeType") == "transfer_fail":
+            return TransferFail(userid=str(fields.get("UserID", "")), external_userid=str(fields.get("ExternalUserID", "")),
+                                fail_reason=str(fields.get("FailReason", "")), sent_at=sent_at)
         if event == "change_external_contact":
             return ContactChange(
                 change_type=str(fields.get("ChangeType", "")),
@@ -135,6 +195,20 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
             )
         if event == "change_external_chat":
             return _chat_change(fields, sent_at)
+        if event == "change_contact":
+            party = str(fields.get("Id", "") or "")
+            return DirectoryChange(
+                change_type=str(fields.get("ChangeType", "")),
+                sent_at=sent_at,
+                userid=str(fields.get("UserID", "") or ""),
+                new_userid=str(fields.get("NewUserID", "") or ""),
+                party_id=int(party) if party.isdigit() else None,
+                meta=_flat(fields),
+            )
+        if event == "change_external_tag":
+            return TagChange(change_type=str(fields.get("ChangeType", "")), tag_type=str(fields.get("TagType", "")),
+                             id=str(fields.get("Id", "") or ""), sent_at=sent_at,
+                             strategy_id=str(fields.get("StrategyId", "") or ""))
         if event == "kf_msg_or_event":
             return KfWakeup(token=str(fields.get("Token", "")), open_kfid=str(fields.get("OpenKfId", "")), sent_at=sent_at)
         return OtherCallback(name=f"event:{event}", sender=str(fields.get("FromUserName", "")), sent_at=sent_at, meta=_flat(fields))

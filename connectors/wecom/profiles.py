@@ -5,14 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from crm_core.corp_tags import TagGroupInfo, TagInfo
+from crm_core.customer_sync import SyncedContact
 from crm_core.customers import ContactProfile
+from crm_core.directory import DepartmentProfile
 from crm_core.followers import FollowerProfile
 from crm_core.groups import GroupMemberProfile, GroupProfile
 from crm_core.staff import StaffProfile
 
 
 def staff_profile(user: dict[str, Any]) -> StaffProfile:
-    """From user/get. status: 1 active, 2 disabled, 4 not yet activated, 5 left the company."""
+    """From user/get (https://developer.work.weixin.qq.com/document/path/90196). status: 1 active,
+    2 disabled, 4 not yet activated, 5 left the company. Apps created since 2022-06-20 get no mobile,
+    gender, email or avatar, and some no name or status: what is missing stays empty (or active)."""
     return StaffProfile(
         userid=str(user.get("userid", "")),
         name=str(user.get("name", "")),
@@ -22,6 +27,15 @@ def staff_profile(user: dict[str, Any]) -> StaffProfile:
         active=int(user.get("status", 1) or 1) in (1, 4),
         is_leader=any(int(flag or 0) for flag in user.get("is_leader_in_dept", []) or []),
     )
+
+
+def department_profile(department: dict[str, Any]) -> DepartmentProfile:
+    """From department/list (https://developer.work.weixin.qq.com/document/path/90208); the root's
+    parentid is 0. Apps without the name's authorisation get no name: the id stands in for it."""
+    department_id = int(department["id"])
+    parent = int(department.get("parentid") or 0)
+    return DepartmentProfile(id=department_id, name=str(department.get("name") or department_id),
+                             parent_id=parent or None)
 
 
 def contact_profile(contact: dict[str, Any], *, userid: str, owner_staff_id: int | None) -> ContactProfile:
@@ -96,9 +110,54 @@ def group_profile(group_chat: dict[str, Any]) -> GroupProfile:
     )
 
 
+def synced_contact(entry: dict[str, Any]) -> SyncedContact:
+    """One entry of externalcontact/batch/get_by_user's `external_contact_list`: the contact and one
+    rep's `follow_info`. https://developer.work.weixin.qq.com/document/path/92994"""
+    external = entry.get("external_contact") or {}
+    follow = entry.get("follow_info") or {}
+    follower = follower_profile(follow)
+    return SyncedContact(
+        external_userid=str(external.get("external_userid", "")),
+        contact=ContactProfile(
+            name=str(external.get("name", "")),
+            company=str(external.get("corp_full_name") or external.get("corp_name") or follower.remark_corp_name),
+            gender=int(external.get("gender", 0) or 0),
+            unionid=str(external.get("unionid", "") or ""),
+            remark=follower.remark,
+            description=follower.description,
+            phones=list(follower.remark_mobiles),
+        ),
+        follower=follower,
+    )
+
+
+def tag_groups(answer: dict[str, Any]) -> tuple[list[TagGroupInfo], list[str], list[str]]:
+    """externalcontact/get_corp_tag_list's `tag_group`: (live groups with their live tags, deleted
+    group ids, deleted tag ids). Deletions are listed only in answers filtered by id.
+    https://developer.work.weixin.qq.com/document/path/92117"""
+    groups: list[TagGroupInfo] = []
+    deleted_groups: list[str] = []
+    deleted_tags: list[str] = []
+    for group in answer.get("tag_group") or []:
+        group_id = str(group.get("group_id", ""))
+        if not group_id:
+            continue
+        if group.get("deleted"):
+            deleted_groups.append(group_id)
+            continue
+        tags = []
+        for tag in group.get("tag") or []:
+            if tag.get("deleted"):
+                deleted_tags.append(str(tag.get("id", "")))
+            elif tag.get("id"):
+                tags.append(TagInfo(tag_id=str(tag["id"]), name=str(tag.get("name", "")), order=int(tag.get("order") or 0),
+                                    created_at=_epoch(tag.get("create_time"))))
+        groups.append(TagGroupInfo(group_id=group_id, name=str(group.get("group_name", "")),
+                                   order=int(group.get("order") or 0), created_at=_epoch(group.get("create_time")),
+                                   tags=tags))
+    return groups, deleted_groups, deleted_tags
+
+
 def _epoch(value: Any) -> datetime | None:
-    try:
-        seconds = int(value or 0)
-    except (TypeError, ValueError):
-        return None
+    seconds = int(value or 0)
     return datetime.fromtimestamp(seconds, timezone.utc) if seconds else None

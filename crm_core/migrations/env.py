@@ -10,6 +10,8 @@ from crm_core import ticket_models  # noqa: F401  (support tickets' tables)
 from crm_core import group_models  # noqa: F401  (customer groups' tables)
 from crm_core.db import Base, create_engine
 from crm_core import job_runs  # noqa: F401
+from crm_core import leases  # noqa: F401
+from crm_core import corp_tags, sync_states  # noqa: F401  (corp tag catalogue, sync progress)
 
 config = context.config
 target_metadata = Base.metadata

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     from connectors.wecom.simulator import cli as simulator_cli
     from nlp import cli as nlp_cli
     from scrm.bench import commands as bench
-    from scrm.cli import api_tokens, channels, doctor, import_export, jobs, nlp_reindex, privacy, queues, report, serve, sync
+    from scrm.cli import (api_tokens, channels, doctor, import_export, jobs, nlp_feedback, nlp_reindex, privacy, queues,
+                           report, serve, sync)
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -35,13 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     queues.register(sub)
     channels.register(sub)
     import_export.register(sub)
+    sync.register(sub)
     privacy.register(sub)
     api_tokens.register(sub)
     simulator_cli.register(sub)
     jobs.register(sub)
     report.register(sub)
-    sync.register(sub)
-    nlp_reindex.register(nlp_cli.register(sub))
+    nlp_commands = nlp_cli.register(sub)
+    nlp_reindex.register(nlp_commands)
+    nlp_feedback.register(nlp_commands)
     bench.register(sub)
     return parser
 

@@ -28,6 +28,10 @@ from crm_core.db import utcnow
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.outbox import OutboxService
+from crm_core.tag_push import MARK_TAG
+from scrm.delivery.corp_tags import send_mark_tag
+from scrm.delivery.handovers import send_transfer
+from scrm.delivery.kf_sessions import send_kf_service_state
 from scrm.delivery.send_limits import MemberSendLimit
 
 CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template",
@@ -43,6 +47,13 @@ class WeComSendApi(Protocol):
     async def send_welcome_msg(self, body: dict) -> dict: ...
     async def add_contact_way(self, body: dict) -> dict: ...
     async def del_contact_way(self, config_id: str) -> dict: ...
+    async def transfer_customers(self, handover_userid: str, takeover_userid: str, external_userids: list[str], *,
+                                 resigned: bool, transfer_success_msg: str = "") -> dict: ...
+    async def transfer_results(self, handover_userid: str, takeover_userid: str, *, resigned: bool) -> list[dict]: ...
+    async def kf_servicers(self, open_kfid: str) -> list[dict]: ...
+    async def kf_service_state(self, open_kfid: str, external_userid: str) -> dict: ...
+    async def kf_change_service_state(self, open_kfid: str, external_userid: str, service_state: int,
+                                      servicer_userid: str = "") -> dict: ...
 
 
 @dataclass
@@ -54,6 +65,12 @@ class OutboxSender:
     async def __call__(self, session: AsyncSession, item: OutboxItem) -> dict[str, Any]:
         if item.kind == "contact_way":
             return await self._contact_way(session, item)
+        if item.kind == "customer_transfer":
+            return await send_transfer(self.wecom, session, item)
+        if item.kind == "kf_service_state":
+            return await send_kf_service_state(self.wecom, session, item)
+        if item.kind == MARK_TAG:
+            return await send_mark_tag(self.wecom, session, item)
         try:
             response = await self._send(item)
         except WelcomeAlreadySentError as exc:

@@ -25,8 +25,8 @@ from crm_core.errors import NotFoundError
 from crm_core.models import Customer, CustomerIdentity, Message
 from crm_core.staff import StaffService
 from crm_core.ticket_models import Ticket
-from crm_core.tickets import TicketPolicy
-from crm_core.tickets import default_policy as ticket_policy
+from crm_core.ticket_policy import TicketPolicy
+from crm_core.ticket_policy import default_policy as ticket_policy
 from scrm.delivery.sender import message_text
 from scrm.http.tickets import ticket_json
 

@@ -160,7 +160,7 @@ class Demo:
 
     async def schedule_ctx(self, app: web.Application) -> AsyncIterator[None]:
         """The schedule on the demo clock: a tick every TICK_SECONDS runs whatever fell due since the last."""
-        jobs = build_jobs(self.settings, service_jobs(app[keys.WECOM]))
+        jobs = build_jobs(self.settings, service_jobs(app[keys.WECOM], self.settings))
         self.scheduler = Scheduler([_on_clock(job, self.clock) for job in jobs], app[keys.SESSIONS], app[keys.REDIS],
                                    self.settings.tz, clock=self.clock.now)
         stopping = asyncio.Event()
@@ -431,7 +431,7 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
             wecom=WeComSettings(corp_id=sim.corp_id, secret=sim.secret, agent_id=str(sim.agent_id),
                                 token=sim.callback_token, aes_key=sim.encoding_aes_key, api_base=f"{sim_url}/cgi-bin/"),
         )
-        app = create_app(settings, DEMO_ROLES)
+        app = create_app(settings, DEMO_ROLES, clock=clock.now)
         demo = Demo(app, sim, clock)
         app.cleanup_ctx.append(demo.schedule_ctx)
         add_console(app, demo)

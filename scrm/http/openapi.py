@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_core.lifecycle import STAGES
 from crm_core.ticket_models import CLOSED, OPEN, RESOLVED
-from crm_core.tickets import PRIORITIES
+from crm_core.ticket_policy import PRIORITIES
 
 # Ids are 64-bit in the database; the API takes up to 18 digits, which always fit.
 MAX_ID = 10**18 - 1

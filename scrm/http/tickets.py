@@ -15,7 +15,8 @@ from crm_core.audit import AuditService
 from crm_core.models import Staff
 from crm_core.ticket_models import Ticket, TicketEvent
 from crm_core.ticket_routing import TicketAccess
-from crm_core.tickets import PRIORITIES, TicketNotFoundError, TicketService
+from crm_core.ticket_policy import PRIORITIES
+from crm_core.tickets import TicketNotFoundError, TicketService
 from scrm import keys
 from scrm.http.api import Caller, _authorize, _error, _id_param, _iso, _page, _page_params, _parse_since, hidden
 

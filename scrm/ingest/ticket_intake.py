@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_core.db import utcnow
 from crm_core.models import Customer, Message
-from crm_core.tickets import TicketPolicy, TicketService, default_policy
+from crm_core.ticket_policy import TicketPolicy, default_policy
+from crm_core.tickets import TicketService
 
 log = logging.getLogger(__name__)
 

@@ -1,2 +1,6 @@
-"""Full syncs of what WeCom holds (directory, existing customers, customer groups): each resumable,
-run on demand (`scrm sync …`) and nightly by the scheduler."""
+"""Syncs that pull a part of the company's WeCom into the CRM, page by page (the directory, existing
+customers, customer groups).
+
+Each runs on a fresh install's first start, on the schedule and by hand (`scrm sync …`), one
+process at a time, with WeCom's failures handled by scrm.retries; a killed run resumes where it stopped.
+"""

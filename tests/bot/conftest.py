@@ -11,21 +11,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import count
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import aiohttp
+import fakeredis
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from config.roles import RoleMap
-from connectors.wecom.profiles import staff_profile
-from crm_core.staff import StaffService
-
+from connectors.wecom.client import WeComClient
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
+from connectors.wecom.simulator.server import create_simulator_app
 from crm_core.models import Customer, Staff
 from scrm import keys
 from scrm.app import create_app
+from scrm.sync.directory import Directory, DirectorySync
+from scrm.delivery.handovers import make_handover_follow_job
+from scheduler.runner import JobContext
 from tests.service.conftest import TEST_ROLES, Service, external_id, service_settings, sim, sim_server  # noqa: F401  (fixtures)
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 # Wednesday 2026-11-18 10:00 in Shanghai.
 FIXED_NOW = datetime(2026, 11, 18, 2, 0, tzinfo=timezone.utc)
 
@@ -45,17 +52,20 @@ agent_departments = [3]
 
 
 async def sync_directory(sessions, sim, roles_toml: str = ROLES_TOML) -> None:
-    """Every simulator member into the staff table with their role, as the directory sync does for
-    the whole address book (ticket routing reads the staff table)."""
+    """The real directory sync (scrm.sync.directory) of `sim`'s company into the staff table, with the
+    sample company's roles, over HTTP to a simulator serving `sim` (ticket routing reads the staff table)."""
     roles = tomllib.loads(roles_toml)
     role_map = RoleMap(users=roles.get("users", {}), departments={int(k): v for k, v in roles.get("departments", {}).items()},
                        default=roles.get("default", "sales"))
-    async with sessions() as session:
-        for userid in sorted(sim.staff):
-            profile = staff_profile(sim.staff[userid])
-            await StaffService(session).upsert(profile, role=role_map.role_for(
-                profile.userid, profile.department_ids, is_leader=profile.is_leader))
-        await session.commit()
+    server = TestServer(create_simulator_app(sim))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            wecom = WeComClient(http, api_base=str(server.make_url("/cgi-bin/")), corp_id=sim.corp_id, secret=sim.secret,
+                                redis=fakeredis.FakeAsyncRedis())
+            await DirectorySync(Directory(wecom, role_map), sessions).run()
+    finally:
+        await server.close()
 
 
 def sample_company_files(tmp_path: Path) -> dict[str, Path]:
@@ -110,6 +120,20 @@ class Chat:
     async def staff(self, userid: str) -> Staff:
         async with self.service.sessions() as session:
             return await session.scalar(select(Staff).where(Staff.userid == userid))
+
+    async def staff_by_id(self, staff_id: int) -> Staff:
+        async with self.service.sessions() as session:
+            return await session.get(Staff, staff_id)
+
+
+async def follow_handovers(chat: Chat) -> str:
+    """WeCom's 24 hours pass (every waiting transfer is decided), then the scheduler's
+    handovers.follow_results runs once and the workers deliver what it queued."""
+    chat.service.sim.transfer_book.settle(chat.service.sim)
+    job = make_handover_follow_job(chat.service.app[keys.WECOM])
+    summary = await job(JobContext(chat.service.app[keys.SESSIONS], chat.now.astimezone(SHANGHAI), SHANGHAI))
+    await chat.service.settle()
+    return summary
 
 
 def reply_text(message: dict) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from crm_core.models import AuditEntry, Customer, Deal, FollowUp, Message, Note, OutboxItem
 from scrm import keys
-from tests.bot.conftest import FIXED_NOW, later
+from tests.bot.conftest import FIXED_NOW, follow_handovers, later
 
 
 async def audit_actions(chat, customer_id=None) -> list[str]:
@@ -209,18 +209,24 @@ async def test_staff_unknown_to_the_system_get_a_polite_refusal(chat):
 
 
 async def test_handover_of_one_customer_and_of_all_customers(chat):
+    """Between reps on the job, 转交 is WeCom's 在职继承: the owner moves once WeCom says the customer
+    was taken over, and the one who asked hears the outcome."""
     await chat.onboard()
     await chat.say("lina", "跟进 吴敏 明天 回访")
     await chat.say("lina", "阶段 郑浩 需求确认")
     await chat.say("lina", "记 冯雪 老客户")
     assert "只有主管和管理员" in await chat.ask("zhangwei", "转交 全部 李娜 张伟")
     reply = await chat.ask("liuyang", "handover all 李娜 zhangwei")
-    assert reply == "已把 李娜 的 3 位客户转交给 张伟（待办 1 条、进行中商机 1 个），已通知对方。"
+    assert reply.startswith("已向企业微信提交：把 李娜 的 3 位客户转交给 张伟") and "24 小时内可以拒绝" in reply
+    assert (await chat.customer("吴敏")).owner_id == (await chat.staff("lina")).id  # not before WeCom accepts
+    await follow_handovers(chat)
+    assert "3 位已由 张伟 接手" in chat.replies("liuyang")[-1]
     assert "把 李娜 的 3 位客户转交给了您" in chat.replies("zhangwei")[-1]
     assert "【冯雪】" in await chat.ask("zhangwei", "查 冯雪") and "老客户" in chat.replies("zhangwei")[-1]
     assert "回访" in await chat.ask("zhangwei", "我的待办")
-    assert "已把 赵磊 转交给 李娜" in await chat.ask("zhangwei", "转交 赵磊 李娜")
-    assert "把客户 赵磊 转交给了您" in chat.replies("lina")[-1]
+    assert "已向企业微信提交：把 赵磊 转交给 李娜" in await chat.ask("zhangwei", "转交 赵磊 李娜")
+    await follow_handovers(chat)
+    assert "1 位已由 李娜 接手" in chat.replies("zhangwei")[-1]
     assert "没有找到" in await chat.ask("zhangwei", "查 赵磊")
     assert "找不到同事「王五」" in await chat.ask("zhangwei", "转交 孙丽 王五")
     async with chat.service.sessions() as session:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import func, select
 
@@ -15,6 +16,8 @@ from crm_core.ticket_models import Ticket, TicketEvent
 from scheduler.digests import JOBS, MAX_BYTES, MAX_PARTS, render_digest, send_daily_digests, send_weekly_digests
 from scheduler.runner import JobContext
 from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+
+render = partial(render, kind="markdown")  # every digest line is markdown
 
 
 def local(day: int, hour: int = 0, minute: int = 0, month: int = 11) -> datetime:

@@ -90,6 +90,8 @@ def external_id(sim: SimulatorState, name: str) -> str:
 
 
 def service_settings(backend, sim: SimulatorState, api_base: str, **changes) -> Settings:
+    """Tests start from an empty CRM and sync the directory when they mean to (tests/sync)."""
+    changes.setdefault("sync_on_first_start", False)
     return Settings(
         database_url=backend.database_url,
         redis_url=backend.redis_url,

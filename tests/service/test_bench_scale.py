@@ -17,11 +17,13 @@ def scrm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args", [["bench", "ingest", "--web", "2"], ["bench", "ingest", "--workers", "1,2"],
                                   ["bench", "memory", "--messages", "10"]])
+@pytest.mark.slow
 def test_several_processes_need_postgres_and_redis(args):
     result = scrm(*args, timeout=60)
     assert result.returncode == 2 and "must share PostgreSQL and Redis" in result.stderr
 
 
+@pytest.mark.slow
 def test_memory_bench_has_help():
     result = scrm("bench", "memory", "--help", timeout=60)
     assert result.returncode == 0 and "--sample-every" in result.stdout

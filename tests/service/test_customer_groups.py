@@ -33,7 +33,7 @@ QIAN = "wmDemoQianSheng000000000000000009"
 async def nightly_sync(chat: Chat) -> str:
     """The scheduler's groups.sync job, as `scrm serve` builds it."""
     app, tz = chat.service.app, chat.service.settings.tz
-    job = service_jobs(app[keys.WECOM])["groups.sync"]
+    job = service_jobs(app[keys.WECOM], chat.service.settings)["groups.sync"]
     return await job(JobContext(app[keys.SESSIONS], utcnow().astimezone(tz), tz))
 
 
@@ -274,7 +274,7 @@ async def test_scrm_sync_groups_runs_it_by_hand(chat, backend, monkeypatch, caps
         monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
 
     code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "sync", "groups"])
-    captured = capsys.readouterr()
-    assert code == 0 and captured.out.strip() == "3 group(s) synced: 5 customer(s) joined, 0 left, 0 group(s) gone"
-    assert "3 group(s) synced" in captured.err  # progress
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out == ["客户群：已同步 3 个",
+                                 "✅ 客户群同步完成：3 个群，入群客户 5 人次，退群 0 人次，已解散或不再可见的群 0 个。"]
     assert await stored_groups(chat) == 3

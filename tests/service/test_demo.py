@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts the demo in a process
+
 
 def test_scripted_demo_imports_customers_and_answers_the_rep(tmp_path):
     result = subprocess.run(

@@ -41,6 +41,7 @@ def test_only_the_demo_serves_the_console(tmp_path):
     assert not [p for p in paths if p.startswith("/demo")], paths
 
 
+@pytest.mark.slow
 async def test_console_refuses_bad_lines_and_unknown_personas(tmp_path):
     async with running_demo(port=0, data_dir=tmp_path / "data") as demo, aiohttp.ClientSession() as http:
         say = f"{demo.service_url}/demo/api/say"
@@ -57,6 +58,7 @@ async def test_console_refuses_bad_lines_and_unknown_personas(tmp_path):
         assert state["entries"] == []  # nothing was sent on anyone's behalf
 
 
+@pytest.mark.slow
 async def test_visitor_chats_sees_the_ticket_and_moves_the_clock(tmp_path, chromium):
     from playwright.async_api import async_playwright, expect
 

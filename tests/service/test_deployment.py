@@ -50,6 +50,7 @@ def test_dockerfile_installs_every_package():
         assert f"COPY {package} {package}" in dockerfile
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # processes must share the database and Redis
 async def test_web_and_worker_as_separate_processes_share_the_work(backend, sim, sim_server, tmp_path):
     api_base = str(sim_server.make_url("/cgi-bin/"))

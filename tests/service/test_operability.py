@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
@@ -226,6 +227,7 @@ async def test_doctor_explains_wrong_credentials_and_exits_1(service):
     assert found["database"][0] == "OK"
 
 
+@pytest.mark.slow
 def test_doctor_cli_fails_on_an_unreachable_database(tmp_path):
     env = {**os.environ, "SCRM_DATABASE_URL": "postgresql+asyncpg://scrm:hunter2@127.0.0.1:1/scrm"}
     for name in [n for n in env if n.startswith("SCRM_") and n != "SCRM_DATABASE_URL"]:
@@ -239,6 +241,7 @@ def test_doctor_cli_fails_on_an_unreachable_database(tmp_path):
     assert "hunter2" not in result.stdout
 
 
+@pytest.mark.slow
 def test_log_format_json_from_the_environment_gives_one_object_per_line(tmp_path):
     env = {**os.environ, "SCRM_LOG_FORMAT": "json", "SCRM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}"}
     result = subprocess.run([sys.executable, "-m", "scrm.cli.main", "db", "upgrade"], capture_output=True, text=True,

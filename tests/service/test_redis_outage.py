@@ -23,6 +23,9 @@ from scrm.bench.processes import free_port
 from tests.service.conftest import TEST_ROLES, Service, service_settings, sim, sim_server  # noqa: F401  (fixtures)
 
 
+pytestmark = pytest.mark.slow  # starts its own redis-server
+
+
 class PrivateRedis:
     def __init__(self, port: int, workdir: Path):
         self.port, self.workdir, self.proc = port, workdir, None

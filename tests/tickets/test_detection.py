@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nlp
-from crm_core.tickets import default_policy
+from crm_core.ticket_policy import default_policy
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "complaints.csv"
 TARGET_PRECISION = 0.9

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from crm_core.models import Message, Staff
 from crm_core.ticket_models import TicketEvent
 from crm_core.ticket_routing import AgentSelector
-from crm_core.tickets import Group
+from crm_core.ticket_policy import Group
 from scrm.delivery.sender import message_text as reply_text
 
 COMPLAINT = "你们的东西用了两天就坏了，我要退款，不退我就去12315投诉"

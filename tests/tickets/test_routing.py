@@ -14,7 +14,7 @@ from sqlalchemy import select
 from connectors.wecom.simulator.sample_data import sample_state
 from crm_core.models import Department, Staff
 from crm_core.ticket_routing import AgentSelector
-from crm_core.tickets import POLICY_FILE, default_policy, load_ticket_policy
+from crm_core.ticket_policy import POLICY_FILE, default_policy, load_ticket_policy
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm import keys
 from tests.bot.conftest import ROLES_TOML, sync_directory

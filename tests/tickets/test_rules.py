@@ -14,7 +14,8 @@ import nlp
 from crm_core.db import utcnow
 from crm_core.models import Customer, Message
 from crm_core.ticket_models import Ticket, TicketCounter, TicketEvent
-from crm_core.tickets import TicketService, default_policy
+from crm_core.ticket_policy import default_policy
+from crm_core.tickets import TicketService
 from scrm.delivery.sender import message_text
 from scrm.ingest.ticket_intake import TicketIntake
 
@@ -159,7 +160,7 @@ async def test_routing_failure_keeps_the_ticket_open_and_tells_the_manager(desk,
 
 def test_policy_rejects_a_category_without_a_group(tmp_path):
     from config.policies import load_policy
-    from crm_core.tickets import POLICY_FILE, TicketPolicy
+    from crm_core.ticket_policy import POLICY_FILE, TicketPolicy
 
     broken = tmp_path / "tickets.toml"
     broken.write_text(POLICY_FILE.read_text(encoding="utf-8").replace('group = "billing"', 'group = "nobody"'),

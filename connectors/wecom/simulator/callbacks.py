@@ -145,6 +145,55 @@ def build_plaintext_change_external_chat(
     return xml.removesuffix("</xml>") + f"<MemChangeList>{items}</MemChangeList></xml>"
 
 
+# 通讯录变更 (change_contact) kinds: members https://developer.work.weixin.qq.com/document/path/90970,
+# departments https://developer.work.weixin.qq.com/document/path/90971.
+CONTACT_CHANGE_TYPES = frozenset({"create_user", "update_user", "delete_user", "create_party", "update_party",
+                                  "delete_party"})
+
+
+def build_plaintext_change_contact(corp_id: str, change_type: str, *, userid: str | None = None,
+                                   new_userid: str | None = None, department: list[int] | None = None,
+                                   party_id: int | None = None, parent_id: int | None = None,
+                                   create_time: int | None = None) -> str:
+    """An address-book event as callback URLs configured since 2022-08-15 get it: a member's UserID
+    (NewUserID when it was renamed) and Department, a department's Id and ParentId; everything else
+    is read back with user/get and department/list."""
+    if change_type not in CONTACT_CHANGE_TYPES:
+        raise ValueError(f"unknown change_contact ChangeType {change_type!r}")
+    member = change_type.endswith("_user")
+    if member and not userid:
+        raise ValueError(f"{change_type} needs the member's userid")
+    if not member and party_id is None:
+        raise ValueError(f"{change_type} needs the department's id")
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_contact"), ("ChangeType", change_type),
+        ("UserID", userid if member else None),
+        ("NewUserID", new_userid if change_type == "update_user" else None),
+        ("Department", ",".join(str(d) for d in department) if member and department is not None else None),
+        ("Id", party_id if not member else None),
+        ("ParentId", str(parent_id) if not member and parent_id is not None else None),
+    ])
+
+
+TAG_CHANGE_TYPES = frozenset({"create", "update", "delete", "shuffle"})
+
+
+def build_plaintext_change_external_tag(corp_id: str, change_type: str, tag_type: str, tag_or_group_id: str, *,
+                                        strategy_id: str | None = None, create_time: int | None = None) -> str:
+    """企业客户标签 create/update/delete/shuffle: an admin changed the catalogue in WeCom.
+    https://developer.work.weixin.qq.com/document/path/92130 (事件格式)"""
+    if change_type not in TAG_CHANGE_TYPES:
+        raise ValueError(f"unknown ChangeType {change_type!r}")
+    if tag_type not in ("tag", "tag_group"):
+        raise ValueError(f"unknown TagType {tag_type!r}")
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_external_tag"),
+        ("Id", tag_or_group_id), ("TagType", tag_type), ("ChangeType", change_type), ("StrategyId", strategy_id),
+    ])
+
+
 def build_plaintext_kf_msg_or_event(corp_id: str, token: str, open_kfid: str, *,
                                     create_time: int | None = None) -> str:
     """The 微信客服 wake-up: "there is something new, sync with this Token"."""
@@ -193,6 +242,16 @@ class CallbackSender:
             state=state, welcome_code=welcome_code, fail_reason=fail_reason,
         ))
 
+    async def change_contact(self, change_type: str, *, userid: str | None = None, new_userid: str | None = None,
+                             department: list[int] | None = None, party_id: int | None = None,
+                             parent_id: int | None = None, create_time: int | None = None) -> tuple[int, str]:
+        """An address-book change (create_user, update_user, delete_user, create_party, …); make it in the
+        simulator first (simulator.directory: hire, move, disable, leave, add_department). Two events of
+        one member in the same second look like one retried event: give the second a later create_time."""
+        return await self.raw(build_plaintext_change_contact(
+            self._corp_id, change_type, userid=userid, new_userid=new_userid, department=department,
+            party_id=party_id, parent_id=parent_id, create_time=create_time))
+
     async def customer_scans(self, sim: SimulatorState, config_id: str, name: str, **contact: str) -> Scan:
         """A WeChat user scans a 「联系我」 code: the contact appears in ``sim`` and WeCom sends
         add_external_contact with the code's State and a fresh WelcomeCode. ``contact``: userid,
@@ -211,6 +270,11 @@ class CallbackSender:
             self._corp_id, chat_id, change_type, update_detail=update_detail, members=list(members),
             join_scene=join_scene, quit_scene=quit_scene, last_version=last_version,
             current_version=current_version, create_time=create_time))
+
+    async def change_external_tag(self, change_type: str, tag_type: str, tag_or_group_id: str, *,
+                                  strategy_id: str | None = None) -> tuple[int, str]:
+        return await self.raw(build_plaintext_change_external_tag(self._corp_id, change_type, tag_type,
+                                                                  tag_or_group_id, strategy_id=strategy_id))
 
     async def kf_msg_or_event(self, token: str, open_kfid: str) -> tuple[int, str]:
         return await self.raw(build_plaintext_kf_msg_or_event(self._corp_id, token, open_kfid))

@@ -20,7 +20,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
-from connectors.wecom.simulator.state import paginate
+from connectors.wecom.simulator.state import _page
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -133,7 +133,7 @@ def _groupchat_list(state: SimulatorState, _: web.Request, body: dict[str, Any])
     rows = [{"chat_id": chat_id, "status": chat["status"]} for chat_id, chat in sorted(state.group_chats.items())
             if (owners is None or chat["owner"] in owners) and (status_filter == 0 or chat["status"] == status_filter)]
     try:
-        page, next_cursor = paginate(rows, body.get("cursor") or None, limit)
+        page, next_cursor = _page(rows, body.get("cursor") or None, limit)
     except ValueError as exc:
         raise ApiError(40058) from exc
     return ok(group_chat_list=page, next_cursor=next_cursor)

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.wecom.simulator.chat_archive import ChatArchive
+from connectors.wecom.simulator.contacts import tag_catalogue
 from connectors.wecom.simulator.groups import sample_groups
 from connectors.wecom.simulator.state import SimulatorState
 
@@ -28,6 +29,7 @@ DEMO_OPEN_KFID = "wkDemo00000000000000000000000001"
 DEMO_ARCHIVE_SECRET = "demo-archive-secret-Rw8tY3uV6nQ1zX4cM7bK0jH5"
 
 DEPARTMENTS = {1: "星河科技", 2: "销售部", 3: "客户服务部", 4: "行政部"}
+DEPARTMENT_LEADERS = {2: ["liuyang"], 3: ["liuyang"]}
 
 
 def _staff(userid: str, name: str, department: list[int], position: str, mobile: str,
@@ -103,6 +105,15 @@ def _sample_staff() -> dict[str, dict[str, Any]]:
     return {person["userid"]: person for person in people}
 
 
+def _sample_departments() -> dict[int, dict[str, Any]]:
+    """department/list entries (https://developer.work.weixin.qq.com/document/path/90208); 1 is the root."""
+    return {
+        department_id: {"id": department_id, "name": name, "name_en": "", "parentid": 0 if department_id == 1 else 1,
+                        "order": 100_000_000 - department_id, "department_leader": DEPARTMENT_LEADERS.get(department_id, [])}
+        for department_id, name in DEPARTMENTS.items()
+    }
+
+
 def _sample_customers() -> dict[str, dict[str, Any]]:
     customers = [
         _customer("wmDemoZhaoLei0000000000000000001", "赵磊", 1, "华东精密机械有限公司", "采购经理",
@@ -141,7 +152,9 @@ def sample_state(**overrides: Any) -> SimulatorState:
         "callback_token": DEMO_CALLBACK_TOKEN,
         "encoding_aes_key": DEMO_ENCODING_AES_KEY,
         "staff": _sample_staff(),
+        "departments": _sample_departments(),
         "external_contacts": _sample_customers(),
+        "corp_tag_groups": tag_catalogue([VIP, NORMAL, PROSPECT, QUOTING, SIGNED]),
         "kf_accounts": {DEMO_OPEN_KFID: {"open_kfid": DEMO_OPEN_KFID, "name": "星河科技客服", "avatar": ""}},
         "group_chats": sample_groups(),
     }

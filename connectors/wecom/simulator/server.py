@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from connectors.wecom.simulator import groups
+from connectors.wecom.simulator import contacts, directory, groups, kf_state, tags, transfers
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -51,16 +51,6 @@ def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
     if secret != state.secret and secret != archive_secret:
         raise ApiError(40001)
     return ok(access_token=state.issue_access_token(), expires_in=7200)
-
-
-def _user_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
-    userid = request.query.get("userid")
-    if not userid:
-        raise ApiError(41009)
-    user = state.staff.get(userid)
-    if user is None:
-        raise ApiError(60111)
-    return ok(**user)
 
 
 def _external_contact_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
@@ -203,7 +193,7 @@ def _get_groupmsg_send_result(state: SimulatorState, _: web.Request, body: dict[
 
 def _add_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
     """A 「联系我」 code: type 1 (one rep) or 2 (several), scene 1 (button) or 2 (QR code)."""
-    if errcode := state.contact_way_errcode(body, creating=True):
+    if errcode := state.contact_way_errcode(body):
         raise ApiError(errcode)
     way = state.add_contact_way(body)
     return ok(config_id=way["config_id"], **({"qr_code": way["qr_code"]} if "qr_code" in way else {}))
@@ -217,20 +207,6 @@ def _contact_way(state: SimulatorState, body: dict[str, Any]) -> dict[str, Any]:
     if way is None:
         raise ApiError(41044)
     return way
-
-
-def _get_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
-    return ok(contact_way=_contact_way(state, body))
-
-
-def _update_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
-    """Type and scene stay; the rest is replaced where given."""
-    way = _contact_way(state, body)
-    changes = {k: v for k, v in body.items() if k not in ("config_id", "type", "scene")}
-    if errcode := state.contact_way_errcode({"type": way["type"], **changes}, creating=False):
-        raise ApiError(errcode)
-    way.update(changes)
-    return ok()
 
 
 def _del_contact_way(state: SimulatorState, _: web.Request, body: dict[str, Any]) -> Reply:
@@ -270,7 +246,6 @@ def _finance_getchatdata(state: SimulatorState, _: web.Request, body: dict[str, 
 
 CORE_APIS: dict[str, Api] = {
     "gettoken": Api("GET", _gettoken, needs_token=False),
-    "user/get": Api("GET", _user_get),
     "externalcontact/get": Api("GET", _external_contact_get),
     "message/send": Api("POST", _message_send),
     "kf/sync_msg": Api("POST", _kf_sync_msg),
@@ -279,8 +254,6 @@ CORE_APIS: dict[str, Api] = {
     "externalcontact/get_groupmsg_task": Api("POST", _get_groupmsg_task),
     "externalcontact/get_groupmsg_send_result": Api("POST", _get_groupmsg_send_result),
     "externalcontact/add_contact_way": Api("POST", _add_contact_way),
-    "externalcontact/get_contact_way": Api("POST", _get_contact_way),
-    "externalcontact/update_contact_way": Api("POST", _update_contact_way),
     "externalcontact/del_contact_way": Api("POST", _del_contact_way),
     "externalcontact/send_welcome_msg": Api("POST", _send_welcome_msg),
     "sim/finance/getchatdata": Api("POST", _finance_getchatdata),
@@ -289,7 +262,12 @@ CORE_APIS: dict[str, Api] = {
 # Each area of the API keeps its endpoints in its own module and is listed here once.
 APIS: dict[str, Api] = {
     **CORE_APIS,
+    **directory.APIS,
+    **contacts.APIS,
+    **transfers.APIS,
+    **kf_state.APIS,
     **groups.APIS,
+    **tags.APIS,
 }
 
 

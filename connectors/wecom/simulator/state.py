@@ -14,11 +14,13 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.wecom.simulator.chat_archive import ChatArchive
+from connectors.wecom.simulator.kf_state import KfSessions
+from connectors.wecom.simulator.transfers import TransferBook
 
 ACCESS_TOKEN_TTL = 7200
 KF_TOKEN_TTL = 600  # the Token in a kf_msg_or_event callback is valid for 10 minutes
@@ -46,6 +48,8 @@ ERRMSGS: dict[int, str] = {
     40056: "invalid agentid",
     40050: "invalid chatid",
     40058: "invalid parameter, Warning: wrong json format.",
+    40068: "invalid tagid",
+    40071: "invalid tag name",
     40096: "invalid external userid",
     41001: "access_token missing",
     41002: "corpid missing",
@@ -62,13 +66,20 @@ ERRMSGS: dict[int, str] = {
     45033: "api concurrent out of limit",
     48002: "api forbidden",
     60111: "userid not found",
+    60123: "invalid party id",
     81013: "user & party & tag all invalid",
     84061: "not external contact",
     95001: "send msg count limit",
     95002: "send msg time limit",
     95004: "open_kfid not exist",
     95007: "invalid msg token",
+    40097: "user not resigned",
     40098: "user not real-name verified",
+    40128: "transfer customer too frequently",
+    40129: "customer is being transferred",
+    41035: "missing external userid",
+    95014: "servicer not available",
+    95016: "invalid service state change",
     41037: "missing contact way type",
     41038: "missing contact way scene",
     41039: "invalid contact way type",
@@ -146,7 +157,14 @@ class SimulatorState:
     callback_token: str
     encoding_aes_key: str
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
-    external_contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
+    # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
+    hides_member_details: bool = False
+    # external_userid -> contact in externalcontact/get's shape (a plain dict, or a generated company)
+    external_contacts: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
+    customer_contact_users: list[str] | None = None  # members with 客户联系; None: every member
+    corp_tag_groups: list[dict[str, Any]] = field(default_factory=list)  # get_corp_tag_list's tag_group
+    tag_marks: list[dict[str, Any]] = field(default_factory=list)  # mark_tag calls that changed a contact
     kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: Callable[[], float] = time.time
     sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
@@ -162,6 +180,8 @@ class SimulatorState:
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
     sent_welcome_msgs: list[dict[str, Any]] = field(default_factory=list)
+    transfer_book: TransferBook = field(default_factory=TransferBook)  # 离职/在职继承 (simulator.transfers)
+    kf_sessions: KfSessions = field(default_factory=KfSessions)  # 微信客服 servicers and session states
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -387,7 +407,7 @@ class SimulatorState:
             if sent_at:
                 row["send_time"] = sent_at
             rows.append(row)
-        return paginate(rows, cursor, limit)
+        return _page(rows, cursor, limit)
 
     def groupmsg_send_result_page(
         self, msgid: str, userid: str, cursor: str | None, limit: int
@@ -401,7 +421,7 @@ class SimulatorState:
             if status == RESULT_SENT:
                 row["send_time"] = send_time
             rows.append(row)
-        return paginate(rows, cursor, limit)
+        return _page(rows, cursor, limit)
 
     def _followers(self, external_userid: str) -> set[str]:
         contact = self.external_contacts.get(external_userid)
@@ -429,17 +449,16 @@ class SimulatorState:
 
     # -- 「联系我」 codes and welcome messages -------------------------------------------------
 
-    def contact_way_errcode(self, body: dict[str, Any], *, creating: bool) -> int:
-        """0 if add_contact_way / update_contact_way may store ``body``, else WeCom's errcode."""
-        if creating:
-            if "type" not in body:
-                return 41037
-            if "scene" not in body:
-                return 41038
-            if body["type"] not in (1, 2):
-                return 41039
-            if body["scene"] not in (1, 2):
-                return 41040
+    def contact_way_errcode(self, body: dict[str, Any]) -> int:
+        """0 if add_contact_way may store ``body``, else WeCom's errcode."""
+        if "type" not in body:
+            return 41037
+        if "scene" not in body:
+            return 41038
+        if body["type"] not in (1, 2):
+            return 41039
+        if body["scene"] not in (1, 2):
+            return 41040
         for name in ("state", "remark"):
             value = body.get(name, "")
             if not isinstance(value, str) or len(value) > 30:
@@ -447,10 +466,9 @@ class SimulatorState:
         users = body.get("user", [])
         if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
             return 40058
-        kind = body.get("type", 2)
-        if kind == 1 and len(users) != 1:
+        if body["type"] == 1 and len(users) != 1:
             return 40058
-        if creating and not users and not body.get("party"):
+        if not users and not body.get("party"):
             return 40058
         if len(users) > CONTACT_WAY_MAX_USERS:
             return 41041
@@ -530,10 +548,13 @@ class SimulatorState:
             "kf_log_size": len(self.kf_log),
             "contact_ways": list(self.contact_ways.values()),
             "sent_welcome_msgs": self.sent_welcome_msgs,
+            "transfers": [{"kind": t.kind, "handover_userid": t.handover_userid, "takeover_userid": t.takeover_userid,
+                           **t.row()} for t in self.transfer_book.transfers],
+            "kf_session_changes": self.kf_sessions.changes,
         }
 
 
-def paginate(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
+def _page(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str]:
     start = _decode_cursor(cursor) if cursor else 0
     end = start + limit
     return rows[start:end], _encode_cursor(end) if end < len(rows) else ""

@@ -1,13 +1,13 @@
 """customer groups (客户群): groups, their members, and the group sync's cursor
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0018
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

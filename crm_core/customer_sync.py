@@ -1,0 +1,190 @@
+"""A company's existing WeCom contacts written into the CRM, a page at a time, in few statements.
+
+Each page of externalcontact/batch/get_by_user (≤ 100 follow entries) becomes: one lookup of the
+contacts' identities, one insert of the customers new to the CRM (and of their identities), one
+read of the customers and one of their followers, then plain attribute changes flushed together.
+A contact two reps share is one customer with two followers; the owner follows
+crm_core.followers.choose_owner, so the sync and the change_external_contact callbacks agree.
+
+The sync never deletes a customer. The only thing it ends is a follower relation, and only after
+a run that paged every rep to the end (`end_unseen_relations`), for relations WeCom no longer lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
+
+from crm_core.channels import attribute
+from crm_core.customers import ContactProfile, CustomerService
+from crm_core.followers import FollowerProfile, choose_owner, refresh
+from crm_core.models import ContactChannel, Customer, CustomerFollower, CustomerIdentity
+
+
+@dataclass(frozen=True)
+class SyncedContact:
+    """One follow entry: the contact as WeCom describes them, and what this rep recorded."""
+
+    external_userid: str
+    contact: ContactProfile  # name, company, gender, unionid; remark, description, phones of this rep
+    follower: FollowerProfile
+
+
+@dataclass(frozen=True)
+class Rep:
+    """A rep the sync covers, read once per run."""
+
+    id: int
+    userid: str
+    active: bool
+
+
+@dataclass
+class PageOutcome:
+    entries: int = 0
+    created: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (external_userid, error)
+
+
+class CustomerSync:
+    """Applies pages of follow entries; the caller owns the transaction (page + cursor commit together)."""
+
+    def __init__(self, session: AsyncSession, *, channel: str, reps: dict[str, Rep], tag_names: dict[str, str]):
+        self.session = session
+        self.channel = channel  # the identity channel of WeCom external_userids
+        self.reps = reps
+        self.tag_names = tag_names
+        self._reps_by_id = {rep.id: rep for rep in reps.values()}
+
+    async def apply_page(self, entries: Sequence[SyncedContact], *, at: datetime) -> PageOutcome:
+        outcome = PageOutcome(entries=len(entries))
+        usable: list[SyncedContact] = []
+        for entry in entries:
+            if not entry.external_userid:
+                outcome.failed.append(("", "follow entry without external_userid"))
+            elif entry.follower.userid not in self.reps:
+                outcome.failed.append((entry.external_userid, f"rep {entry.follower.userid!r} is not being synced"))
+            else:
+                usable.append(entry)
+        if not usable:
+            return outcome
+        by_contact: dict[str, list[SyncedContact]] = {}
+        for entry in usable:
+            by_contact.setdefault(entry.external_userid, []).append(entry)
+        customer_ids, outcome.created = await self._ensure_customers(by_contact, at)
+        customers = {c.id: c for c in (await self.session.scalars(
+            select(Customer).options(lazyload(Customer.owner), lazyload(Customer.identities))
+            .where(Customer.id.in_(list(customer_ids.values()))))).all()}
+        followers: dict[int, dict[int, CustomerFollower]] = {}
+        for follower in (await self.session.scalars(select(CustomerFollower).where(
+                CustomerFollower.customer_id.in_(list(customer_ids.values()))))).all():
+            followers.setdefault(follower.customer_id, {})[follower.staff_id] = follower
+        channels = await self._channels({e.follower.state for e in usable if e.follower.state})
+        for external_userid, group in by_contact.items():
+            customer = customers[customer_ids[external_userid]]
+            await self._apply_contact(customer, group, followers.setdefault(customer.id, {}), channels, at)
+        await self.session.flush()
+        return outcome
+
+    async def apply_isolated(self, entries: Sequence[SyncedContact], *, at: datetime) -> PageOutcome:
+        """The same page one contact at a time, each in a savepoint: after a page failed as a whole,
+        the contacts that fail on their own are reported and the others still land."""
+        outcome = PageOutcome(entries=len(entries))
+        by_contact: dict[str, list[SyncedContact]] = {}
+        for entry in entries:
+            by_contact.setdefault(entry.external_userid, []).append(entry)
+        for external_userid, group in by_contact.items():
+            try:
+                async with self.session.begin_nested():
+                    one = await self.apply_page(group, at=at)
+            except Exception as exc:  # noqa: BLE001 - reported with the contact's id, the page goes on
+                outcome.failed.append((external_userid, f"{type(exc).__name__}: {exc}"[:200]))
+                continue
+            outcome.created += one.created
+            outcome.failed.extend(one.failed)
+        return outcome
+
+    async def end_unseen_relations(self, staff_ids: Iterable[int], *, run_started_at: datetime, at: datetime,
+                                   keep_external_ids: Iterable[str] = ()) -> int:
+        """After a complete run: relations of the synced reps that the run did not see are over in
+        WeCom (a deletion whose callback never arrived). Contacts that failed to load are kept."""
+        kept = list(dict.fromkeys(keep_external_ids))
+        conditions = [CustomerFollower.staff_id.in_(list(staff_ids)), CustomerFollower.removed_at.is_(None),
+                      CustomerFollower.synced_at < run_started_at]
+        if kept:
+            conditions.append(CustomerFollower.customer_id.not_in(
+                select(CustomerIdentity.customer_id).where(CustomerIdentity.channel == self.channel,
+                                                           CustomerIdentity.external_id.in_(kept))))
+        result = await self.session.execute(update(CustomerFollower).where(and_(*conditions)).values(removed_at=at)
+                                            .execution_options(synchronize_session=False))
+        return result.rowcount or 0
+
+    async def _ensure_customers(self, by_contact: dict[str, list[SyncedContact]], at: datetime) -> tuple[dict[str, int], int]:
+        """external_userid -> customer id for every contact of the page, creating the new ones in one
+        insert. A customer created meanwhile by a callback wins its identity; our extra row goes."""
+        ids = list(by_contact)
+        known = dict((await self.session.execute(
+            select(CustomerIdentity.external_id, CustomerIdentity.customer_id)
+            .where(CustomerIdentity.channel == self.channel, CustomerIdentity.external_id.in_(ids)))).all())
+        new = [i for i in ids if i not in known]
+        if not new:
+            return known, 0
+        rows = [Customer(name=by_contact[i][0].contact.name, created_at=at, updated_at=at) for i in new]
+        self.session.add_all(rows)
+        await self.session.flush()
+        insert = (postgresql.insert if self.session.bind.dialect.name == "postgresql" else sqlite.insert)(CustomerIdentity)
+        won = set((await self.session.execute(
+            insert.values([{"customer_id": c.id, "channel": self.channel, "external_id": i, "created_at": at}
+                           for i, c in zip(new, rows)])
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+            .returning(CustomerIdentity.external_id))).scalars().all())
+        lost = [c for i, c in zip(new, rows) if i not in won]
+        if lost:
+            for row in lost:
+                self.session.expunge(row)
+            await self.session.execute(delete(Customer).where(Customer.id.in_([c.id for c in lost])))
+            known.update(dict((await self.session.execute(
+                select(CustomerIdentity.external_id, CustomerIdentity.customer_id)
+                .where(CustomerIdentity.channel == self.channel,
+                       CustomerIdentity.external_id.in_([i for i in new if i not in won])))).all()))
+        known.update({i: c.id for i, c in zip(new, rows) if i in won})
+        return known, len(won)
+
+    async def _channels(self, states: set[str]) -> dict[str, ContactChannel]:
+        if not states:
+            return {}
+        rows = await self.session.scalars(select(ContactChannel).where(ContactChannel.state.in_(sorted(states)),
+                                                                       ContactChannel.active.is_(True)))
+        return {c.state: c for c in rows.all()}
+
+    async def _apply_contact(self, customer: Customer, entries: list[SyncedContact],
+                             followers: dict[int, CustomerFollower], channels: dict[str, ContactChannel],
+                             at: datetime) -> None:
+        for entry in entries:
+            rep = self.reps[entry.follower.userid]
+            follower = followers.get(rep.id)
+            if follower is None:
+                follower = followers[rep.id] = CustomerFollower(customer_id=customer.id, staff_id=rep.id)
+                self.session.add(follower)
+            refresh(follower, entry.follower, at)
+            channel = channels.get(entry.follower.state)
+            if channel is not None:
+                attribute(customer, channel)  # first touch wins; a customer with a source keeps it
+        current = [f for f in followers.values() if f.removed_at is None]
+        by_id = self._reps_by_id
+        following = {by_id[f.staff_id].userid: (f.added_at.timestamp() if f.added_at else 0.0)
+                     for f in current if f.staff_id in by_id}
+        owner = by_id.get(customer.owner_id) if customer.owner_id is not None else None
+        chosen = choose_owner((owner.userid, owner.active) if owner is not None else None, following)
+        owner_rep = self.reps.get(chosen) if chosen is not None else None
+        source = next((e for e in entries if owner_rep is not None and e.follower.userid == owner_rep.userid), entries[0])
+        profile = replace(source.contact, tags=[], owner_staff_id=owner_rep.id if owner_rep is not None else None)
+        await CustomerService(self.session).apply_profile(customer, profile, at=at)
+        customer.wecom_tags = list(dict.fromkeys(
+            self.tag_names.get(tag_id, tag_id) for f in sorted(current, key=lambda f: f.staff_id) for tag_id in f.tag_ids))
