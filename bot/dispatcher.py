@@ -109,7 +109,11 @@ class Dispatcher:
     ) -> Reply:
         picked, answers = picked or {}, answers or {}
         word, _, rest = line.partition(" ")
-        command = self.find(word)
+        second, _, after = rest.partition(" ")
+        if second and (two_words := self.find(f"{word} {second}")) is not None:  # `查 群 …` before `查 …`
+            command, word, rest = two_words, f"{word} {second}", after
+        else:
+            command = self.find(word)
         state: dict[str, Any] = {}
         if command is None:
             understood = await self.understanding.read(session, staff, line, self.clock().astimezone(self.timezone))

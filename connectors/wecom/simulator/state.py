@@ -45,7 +45,10 @@ ERRMSGS: dict[int, str] = {
     40013: "invalid corpid",
     40014: "invalid access_token",
     40056: "invalid agentid",
+    40050: "invalid chatid",
     40058: "invalid parameter, Warning: wrong json format.",
+    40068: "invalid tagid",
+    40071: "invalid tag name",
     40096: "invalid external userid",
     41001: "access_token missing",
     41002: "corpid missing",
@@ -165,6 +168,7 @@ class SimulatorState:
     external_contacts: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
     customer_contact_users: list[str] | None = None  # members with 客户联系; None: every member
     corp_tag_groups: list[dict[str, Any]] = field(default_factory=list)  # get_corp_tag_list's tag_group
+    tag_marks: list[dict[str, Any]] = field(default_factory=list)  # mark_tag calls that changed a contact
     kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: Callable[[], float] = time.time
     sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
@@ -175,6 +179,7 @@ class SimulatorState:
     kf_log: list[dict[str, Any]] = field(default_factory=list)
     group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
     group_msg_rule: str = "month_days"  # 群发规则 (see GROUP_MSG_RULES)
+    group_chats: dict[str, dict[str, Any]] = field(default_factory=dict)  # chat_id -> 客户群 (simulator.groups)
     chat_archive: ChatArchive | None = None  # 会话内容存档, when the company has it enabled
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)
