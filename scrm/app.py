@@ -54,7 +54,7 @@ from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
 from scrm.delivery.sender import OutboxSender, undeliverable_notifier
-from scrm.sync.directory import Directory, DirectorySync, directory_sync_job, role_map
+from scrm.sync.directory import DirectorySync, directory_for, directory_sync_job, role_map
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,7 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
     wecom = app[keys.SETTINGS].wecom
     app[keys.WECOM] = WeComClient(
-        app[keys.HTTP], api_base=wecom.api_base, corp_id=wecom.corp_id, secret=wecom.secret, redis=app[keys.REDIS],
-        contacts_secret=wecom.contacts_secret,
+        app[keys.HTTP], api_base=wecom.api_base, corp_id=wecom.corp_id, secret=wecom.secret, redis=app[keys.REDIS]
     )
     yield
 
@@ -180,7 +179,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
-        DirectoryChange: DirectoryChanges(Directory(app[keys.WECOM], context.roles)),
+        DirectoryChange: DirectoryChanges(directory_for(settings, app[keys.WECOM])),
         KfWakeup: KfWakeups(context),
     })
     return Pipeline(context, [callbacks, KfMessages(context), ChatArchiveMessages(context), WebhookMessages(context)])
@@ -244,7 +243,7 @@ async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
 async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
     """A fresh install pulls the company's WeCom without being asked, in the background: start-up and
     health checks do not wait for it (scrm.sync.directory.DirectorySync.first_start)."""
-    sync = DirectorySync(Directory(app[keys.WECOM], role_map(app[keys.SETTINGS])), app[keys.SESSIONS])
+    sync = DirectorySync(directory_for(app[keys.SETTINGS], app[keys.WECOM]), app[keys.SESSIONS])
     stopping = asyncio.Event()
     task = asyncio.create_task(sync.first_start(stopping), name="first-sync")
     app[keys.FIRST_SYNC] = task
@@ -267,7 +266,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
 def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     """The scheduled jobs that call WeCom themselves (scheduler.jobs.SERVICE_JOB_NAMES)."""
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
-            "directory.sync": directory_sync_job(Directory(wecom, role_map(settings)))}
+            "directory.sync": directory_sync_job(directory_for(settings, wecom))}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

@@ -57,7 +57,6 @@ class WeComClient:
         redis: redis.asyncio.Redis,
         timeout: float = 10.0,
         token_refresh_margin: float = 300.0,
-        contacts_secret: str = "",
     ) -> None:
         self._http = http
         self._api_base = api_base.rstrip("/") + "/"
@@ -71,9 +70,11 @@ class WeComClient:
         self._lock_key = f"{self._token_key}:lock"
         self._lock_timeout = timeout + 5.0
         self._known_tokens: deque[str] = deque(maxlen=4)  # recent tokens, only to redact them
-        # The 通讯录同步 app (its own secret and token), for the calls only it may make (user/list_id).
-        self._contacts = WeComClient(http, api_base=api_base, corp_id=corp_id, secret=contacts_secret, redis=redis,
-                                     timeout=timeout, token_refresh_margin=token_refresh_margin) if contacts_secret else None
+
+    def with_secret(self, secret: str) -> WeComClient:
+        """The same corp's other app (通讯录同步, 客户联系, …): its own secret, token and cache key."""
+        return WeComClient(self._http, api_base=self._api_base, corp_id=self._corp_id, secret=secret,
+                           redis=self._redis, timeout=self._timeout.total or 10.0, token_refresh_margin=self._margin)
 
     async def access_token(self, *, force_refresh: bool = False) -> str:
         """Return the shared token; ``force_refresh`` replaces the one currently cached."""
@@ -110,10 +111,8 @@ class WeComClient:
 
     async def list_member_ids(self, *, cursor: str | None = None, limit: int = 10_000) -> dict[str, Any]:
         """One page of (userid, department) rows (user/list_id): ``dept_user`` and ``next_cursor``
-        (empty on the last page); limit 1..10000. "仅支持通过“通讯录同步secret”调用": with
-        ``contacts_secret`` given it is called with that app's token, else with this app's (48002 if WeCom
-        holds to the rule). https://developer.work.weixin.qq.com/document/path/96067"""
-        return await (self._contacts or self).call("POST", "user/list_id", json={"limit": limit, **({"cursor": cursor} if cursor else {})})
+        (empty on the last page); limit 1..10000. https://developer.work.weixin.qq.com/document/path/96067"""
+        return await self.call("POST", "user/list_id", json={"limit": limit, **({"cursor": cursor} if cursor else {})})
 
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """Customer profile and the staff who follow them (externalcontact/get)."""

@@ -49,8 +49,7 @@ async def _scheduler(args: argparse.Namespace) -> AsyncIterator[tuple[Settings, 
             if settings.wecom.configured:
                 wecom = settings.wecom
                 extra = service_jobs(WeComClient(http, api_base=wecom.api_base, corp_id=wecom.corp_id,
-                                                 secret=wecom.secret, redis=redis,
-                                                 contacts_secret=wecom.contacts_secret), settings)
+                                                 secret=wecom.secret, redis=redis), settings)
             yield settings, Scheduler(build_jobs(settings, extra), session_factory(engine), redis, settings.tz)
     finally:
         await redis.aclose()

@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-API_FORBIDDEN = 48002  # 接口无权限: the secret's app may not call this API
-
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -56,8 +54,7 @@ async def wecom_sync_resources(args: argparse.Namespace) -> AsyncIterator[
         async with aiohttp.ClientSession() as http:
             wecom = settings.wecom
             yield settings, session_factory(engine), WeComClient(
-                http, api_base=wecom.api_base, corp_id=wecom.corp_id, secret=wecom.secret, redis=redis,
-                contacts_secret=wecom.contacts_secret)
+                http, api_base=wecom.api_base, corp_id=wecom.corp_id, secret=wecom.secret, redis=redis)
     finally:
         await redis.aclose()
         await engine.dispose()
@@ -66,9 +63,8 @@ async def wecom_sync_resources(args: argparse.Namespace) -> AsyncIterator[
 def cmd_directory(args: argparse.Namespace) -> int:
     """Exit status 0 all done, 1 some members could not be read, 2 the sync did not run to the end."""
     from config.templates import render
-    from connectors.wecom.errors import WeComError
     from scrm.resources import CliError
-    from scrm.sync.directory import Directory, DirectorySync, SyncBusy, role_map
+    from scrm.sync.directory import DirectorySync, SyncBusy, directory_for
 
     if not 1 <= args.page_size <= 10_000:
         raise CliError("--page-size takes 1 to 10000 (user/list_id's range)")
@@ -83,16 +79,13 @@ def cmd_directory(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with wecom_sync_resources(args) as (settings, sessions, wecom):
-            sync = DirectorySync(Directory(wecom, role_map(settings)), sessions, page_size=args.page_size)
+            sync = DirectorySync(directory_for(settings, wecom), sessions, page_size=args.page_size)
             try:
                 report = await sync.run(progress)
             except SyncBusy:
                 raise CliError(render("sync.directory.busy")) from None
             except Exception as exc:
-                message = render("sync.directory.error", error=exc)
-                if isinstance(exc, WeComError) and exc.errcode == API_FORBIDDEN and exc.api == "user/list_id":
-                    message += "\n" + render("sync.directory.contacts_secret_hint")
-                raise CliError(message) from exc
+                raise CliError(render("sync.directory.error", error=exc)) from exc
         print(render("sync.directory.done", departments=report.departments, members=report.members,
                      departed=len(report.departed), role_changes=len(report.role_changes)))
         if report.departed:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.roles import RoleMap
 from config.settings import Settings
+from connectors.wecom.client import WeComClient
 from connectors.wecom.profiles import department_profile, staff_profile
 from crm_core.db import utcnow
 from crm_core.directory import DirectoryService, MemberChange
@@ -60,10 +61,17 @@ def role_map(settings: Settings) -> RoleMap:
     return RoleMap.from_file(settings.roles_file) if settings.roles_file else RoleMap()
 
 
+def directory_for(settings: Settings, wecom: WeComClient) -> Directory:
+    """The deployment's directory: its role map, and the 通讯录同步 app for listing members when configured."""
+    contacts = settings.wecom.contacts_secret
+    return Directory(wecom, role_map(settings), lister=wecom.with_secret(contacts) if contacts else None)
+
+
 @dataclass
 class Directory:
     wecom: DirectoryApi
     roles: RoleMap
+    lister: DirectoryApi | None = None  # lists member ids (user/list_id) when the app itself may not
 
     async def refresh_member(self, session: AsyncSession, userid: str) -> MemberChange | None:
         """Read one member from user/get and apply it (create_user, update_user)."""
@@ -192,7 +200,8 @@ class DirectorySync:
         seen: set[str] = set()
         pages = 0
         while True:
-            page = await with_retries(lambda: self.directory.wecom.list_member_ids(cursor=cursor, limit=self.page_size),
+            lister = self.directory.lister or self.directory.wecom
+            page = await with_retries(lambda: lister.list_member_ids(cursor=cursor, limit=self.page_size),
                                       what=f"user/list_id page {pages + 1}", attempts=self.attempts, sleep=self.sleep)
             pages += 1
             userids.update((str(row["userid"]), None) for row in page.get("dept_user") or [] if row.get("userid"))
