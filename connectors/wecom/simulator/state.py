@@ -42,6 +42,7 @@ ERRMSGS: dict[int, str] = {
     40014: "invalid access_token",
     40056: "invalid agentid",
     40058: "invalid parameter, Warning: wrong json format.",
+    40068: "invalid tagid",
     40096: "invalid external userid",
     41001: "access_token missing",
     41002: "corpid missing",
@@ -144,6 +145,7 @@ class SimulatorState:
     encoding_aes_key: str
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
+    member_tags: dict[int, dict[str, Any]] = field(default_factory=dict)  # 通讯录标签: tagid -> tagname, userlist, partylist
     # The 通讯录同步 Secret; when set, only its tokens may list member ids (user/list_id answers others 48002).
     contacts_secret: str | None = None
     # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
