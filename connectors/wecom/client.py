@@ -119,6 +119,16 @@ class WeComClient:
         (empty on the last page); limit 1..10000. https://developer.work.weixin.qq.com/document/path/96067"""
         return await self.call("POST", "user/list_id", json={"limit": limit, **({"cursor": cursor} if cursor else {})})
 
+    async def list_tags(self) -> list[dict[str, Any]]:
+        """Every member tag (通讯录标签) the app may see (tag/list): tagid, tagname.
+        https://developer.work.weixin.qq.com/document/path/90216"""
+        return list((await self.call("GET", "tag/list")).get("taglist") or [])
+
+    async def get_tag(self, tag_id: int) -> dict[str, Any]:
+        """One member tag (tag/get): tagname, userlist (userid, name), partylist (department ids); only
+        members in the app's visible range are listed. https://developer.work.weixin.qq.com/document/path/90213"""
+        return await self.call("GET", "tag/get", params={"tagid": str(tag_id)})
+
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """Customer profile and the staff who follow them (externalcontact/get)."""
         return await self.call("GET", "externalcontact/get", params={"external_userid": external_userid})

@@ -101,6 +101,8 @@ def cmd_directory(args: argparse.Namespace) -> int:
             print(render("sync.directory.role_changed", change=change))
         if report.newer:
             print(render("sync.directory.newer", count=report.newer))
+        if report.tags_error:
+            print(render("sync.directory.tags_failed", error=report.tags_error))
         for userid, reason in sorted(report.failed.items()):
             print(render("sync.directory.member_failed", userid=userid, reason=reason))
         if report.failed:

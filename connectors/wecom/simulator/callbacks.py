@@ -203,6 +203,17 @@ def build_plaintext_kf_msg_or_event(corp_id: str, token: str, open_kfid: str, *,
     ])
 
 
+def build_plaintext_update_tag(corp_id: str, tag_id: int, *, add_users: list[str] = (), del_users: list[str] = (),
+                               create_time: int | None = None) -> str:
+    """change_contact update_tag: a member tag's members changed; the tag is read back with tag/get.
+    https://developer.work.weixin.qq.com/document/path/96304 (标签变更通知)"""
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_contact"), ("ChangeType", "update_tag"), ("TagId", tag_id),
+        ("AddUserItems", ",".join(add_users) or None), ("DelUserItems", ",".join(del_users) or None),
+    ])
+
+
 class CallbackSender:
     """POSTs encrypted, signed callbacks to the service's callback URL like WeCom does."""
 

@@ -160,6 +160,7 @@ class SimulatorState:
     encoding_aes_key: str
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
+    member_tags: dict[int, dict[str, Any]] = field(default_factory=dict)  # 通讯录标签: tagid -> tagname, userlist, partylist
     # The 通讯录同步 Secret; when set, only its tokens may list member ids (user/list_id answers others 48002).
     contacts_secret: str | None = None
     # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
