@@ -22,7 +22,7 @@ Endpoints (each checked against the official page):
 
 Errcodes, from the global table (https://developer.work.weixin.qq.com/document/path/90313, as mirrored
 in xen0n/go-workwx errcodes/mod.go): 40097 该成员尚未离职 (a resigned transfer of a member still on the
-job), 40130 原跟进人与接手人一样, 60111 for a userid not (any more) in the directory, 41035 missing
+job), 40130 原跟进人与接手人一样, 40003 无效的UserID for a member not (any more) in the directory, 41035 missing
 external userid, 40058 a list over 100 or a message over 200 characters; per customer 40096 an unknown
 external_userid, 40131 handover_userid 并不是外部联系人的跟进人, 40128 客户转接过于频繁 (90个自然日内，
 在职成员的每位客户仅可被转接2次), 40129 当前客户正在转接中 (a transfer of them is still waiting).
@@ -130,10 +130,11 @@ class TransferBook:
             raise ApiError(41009)
         if kind == RESIGNED and handover in state.staff:
             raise ApiError(40097)  # 该成员尚未离职: on the job, use transfer_customer
+        # 40003 无效的UserID: "已离职或已删除成员，userid会从通讯录中移除，userid无效"
         if kind == ONJOB and handover not in state.staff:
-            raise ApiError(60111)  # left the directory: use resigned/transfer_customer
+            raise ApiError(40003)  # left the directory: use resigned/transfer_customer
         if takeover not in state.staff:
-            raise ApiError(60111)
+            raise ApiError(40003)
         if takeover == handover:
             raise ApiError(40130)  # 原跟进人与接手人一样，不可继承
         customers = body.get("external_userid")
