@@ -92,13 +92,14 @@ class TransferBook:
             raise ValueError(f"an injected outcome is {REFUSED} or {LIMIT_REACHED}, not {status}")
         self.outcomes[external_userid] = status
 
-    def settle(self, state: SimulatorState) -> list[Transfer]:
-        """The 24 hours have passed: every waiting transfer is taken over, refused or over the limit.
-        Returns the settled transfers (send transfer_fail callbacks for the failed ones)."""
+    def settle(self, state: SimulatorState, *, due_only: bool = False) -> list[Transfer]:
+        """The 24 hours have passed: every waiting transfer (`due_only`: every one started at least 24
+        hours ago on the simulator's clock) is taken over, refused or over the limit. Returns the
+        settled transfers (send transfer_fail callbacks for the failed ones)."""
         now = int(state.now())
         settled = []
         for transfer in self.transfers:
-            if transfer.status != WAITING:
+            if transfer.status != WAITING or (due_only and now - transfer.started_at < TAKEOVER_DELAY):
                 continue
             transfer.status = self.outcomes.pop(transfer.external_userid, TAKEN)
             contact = state.external_contacts[transfer.external_userid]
