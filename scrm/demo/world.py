@@ -212,6 +212,7 @@ class Demo:
         """Move the clock to `to`, run what fell due, and wait until the messages are out."""
         async with self.lock:
             self.clock.move_to(to)
+            self.sim.transfer_book.settle(self.sim, due_only=True)  # WeCom's 24 hours for 转交 passed
             ran = await self.run_due_jobs()
             await self.wait_until_settled()
         return ran

@@ -116,3 +116,19 @@ async def test_visitor_chats_sees_the_ticket_and_moves_the_clock(tmp_path, chrom
             await expect(page.locator('[data-preset="nine"]')).to_be_disabled()  # the past cannot be revisited
         finally:
             await browser.close()
+
+
+async def test_a_handover_in_the_demo_settles_when_a_day_passes(tmp_path):
+    """转交 in the console: WeCom takes its 24 hours on the demo clock, then the customer hears who
+    serves them now and the manager gets the summary."""
+    async with running_demo(port=0, data_dir=tmp_path / "data") as demo, aiohttp.ClientSession() as http:
+        api = f"{demo.service_url}/demo/api"
+        async with http.post(f"{api}/say", json={"chat": "staff:liuyang", "text": "转交 赵磊 李娜"}) as resp:
+            assert resp.status == 200
+        async with http.post(f"{api}/clock", json={"preset": "day"}) as resp:
+            assert resp.status == 200
+        async with http.get(f"{api}/state") as resp:
+            entries = (await resp.json())["entries"]
+    zhao = next(e for e in entries if e["chat"].startswith("customer:") and "接替" in e["text"])
+    assert zhao["sender"] == "李娜"
+    assert any(e["chat"] == "staff:liuyang" and "1 位已由 李娜 接手" in e["text"] for e in entries)

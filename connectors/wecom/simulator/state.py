@@ -42,6 +42,7 @@ RESULT_NOT_SENT, RESULT_SENT, RESULT_NOT_FRIEND, RESULT_LIMIT_REACHED = 0, 1, 2,
 ERRMSGS: dict[int, str] = {
     -1: "system busy",
     40001: "invalid credential",
+    40003: "invalid userid",
     40013: "invalid corpid",
     40014: "invalid access_token",
     40056: "invalid agentid",
