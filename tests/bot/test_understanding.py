@@ -121,6 +121,10 @@ async def test_typos_get_a_did_you_mean_ready_to_send_as_1(chat):
     offer = await chat.ask("zhangwei", "差 赵磊")
     assert "1. 查 赵磊" in offer
     assert (await chat.ask("zhangwei", "1")).startswith(CARD)
+    await chat.say("zhangwei", "跟近赵磊 后天")
+    chat.set_clock(FIXED_NOW + timedelta(minutes=6))  # choices expire like confirmations
+    assert "已超过 5 分钟" in await chat.ask("zhangwei", "1")
+    assert await count(chat, FollowUp) == 1
 
 
 async def test_unknown_lines_say_what_was_understood_and_offer_the_closest_commands(chat):
