@@ -182,7 +182,7 @@ class Reader:
                 continue
             word = token.text.casefold()
             command, cue = (self.by_word.get(word), False) if word in self.by_word else (self.by_cue.get(token.text), True)
-            if command is None:
+            if command is None or (not cue and command.name in self.lexicon.nouns):
                 continue
             if sentence.time_error is not None and any(a.when for a in command.args):
                 raise sentence.time_error
