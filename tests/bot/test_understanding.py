@@ -178,3 +178,11 @@ async def test_a_time_it_cannot_read_is_refused_with_what_was_not_understood(cha
     assert refused.startswith("没看懂时间「13月5日") and "没有保存" in refused
     assert "已经过去" in await chat.ask("zhangwei", "昨天提醒我给赵磊打电话")
     assert await writes(chat) == (0, 0, 0, 0)
+
+
+async def test_a_command_without_spaces_is_not_taken_for_the_answer_to_a_question(chat):
+    await chat.onboard("赵磊")
+    assert "需要先填写预算" in await chat.ask("zhangwei", "阶段 赵磊 报价谈判")
+    assert (await chat.ask("zhangwei", "查赵磊")).startswith(CARD)  # a new command; the question is dropped
+    assert "需要先填写预算" in await chat.ask("zhangwei", "阶段 赵磊 报价谈判")
+    assert await chat.ask("zhangwei", "30万") == "赵磊 的商机：新建 → 报价谈判（预算 30万）"
