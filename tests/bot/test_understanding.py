@@ -67,7 +67,7 @@ async def test_a_line_led_by_the_command_word_runs_like_the_typed_command(chat):
 async def test_writes_read_from_a_sentence_wait_for_a_confirmation(chat):
     await chat.onboard("赵磊", "孙丽")
     asked = await chat.ask("zhangwei", "明天下午提醒我给孙丽打电话")
-    assert "跟进 孙丽 2026-11-19 14:00 打电话" in asked and "按 14:00" in asked and "回复「1」或「是」" in asked
+    assert "跟进 孙丽 2026-11-19 14:00 打电话（周四）" in asked and "按 14:00" in asked and "回复「1」或「是」" in asked
     assert await writes(chat) == (0, 0, 0, 0)  # nothing saved before the answer
     saved = await chat.ask("zhangwei", "是")
     assert "时间：2026-11-19 14:00（周四）" in saved and "事项：打电话" in saved
