@@ -96,7 +96,8 @@ class Dispatcher:
                 return Reply(render("bot.no_more"))
             self.conversations.set(session, staff.userid, {**state, "pages": pages[1:]})
             return Reply(pages[0])
-        if state.get("ask") and self.find(line.partition(" ")[0]) is None:
+        if state.get("ask") and self.find(line.partition(" ")[0]) is None \
+                and not self.understanding.reader.starts_with_command(line):
             answers = {**state.get("answers", {}), state["ask"]: line}
             return await self._run(session, staff, message, state["line"], picked=state.get("picked", {}), answers=answers)
         if line.isdigit() and len(line) <= 3:
