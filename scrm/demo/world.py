@@ -448,10 +448,10 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
 
 
 async def run_demo(*, port: int = 8080, scripted: bool = False, keep_data: bool = False, data_dir: Path = Path("data")) -> int:
-    log_path = log_to_file(data_dir / "demo.log")  # the terminal shows the chat only
-    print(f"The service's log goes to {log_path} (tail -f it to watch).")
     print("Importing the sample company's customers through signed WeCom callbacks...")
     try:
+        log_path = log_to_file(data_dir / "demo.log")  # the terminal shows the chat only
+        print(f"The service's log goes to {log_path} (tail -f it to watch).")
         async with running_demo(port=port, keep_data=keep_data, data_dir=data_dir) as running:
             demo = running.demo
             print(f"SCRM demo: service {running.service_url}  (API: curl -H 'Authorization: Bearer {DEMO_API_TOKEN}' "
