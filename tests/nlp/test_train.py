@@ -182,6 +182,7 @@ def small_reviews(tmp_path, reviews_path):
     return path
 
 
+@pytest.mark.slow  # trains a model
 def test_cli_eval_prints_the_issue_measures_with_snownlp_beside(small_reviews, capsys):
     pytest.importorskip("snownlp")
     assert _run(["nlp", "eval", "--data", str(small_reviews)]) == 0
@@ -193,6 +194,7 @@ def test_cli_eval_prints_the_issue_measures_with_snownlp_beside(small_reviews, c
     assert "SnowNLP" in out and "macroF1" in out
 
 
+@pytest.mark.slow  # trains a model
 def test_cli_train_writes_a_loadable_model(small_reviews, tmp_path, capsys):
     out = tmp_path / "m.tsv.gz"
     assert _run(["nlp", "train", "--data", str(small_reviews), "--out", str(out), "--sample", "300"]) == 0
