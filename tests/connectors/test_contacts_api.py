@@ -74,6 +74,7 @@ async def test_a_limit_above_100_is_capped_not_refused_and_50_is_the_default(api
     assert body["errcode"] == 0 and len(body["external_contact_list"]) == 100 and body["next_cursor"]
     assert len((await post(api, BATCH, token, {"userid_list": ["zhangwei"]}))["external_contact_list"]) == 50
     assert len(await page_all(api, token, ["zhangwei"], limit=100)) == 260
+    assert not sim_state.external_contacts._changed  # answering kept none of the generated contacts
 
 
 async def test_a_generated_company_of_100k_is_cheap_and_pages_completely(sim_state):

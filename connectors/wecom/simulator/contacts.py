@@ -50,6 +50,13 @@ def followed_by(contacts: MutableMapping[str, dict[str, Any]], userid: str) -> S
     return [eid for eid, contact in contacts.items() if any(f.get("userid") == userid for f in contact["follow_user"])]
 
 
+def _read(contacts: MutableMapping[str, dict[str, Any]], external_userid: str) -> dict[str, Any] | None:
+    """A contact to answer with, without keeping a generated one (reading is not changing)."""
+    if isinstance(contacts, GeneratedContacts):
+        return contacts.read(external_userid)
+    return contacts.get(external_userid)
+
+
 def follow_info(follow: dict[str, Any]) -> dict[str, Any]:
     """externalcontact/get's follow_user entry as batch/get_by_user's follow_info: corp tag ids only."""
     info = {k: v for k, v in follow.items() if k != "tags"}
@@ -88,7 +95,7 @@ def _batch_get_by_user(state: SimulatorState, _: web.Request, body: dict[str, An
                 break
             continue
         for external_userid in followed[max(0, position - offset):stop - offset]:
-            contact = state.external_contacts.get(external_userid)
+            contact = _read(state.external_contacts, external_userid)
             follow = next((f for f in (contact or {}).get("follow_user", []) if f.get("userid") == userid), None)
             if follow is not None:  # gone since the listing was made: the position still counts
                 entries.append({"external_contact": contact["external_contact"], "follow_info": follow_info(follow)})
@@ -156,8 +163,9 @@ def generate_company(state: SimulatorState, contacts: int, *, reps: int = 40) ->
 
 class GeneratedContacts(MutableMapping[str, dict[str, Any]]):
     """`count` contacts spread over `reps` round robin; every `shared_every`-th contact is also
-    followed by the next rep. Contact n is built from n when read; a contact read through
-    `__getitem__` is kept from then on, so changes made to it (a new follower, say) stick."""
+    followed by the next rep. Contact n is built from n when asked for; one taken through
+    `__getitem__` (to change it: a new follower, say) is kept from then on, so the change sticks.
+    The API answers through `read`, which keeps nothing."""
 
     def __init__(self, count: int, reps: Sequence[str], *, shared_every: int = 10,
                  tags: Sequence[dict[str, Any]] = (), start_time: int = 1_600_000_000):
@@ -201,6 +209,13 @@ class GeneratedContacts(MutableMapping[str, dict[str, Any]]):
             return None
         n = int(external_userid[5:])
         return n if n < self.count and external_userid not in self._removed else None
+
+    def read(self, external_userid: str) -> dict[str, Any] | None:
+        """The contact as it is now, built afresh unless something changed it; None when absent."""
+        if external_userid in self._changed:
+            return self._changed[external_userid]
+        n = self._number(external_userid)
+        return None if n is None else self.build(n)
 
     def __getitem__(self, external_userid: str) -> dict[str, Any]:
         if external_userid in self._changed:
