@@ -6,6 +6,8 @@ tags stay in the CRM (config/corp_tags.toml)."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from crm_core.models import OutboxItem
@@ -13,6 +15,7 @@ from crm_core.tags import TagService
 from scheduler.runner import JobContext
 from scrm import keys
 from scrm.app import service_jobs
+from scrm.cli import main as cli
 from tests.bot.conftest import Chat, chat  # noqa: F401  (fixture)
 from tests.service.conftest import external_id
 
@@ -93,3 +96,21 @@ async def test_a_tag_change_is_sent_once_even_when_wecom_fails_in_between(chat):
     async with chat.service.sessions() as session:
         [row] = (await session.scalars(select(OutboxItem).where(OutboxItem.kind == "mark_tag"))).all()
     assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_tag_an_import_adds_reaches_wecom_too(chat, backend, monkeypatch, tmp_path):
+    await company_with_catalogue(chat)
+    sim, settings = chat.service.sim, chat.service.settings
+    for name, value in {"DATABASE_URL": backend.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
+                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
+                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
+        monkeypatch.setenv(f"SCRM_{name}", value)
+    monkeypatch.delenv("SCRM_CONFIG", raising=False)
+    if backend.redis_url:
+        monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
+    sheet = tmp_path / "customers.csv"
+    sheet.write_text("姓名,手机,标签\n孙丽,13800131002,展会客户\n", encoding="utf-8")
+
+    assert await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "import", "customers", str(sheet)]) == 0
+    await chat.service.settle()
+    assert "展会客户" in await crm_tags(chat, "孙丽") and "展会客户" in wecom_tags(chat, "孙丽")
