@@ -7,9 +7,11 @@ tags stay in the CRM (config/corp_tags.toml)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sqlalchemy import func, select
 
+from connectors.wecom.simulator.callbacks import build_plaintext_change_external_contact
 from crm_core.models import OutboxItem
 from crm_core.tags import TagService
 from scheduler.runner import JobContext
@@ -80,6 +82,14 @@ async def test_a_tag_changed_in_the_wecom_client_reaches_the_crm_and_is_not_sent
     assert "已成交" in await crm_tags(chat, "孙丽") and "展会客户" not in await crm_tags(chat, "孙丽")
     assert (await pushes(chat), len(sim.tag_marks)) == (sent, marks)  # nothing went back to WeCom
     assert wecom_tags(chat, "孙丽") == {"普通客户", "意向客户", "已成交"}
+
+    # 张伟 clears every tag in WeCom: the card no longer shows any of them.
+    follow["tags"] = []
+    await chat.service.wecom.raw(build_plaintext_change_external_contact(  # a second later: another event
+        sim.corp_id, "edit_external_contact", "zhangwei", external_id(sim, "孙丽"), create_time=int(time.time()) + 1))
+    await chat.service.settle()
+    card_tags = next(line for line in (await chat.ask("zhangwei", "查 孙丽")).splitlines() if line.startswith("> 标签："))
+    assert card_tags == "> 标签：—" and (await pushes(chat), len(sim.tag_marks)) == (sent, marks)
 
 
 async def test_a_tag_change_is_sent_once_even_when_wecom_fails_in_between(chat):
