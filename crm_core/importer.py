@@ -39,6 +39,7 @@ from crm_core.errors import StaffNotFoundError
 from crm_core.lifecycle import IMPORT, PROSPECT, history_row
 from crm_core.models import Customer, CustomerIdentity, CustomerTag, LifecycleChange, Staff
 from crm_core.search_keys import phone_tail
+from crm_core.tag_push import queue_tag_push
 
 # The identity channel of a WeCom external contact (connectors.wecom.inbound.EXTERNAL_CHANNEL;
 # crm_core cannot import connectors, and a test keeps the two equal).
@@ -310,6 +311,11 @@ class CustomerImporter:
         if new_tags:
             await self.session.execute(_INSERT_TAG, [
                 {"customer_id": c.id, "name": t, "created_at": now} for c, t in new_tags])
+            by_customer: dict[Customer, list[str]] = {}
+            for customer, tag in new_tags:
+                by_customer.setdefault(customer, []).append(tag)
+            for customer, tags in by_customer.items():  # an imported tag reaches the customer's reps in WeCom too
+                await queue_tag_push(self.session, customer, add=tags, remove=[])
 
     async def _lookup(self, rows: list[ParsedRow]) -> _BatchIndex:
         """Everything this batch can match, in one query per key kind (not one per row)."""

@@ -88,6 +88,8 @@ class ContactChanges:
         if before != after:
             await TagService(session).change(customer, None, add=sorted(after - before), remove=sorted(before - after),
                                              from_wecom=True)
+        if not after:
+            customer.wecom_tags = []  # the profile keeps the last rep's tags only when there are some
 
     async def _owner(self, session: AsyncSession, customer: Customer, contact: dict, staff: Staff | None) -> int | None:
         """Who owns the customer: their owner while the owner still follows them, otherwise the rep who

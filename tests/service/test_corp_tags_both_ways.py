@@ -6,13 +6,18 @@ tags stay in the CRM (config/corp_tags.toml)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from sqlalchemy import func, select
 
+from connectors.wecom.simulator.callbacks import build_plaintext_change_external_contact
 from crm_core.models import OutboxItem
 from crm_core.tags import TagService
 from scheduler.runner import JobContext
 from scrm import keys
 from scrm.app import service_jobs
+from scrm.cli import main as cli
 from tests.bot.conftest import Chat, chat  # noqa: F401  (fixture)
 from tests.service.conftest import external_id
 
@@ -78,6 +83,14 @@ async def test_a_tag_changed_in_the_wecom_client_reaches_the_crm_and_is_not_sent
     assert (await pushes(chat), len(sim.tag_marks)) == (sent, marks)  # nothing went back to WeCom
     assert wecom_tags(chat, "孙丽") == {"普通客户", "意向客户", "已成交"}
 
+    # 张伟 clears every tag in WeCom: the card no longer shows any of them.
+    follow["tags"] = []
+    await chat.service.wecom.raw(build_plaintext_change_external_contact(  # a second later: another event
+        sim.corp_id, "edit_external_contact", "zhangwei", external_id(sim, "孙丽"), create_time=int(time.time()) + 1))
+    await chat.service.settle()
+    card_tags = next(line for line in (await chat.ask("zhangwei", "查 孙丽")).splitlines() if line.startswith("> 标签："))
+    assert card_tags == "> 标签：—" and (await pushes(chat), len(sim.tag_marks)) == (sent, marks)
+
 
 async def test_a_tag_change_is_sent_once_even_when_wecom_fails_in_between(chat):
     await company_with_catalogue(chat)
@@ -93,3 +106,21 @@ async def test_a_tag_change_is_sent_once_even_when_wecom_fails_in_between(chat):
     async with chat.service.sessions() as session:
         [row] = (await session.scalars(select(OutboxItem).where(OutboxItem.kind == "mark_tag"))).all()
     assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_tag_an_import_adds_reaches_wecom_too(chat, backend, monkeypatch, tmp_path):
+    await company_with_catalogue(chat)
+    sim, settings = chat.service.sim, chat.service.settings
+    for name, value in {"DATABASE_URL": backend.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
+                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
+                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
+        monkeypatch.setenv(f"SCRM_{name}", value)
+    monkeypatch.delenv("SCRM_CONFIG", raising=False)
+    if backend.redis_url:
+        monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
+    sheet = tmp_path / "customers.csv"
+    sheet.write_text("姓名,手机,标签\n孙丽,13800131002,展会客户\n", encoding="utf-8")
+
+    assert await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "import", "customers", str(sheet)]) == 0
+    await chat.service.settle()
+    assert "展会客户" in await crm_tags(chat, "孙丽") and "展会客户" in wecom_tags(chat, "孙丽")
