@@ -13,10 +13,12 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 # Each test run gets its own database (dropped at the end) and, as far as 14 numbers allow, its
-# own Redis db, so two runs on one machine never truncate each other's tables.
+# own Redis db, so two runs on one machine never truncate each other's tables. Dbs 2-14: db 15 is
+# the connector tests' shared store (keys per corp id, never flushed), which a run landing on it
+# flushed under them (a second gettoken in test_fifty_concurrent_calls_cause_one_gettoken).
 PG_TEST_DB = f"scrm_pytest_{os.getpid()}"
 PG_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
-REDIS_URL = f"redis://127.0.0.1:6379/{2 + os.getpid() % 14}"
+REDIS_URL = f"redis://127.0.0.1:6379/{2 + os.getpid() % 13}"
 
 
 @dataclass(frozen=True)
