@@ -39,6 +39,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"--since {args.since!r} is not an ISO-8601 date or time (e.g. 2026-11-01)", file=sys.stderr)
             return 2
+        if since.tzinfo is None:
+            from config.settings import load_settings
+
+            since = since.replace(tzinfo=load_settings(toml_path=args.config).tz)
     return asyncio.run(from_tickets(args.config, since, args.export))
 
 
@@ -49,12 +53,7 @@ async def from_tickets(config_path: str | None, since: datetime | None, export: 
     from scrm.resources import with_session
 
     async def work(session):
-        if since is not None and since.tzinfo is None:
-            from config.settings import load_settings
-
-            found = await detection_verdicts(session, since.replace(tzinfo=load_settings(toml_path=config_path).tz))
-        else:
-            found = await detection_verdicts(session, since)
+        found = await detection_verdicts(session, since)
         AuditService(session).record(actor="cli", action="nlp.eval_tickets",
                                      detail=f"tickets={len(found)} export={export.name if export else '-'}")
         await session.commit()

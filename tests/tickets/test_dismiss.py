@@ -97,5 +97,9 @@ async def test_eval_from_tickets_counts_dismissals_as_labelled_examples(company,
     async with desk.service.sessions() as session:
         assert (await session.scalar(select(AuditEntry).where(AuditEntry.action == "nlp.eval_tickets"))) is not None
 
+    code, out = await run_cli(capsys, "nlp", "eval", "--from-tickets", "--since", "2999-01-01")
+    assert code == 0 and "decided by agents: 0" in out
+    code, out = await run_cli(capsys, "nlp", "eval", "--from-tickets", "--since", "last week")
+    assert code == 2 and "ISO-8601" in out
     code, out = await run_cli(capsys, "nlp", "eval", "--export", str(export))
     assert code == 2 and "--from-tickets" in out
