@@ -96,7 +96,8 @@ class Dispatcher:
                 return Reply(render("bot.no_more"))
             self.conversations.set(session, staff.userid, {**state, "pages": pages[1:]})
             return Reply(pages[0])
-        if state.get("ask") and self.find(line.partition(" ")[0]) is None:
+        if state.get("ask") and self.find(line.partition(" ")[0]) is None \
+                and not self.understanding.reader.starts_with_command(line):
             answers = {**state.get("answers", {}), state["ask"]: line}
             return await self._run(session, staff, message, state["line"], picked=state.get("picked", {}), answers=answers)
         if line.isdigit() and len(line) <= 3:
@@ -109,7 +110,11 @@ class Dispatcher:
     ) -> Reply:
         picked, answers = picked or {}, answers or {}
         word, _, rest = line.partition(" ")
-        command = self.find(word)
+        second, _, after = rest.partition(" ")
+        if second and (two_words := self.find(f"{word} {second}")) is not None:  # `查 群 …` before `查 …`
+            command, word, rest = two_words, f"{word} {second}", after
+        else:
+            command = self.find(word)
         state: dict[str, Any] = {}
         if command is None:
             understood = await self.understanding.read(session, staff, line, self.clock().astimezone(self.timezone))

@@ -118,6 +118,7 @@ def customer_card(view: CustomerView, tz: ZoneInfo) -> str:
         care=care_status(customer),
         contract=render("bot.card_contract", date=customer.contract_ends_on.isoformat()) if customer.contract_ends_on else "",
         tags="、".join(view.tags) or none,
+        groups=render("groups.card_line", kind="markdown", names="、".join(view.groups)) if view.groups else "",
         last_contact=last_contact,
         sentiment=sentiment_text(view.sentiment),
         next_follow_up=next_follow_up,

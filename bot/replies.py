@@ -15,7 +15,7 @@ from typing import Any
 from config.templates import render
 
 TEXT_LIMIT_BYTES = 2048
-PAGE_BUDGET_BYTES = 1800  # leaves room for the page footer
+PAGE_BUDGET_BYTES = 1900  # leaves room for the page footer ("（第 1/2 页，回复「更多」…）", 55 bytes) within 2048
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, select, update
+from sqlalchemy import Boolean, Integer, String, cast, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.db import Base, UTCDateTime, utcnow
+from crm_core.models import Customer, CustomerFollower
 
 
 class CorpTagGroup(Base):
@@ -62,6 +63,12 @@ class TagGroupInfo:
     order: int = 0
     created_at: datetime | None = None
     tags: list[TagInfo] = field(default_factory=list)
+
+
+def customer_tag_names(followers: Iterable[CustomerFollower], names: dict[str, str]) -> list[str]:
+    """A customer's corp tags by name: every current follower's, in follower order, each once."""
+    current = sorted((f for f in followers if f.removed_at is None), key=lambda f: f.staff_id)
+    return list(dict.fromkeys(names.get(tag_id, tag_id) for f in current for tag_id in f.tag_ids))
 
 
 class CorpTagService:
@@ -138,6 +145,10 @@ class CorpTagService:
             stmt = stmt.where(CorpTagGroup.name == group)
         return await self.session.scalar(stmt)
 
+    async def tag_ids_of_group(self, group_id: str) -> list[str]:
+        return list((await self.session.scalars(select(CorpTag.tag_id).where(CorpTag.group_id == group_id)
+                                                .order_by(CorpTag.tag_id))).all())
+
     async def group_of(self, tag_id: str) -> CorpTagGroup | None:
         return await self.session.scalar(
             select(CorpTagGroup).join(CorpTag, CorpTag.group_id == CorpTagGroup.group_id).where(CorpTag.tag_id == tag_id))
@@ -156,3 +167,31 @@ class CorpTagService:
         for tag in tags:
             by_group.setdefault(tag.group_id, []).append(tag)
         return [(group, by_group.get(group.group_id, [])) for group in groups]
+
+    async def retag_customers(self, tag_ids: Iterable[str], *, removed: bool) -> int:
+        """After tags were renamed (or, `removed`, deleted: WeCom takes them off every contact too),
+        the customers carrying them read their tags by the new names. Returns how many changed."""
+        ids = set(tag_ids)
+        if not ids:
+            return 0
+        text = cast(CustomerFollower.tag_ids, String)
+        carrying = (await self.session.scalars(select(CustomerFollower).where(
+            or_(*(text.like(f'%"{tag_id}"%') for tag_id in sorted(ids)))))).all()
+        customer_ids = {f.customer_id for f in carrying if ids & set(f.tag_ids)}
+        if not customer_ids:
+            return 0
+        if removed:
+            for follower in carrying:
+                if ids & set(follower.tag_ids):
+                    follower.tag_ids = [t for t in follower.tag_ids if t not in ids]
+        followers: dict[int, list[CustomerFollower]] = {}
+        for follower in (await self.session.scalars(select(CustomerFollower).where(
+                CustomerFollower.customer_id.in_(sorted(customer_ids))))).all():
+            followers.setdefault(follower.customer_id, []).append(follower)
+        names = await self.names({t for fs in followers.values() for f in fs for t in f.tag_ids})
+        changed = 0
+        for customer in (await self.session.scalars(select(Customer).where(Customer.id.in_(sorted(customer_ids))))).all():
+            tags = customer_tag_names(followers.get(customer.id, []), names)
+            if tags != list(customer.wecom_tags or []):
+                customer.wecom_tags, changed = tags, changed + 1
+        return changed

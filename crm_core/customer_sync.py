@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
 
 from crm_core.channels import attribute
+from crm_core.corp_tags import customer_tag_names
 from crm_core.customers import ContactProfile, CustomerService
 from crm_core.followers import FollowerProfile, choose_owner, refresh
 from crm_core.models import ContactChannel, Customer, CustomerFollower, CustomerIdentity
@@ -202,8 +203,7 @@ class CustomerSync:
         source = next((e for e in entries if owner_rep is not None and e.follower.userid == owner_rep.userid), entries[0])
         profile = replace(source.contact, tags=[], owner_staff_id=owner_rep.id if owner_rep is not None else None)
         await CustomerService(self.session).apply_profile(customer, profile, at=at)
-        customer.wecom_tags = list(dict.fromkeys(
-            self.tag_names.get(tag_id, tag_id) for f in sorted(current, key=lambda f: f.staff_id) for tag_id in f.tag_ids))
+        customer.wecom_tags = customer_tag_names(current, self.tag_names)
 
 
 _NEW_CUSTOMER_COLUMNS = ("name", "name_pinyin", "name_initials", "created_at", "updated_at")

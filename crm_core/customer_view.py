@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.deals import DealService, DealStages
 from crm_core.followups import FollowUpService
+from crm_core.groups import GroupService
 from crm_core.models import Customer, Deal, FollowUp, Note, Staff
 from crm_core.notes import NoteService
 from crm_core.tags import TagService
@@ -25,6 +26,7 @@ class CustomerView:
     next_follow_up: FollowUp | None
     open_tickets: list[Ticket]
     sentiment: float | None  # the rolling sentiment kept by crm_core.insights, -1..1
+    groups: list[str] = field(default_factory=list)  # the customer groups (客户群) they are in now
 
 
 async def customer_view(session: AsyncSession, customer: Customer, stages: DealStages) -> CustomerView:
@@ -40,4 +42,5 @@ async def customer_view(session: AsyncSession, customer: Customer, stages: DealS
             select(Ticket).where(Ticket.customer_id == customer.id, Ticket.status == OPEN).order_by(Ticket.id)
         )).all()),
         sentiment=customer.sentiment_score,
+        groups=[g.name for g in await GroupService(session).of_customer(customer)],
     )

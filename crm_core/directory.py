@@ -38,6 +38,18 @@ class DepartmentProfile:
 
 
 @dataclass(frozen=True)
+class MemberTag:
+    """One member tag (通讯录标签) of tag/get: the members it names and the departments it covers."""
+
+    name: str
+    userids: frozenset[str] = frozenset()
+    department_ids: frozenset[int] = frozenset()
+
+    def covers(self, staff: Staff) -> bool:
+        return staff.userid in self.userids or bool(self.department_ids & set(staff.department_ids or []))
+
+
+@dataclass(frozen=True)
 class MemberChange:
     staff: Staff
     departed: bool  # was active before this change, is not now
@@ -104,6 +116,17 @@ class DirectoryService:
             staff.synced_at = utcnow()
             audit.record(actor=ACTOR, action="staff.departed", detail=f"{staff.userid}: no longer in the directory")
         return gone
+
+    async def apply_tags(self, tags: list[MemberTag]) -> int:
+        """Every tag WeCom lists, whole: each member's tags become exactly those that name them or one of
+        their departments (ticket routing picks agents by tag); returns how many members' tags changed."""
+        changed = 0
+        for staff in (await self.session.scalars(select(Staff).order_by(Staff.id))).all():
+            names = sorted({tag.name for tag in tags if tag.covers(staff)})
+            if names != list(staff.tags or []):
+                staff.tags = names
+                changed += 1
+        return changed
 
     async def apply_departments(self, departments: list[DepartmentProfile]) -> int:
         """department/list's complete answer: every department as listed, the ones it no longer lists

@@ -46,7 +46,7 @@ REASON_BY_ERRCODE = {
     40131: "not_followed",  # handover_userid 并不是外部联系人的跟进人
     40096: "not_followed",  # 不合法的外部联系人userid
     40097: "not_departed",  # 该成员尚未离职 (the whole call)
-    60111: "not_a_member",  # userid not in the directory (the whole call)
+    40003: "not_a_member",  # 无效的UserID: not (any more) in the directory (the whole call)
     GAVE_UP: "wecom_unavailable",
 }
 # transfer_result status -> outcome (document/path/96333): 1 接替完毕, 3 客户拒绝, 4 接替成员客户达到上限, 5 无接替记录

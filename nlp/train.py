@@ -41,7 +41,7 @@ CALIBRATION_SEED = 17
 # Share of each head's total example weight given to each source.
 SOURCE_SHARES = {
     "sentiment": {"reviews": 0.5, "kdconv": 0.25, "seed": 0.25},
-    "complaint": {"reviews": 0.4, "kdconv": 0.2, "seed": 0.4},
+    "complaint": {"reviews": 0.3, "kdconv": 0.2, "seed": 0.5},
     "buying": {"reviews": 0.2, "kdconv": 0.3, "seed": 0.5},
 }
 

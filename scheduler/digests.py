@@ -19,6 +19,7 @@ from config.markup import Markup, join
 from config.templates import render
 from crm_core.deals import default_stages
 from crm_core.forecast import Outlook
+from crm_core.groups import GroupService, Moves
 from crm_core.models import Staff
 from crm_core.outbox import OutboxService
 from crm_core.reports import Period, TeamReport, team_report
@@ -56,7 +57,8 @@ async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) 
         report = await team_report(session, scope, period, as_of=ctx.now)
         # The weekly digest also shows the month's forecast (kept as the month's snapshot if first).
         forecast = await staff_outlook(session, manager, scope, ctx.now, ctx.timezone) if kind == "weekly" else None
-        parts = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone, forecast=forecast)
+        groups = await GroupService(session).moves(scope, period.start, period.end)
+        parts = render_digest(kind, report, ctx.timezone, company_wide=scope.everyone, forecast=forecast, groups=groups)
         outbox, queued = OutboxService(session), []
         for number, content in enumerate(parts, start=1):
             queued.append(await outbox.enqueue(
@@ -69,18 +71,18 @@ async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) 
 
 
 def render_digest(kind: str, report: TeamReport, tz: ZoneInfo, *, company_wide: bool = False,
-                  forecast: Outlook | None = None) -> list[str]:
+                  forecast: Outlook | None = None, groups: Moves | None = None) -> list[str]:
     """The digest's markdown messages: one if it fits WeCom's size limit, else up to MAX_PARTS
     numbered parts, its lists shortened until they do."""
     for limit in LIST_LIMITS:
-        parts = _split(_lines(kind, report, tz, limit, company_wide, forecast))
+        parts = _split(_lines(kind, report, tz, limit, company_wide, forecast, groups or Moves()))
         if len(parts) <= MAX_PARTS:
             return parts
     return _cut_to_fit(parts)
 
 
 def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide: bool,
-           forecast: Outlook | None) -> list[str]:
+           forecast: Outlook | None, groups: Moves) -> list[str]:
     start, end = report.period.start.astimezone(tz), report.period.end.astimezone(tz)
     if kind == "daily":
         lines = [_md("digests.daily_title", date=_day(end.date())),
@@ -90,12 +92,14 @@ def _lines(kind: str, report: TeamReport, tz: ZoneInfo, limit: int, company_wide
     if company_wide:
         lines.append(_md("digests.company_wide"))
     lines.append("")
-    if not report.has_activity:
+    if not report.has_activity and not (groups.joined or groups.left):
         lines.append(_md(f"digests.quiet_{kind}"))
     if report.new_customers:
         lines.append(_md("digests.new_customers", count=report.new_customers))
     if report.messages_in or report.messages_out:
         lines.append(_md("digests.messages", incoming=report.messages_in, outgoing=report.messages_out))
+    if groups.joined or groups.left:
+        lines.append(_md("groups.digest", joined=groups.joined, left=groups.left))
     mix = report.sentiment
     if mix.total:
         lines.append(_md("digests.sentiment", positive=mix.positive, neutral=mix.neutral, negative=mix.negative))

@@ -96,7 +96,8 @@ JOB_FUNCTIONS: dict[str, JobFunc] = {
 
 # Jobs that need what only the service has (the WeCom client): scrm builds them and passes them
 # to `build_jobs` as `extra`, so the scheduler package itself never talks to WeCom.
-SERVICE_JOB_NAMES = frozenset({"care.group_send_sync", "directory.sync", "customers.sync", "handovers.follow_results"})
+SERVICE_JOB_NAMES = frozenset({"care.group_send_sync", "directory.sync", "customers.sync", "handovers.follow_results",
+                               "groups.sync"})
 
 
 def load_schedule(path: Path = SCHEDULE_FILE) -> list[dict[str, str]]:

@@ -30,7 +30,8 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import JobFunc, Scheduler
 from scrm import keys
 from scrm.ingest import wakeups
-from connectors.wecom.inbound import AppMessage, ContactChange, DirectoryChange, KfWakeup, TagChange, TransferFail
+from connectors.wecom.inbound import (AppMessage, ChatChange, ContactChange, DirectoryChange, KfWakeup, TagChange,
+                                     TransferFail)
 from scrm.ingest.analysis import MessageAnalysis
 from scrm.ingest.chat_archive import ChatArchiveMessages
 from scrm.ingest.context import IngestContext
@@ -43,6 +44,7 @@ from crm_core.ticket_policy import load_ticket_policy
 from scrm.ingest.transfer_failures import TransferFailures
 from scrm.ingest.ticket_intake import TicketIntake
 from scrm.ingest.wecom_callbacks import WeComCallbacks
+from scrm.ingest.customer_groups import ChatChanges
 from scrm.ingest.webhook import WebhookMessages
 from scrm.http.api import api_routes, health_routes
 from scrm.ingest.chat_archive_puller import build_chat_archive_puller
@@ -55,6 +57,7 @@ from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
 from scrm.sync.customers import make_customer_sync_job, sync_on_first_start
+from scrm.sync.groups import make_group_sync_job
 from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
@@ -188,6 +191,7 @@ def build_pipeline(app: web.Application) -> Pipeline:
     callbacks = WeComCallbacks({
         AppMessage: StaffMessages(context, on_staff_message=dispatcher),
         ContactChange: ContactChanges(context),
+        ChatChange: ChatChanges(context),
         DirectoryChange: DirectoryChanges(directory_for(settings, app[keys.WECOM])),
         TagChange: TagChanges(context),
         TransferFail: TransferFailures(context),
@@ -290,7 +294,9 @@ def service_jobs(wecom: WeComClient, settings: Settings) -> dict[str, JobFunc]:
     return {"care.group_send_sync": make_group_send_sync_job(wecom),
             "directory.sync": directory_sync_job(directory_for(settings, wecom)),
             "customers.sync": make_customer_sync_job(wecom, role_map(settings)),
-            "handovers.follow_results": make_handover_follow_job(wecom)}
+            "handovers.follow_results": make_handover_follow_job(wecom),
+            "groups.sync": make_group_sync_job(wecom, lambda ctx: IngestContext(
+                wecom=wecom, timezone=ctx.timezone, roles=role_map(settings)).staff)}
 
 
 async def stop_tasks(tasks: set[asyncio.Task], grace: float = 15.0) -> None:

@@ -194,6 +194,7 @@ async def seed_existing(sessions) -> None:
         await session.commit()
 
 
+@pytest.mark.slow  # a run at scale: 10,000 rows, three times
 async def test_ten_thousand_row_workbook_dry_run_import_and_rerun(db, capsys, tmp_path):
     rows = build_rows(random.Random(7))
     assert len(rows) == 10_000

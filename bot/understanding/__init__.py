@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.handlers.followups import WEEKDAYS
 from bot.handlers.help import EXAMPLE_MARK
 from bot.router import Command
 from bot.timeparse import TimeExpressionError
@@ -93,6 +94,7 @@ class Understanding:
         notes = ""
         if reading.when is not None:
             when = reading.when
+            notes += render("bot.understanding.weekday", weekday=WEEKDAYS[when.when.weekday()])
             if when.default_time_used is not None:
                 notes += render("bot.understanding.default_time", time=when.default_time_used.strftime("%H:%M"))
             if when.moved_to_next:

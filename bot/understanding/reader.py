@@ -150,6 +150,11 @@ class Reader:
             return None
         return self._spaced(sentence, command, rest)
 
+    def starts_with_command(self, line: str) -> bool:
+        """查张三 while the bot waits for an answer is a new command, not the answer (no names needed)."""
+        tokens = self._after_lead(self._words(line, 0, len(line)))
+        return bool(tokens) and self._command_word(tokens)[0] is not None
+
     def did_you_mean(self, sentence: Sentence) -> tuple[str, Command, str] | None:
         """(what was typed, the command it sounds like, the corrected line) for 跟近 / 差 张三: the
         line's first characters, up to the first name or space, sound like a command word."""
@@ -182,7 +187,7 @@ class Reader:
                 continue
             word = token.text.casefold()
             command, cue = (self.by_word.get(word), False) if word in self.by_word else (self.by_cue.get(token.text), True)
-            if command is None:
+            if command is None or (not cue and command.name in self.lexicon.nouns):
                 continue
             if sentence.time_error is not None and any(a.when for a in command.args):
                 raise sentence.time_error

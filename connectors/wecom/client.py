@@ -119,6 +119,16 @@ class WeComClient:
         (empty on the last page); limit 1..10000. https://developer.work.weixin.qq.com/document/path/96067"""
         return await self.call("POST", "user/list_id", json={"limit": limit, **({"cursor": cursor} if cursor else {})})
 
+    async def list_tags(self) -> list[dict[str, Any]]:
+        """Every member tag (通讯录标签) the app may see (tag/list): tagid, tagname.
+        https://developer.work.weixin.qq.com/document/path/90216"""
+        return list((await self.call("GET", "tag/list")).get("taglist") or [])
+
+    async def get_tag(self, tag_id: int) -> dict[str, Any]:
+        """One member tag (tag/get): tagname, userlist (userid, name), partylist (department ids); only
+        members in the app's visible range are listed. https://developer.work.weixin.qq.com/document/path/90213"""
+        return await self.call("GET", "tag/get", params={"tagid": str(tag_id)})
+
     async def get_external_contact(self, external_userid: str) -> dict[str, Any]:
         """Customer profile and the staff who follow them (externalcontact/get)."""
         return await self.call("GET", "externalcontact/get", params={"external_userid": external_userid})
@@ -207,6 +217,44 @@ class WeComClient:
         afterwards ``WelcomeCodeInvalidError``; ``WelcomeAlreadySentError`` when a welcome already arrived.
         """
         return await self.call("POST", "externalcontact/send_welcome_msg", json=body)
+
+    async def groupchat_list(self, *, cursor: str | None = None, limit: int = 1000, status_filter: int = 0,
+                             owners: list[str] | None = None) -> dict[str, Any]:
+        """One page of the corp's customer groups (externalcontact/groupchat/list, document/path/92120).
+
+        ``group_chat_list`` items: chat_id, status (0 normal, 1 owner resigned, 2 being inherited,
+        3 inherited). ``limit`` is 1–1000 and ``owners`` at most 100 userids (else 40058); pass a
+        non-empty ``next_cursor`` back for the next page.
+        """
+        body: dict[str, Any] = {"status_filter": status_filter, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        if owners is not None:
+            body["owner_filter"] = {"userid_list": owners}
+        return await self.call("POST", "externalcontact/groupchat/list", json=body)
+
+    async def groupchat_get(self, chat_id: str, *, need_name: bool = True) -> dict[str, Any]:
+        """One customer group with its members (externalcontact/groupchat/get, document/path/92122).
+
+        ``group_chat``: name, owner, create_time, notice, member_list (userid, type 1 staff / 2
+        external, join_time, join_scene, invitor, group_nickname, name with ``need_name``, unionid),
+        admin_list, member_version. An unknown or dismissed group answers 40050.
+        """
+        return await self.call("POST", "externalcontact/groupchat/get",
+                               json={"chat_id": chat_id, "need_name": int(need_name)})
+
+    async def add_corp_tag(self, group_name: str, names: list[str]) -> dict[str, Any]:
+        """New corp tags in the group called ``group_name``, created when WeCom has none
+        (externalcontact/add_corp_tag, document/path/92117). ``tag_group.tag`` lists the new tags with
+        their ids; a name the group already has is 40071."""
+        return await self.call("POST", "externalcontact/add_corp_tag",
+                               json={"group_name": group_name, "tag": [{"name": n} for n in names]})
+
+    async def mark_tag(self, userid: str, external_userid: str, *, add: list[str] = (),
+                       remove: list[str] = ()) -> dict[str, Any]:
+        """Set and remove corp tags (by id) on ``userid``'s contact (externalcontact/mark_tag,
+        document/path/92118). An unknown tag id is 40068; a contact the rep does not follow 84061."""
+        return await self.call("POST", "externalcontact/mark_tag",
+                               json={"userid": userid, "external_userid": external_userid,
+                                     "add_tag": list(add), "remove_tag": list(remove)})
 
     async def get_groupmsg_task(self, msgid: str, *, cursor: str | None = None, limit: int = 1000) -> dict[str, Any]:
         """One page of a group send's per-sender tasks (externalcontact/get_groupmsg_task).

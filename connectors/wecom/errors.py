@@ -10,6 +10,7 @@ Callers decide what to do by exception type (and ``retryable``), never by errcod
     ├── WelcomeCodeInvalidError     41049 / 41050: the welcome_code is missing, expired (20 s) or unknown
     ├── WelcomeAlreadySentError     41051: a welcome already reached the customer (or they are chatting)
     ├── WelcomeBusyError            41096: another app is sending its welcome now; may retry shortly
+    ├── GroupChatGoneError          40050: the customer group (客户群) does not exist, or was dismissed
     └── WeComUnavailableError       -2 (network, timeout, HTTP 5xx, non-JSON body): retry later
     (an HTTP 4xx is a plain WeComError with errcode -3)
 
@@ -45,6 +46,7 @@ WELCOME_CODE_INVALID_ERRCODES = frozenset({41049, 41050})
 WELCOME_ALREADY_SENT_ERRCODE = 41051
 WELCOME_BUSY_ERRCODE = 41096
 KF_WINDOW_ERRCODES = frozenset({95001, 95002, 95013, 95018})
+GROUP_CHAT_GONE_ERRCODE = 40050  # "chatid不存在": externalcontact/groupchat/get of a dismissed or unknown group
 
 
 class WeComError(Exception):
@@ -103,6 +105,10 @@ class WelcomeBusyError(WeComError):
     retry_after = 2.0
 
 
+class GroupChatGoneError(WeComError):
+    """groupchat/get knows no such customer group: it was dismissed, or never visible to the app."""
+
+
 class WeComUnavailableError(WeComError):
     """No usable answer from WeCom (network, timeout, HTTP 5xx); errcode is ``UNAVAILABLE_ERRCODE``."""
 
@@ -128,6 +134,8 @@ def error_for(errcode: int, errmsg: str, api: str) -> WeComError:
         return WelcomeAlreadySentError(errcode, errmsg, api)
     if errcode == WELCOME_BUSY_ERRCODE:
         return WelcomeBusyError(errcode, errmsg, api)
+    if errcode == GROUP_CHAT_GONE_ERRCODE:
+        return GroupChatGoneError(errcode, errmsg, api)
     if errcode == UNAVAILABLE_ERRCODE:
         return WeComUnavailableError(errmsg, api)
     return WeComError(errcode, errmsg, api)

@@ -44,6 +44,25 @@ class ContactChange:
 
 
 @dataclass(frozen=True)
+class ChatChange:
+    """change_external_chat: a customer group (客户群) was created, changed or dismissed.
+
+    https://developer.work.weixin.qq.com/document/path/92130 — ChangeType create / update / dismiss;
+    an update's UpdateDetail is add_member, del_member, change_owner, change_name or change_notice,
+    and member changes list the members' ids (MemChangeList) with the member version after them."""
+
+    chat_id: str
+    change_type: str
+    sent_at: datetime
+    update_detail: str = ""
+    members: tuple[str, ...] = ()
+    join_scene: int | None = None
+    quit_scene: int | None = None
+    member_version: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DirectoryChange:
     """change_contact: a member or department of the address book was created, changed or deleted.
 
@@ -134,7 +153,7 @@ class KfMessage:
         return self.origin == 3
 
 
-Callback = AppMessage | ContactChange | DirectoryChange | TagChange | TransferFail | KfWakeup | OtherCallback
+Callback = AppMessage | ContactChange | ChatChange | DirectoryChange | TagChange | TransferFail | KfWakeup | OtherCallback
 
 
 def callback_dedup_key(fields: dict[str, Any]) -> str:
@@ -149,6 +168,8 @@ def callback_dedup_key(fields: dict[str, Any]) -> str:
         parts += [fields.get("TagType", ""), fields.get("Id", "")]
     if not any(parts):
         raise ValueError("callback has neither MsgId nor FromUserName/CreateTime/Event")
+    if fields.get("Event") == "change_external_chat":  # several groups (or changes) can share a second
+        parts += [fields.get(k, "") for k in ("ChatId", "UpdateDetail", "CurMemVer")]
     if fields.get("Id"):  # change_contact's department events: two departments changed in one second
         parts.append(fields["Id"])
     return "wecom:event:" + ":".join(str(p) for p in parts)
@@ -172,6 +193,8 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
                 state=str(fields.get("State", "") or ""),
                 welcome_code=str(fields.get("WelcomeCode", "") or ""),
             )
+        if event == "change_external_chat":
+            return _chat_change(fields, sent_at)
         if event == "change_contact":
             party = str(fields.get("Id", "") or "")
             return DirectoryChange(
@@ -199,6 +222,28 @@ def normalize_callback(fields: dict[str, Any]) -> Callback:
             meta=_flat(fields),
         )
     return OtherCallback(name=msg_type or "unknown", sender=str(fields.get("FromUserName", "")), sent_at=sent_at, meta=_flat(fields))
+
+
+def _chat_change(fields: dict[str, Any], sent_at: datetime) -> ChatChange:
+    members = [str(v) for k, v in fields.items() if k == "MemChangeList.Item" or k.startswith("MemChangeList.Item#")]
+    return ChatChange(
+        chat_id=str(fields.get("ChatId", "")),
+        change_type=str(fields.get("ChangeType", "")),
+        sent_at=sent_at,
+        update_detail=str(fields.get("UpdateDetail", "") or ""),
+        members=tuple(members),
+        join_scene=_int_or_none(fields.get("JoinScene")),
+        quit_scene=_int_or_none(fields.get("QuitScene")),
+        member_version=str(fields.get("CurMemVer", "") or ""),
+        meta=_flat(fields),
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def normalize_kf_message(msg: dict[str, Any]) -> KfMessage:

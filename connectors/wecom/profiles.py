@@ -10,6 +10,7 @@ from crm_core.customer_sync import SyncedContact
 from crm_core.customers import ContactProfile
 from crm_core.directory import DepartmentProfile
 from crm_core.followers import FollowerProfile
+from crm_core.groups import GroupMemberProfile, GroupProfile
 from crm_core.staff import StaffProfile
 
 
@@ -82,6 +83,31 @@ def follower_profile(follow: dict[str, Any]) -> FollowerProfile:
 def follow_entry(contact: dict[str, Any], userid: str) -> dict[str, Any]:
     """This rep's entry in externalcontact/get's follow_user ({} when they do not follow the contact)."""
     return next((f for f in contact.get("follow_user", []) or [] if f.get("userid") == userid), {})
+
+
+def group_profile(group_chat: dict[str, Any]) -> GroupProfile:
+    """From externalcontact/groupchat/get's ``group_chat`` (document/path/92122)."""
+    return GroupProfile(
+        chat_id=str(group_chat.get("chat_id", "")),
+        name=str(group_chat.get("name", "")),
+        owner_userid=str(group_chat.get("owner", "")),
+        created_at=_epoch(group_chat.get("create_time")),
+        notice=str(group_chat.get("notice", "") or ""),
+        member_version=str(group_chat.get("member_version", "") or ""),
+        members=tuple(
+            GroupMemberProfile(
+                member_id=str(m.get("userid", "")),
+                member_type=int(m.get("type", 0) or 0),
+                joined_at=_epoch(m.get("join_time")),
+                unionid=str(m.get("unionid", "") or ""),
+                name=str(m.get("name", "") or ""),
+                group_nickname=str(m.get("group_nickname", "") or ""),
+                join_scene=int(m.get("join_scene", 0) or 0),
+                invitor=str((m.get("invitor") or {}).get("userid", "")),
+            )
+            for m in group_chat.get("member_list") or [] if m.get("userid")
+        ),
+    )
 
 
 def synced_contact(entry: dict[str, Any]) -> SyncedContact:

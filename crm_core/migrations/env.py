@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 
 from crm_core import models  # noqa: F401  (registers every table on Base.metadata)
 from crm_core import ticket_models  # noqa: F401  (support tickets' tables)
+from crm_core import group_models  # noqa: F401  (customer groups' tables)
 from crm_core.db import Base, create_engine
 from crm_core import job_runs  # noqa: F401
 from crm_core import leases  # noqa: F401

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     directory.set_defaults(func=cmd_directory)
     customers = what.add_parser("customers", help="every rep's existing external contacts become customers (resumable)")
     customers.set_defaults(func=cmd_customers)
+    groups = what.add_parser("groups", help="every customer group (客户群) with its owner and members (resumable)")
+    groups.set_defaults(func=cmd_groups)
 
 
 @asynccontextmanager
@@ -99,6 +101,8 @@ def cmd_directory(args: argparse.Namespace) -> int:
             print(render("sync.directory.role_changed", change=change))
         if report.newer:
             print(render("sync.directory.newer", count=report.newer))
+        if report.tags_error:
+            print(render("sync.directory.tags_failed", error=report.tags_error))
         for userid, reason in sorted(report.failed.items()):
             print(render("sync.directory.member_failed", userid=userid, reason=reason))
         if report.failed:
@@ -143,6 +147,41 @@ def cmd_customers(args: argparse.Namespace) -> int:
             return 1
         print(render("sync.customers.done", contacts=report.contacts, pages=report.pages, created=report.created,
                      failed=report.failed_count, ended=report.ended))
+        return 0
+
+    return asyncio.run(main())
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    """The nightly groups.sync run (scrm.sync.groups) by hand. Exit status 0 all done, 1 some groups
+    could not be read or another sync holds the run, 2 the run stopped (it resumes next time)."""
+    from config.templates import render
+    from connectors.wecom.errors import WeComError
+    from scrm.ingest.context import IngestContext
+    from scrm.resources import CliError
+    from scrm.sync.directory import role_map
+    from scrm.sync.groups import GroupSyncReport, sync_groups
+
+    def progress(report: GroupSyncReport) -> None:
+        print(render("sync.groups.progress", groups=report.groups), flush=True)
+
+    async def main() -> int:
+        async with wecom_sync_resources(args) as (settings, sessions, wecom):
+            staff = IngestContext(wecom=wecom, timezone=settings.tz, roles=role_map(settings)).staff
+            try:
+                report = await sync_groups(sessions, wecom, staff, progress=progress)
+            except WeComError as exc:
+                raise CliError(render("sync.groups.stopped", error=exc)) from exc
+        if report.busy:
+            print(render("sync.groups.busy"))
+            return 1
+        print(render("sync.groups.done", groups=report.groups, joined=report.joined, left=report.left,
+                     gone=report.gone, mode=render("sync.groups.mode_resumed") if report.resumed else ""))
+        for chat_id, error in report.failed[:FAILED_SHOWN]:
+            print(render("sync.groups.failed_item", id=chat_id, error=error), file=sys.stderr)
+        if report.failed:
+            print(render("sync.groups.failed_hint", count=len(report.failed)), file=sys.stderr)
+            return 1
         return 0
 
     return asyncio.run(main())

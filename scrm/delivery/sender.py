@@ -29,6 +29,8 @@ from crm_core.handover import HandoverService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, OutboxItem, Staff
 from crm_core.outbox import OutboxService
+from crm_core.tag_push import MARK_TAG
+from scrm.delivery.corp_tags import send_mark_tag
 from scrm.delivery.handovers import send_transfer
 from scrm.delivery.kf_sessions import send_kf_service_state
 from scrm.delivery.send_limits import MemberSendLimit
@@ -68,6 +70,8 @@ class OutboxSender:
             return await send_transfer(self.wecom, session, item)
         if item.kind == "kf_service_state":
             return await send_kf_service_state(self.wecom, session, item)
+        if item.kind == MARK_TAG:
+            return await send_mark_tag(self.wecom, session, item)
         try:
             response = await self._send(item)
         except WelcomeAlreadySentError as exc:

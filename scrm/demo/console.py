@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot.formatting import mask_phone
 from config.templates import render
 from connectors.wecom.simulator.state import RESULT_SENT
+from connectors.wecom.simulator.transfers import TAKEN
 from crm_core.audit import AuditService
 from crm_core.customer_view import customer_view
 from crm_core.customers import CustomerService
@@ -51,6 +52,7 @@ class Console:
         self.entries: list[dict[str, Any]] = []
         self.seen = {"app": 0, "kf": 0, "templates": 0}
         self.group_sends: dict[str, dict[str, Any]] = {}  # msgid -> the rep's task entry
+        self.transfers_shown: set[int] = set()  # positions in the simulator's transfer book
 
     @property
     def sim(self):
@@ -89,6 +91,11 @@ class Console:
                               confirmed=False)
             self.group_sends[task["msgid"]] = entry
         self.seen["templates"] = len(self.sim.msg_templates)
+        for position, transfer in enumerate(self.sim.transfer_book.transfers):
+            if transfer.status == TAKEN and transfer.message and position not in self.transfers_shown:
+                self.transfers_shown.add(position)  # WeCom tells the customer who serves them now
+                self.note(f"customer:{transfer.external_userid}", "in", transfer.message,
+                          sender=self.sim.staff.get(transfer.takeover_userid, {}).get("name", transfer.takeover_userid))
 
     def confirm_group_send(self, msgid: str) -> None:
         """The rep taps 发送 in 群发助手: WeCom delivers the task to each customer it may reach."""

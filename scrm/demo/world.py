@@ -44,7 +44,8 @@ from scheduler.jobs import build_jobs
 from scheduler.runner import ScheduledJob, Scheduler
 from scrm import keys
 from scrm.app import create_app, service_jobs, stop_tasks
-from scrm.demo.console import add_console
+from scrm.demo.console import CONSOLE, add_console
+from scrm.demo.terminal import log_to_file, record_lines, render_markdown
 from scrm.delivery.sender import message_text
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class Demo:
         """Move the clock to `to`, run what fell due, and wait until the messages are out."""
         async with self.lock:
             self.clock.move_to(to)
+            self.sim.transfer_book.settle(self.sim, due_only=True)  # WeCom's 24 hours for 转交 passed
             ran = await self.run_due_jobs()
             await self.wait_until_settled()
         return ran
@@ -315,11 +317,12 @@ class Demo:
             print(f"  ! {exc}")
             return
         for message in exchange.sent:
-            body = message_text(message)
+            body = render_markdown(message_text(message), colour=sys.stdout.isatty())
             print(f"  🤖 bot → {message.get('touser') or message.get('external_userid')}:")
             print("     " + body.replace("\n", "\n     "))
         for message in exchange.archived:
-            print(f"  🗄  archived #{message.id} [{message.channel} {message.direction}] {message.text[:60]!r}"
+            text = render_markdown(message.text, colour=False) if message.msg_type == "markdown" else message.text
+            print(f"  🗄  archived #{message.id} [{message.channel} {message.direction}] {text[:60]!r}"
                   + (f" → customer #{message.customer_id}" if message.customer_id else ""))
             if message.analysis:
                 a = message.analysis
@@ -327,22 +330,14 @@ class Demo:
                       f"  intents {', '.join(f'{k} {v:.2f}' for k, v in a['intents'].items()) or '-'}")
 
     async def show_record(self, name: str) -> None:
+        """The record the browser console shows, as text: Chinese labels, times in the business zone."""
         async with self.sessions() as session:
-            customer = await session.scalar(select(Customer).where(Customer.name == name))
-            if customer is None:
-                print(f"  no customer named {name}")
-                return
-            messages = (await session.scalars(
-                select(Message).where(Message.customer_id == customer.id).order_by(Message.id.desc()).limit(10)
-            )).all()
-        owner = customer.owner.name if customer.owner else "-"
-        mood = f"{customer.sentiment_score:+.2f}" if customer.sentiment_score is not None else "-"
-        topics = ", ".join(f"{tag}×{v['count']}" for tag, v in (customer.tag_counts or {}).items()) or "-"
-        print(f"  #{customer.id} {customer.name} | {customer.company} | owner {owner} | {customer.lifecycle} "
-              f"heat {customer.lead_score} | "
-              f"tags {', '.join(customer.wecom_tags) or '-'} | mood {mood} | topics {topics}")
-        for m in reversed(messages):
-            print(f"    {m.sent_at:%Y-%m-%d %H:%M} UTC [{m.channel} {m.direction}] {m.text[:70]}")
+            customer_id = await session.scalar(select(Customer.id).where(Customer.name == name))
+        if customer_id is None:
+            print(f"  没有叫「{name}」的客户")
+            return
+        record = await self.app[CONSOLE].record(customer_id)
+        print("\n".join(record_lines(record, self.settings.timezone)))
 
     async def list_customers(self) -> None:
         async with self.sessions() as session:
@@ -458,6 +453,8 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
 async def run_demo(*, port: int = 8080, scripted: bool = False, keep_data: bool = False, data_dir: Path = Path("data")) -> int:
     print("Bringing in the sample company's existing WeCom customers (the first-start customer sync)...")
     try:
+        log_path = log_to_file(data_dir / "demo.log")  # the terminal shows the chat only
+        print(f"The service's log goes to {log_path} (tail -f it to watch).")
         async with running_demo(port=port, keep_data=keep_data, data_dir=data_dir) as running:
             demo = running.demo
             print(f"SCRM demo: service {running.service_url}  (API: curl -H 'Authorization: Bearer {DEMO_API_TOKEN}' "

@@ -38,6 +38,8 @@ class DirectoryChanges:
             await self._member_changed(session, change)
         elif change.about_department:
             await self.directory.refresh_departments(session)
+        elif change.change_type == "update_tag":  # https://developer.work.weixin.qq.com/document/path/96304
+            await self.directory.refresh_tags(session)
         await MessageService(session).archive(
             NewMessage(channel=EVENT_CHANNEL, direction="in", external_msg_id=item.dedup_key,
                        msg_type=f"event:change_contact:{change.change_type}", sent_at=change.sent_at,

@@ -17,12 +17,14 @@ from config.templates import render
 from connectors.wecom.errors import InvalidUserError
 from connectors.wecom.inbound import EXTERNAL_CHANNEL, ContactChange
 from connectors.wecom.profiles import contact_profile, follow_entry, follower_profile
+from crm_core.corp_tags import CorpTagService
 from crm_core.customers import CustomerService
 from crm_core.followers import FollowerService, choose_owner
 from crm_core.lifecycle import LifecycleService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Staff
 from crm_core.outbox import OutboxService
+from crm_core.tags import TagService
 from scrm.ingest.context import IngestContext
 from scrm.ingest.wecom_callbacks import EVENT_CHANNEL
 
@@ -57,6 +59,8 @@ class ContactChanges:
                 contact, userid=change.userid, owner_staff_id=await self._owner(session, customer, contact, staff)),
                 at=change.sent_at)
         if staff is not None and (follow := follow_entry(contact, staff.userid)):
+            if change.change_type == "edit_external_contact":
+                await self._tags_edited_in_wecom(session, customer, staff, follow)
             await followers.upsert(customer, staff, follower_profile(follow), at=change.sent_at)
         if change.change_type == "del_follow_user":
             await self._customer_left(session, item, customer, staff, at=change.sent_at,
@@ -71,6 +75,19 @@ class ContactChanges:
                        sender=change.external_userid, recipient=change.userid, payload=item.payload, meta=change.meta,
                        customer_id=customer.id, staff_id=staff.id if staff else None)
         )
+
+    async def _tags_edited_in_wecom(self, session: AsyncSession, customer: Customer, staff: Staff, follow: dict) -> None:
+        """The rep set or removed corp tags in their WeCom client: the CRM's tags follow, and are not
+        sent back to WeCom (crm_core.tag_push: a change goes out only to where it did not come from)."""
+        known = await FollowerService(session).get(customer.id, staff.id)
+        if known is None:
+            return
+        before = set((await CorpTagService(session).names(known.tag_ids)).values())
+        after = {str(t["tag_name"]) for t in follow.get("tags") or []
+                 if t.get("tag_name") and int(t.get("type", 1) or 1) == 1}
+        if before != after:
+            await TagService(session).change(customer, None, add=sorted(after - before), remove=sorted(before - after),
+                                             from_wecom=True)
 
     async def _owner(self, session: AsyncSession, customer: Customer, contact: dict, staff: Staff | None) -> int | None:
         """Who owns the customer: their owner while the owner still follows them, otherwise the rep who

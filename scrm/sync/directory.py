@@ -33,7 +33,7 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.profiles import department_profile, staff_profile
 from crm_core import sync_states
 from crm_core.db import utcnow
-from crm_core.directory import DirectoryService, MemberChange
+from crm_core.directory import DirectoryService, MemberChange, MemberTag
 from crm_core.leases import LeaseService
 from crm_core.models import Staff
 from crm_core.staff import StaffProfile
@@ -58,6 +58,8 @@ class DirectoryApi(Protocol):
 
     async def list_departments(self) -> list[dict[str, Any]]: ...
     async def list_member_ids(self, *, cursor: str | None = None, limit: int = LIST_PAGE_SIZE) -> dict[str, Any]: ...
+    async def list_tags(self) -> list[dict[str, Any]]: ...
+    async def get_tag(self, tag_id: int) -> dict[str, Any]: ...
     async def get_user(self, userid: str) -> dict[str, Any]: ...
     async def unassigned_customers(self) -> list[dict[str, Any]]: ...
 
@@ -82,6 +84,17 @@ class Directory:
     async def refresh_member(self, session: AsyncSession, userid: str) -> MemberChange | None:
         """Read one member from user/get and apply it (create_user, update_user)."""
         return await self.apply(session, staff_profile(await self.wecom.get_user(userid)))
+
+    async def refresh_tags(self, session: AsyncSession) -> int:
+        """tag/list, then tag/get for each, applied whole (update_tag, and every full sync): the number
+        of members whose tags changed."""
+        tags = []
+        for listed in await self.wecom.list_tags():
+            detail = await self.wecom.get_tag(int(listed["tagid"]))
+            tags.append(MemberTag(name=str(detail.get("tagname") or listed.get("tagname") or listed["tagid"]),
+                                  userids=frozenset(str(u["userid"]) for u in detail.get("userlist") or []),
+                                  department_ids=frozenset(int(d) for d in detail.get("partylist") or [])))
+        return await DirectoryService(session, self.roles).apply_tags(tags)
 
     async def apply(self, session: AsyncSession, profile: StaffProfile, *,
                     since: datetime | None = None) -> MemberChange | None:
@@ -127,6 +140,8 @@ class DirectoryReport:
     departed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # userid -> why user/get did not answer
     newer: int = 0  # members a callback changed while the sync ran, kept as the callback left them
+    tags_changed: int = 0  # members whose member tags (通讯录标签) changed
+    tags_error: str = ""  # why the tags could not be read (they stay as they were)
 
     def summary(self) -> str:
         text = (f"{self.departments} department(s), {self.members} member(s), {len(self.departed)} departed, "
@@ -210,11 +225,23 @@ class DirectorySync:
                         report.role_changes.append(f"{profile.userid}: {change.old_role} -> {change.staff.role}")
                 await session.commit()
             progress("members", start + len(batch), len(userids))
+        await self._sync_tags(report)
         async with self.sessions() as session:
             for staff in await DirectoryService(session, self.directory.roles).departed(set(userids), since=started_at):
                 await self.directory.on_departure(session, staff)
                 report.departed.append(staff.userid)
             await session.commit()
+
+    async def _sync_tags(self, report: DirectoryReport) -> None:
+        """Member tags after the members they name; tags WeCom will not give leave them as they were."""
+        try:
+            async with self.sessions() as session:
+                report.tags_changed = await with_retries(lambda: self.directory.refresh_tags(session), what="tag/get",
+                                                         attempts=self.attempts, sleep=self.sleep)
+                await session.commit()
+        except WeComError as exc:
+            log.warning("directory sync could not read the member tags (%s); they stay as they were", exc)
+            report.tags_error = str(exc)
 
     async def _list_members(self, progress: Progress) -> list[str]:
         """Every userid of user/list_id, in WeCom's order, each once (a member of two departments has two rows)."""

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from connectors.wecom.simulator import directory as company
 from crm_core import handover as handover_module
-from crm_core.models import AuditEntry, Customer, Handover, HandoverCustomer, Staff
+from crm_core.models import AuditEntry, Customer, CustomerFollower, CustomerIdentity, Handover, HandoverCustomer, Staff
 from scrm import keys
 from scrm.ingest.departures import notify_departure
 from scheduler.runner import JobContext
@@ -204,3 +204,29 @@ async def test_a_transfer_wecom_has_no_result_for_is_not_waited_for_forever(chat
     [summary] = summaries(chat, "liuyang")
     assert "1 位未能转交" in summary and "查不到接替记录，仍由 李娜 负责" in summary
     assert await owner_of(chat, "吴敏") == "lina"
+
+
+async def test_a_book_of_more_than_100_customers_goes_in_calls_of_100(chat):
+    """WeCom takes at most 100 external_userid a call (40058 beyond): 153 customers go in two calls (100 and 53)."""
+    await chat.onboard("赵磊", *LINAS)
+    sim, lina = chat.service.sim, await chat.staff("lina")
+    template = sim.external_contacts[external_id(sim, "吴敏")]
+    async with chat.service.sessions() as session:
+        for n in range(150):
+            external = f"wmBulk{n:026d}"
+            sim.external_contacts[external] = {
+                "external_contact": {**template["external_contact"], "external_userid": external, "name": f"客户{n}"},
+                "follow_user": [dict(template["follow_user"][0])]}
+            customer = Customer(name=f"客户{n}", owner_id=lina.id)
+            session.add(customer)
+            await session.flush()
+            session.add_all([CustomerIdentity(customer_id=customer.id, channel="wecom", external_id=external),
+                             CustomerFollower(customer_id=customer.id, staff_id=lina.id, remark_mobiles=[], tag_ids=[])])
+        await session.commit()
+    assert "把 李娜 的 153 位客户转交给 张伟" in await chat.ask("liuyang", "转交 全部 李娜 张伟")
+    assert len(sim.transfer_book.transfers) == 153
+    await follow_handovers(chat)
+    assert "153 位已由 张伟 接手" in summaries(chat, "liuyang")[-1]
+    async with chat.service.sessions() as session:
+        batches = (await session.scalars(select(HandoverCustomer.batch).distinct())).all()
+    assert sorted(batches) == [0, 1]

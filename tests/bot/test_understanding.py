@@ -67,7 +67,7 @@ async def test_a_line_led_by_the_command_word_runs_like_the_typed_command(chat):
 async def test_writes_read_from_a_sentence_wait_for_a_confirmation(chat):
     await chat.onboard("赵磊", "孙丽")
     asked = await chat.ask("zhangwei", "明天下午提醒我给孙丽打电话")
-    assert "跟进 孙丽 2026-11-19 14:00 打电话" in asked and "按 14:00" in asked and "回复「1」或「是」" in asked
+    assert "跟进 孙丽 2026-11-19 14:00 打电话（周四）" in asked and "按 14:00" in asked and "回复「1」或「是」" in asked
     assert await writes(chat) == (0, 0, 0, 0)  # nothing saved before the answer
     saved = await chat.ask("zhangwei", "是")
     assert "时间：2026-11-19 14:00（周四）" in saved and "事项：打电话" in saved
@@ -121,6 +121,10 @@ async def test_typos_get_a_did_you_mean_ready_to_send_as_1(chat):
     offer = await chat.ask("zhangwei", "差 赵磊")
     assert "1. 查 赵磊" in offer
     assert (await chat.ask("zhangwei", "1")).startswith(CARD)
+    await chat.say("zhangwei", "跟近赵磊 后天")
+    chat.set_clock(FIXED_NOW + timedelta(minutes=6))  # choices expire like confirmations
+    assert "已超过 5 分钟" in await chat.ask("zhangwei", "1")
+    assert await count(chat, FollowUp) == 1
 
 
 async def test_unknown_lines_say_what_was_understood_and_offer_the_closest_commands(chat):
@@ -174,3 +178,11 @@ async def test_a_time_it_cannot_read_is_refused_with_what_was_not_understood(cha
     assert refused.startswith("没看懂时间「13月5日") and "没有保存" in refused
     assert "已经过去" in await chat.ask("zhangwei", "昨天提醒我给赵磊打电话")
     assert await writes(chat) == (0, 0, 0, 0)
+
+
+async def test_a_command_without_spaces_is_not_taken_for_the_answer_to_a_question(chat):
+    await chat.onboard("赵磊")
+    assert "需要先填写预算" in await chat.ask("zhangwei", "阶段 赵磊 报价谈判")
+    assert (await chat.ask("zhangwei", "查赵磊")).startswith(CARD)  # a new command; the question is dropped
+    assert "需要先填写预算" in await chat.ask("zhangwei", "阶段 赵磊 报价谈判")
+    assert await chat.ask("zhangwei", "30万") == "赵磊 的商机：新建 → 报价谈判（预算 30万）"

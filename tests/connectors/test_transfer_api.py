@@ -70,7 +70,7 @@ async def test_on_the_job_transfers_carry_a_message_and_are_limited_to_two_in_90
 
 @pytest.mark.parametrize(("body", "resigned", "errcode"), [
     ({"handover_userid": "zhangwei", "takeover_userid": "lina", "external_userid": [ZHAO_LEI]}, True, 40097),
-    ({"handover_userid": "lina", "takeover_userid": "nobody", "external_userid": [WU_MIN]}, False, 60111),
+    ({"handover_userid": "lina", "takeover_userid": "nobody", "external_userid": [WU_MIN]}, False, 40003),
     ({"handover_userid": "zhangwei", "takeover_userid": "lina", "external_userid": []}, False, 41035),
     ({"handover_userid": "zhangwei", "takeover_userid": "lina", "external_userid": [ZHAO_LEI] * 101}, False, 40058),
     ({"handover_userid": "zhangwei", "takeover_userid": "lina", "external_userid": [ZHAO_LEI],

@@ -243,6 +243,11 @@ async def test_change_external_tag_callbacks_keep_the_catalogue(service):
         assert (await tags.group_of("etDemoNew00001")).name == "客户等级"
         deleted = await session.scalar(select(CorpTag.deleted).where(CorpTag.tag_id == normal["id"]))
     assert deleted is True
+    zhao = await customer(service, external_id(sim, "赵磊"))
+    assert zhao.wecom_tags == ["核心客户", "报价谈判"]  # the rename reaches the customers carrying it
+    sun_row = await customer(service, external_id(sim, "孙丽"))
+    assert sun_row.wecom_tags == ["意向客户"]  # a deleted tag leaves the customers (WeCom removes it from contacts)
+    assert (await followers_of(service, external_id(sim, "孙丽")))["zhangwei"].tag_ids == ["etDemoStage001"]
 
 
 async def test_a_tag_group_deleted_in_wecom_leaves_the_catalogue(service):
@@ -258,6 +263,7 @@ async def test_a_tag_group_deleted_in_wecom_leaves_the_catalogue(service):
         assert [g.name for g, _ in await tags.groups()] == ["客户等级"]
         state = await session.get(SyncState, KIND)
     assert state.status == "done"
+    assert (await customer(service, external_id(sim, "赵磊"))).wecom_tags == ["重要客户"]
 
 
 async def test_the_sync_reads_the_whole_catalogue_so_a_tag_deleted_without_a_callback_goes(service):

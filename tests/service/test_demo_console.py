@@ -116,3 +116,61 @@ async def test_visitor_chats_sees_the_ticket_and_moves_the_clock(tmp_path, chrom
             await expect(page.locator('[data-preset="nine"]')).to_be_disabled()  # the past cannot be revisited
         finally:
             await browser.close()
+
+
+async def test_a_handover_in_the_demo_settles_when_a_day_passes(tmp_path):
+    """转交 in the console: WeCom takes its 24 hours on the demo clock, then the customer hears who
+    serves them now and the manager gets the summary."""
+    async with running_demo(port=0, data_dir=tmp_path / "data") as demo, aiohttp.ClientSession() as http:
+        api = f"{demo.service_url}/demo/api"
+        async with http.post(f"{api}/say", json={"chat": "staff:liuyang", "text": "转交 赵磊 李娜"}) as resp:
+            assert resp.status == 200
+        async with http.post(f"{api}/clock", json={"preset": "day"}) as resp:
+            assert resp.status == 200
+        async with http.get(f"{api}/state") as resp:
+            entries = (await resp.json())["entries"]
+    zhao = next(e for e in entries if e["chat"].startswith("customer:") and "接替" in e["text"])
+    assert zhao["sender"] == "李娜"
+    assert any(e["chat"] == "staff:liuyang" and "1 位已由 李娜 接手" in e["text"] for e in entries)
+
+
+# Page elements wider than the screen, outside the strips meant to scroll sideways within themselves.
+OVERFLOWING = """() => [...document.querySelectorAll("body *")]
+    .filter((e) => !e.closest(".sidebar, .suggestions") && e.getBoundingClientRect().width > 0)
+    .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 || e.getBoundingClientRect().left < -1)
+    .map((e) => e.tagName + "." + e.className)"""
+
+
+@pytest.mark.slow
+async def test_on_a_phone_wide_screen_the_console_fits_and_the_chat_works(tmp_path, chromium):
+    """375 × 667 CSS px (an iPhone SE / 8): no sideways scrolling, and a rep and a customer can chat."""
+    from playwright.async_api import async_playwright, expect
+
+    async with running_demo(port=0, data_dir=tmp_path / "data") as demo, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+            await page.goto(demo.console_url)
+            messages = page.locator("#messages")
+            await page.locator('#staff-list [data-chat="staff:zhangwei"]').click()
+            await page.locator("#input").fill("查 赵磊")
+            await page.locator("#send").click()
+            card = messages.locator(".msg.in .bubble").last
+            await expect(card).to_contain_text("【赵磊】华东精密机械有限公司", timeout=WAIT_MS)
+
+            # A customer further along the strip of chats is reached by swiping it, not the page.
+            await page.locator("#customer-list .chat-item", has_text="赵磊").click()
+            await page.locator("#input").fill(COMPLAINT)
+            await page.locator("#input").press("Enter")
+            await expect(messages.locator(".msg.in .bubble").last).to_contain_text(TICKET_NUMBER, timeout=WAIT_MS)
+
+            width = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px of content in {width[1]} px"
+            assert await page.evaluate(OVERFLOWING) == []
+            for target in ("#input", "#send", "#messages .msg.in .bubble >> nth=-1"):
+                box = await page.locator(target).bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 375 and box["y"] + box["height"] <= 667, \
+                    (target, box)
+            await page.screenshot(path=str(tmp_path / "demo_console_phone.png"))
+        finally:
+            await browser.close()

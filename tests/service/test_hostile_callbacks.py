@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.wecom.crypto import MAX_ENVELOPE_BYTES
+from connectors.wecom.receiver import CallbackReceiver
 from connectors.wecom.simulator.callbacks import build_plaintext_text
 from crm_core.models import InboxItem, Message
 from tests.service.test_operability import scrape, value
@@ -91,16 +92,20 @@ def signed(service, plaintext: str, timestamp: int) -> tuple[dict[str, str], byt
 
 
 @pytest.mark.parametrize("offset", [-10**9, -3600, -301, 301, 3600])
-async def test_a_correctly_signed_callback_with_a_stale_timestamp_is_refused_and_counted(service, offset):
+async def test_a_correctly_signed_callback_with_a_stale_timestamp_is_refused_and_counted(service, offset, monkeypatch):
+    # The receiver's clock stands still, so 301 s ahead stays 301 s ahead however long the request
+    # takes on a busy machine (with the real clock, one slow second let it in).
+    now = int(time.time())
+    monkeypatch.setattr(CallbackReceiver, "clock", staticmethod(lambda: float(now)))
     plaintext = build_plaintext_text(service.sim.corp_id, str(service.sim.agent_id), "zhangwei", "帮助", msg_id=918003)
-    timestamp = max(1, int(time.time()) + offset)  # -10**9: the audit's timestamp=1 and its like
+    timestamp = max(1, now + offset)  # -10**9: the audit's timestamp=1 and its like
     params, body = signed(service, plaintext, timestamp)
     resp = await service.client.post("/wecom/callback", params=params, data=body)
     assert resp.status == 403
     assert await stored(service) == 0
     assert value(await scrape(service), "scrm_callbacks_total", result="stale") == 1
     # Within WeCom's retry window (and a clock a little off) the same message is taken.
-    params, body = signed(service, plaintext, int(time.time()) + (-240 if offset < 0 else 240))
+    params, body = signed(service, plaintext, now + (-240 if offset < 0 else 240))
     assert (await service.client.post("/wecom/callback", params=params, data=body)).status == 200
     assert await stored(service) == 1
 

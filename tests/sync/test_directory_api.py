@@ -11,6 +11,7 @@ from connectors.wecom.client import WeComClient
 from connectors.wecom.errors import InvalidUserError, WeComError
 from connectors.wecom.inbound import DirectoryChange, callback_dedup_key, normalize_callback
 from connectors.wecom.receiver import parse_plaintext
+from connectors.wecom.simulator import directory as company
 from connectors.wecom.simulator.callbacks import build_plaintext_change_contact
 
 
@@ -73,3 +74,13 @@ def test_change_contact_callbacks_parse_and_two_departments_in_one_second_are_tw
     assert callback_dedup_key(first) != callback_dedup_key(second)
     with pytest.raises(ValueError):
         build_plaintext_change_contact("wwcorp", "update_user")
+
+
+async def test_member_tags_list_and_get_and_an_unknown_tag_is_40068(sim, wecom):
+    company.tag(sim, 7, "售后专员", userids=("lina", "gone"), departments=(3,))
+    assert await wecom.list_tags() == [{"tagid": 7, "tagname": "售后专员"}]
+    detail = await wecom.get_tag(7)
+    assert detail["userlist"] == [{"userid": "lina", "name": "李娜"}] and detail["partylist"] == [3]  # members only
+    with pytest.raises(WeComError) as unknown:
+        await wecom.get_tag(8)
+    assert unknown.value.errcode == 40068

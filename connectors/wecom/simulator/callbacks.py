@@ -108,6 +108,43 @@ def build_plaintext_change_external_contact(
     ])
 
 
+CHAT_CHANGE_TYPES = frozenset({"create", "update", "dismiss"})
+CHAT_UPDATE_DETAILS = frozenset({"add_member", "del_member", "change_owner", "change_name", "change_notice"})
+
+
+def build_plaintext_change_external_chat(
+    corp_id: str, chat_id: str, change_type: str, *, update_detail: str | None = None,
+    members: list[str] = (), join_scene: int = 0, quit_scene: int = 0, last_version: str = "",
+    current_version: str = "", create_time: int | None = None,
+) -> str:
+    """A 客户群 event: created, changed (UpdateDetail) or dismissed.
+
+    https://developer.work.weixin.qq.com/document/path/92130 (客户群创建/变更/解散事件): an update
+    names what changed; add_member carries JoinScene (0 邀请入群, 3 扫码入群), del_member QuitScene
+    (0 自己退群, 1 被移出); both carry MemChangeCnt, MemChangeList (the members' ids) and the member
+    versions before and after."""
+    if change_type not in CHAT_CHANGE_TYPES:
+        raise ValueError(f"unknown ChangeType {change_type!r}")
+    if (change_type == "update") != (update_detail is not None):
+        raise ValueError("an update needs an UpdateDetail, and only an update has one")
+    if update_detail is not None and update_detail not in CHAT_UPDATE_DETAILS:
+        raise ValueError(f"unknown UpdateDetail {update_detail!r}")
+    moving = update_detail in ("add_member", "del_member")
+    xml = _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_external_chat"), ("ChatId", chat_id), ("ChangeType", change_type),
+        ("UpdateDetail", update_detail),
+        ("JoinScene", join_scene if update_detail == "add_member" else None),
+        ("QuitScene", quit_scene if update_detail == "del_member" else None),
+        ("MemChangeCnt", len(members) if moving else None),
+        ("LastMemVer", last_version if moving else None), ("CurMemVer", current_version if moving else None),
+    ])
+    if not moving:
+        return xml
+    items = "".join(f"<Item>{_cdata(m)}</Item>" for m in members)
+    return xml.removesuffix("</xml>") + f"<MemChangeList>{items}</MemChangeList></xml>"
+
+
 # 通讯录变更 (change_contact) kinds: members https://developer.work.weixin.qq.com/document/path/90970,
 # departments https://developer.work.weixin.qq.com/document/path/90971.
 CONTACT_CHANGE_TYPES = frozenset({"create_user", "update_user", "delete_user", "create_party", "update_party",
@@ -163,6 +200,17 @@ def build_plaintext_kf_msg_or_event(corp_id: str, token: str, open_kfid: str, *,
     return _xml([
         ("ToUserName", corp_id), ("CreateTime", create_time or int(time.time())), ("MsgType", "event"),
         ("Event", "kf_msg_or_event"), ("Token", token), ("OpenKfId", open_kfid),
+    ])
+
+
+def build_plaintext_update_tag(corp_id: str, tag_id: int, *, add_users: list[str] = (), del_users: list[str] = (),
+                               create_time: int | None = None) -> str:
+    """change_contact update_tag: a member tag's members changed; the tag is read back with tag/get.
+    https://developer.work.weixin.qq.com/document/path/96304 (标签变更通知)"""
+    return _xml([
+        ("ToUserName", corp_id), ("FromUserName", "sys"), ("CreateTime", create_time or int(time.time())),
+        ("MsgType", "event"), ("Event", "change_contact"), ("ChangeType", "update_tag"), ("TagId", tag_id),
+        ("AddUserItems", ",".join(add_users) or None), ("DelUserItems", ",".join(del_users) or None),
     ])
 
 
@@ -223,6 +271,16 @@ class CallbackSender:
         await self.change_external_contact("add_external_contact", scan.userid, scan.external_userid,
                                            state=scan.state, welcome_code=scan.welcome_code)
         return scan
+
+    async def change_external_chat(self, chat_id: str, change_type: str, *, update_detail: str | None = None,
+                                   members: list[str] = (), join_scene: int = 0, quit_scene: int = 0,
+                                   last_version: str = "", current_version: str = "",
+                                   create_time: int | None = None) -> tuple[int, str]:
+        """A 客户群 change; change the group in the simulator first (simulator.groups)."""
+        return await self.raw(build_plaintext_change_external_chat(
+            self._corp_id, chat_id, change_type, update_detail=update_detail, members=list(members),
+            join_scene=join_scene, quit_scene=quit_scene, last_version=last_version,
+            current_version=current_version, create_time=create_time))
 
     async def change_external_tag(self, change_type: str, tag_type: str, tag_or_group_id: str, *,
                                   strategy_id: str | None = None) -> tuple[int, str]:

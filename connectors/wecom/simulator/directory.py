@@ -76,10 +76,30 @@ def _user_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) ->
     return ok(**user)
 
 
+def _tag_list(state: SimulatorState, _: web.Request, __: dict[str, Any]) -> Reply:
+    """Every member tag (通讯录标签): taglist of tagid and tagname.
+    https://developer.work.weixin.qq.com/document/path/90216 (获取标签列表)"""
+    return ok(taglist=[{"tagid": t, "tagname": state.member_tags[t]["tagname"]} for t in sorted(state.member_tags)])
+
+
+def _tag_get(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
+    """One tag's members (userlist: userid, name) and departments (partylist); an unknown tag is 40068.
+    https://developer.work.weixin.qq.com/document/path/90213 (获取标签成员)"""
+    raw = request.query.get("tagid", "")
+    if not raw.isdigit() or int(raw) not in state.member_tags:
+        raise ApiError(40068)
+    tag = state.member_tags[int(raw)]
+    members = [u for u in tag["userlist"] if u in state.staff]
+    return ok(tagname=tag["tagname"], userlist=[{"userid": u, "name": state.staff[u]["name"]} for u in members],
+              partylist=list(tag["partylist"]))
+
+
 APIS: dict[str, Api] = {
     "department/list": Api("GET", _department_list),
     "user/list_id": Api("POST", _user_list_id),
     "user/get": Api("GET", _user_get),
+    "tag/list": Api("GET", _tag_list),
+    "tag/get": Api("GET", _tag_get),
 }
 
 
@@ -132,3 +152,11 @@ def remove_department(state: SimulatorState, department_id: int) -> None:
     if any(department_id in user.get("department", []) for user in state.staff.values()):
         raise ValueError(f"department {department_id} still has members")
     del state.departments[department_id]
+
+
+def tag(state: SimulatorState, tag_id: int, name: str, *, userids: tuple[str, ...] = (),
+        departments: tuple[int, ...] = ()) -> None:
+    """An admin tags members and whole departments (or retags them); send update_tag afterwards
+    (simulator.callbacks.build_plaintext_update_tag)."""
+    state.member_tags[tag_id] = {"tagid": tag_id, "tagname": name, "userlist": list(userids),
+                                 "partylist": list(departments)}

@@ -1,4 +1,4 @@
-"""A believable small company for demos and tests: 5 staff, 8 customers, one 微信客服 account,
+"""A believable small company for demos and tests: 5 staff, 8 customers, 3 customer groups, one 微信客服 account,
 and (given the company's public key) a few hours of archived rep↔customer chats.
 
 The credentials are fixed demo values, public on purpose; never use them against real WeCom.
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.wecom.simulator.chat_archive import ChatArchive
 from connectors.wecom.simulator.contacts import tag_catalogue
+from connectors.wecom.simulator.groups import sample_groups
 from connectors.wecom.simulator.state import SimulatorState
 
 DEMO_CORP_ID = "wwdemo0000000001"
@@ -155,6 +156,7 @@ def sample_state(**overrides: Any) -> SimulatorState:
         "external_contacts": _sample_customers(),
         "corp_tag_groups": tag_catalogue([VIP, NORMAL, PROSPECT, QUOTING, SIGNED]),
         "kf_accounts": {DEMO_OPEN_KFID: {"open_kfid": DEMO_OPEN_KFID, "name": "星河科技客服", "avatar": ""}},
+        "group_chats": sample_groups(),
     }
     fields.update(overrides)
     return SimulatorState(**fields)

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from connectors.wecom.simulator import contacts, directory, kf_state, transfers
+from connectors.wecom.simulator import contacts, directory, groups, kf_state, tags, transfers
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -267,6 +267,8 @@ APIS: dict[str, Api] = {
     **contacts.APIS,
     **transfers.APIS,
     **kf_state.APIS,
+    **groups.APIS,
+    **tags.APIS,
 }
 
 

@@ -42,10 +42,14 @@ RESULT_NOT_SENT, RESULT_SENT, RESULT_NOT_FRIEND, RESULT_LIMIT_REACHED = 0, 1, 2,
 ERRMSGS: dict[int, str] = {
     -1: "system busy",
     40001: "invalid credential",
+    40003: "invalid userid",
     40013: "invalid corpid",
     40014: "invalid access_token",
     40056: "invalid agentid",
+    40050: "invalid chatid",
     40058: "invalid parameter, Warning: wrong json format.",
+    40068: "invalid tagid",
+    40071: "invalid tag name",
     40096: "invalid external userid",
     41001: "access_token missing",
     41002: "corpid missing",
@@ -157,6 +161,7 @@ class SimulatorState:
     encoding_aes_key: str
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     departments: dict[int, dict[str, Any]] = field(default_factory=dict)  # department/list entries by id
+    member_tags: dict[int, dict[str, Any]] = field(default_factory=dict)  # 通讯录标签: tagid -> tagname, userlist, partylist
     # The 通讯录同步 Secret; when set, only its tokens may list member ids (user/list_id answers others 48002).
     contacts_secret: str | None = None
     # Apps created after 2022-06-20 no longer get a member's avatar, gender, mobile, email or address from user/get.
@@ -165,6 +170,7 @@ class SimulatorState:
     external_contacts: MutableMapping[str, dict[str, Any]] = field(default_factory=dict)
     customer_contact_users: list[str] | None = None  # members with 客户联系; None: every member
     corp_tag_groups: list[dict[str, Any]] = field(default_factory=list)  # get_corp_tag_list's tag_group
+    tag_marks: list[dict[str, Any]] = field(default_factory=list)  # mark_tag calls that changed a contact
     kf_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: Callable[[], float] = time.time
     sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
@@ -175,6 +181,7 @@ class SimulatorState:
     kf_log: list[dict[str, Any]] = field(default_factory=list)
     group_msg_tasks: dict[str, GroupMsgTask] = field(default_factory=dict)
     group_msg_rule: str = "month_days"  # 群发规则 (see GROUP_MSG_RULES)
+    group_chats: dict[str, dict[str, Any]] = field(default_factory=dict)  # chat_id -> 客户群 (simulator.groups)
     chat_archive: ChatArchive | None = None  # 会话内容存档, when the company has it enabled
     contact_ways: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_id -> 「联系我」 code
     welcome_codes: dict[str, WelcomeCode] = field(default_factory=dict)

@@ -22,7 +22,7 @@ Endpoints (each checked against the official page):
 
 Errcodes, from the global table (https://developer.work.weixin.qq.com/document/path/90313, as mirrored
 in xen0n/go-workwx errcodes/mod.go): 40097 该成员尚未离职 (a resigned transfer of a member still on the
-job), 40130 原跟进人与接手人一样, 60111 for a userid not (any more) in the directory, 41035 missing
+job), 40130 原跟进人与接手人一样, 40003 无效的UserID for a member not (any more) in the directory, 41035 missing
 external userid, 40058 a list over 100 or a message over 200 characters; per customer 40096 an unknown
 external_userid, 40131 handover_userid 并不是外部联系人的跟进人, 40128 客户转接过于频繁 (90个自然日内，
 在职成员的每位客户仅可被转接2次), 40129 当前客户正在转接中 (a transfer of them is still waiting).
@@ -91,13 +91,14 @@ class TransferBook:
             raise ValueError(f"an injected outcome is {REFUSED} or {LIMIT_REACHED}, not {status}")
         self.outcomes[external_userid] = status
 
-    def settle(self, state: SimulatorState) -> list[Transfer]:
-        """The 24 hours have passed: every waiting transfer is taken over, refused or over the limit.
-        Returns the settled transfers (send transfer_fail callbacks for the failed ones)."""
+    def settle(self, state: SimulatorState, *, due_only: bool = False) -> list[Transfer]:
+        """The 24 hours have passed: every waiting transfer (`due_only`: every one started at least 24
+        hours ago on the simulator's clock) is taken over, refused or over the limit. Returns the
+        settled transfers (send transfer_fail callbacks for the failed ones)."""
         now = int(state.now())
         settled = []
         for transfer in self.transfers:
-            if transfer.status != WAITING:
+            if transfer.status != WAITING or (due_only and now - transfer.started_at < TAKEOVER_DELAY):
                 continue
             transfer.status = self.outcomes.pop(transfer.external_userid, TAKEN)
             contact = state.external_contacts[transfer.external_userid]
@@ -129,10 +130,11 @@ class TransferBook:
             raise ApiError(41009)
         if kind == RESIGNED and handover in state.staff:
             raise ApiError(40097)  # 该成员尚未离职: on the job, use transfer_customer
+        # 40003 无效的UserID: "已离职或已删除成员，userid会从通讯录中移除，userid无效"
         if kind == ONJOB and handover not in state.staff:
-            raise ApiError(60111)  # left the directory: use resigned/transfer_customer
+            raise ApiError(40003)  # left the directory: use resigned/transfer_customer
         if takeover not in state.staff:
-            raise ApiError(60111)
+            raise ApiError(40003)
         if takeover == handover:
             raise ApiError(40130)  # 原跟进人与接手人一样，不可继承
         customers = body.get("external_userid")

@@ -1,0 +1,157 @@
+"""The full customer-group sync: every group WeCom lists (externalcontact/groupchat/list, cursor
+pages), each read with groupchat/get and stored through crm_core.groups.
+
+Resumable: after each page the next page's cursor is committed with the groups it held, so a run
+killed halfway continues at that page. Two syncs at once do the work once: the run's lease (see
+GroupSyncCursors) lets one work and tells the other it is already running. A page that fails is
+retried by the one retry protocol (scrm.retries) and never skipped; a group that cannot be read is
+reported by its chat_id while the others continue, and then no group is taken for gone on the
+strength of that run. Only a complete run marks the groups WeCom no longer lists as gone.
+https://developer.work.weixin.qq.com/document/path/92120 (groupchat/list),
+https://developer.work.weixin.qq.com/document/path/92122 (groupchat/get)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors.wecom.errors import GroupChatGoneError
+from connectors.wecom.profiles import group_profile
+from crm_core.db import utcnow
+from crm_core.groups import GroupService, GroupSyncCursors
+from crm_core.models import Staff
+from scheduler.runner import JobContext, JobFunc
+from scrm.retries import decide
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # groups a page (WeCom allows 1–1000): each page is one short transaction
+MAX_ATTEMPTS = 5  # per WeCom call, then the run stops (a page) or reports the group (a detail)
+LEASE = timedelta(minutes=10)  # renewed every page; a crashed run's lease runs out, the next run resumes
+
+T = TypeVar("T")
+EnsureStaff = Callable[[AsyncSession, str], Awaitable[Staff]]
+
+
+class GroupApi(Protocol):
+    async def groupchat_list(self, *, cursor: str | None = None, limit: int = 1000, status_filter: int = 0,
+                             owners: list[str] | None = None) -> dict[str, Any]: ...
+    async def groupchat_get(self, chat_id: str, *, need_name: bool = True) -> dict[str, Any]: ...
+
+
+@dataclass
+class GroupSyncReport:
+    groups: int = 0
+    joined: int = 0
+    left: int = 0
+    gone: int = 0
+    resumed: bool = False
+    busy: bool = False  # another sync holds the run; this one did nothing
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (chat_id, error)
+
+    def summary(self) -> str:
+        if self.busy:
+            return "another group sync is running; it will finish the work"
+        text = (f"{self.groups} group(s) synced{' (resumed)' if self.resumed else ''}: "
+                f"{self.joined} customer(s) joined, {self.left} left, {self.gone} group(s) gone")
+        if self.failed:
+            text += f"; {len(self.failed)} group(s) could not be read: " + ", ".join(c for c, _ in self.failed)
+        return text
+
+
+async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi, ensure_staff: EnsureStaff, *,
+                      clock: Callable[[], datetime] = utcnow, page_size: int = PAGE_SIZE,
+                      sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                      progress: Callable[[GroupSyncReport], None] | None = None) -> GroupSyncReport:
+    """Bring every customer group up to date with WeCom, from where the last run stopped."""
+    report = GroupSyncReport()
+    async with sessions() as session:
+        run = await GroupSyncCursors(session).claim(at=clock(), lease=LEASE)
+        if run is None:
+            report.busy = True
+            return report
+        report.resumed, cursor, run_started_at = bool(run.cursor), run.cursor or None, run.run_started_at
+        await session.commit()
+    try:
+        while True:
+            page = await _with_retries(lambda: wecom.groupchat_list(cursor=cursor, limit=page_size),
+                                       "groupchat/list", sleep)
+            details = []
+            for item in page.get("group_chat_list") or []:
+                chat_id = str(item.get("chat_id", ""))
+                try:
+                    detail = await _with_retries(lambda: wecom.groupchat_get(chat_id), f"groupchat/get {chat_id}", sleep)
+                except GroupChatGoneError:
+                    details.append((chat_id, item, None))  # dismissed between the list and the read
+                except Exception as exc:
+                    log.warning("group %s could not be read: %s", chat_id, exc)
+                    report.failed.append((chat_id, str(exc)))
+                else:
+                    details.append((chat_id, item, detail["group_chat"]))
+            cursor = page.get("next_cursor") or None
+            async with sessions() as session:
+                groups, now = GroupService(session), clock()
+                for chat_id, item, detail in details:
+                    if detail is None:
+                        report.gone += await groups.dismiss(chat_id, at=now)
+                        continue
+                    profile = group_profile(detail)
+                    owner = await ensure_staff(session, profile.owner_userid) if profile.owner_userid else None
+                    moves = await groups.apply(profile, owner, at=now, status=int(item.get("status", 0) or 0))
+                    report.groups, report.joined, report.left = (report.groups + 1, report.joined + moves.joined,
+                                                                 report.left + moves.left)
+                run = await GroupSyncCursors(session).held()
+                run.cursor = cursor or ""
+                GroupSyncCursors.renew(run, at=now, lease=LEASE)
+                if cursor is None:
+                    if not report.failed:
+                        report.gone += await groups.dismiss_unseen(run_started_at, at=now)
+                    run.finished_at, run.leased_until = now, None
+                await session.commit()
+            if progress is not None:
+                progress(report)
+            if cursor is None:
+                return report
+    except BaseException:
+        await _release(sessions)  # the cursor stays: the next run resumes at the failed page
+        raise
+
+
+async def _release(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session:
+        run = await GroupSyncCursors(session).held()
+        run.leased_until = None
+        await session.commit()
+
+
+async def _with_retries(call: Callable[[], Awaitable[T]], what: str,
+                        sleep: Callable[[float], Awaitable[Any]]) -> T:
+    """The call, tried again as scrm.retries decides (WeCom busy or throttled, the network), at most
+    MAX_ATTEMPTS times; what cannot succeed by retrying is raised at once."""
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            failures += 1
+            retry = decide(exc, failures)
+            if retry.gives_up or failures >= MAX_ATTEMPTS:
+                raise
+            log.info("%s failed (%s); trying again in %.0f s", what, exc, retry.after)
+            await sleep(retry.after)
+
+
+def make_group_sync_job(wecom: GroupApi, ensure_staff: Callable[[JobContext], EnsureStaff]) -> JobFunc:
+    """The nightly `groups.sync` job; `ensure_staff` gives the job's way to know a group's owner."""
+
+    async def sync_customer_groups(ctx: JobContext) -> str:
+        return (await sync_groups(ctx.sessions, wecom, ensure_staff(ctx))).summary()
+
+    return sync_customer_groups
