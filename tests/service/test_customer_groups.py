@@ -22,8 +22,8 @@ from scrm.cli import main as cli
 from scrm.app import service_jobs
 from scrm.ingest.context import IngestContext
 from scrm.sync.groups import sync_groups
-from tests.bot.conftest import Chat, chat  # noqa: F401  (fixture)
-from tests.service.conftest import external_id
+from tests.support.chat import Chat
+from tests.support.service import external_id
 
 EAST = "wrDemoEastChina00000000000000001"
 LVYUAN = "wrDemoLvYuan000000000000000000002"
