@@ -56,19 +56,3 @@ class CustomerGroupMember(Base):
     invitor: Mapped[str] = mapped_column(String(64), default="")
     joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class GroupSyncCursor(Base):
-    """Where the full group sync stands: the groupchat/list cursor of the next page, when the run
-    began (groups not seen since then are gone once a run completes), and until when the running
-    sync holds it (a second sync meanwhile leaves the work to it; a crashed one's lease runs out)."""
-
-    __tablename__ = "group_sync_cursors"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)
-    cursor: Mapped[str] = mapped_column(String(256), default="")
-    run_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -11,14 +11,14 @@ or unionid, so someone met only in a group is linked the moment they become a co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.care import CONTACT_CHANNEL
 from crm_core.db import utcnow
-from crm_core.group_models import EXTERNAL_MEMBER, STAFF_MEMBER, CustomerGroup, CustomerGroupMember, GroupSyncCursor
+from crm_core.group_models import EXTERNAL_MEMBER, STAFF_MEMBER, CustomerGroup, CustomerGroupMember
 from crm_core.models import Customer, CustomerIdentity, Staff
 from crm_core.scope import Scope
 from crm_core.sql import insert_if_absent
@@ -179,44 +179,6 @@ class GroupService:
                 .where(CustomerGroupMember.member_type == EXTERNAL_MEMBER, column >= start, column < end, *owned)) or 0
 
         return Moves(await count(CustomerGroupMember.joined_at), await count(CustomerGroupMember.left_at))
-
-
-class GroupSyncCursors:
-    """The full group sync's place: a run killed halfway resumes at the page it had reached, and
-    while one sync holds the lease a second one started meanwhile leaves the work to it."""
-
-    NAME = "groups"
-
-    def __init__(self, session: AsyncSession):
-        self.session = session
-
-    async def claim(self, *, at: datetime, lease: timedelta) -> GroupSyncCursor | None:
-        """The run's row, leased to the caller until `at + lease` (renew with `renew`); None while
-        another sync holds it. A run that finished starts over; one that did not resumes."""
-        await insert_if_absent(self.session, GroupSyncCursor, {"name": self.NAME, "updated_at": at}, ["name"])
-        taken = await self.session.execute(
-            update(GroupSyncCursor)
-            .where(GroupSyncCursor.name == self.NAME,
-                   or_(GroupSyncCursor.leased_until.is_(None), GroupSyncCursor.leased_until < at))
-            .values(leased_until=at + lease))
-        if not taken.rowcount:
-            return None
-        row = await self._row()
-        if row.run_started_at is None or row.finished_at is not None:
-            row.cursor, row.run_started_at, row.finished_at = "", at, None
-        return row
-
-    async def held(self) -> GroupSyncCursor:
-        """The row of the run this process holds the lease of."""
-        return await self._row()
-
-    async def _row(self) -> GroupSyncCursor:
-        return await self.session.scalar(select(GroupSyncCursor).where(GroupSyncCursor.name == self.NAME)
-                                         .execution_options(populate_existing=True))
-
-    @staticmethod
-    def renew(row: GroupSyncCursor, *, at: datetime, lease: timedelta) -> None:
-        row.leased_until = at + lease
 
 
 def _copy(row: CustomerGroupMember, member: GroupMemberProfile, *, joined_at: datetime | None) -> None:

@@ -1,23 +1,24 @@
 """Where a long sync from WeCom stands, kept in the database so it survives the process.
 
-One row per kind of sync ("customers", …): the run's inputs (which reps), its cursor, its counts,
-the contacts that failed, and a lease. A sync takes the lease before it works and renews it as it
-goes, so a second scheduler (or a CLI run beside the service) finds it taken and does nothing,
-while a run whose process died loses the lease after `lease_seconds` and the next one resumes it
-from the kept cursor.
+One row per kind of sync ("customers", "directory", …): the run's inputs (which reps), its cursor,
+its counts, the contacts that failed, and when a run last reached the end (how a fresh install knows
+it never synced). Who may run the sync now is not kept here: a sync holds its lease
+(crm_core.leases) before it works and renews it in each transaction that writes here, so a second
+scheduler (or a CLI run beside the service) finds it taken and does nothing, while a run whose
+process died loses the lease and the next one resumes from the kept cursor.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Integer, String, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.db import Base, UTCDateTime, utcnow
+from crm_core.db import Base, UTCDateTime
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 MAX_FAILED_KEPT = 1000  # failed contacts remembered per run (the count goes on past it)
@@ -42,45 +43,14 @@ class SyncState(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)  # last run that reached the end
-    lease_owner: Mapped[str] = mapped_column(String(64), default="")
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-async def claim(session: AsyncSession, kind: str, owner: str, *, lease: timedelta,
-                now: datetime | None = None) -> SyncState | None:
-    """Take the lease on `kind`'s sync, or None while another live run holds it. The UPDATE's own
-    condition decides between two claimants (PostgreSQL re-checks it on the row it waited for)."""
-    now = now or utcnow()
+async def load(session: AsyncSession, kind: str) -> SyncState:
+    """`kind`'s row, created (as a sync that never ran) the first time; call it holding the lease."""
     insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(SyncState)
     await session.execute(insert.values(kind=kind, status=DONE, userids=[], failed=[])
                           .on_conflict_do_nothing(index_elements=["kind"]))
-    result = await session.execute(
-        update(SyncState)
-        .where(SyncState.kind == kind,
-               or_(SyncState.lease_owner == "", SyncState.lease_owner == owner,
-                   SyncState.lease_until.is_(None), SyncState.lease_until < now))
-        .values(lease_owner=owner, lease_until=now + lease)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
-        return None
-    state = await session.scalar(select(SyncState).where(SyncState.kind == kind)
-                                 .execution_options(populate_existing=True))
-    return state
-
-
-async def renew(session: AsyncSession, state: SyncState, owner: str, *, lease: timedelta,
-                now: datetime | None = None) -> bool:
-    """Extend our lease; False when it was lost (we were paused past it and another run took over)."""
-    now = now or utcnow()
-    result = await session.execute(
-        update(SyncState).where(SyncState.kind == state.kind, SyncState.lease_owner == owner)
-        .values(lease_until=now + lease).execution_options(synchronize_session=False))
-    return result.rowcount == 1
-
-
-async def release(session: AsyncSession, kind: str, owner: str) -> None:
-    await session.execute(update(SyncState).where(SyncState.kind == kind, SyncState.lease_owner == owner)
-                          .values(lease_owner="", lease_until=None).execution_options(synchronize_session=False))
+    return await session.get(SyncState, kind, populate_existing=True)
 
 
 async def get(session: AsyncSession, kind: str) -> SyncState | None:

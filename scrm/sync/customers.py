@@ -11,7 +11,7 @@ page that keeps failing stops the run with its cursor kept, and the next run ret
 never skipping it. A contact that fails to load is reported with its id; the rest go on. Customers
 are never deleted: a run that paged every rep to the end ends only the follower relations WeCom no
 longer lists (deletions whose callbacks were missed). Two runs at once: the second finds the lease
-taken (crm_core.sync_states) and does nothing.
+taken (crm_core.leases) and does nothing; where a run stands is its sync state (crm_core.sync_states).
 
 It runs on a fresh install's first start (`sync_on_first_start`), nightly (`make_customer_sync_job`)
 and by hand (`scrm sync customers`).
@@ -39,6 +39,7 @@ from crm_core import sync_states
 from crm_core.corp_tags import CorpTagService
 from crm_core.customer_sync import CustomerSync, PageOutcome, Rep, SyncedContact
 from crm_core.db import utcnow
+from crm_core.leases import LeaseService
 from crm_core.models import Staff
 from crm_core.staff import StaffProfile, StaffService
 from crm_core.sync_states import DONE, FAILED, RUNNING, SyncState
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KIND = "customers"
+LEASE_NAME = "customers.sync"
 LEASE = timedelta(minutes=2)  # renewed with every page; a dead run's lease runs out this long after its last page
 MAX_ATTEMPTS = 8  # failed attempts at one WeCom call before the run stops (its cursor kept)
 MAX_WAITS = 60  # outage waits at one call (they use no attempt) before the run stops all the same
@@ -99,7 +101,9 @@ class CustomerSyncRun:
 
     async def run(self) -> SyncReport:
         async with self.sessions() as session:
-            state = await sync_states.claim(session, KIND, self.owner, lease=self.lease, now=self.clock())
+            taken = await LeaseService(session).acquire(LEASE_NAME, self.owner, ttl=self.lease.total_seconds(),
+                                                        now=self.clock())
+            state = await sync_states.load(session, KIND) if taken else None
             await session.commit()
         if state is None:
             return SyncReport("busy")
@@ -244,7 +248,7 @@ class CustomerSyncRun:
                                 list(state.failed), ended, resumed)
             state.status, state.finished_at, state.completed_at = DONE, self.clock(), self.clock()
             state.summary, state.error = report.summary(), ""
-            await sync_states.release(session, KIND, self.owner)
+            await LeaseService(session).release(LEASE_NAME, self.owner)
             await session.commit()
         log.info("customer sync done: %s", report.summary())
         return report
@@ -252,26 +256,27 @@ class CustomerSyncRun:
     async def _stopped(self, exc: Exception, resumed: bool) -> SyncReport:
         """The run cannot go on now: keep its cursor and say why; the next run retries that page."""
         async with self.sessions() as session:
-            state = await session.get(SyncState, KIND)
             report = SyncReport(FAILED, resumed=resumed, error=str(exc)[:500])
-            if state is not None and state.lease_owner == self.owner:
+            leases = LeaseService(session)
+            if await leases.renew(LEASE_NAME, self.owner, ttl=self.lease.total_seconds(), now=self.clock()):
+                state = await sync_states.load(session, KIND)
                 if state.status == RUNNING:
                     state.status = FAILED
                 state.error, state.finished_at = report.error, self.clock()
                 report.contacts, report.created, report.pages = state.contacts, state.created, state.pages
                 report.failed_count, report.failed = state.failed_count, list(state.failed)
-                await sync_states.release(session, KIND, self.owner)
+                await leases.release(LEASE_NAME, self.owner)
             await session.commit()
         return report
 
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _owned_state(self, session: AsyncSession) -> SyncState:
-        """The state row, after renewing our lease on it; _LeaseLost when another run took it over."""
-        state = await session.get(SyncState, KIND, populate_existing=True)
-        if state is None or not await sync_states.renew(session, state, self.owner, lease=self.lease, now=self.clock()):
+        """The state row, after renewing our lease in the same transaction; _LeaseLost when another run
+        took it over."""
+        if not await LeaseService(session).renew(LEASE_NAME, self.owner, ttl=self.lease.total_seconds(), now=self.clock()):
             raise _LeaseLost()
-        return state
+        return await session.get(SyncState, KIND, populate_existing=True)
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """One WeCom call, retried as scrm.retries decides (45009/45033 after WeCom's interval)."""

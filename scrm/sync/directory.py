@@ -5,7 +5,8 @@ everyone, and who left.
 share: WeCom, the role map, and `on_departure`, the one place a departure sets things off.
 `DirectorySync` is the full pass: department/list, every page of user/list_id, user/get for each
 member (a few at a time), then the members WeCom no longer lists become inactive. It runs in one
-process at a time (the `directory.sync` lease), on a fresh install's first start without being asked,
+process at a time (the `directory.sync` lease, crm_core.leases) and records each run in its sync state
+(crm_core.sync_states, kind "directory"); on a fresh install's first start without being asked,
 nightly (config/schedule.toml) and by hand (`scrm sync directory`).
 
 Faults: every WeCom call goes through the retry protocol (scrm.retries: 45009/45033 wait, a busy or
@@ -30,11 +31,13 @@ from config.settings import Settings
 from connectors.wecom.errors import WeComError
 from connectors.wecom.client import WeComClient
 from connectors.wecom.profiles import department_profile, staff_profile
+from crm_core import sync_states
 from crm_core.db import utcnow
 from crm_core.directory import DirectoryService, MemberChange, MemberTag
 from crm_core.leases import LeaseService
 from crm_core.models import Staff
 from crm_core.staff import StaffProfile
+from crm_core.sync_states import DONE, FAILED, RUNNING
 from scheduler.runner import JobContext, JobFunc
 from scrm.ingest.departures import notify_departure
 from scrm.retries import backoff, with_retries
@@ -42,6 +45,7 @@ from scrm.retries import backoff, with_retries
 log = logging.getLogger(__name__)
 
 LEASE = "directory.sync"
+KIND = "directory"  # its sync state
 LEASE_TTL_SECONDS = 60.0  # renewed every third of this while a sync runs
 MEMBER_BATCH = 100  # members read and saved per transaction
 LIST_PAGE_SIZE = 10_000  # user/list_id's largest page
@@ -160,13 +164,16 @@ class DirectorySync:
     async def needed(self) -> bool:
         """True until a sync has finished once (a fresh install)."""
         async with self.sessions() as session:
-            lease = await LeaseService(session).get(LEASE)
-        return lease is None or lease.finished_at is None
+            state = await sync_states.get(session, KIND)
+        return state is None or state.completed_at is None
 
     async def run(self, progress: Progress | None = None) -> DirectoryReport:
         """One full sync; SyncBusy when another process is running one."""
         async with self.sessions() as session:
             taken = await LeaseService(session).acquire(LEASE, self.holder, ttl=self.lease_ttl)
+            if taken:
+                state = await sync_states.load(session, KIND)
+                state.status, state.started_at, state.finished_at = RUNNING, utcnow(), None
             await session.commit()
         if not taken:
             raise SyncBusy("another process is syncing the directory")
@@ -178,9 +185,20 @@ class DirectorySync:
             return report
         finally:
             renewing.cancel()
-            async with self.sessions() as session:
-                await LeaseService(session).release(LEASE, self.holder, finished=finished, summary=report.summary())
-                await session.commit()
+            await self._end(report if finished else None)
+
+    async def _end(self, report: DirectoryReport | None) -> None:
+        """Record how the run ended, unless another process took the lease over meanwhile, and give the
+        lease back; a run that failed (`report` None) leaves the last complete run's summary."""
+        async with self.sessions() as session:
+            leases = LeaseService(session)
+            if await leases.renew(LEASE, self.holder, ttl=self.lease_ttl):
+                state = await sync_states.load(session, KIND)
+                state.status, state.finished_at = (DONE if report is not None else FAILED), utcnow()
+                if report is not None:
+                    state.completed_at, state.summary = state.finished_at, report.summary()[:2000]
+                await leases.release(LEASE, self.holder)
+            await session.commit()
 
     async def _sync(self, report: DirectoryReport, progress: Progress) -> None:
         started_at = utcnow()

@@ -2,11 +2,11 @@
 pages), each read with groupchat/get and stored through crm_core.groups.
 
 Resumable: after each page the next page's cursor is committed with the groups it held, so a run
-killed halfway continues at that page. Two syncs at once do the work once: the run's lease (see
-GroupSyncCursors) lets one work and tells the other it is already running. A page that fails is
-retried by the one retry protocol (scrm.retries) and never skipped; a group that cannot be read is
-reported by its chat_id while the others continue, and then no group is taken for gone on the
-strength of that run. Only a complete run marks the groups WeCom no longer lists as gone.
+killed halfway continues at that page (its sync state, crm_core.sync_states kind "groups"). Two
+syncs at once do the work once: the run's lease (crm_core.leases) lets one work and tells the other
+it is already running. A page that fails is retried by the one retry protocol (scrm.retries) and
+never skipped; a group that cannot be read is reported by its chat_id while the others continue,
+and then no group is taken for gone on the strength of that run. Only a complete run marks the groups WeCom no longer lists as gone.
 https://developer.work.weixin.qq.com/document/path/92120 (groupchat/list),
 https://developer.work.weixin.qq.com/document/path/92122 (groupchat/get)
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,8 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors.wecom.errors import GroupChatGoneError
 from connectors.wecom.profiles import group_profile
 from crm_core.db import utcnow
-from crm_core.groups import GroupService, GroupSyncCursors
+from crm_core import sync_states
+from crm_core.groups import GroupService
+from crm_core.leases import LeaseService
 from crm_core.models import Staff
+from crm_core.sync_states import DONE, RUNNING
 from scheduler.runner import JobContext, JobFunc
 from scrm.retries import decide
 
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # groups a page (WeCom allows 1–1000): each page is one short transaction
 MAX_ATTEMPTS = 5  # per WeCom call, then the run stops (a page) or reports the group (a detail)
+KIND = "groups"  # its sync state
+LEASE_NAME = "groups.sync"
 LEASE = timedelta(minutes=10)  # renewed every page; a crashed run's lease runs out, the next run resumes
 
 T = TypeVar("T")
@@ -71,13 +77,16 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
                       sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                       progress: Callable[[GroupSyncReport], None] | None = None) -> GroupSyncReport:
     """Bring every customer group up to date with WeCom, from where the last run stopped."""
-    report = GroupSyncReport()
+    report, holder = GroupSyncReport(), uuid.uuid4().hex
     async with sessions() as session:
-        run = await GroupSyncCursors(session).claim(at=clock(), lease=LEASE)
-        if run is None:
+        at = clock()
+        if not await LeaseService(session).acquire(LEASE_NAME, holder, ttl=LEASE.total_seconds(), now=at):
             report.busy = True
             return report
-        report.resumed, cursor, run_started_at = bool(run.cursor), run.cursor or None, run.run_started_at
+        run = await sync_states.load(session, KIND)
+        if run.status != RUNNING:  # a run that finished starts over; one that did not resumes
+            run.status, run.cursor, run.started_at, run.finished_at = RUNNING, "", at, None
+        report.resumed, cursor, run_started_at = bool(run.cursor), run.cursor or None, run.started_at
         await session.commit()
     try:
         while True:
@@ -107,28 +116,34 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
                     moves = await groups.apply(profile, owner, at=now, status=int(item.get("status", 0) or 0))
                     report.groups, report.joined, report.left = (report.groups + 1, report.joined + moves.joined,
                                                                  report.left + moves.left)
-                run = await GroupSyncCursors(session).held()
+                leases = LeaseService(session)
+                if not await leases.renew(LEASE_NAME, holder, ttl=LEASE.total_seconds(), now=now):
+                    raise _LeaseLost()
+                run = await sync_states.load(session, KIND)
                 run.cursor = cursor or ""
-                GroupSyncCursors.renew(run, at=now, lease=LEASE)
                 if cursor is None:
                     if not report.failed:
                         report.gone += await groups.dismiss_unseen(run_started_at, at=now)
-                    run.finished_at, run.leased_until = now, None
+                    run.status, run.finished_at, run.completed_at, run.summary = DONE, now, now, report.summary()
+                    await leases.release(LEASE_NAME, holder)
                 await session.commit()
             if progress is not None:
                 progress(report)
             if cursor is None:
                 return report
+    except _LeaseLost:
+        log.warning("the group sync lost its lease to another run; leaving the work to it")
+        report.busy = True
+        return report
     except BaseException:
-        await _release(sessions)  # the cursor stays: the next run resumes at the failed page
+        async with sessions() as session:  # the cursor stays: the next run resumes at the failed page
+            await LeaseService(session).release(LEASE_NAME, holder)
+            await session.commit()
         raise
 
 
-async def _release(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions() as session:
-        run = await GroupSyncCursors(session).held()
-        run.leased_until = None
-        await session.commit()
+class _LeaseLost(Exception):
+    """Another run holds the group sync now (ours paused past its lease)."""
 
 
 async def _with_retries(call: Callable[[], Awaitable[T]], what: str,

@@ -21,9 +21,9 @@ from scrm import keys
 from scrm.cli import main as cli
 from scrm.app import service_jobs
 from scrm.ingest.context import IngestContext
-from scrm.sync.groups import sync_groups
-from tests.bot.conftest import Chat, chat  # noqa: F401  (fixture)
-from tests.service.conftest import external_id
+from scrm.sync.groups import LEASE, sync_groups
+from tests.support.chat import Chat
+from tests.support.service import external_id
 
 EAST = "wrDemoEastChina00000000000000001"
 LVYUAN = "wrDemoLvYuan000000000000000000002"
@@ -235,6 +235,29 @@ async def test_a_sync_killed_halfway_resumes_at_its_page_and_a_busy_page_is_retr
     assert await stored_groups(chat) == 10
 
     # The next run starts over from the first page.
+    again = Counting(chat)
+    assert (await direct_sync(chat, wecom=again, page_size=4)).resumed is False and again.list_cursors[0] is None
+
+
+async def test_a_sync_paused_past_its_lease_leaves_the_work_to_the_run_that_took_over(chat):
+    sim = chat.service.sim
+    for i in range(7):
+        sim_groups.create_group(sim, f"wrMore{i:026d}", f"项目群{i}", "lina", [])
+    later = utcnow() + LEASE + timedelta(minutes=1)
+    taken_over = []
+
+    class PausedOnItsSecondPage(Counting):
+        async def groupchat_list(self, **kw):
+            page = await super().groupchat_list(**kw)
+            if len(self.list_cursors) == 2:  # meanwhile its lease ran out and another run took the work
+                taken_over.append(await direct_sync(chat, clock=lambda: later, page_size=4))
+            return page
+
+    paused = await direct_sync(chat, wecom=PausedOnItsSecondPage(chat), page_size=4)
+    [other] = taken_over
+    assert paused.busy and (other.busy, other.resumed, other.groups) == (False, True, 6)
+    assert await stored_groups(chat) == 10
+    # The paused run wrote nothing over the finished run's place: the next run starts over.
     again = Counting(chat)
     assert (await direct_sync(chat, wecom=again, page_size=4)).resumed is False and again.list_cursors[0] is None
 

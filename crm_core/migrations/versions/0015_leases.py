@@ -1,8 +1,8 @@
-"""named leases: one directory sync at a time, and whether it ever finished
+"""named leases: long work (the syncs from WeCom) in one process at a time
 
 The directory sync (scrm.sync.directory) runs on first start, nightly, and by hand; a row here per
-kind of long work keeps two processes from running it at once (crm_core.leases) and records the
-last complete run, which is how a fresh install knows to sync without being asked.
+kind of long work keeps two processes from running it at once (crm_core.leases). How far the work
+got is its sync state (0016, crm_core.sync_states).
 
 Revision ID: 0015
 Revises: 0014
@@ -26,8 +26,6 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=64), nullable=False),
         sa.Column("expires_at", When, nullable=True),
-        sa.Column("finished_at", When, nullable=True),
-        sa.Column("summary", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )

@@ -1,8 +1,9 @@
 """customer sync: the corp tag catalogue and the resumable state of syncs from WeCom
 
 `corp_tag_groups` / `corp_tags` name the tag ids WeCom puts on contacts (crm_core.corp_tags);
-`sync_states` keeps a sync's cursor, counts and lease (crm_core.sync_states), so a sync killed
-halfway resumes where it stopped and two schedulers never run it twice at once.
+`sync_states` keeps a sync's cursor, counts and last complete run (crm_core.sync_states), so a sync
+killed halfway resumes where it stopped; its lease (0015, crm_core.leases) keeps two schedulers from
+running it twice at once.
 
 Revision ID: 0016
 Revises: 0015
@@ -60,8 +61,6 @@ def upgrade() -> None:
         sa.Column("started_at", When, nullable=True),
         sa.Column("finished_at", When, nullable=True),
         sa.Column("completed_at", When, nullable=True),
-        sa.Column("lease_owner", sa.String(64), nullable=False, server_default=""),
-        sa.Column("lease_until", When, nullable=True),
     )
 
 

@@ -1,4 +1,4 @@
-"""customer groups (客户群): groups, their members, and the group sync's cursor
+"""customer groups (客户群): groups and their members (the group sync keeps its place in sync_states, 0016)
 
 Revision ID: 0019
 Revises: 0018
@@ -49,20 +49,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_customer_group_members_member_id", "customer_group_members", ["member_id"])
     op.create_index("ix_customer_group_members_unionid", "customer_group_members", ["unionid"])
-    op.create_table(
-        "group_sync_cursors",
-        sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column("name", sa.String(32), nullable=False, unique=True),
-        sa.Column("cursor", sa.String(256), nullable=False, server_default=""),
-        sa.Column("run_started_at", UTC, nullable=True),
-        sa.Column("finished_at", UTC, nullable=True),
-        sa.Column("leased_until", UTC, nullable=True),
-        sa.Column("updated_at", UTC, nullable=False),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("group_sync_cursors")
     op.drop_index("ix_customer_group_members_unionid", table_name="customer_group_members")
     op.drop_index("ix_customer_group_members_member_id", table_name="customer_group_members")
     op.drop_table("customer_group_members")
