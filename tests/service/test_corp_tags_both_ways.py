@@ -94,10 +94,11 @@ async def test_a_tag_changed_in_the_wecom_client_reaches_the_crm_and_is_not_sent
 
 async def test_a_tag_change_is_sent_once_even_when_wecom_fails_in_between(chat):
     await company_with_catalogue(chat)
+    await chat.service.stop_background_workers()  # the test steps the sender through the failure itself
     sim = chat.service.sim
     sim.fail_next("externalcontact/mark_tag", errcode=45033)  # the new tag is created, then marking fails
-    await chat.ask("zhangwei", "标签 孙丽 +老客户转介绍")
-    await chat.service.settle_past_backoffs()
+    await chat.service.wecom.text("zhangwei", "标签 孙丽 +老客户转介绍", msg_id=95_001)
+    await chat.service.settle_past_backoffs()  # the failed row waits out its back-off, then goes again
 
     assert "老客户转介绍" in wecom_tags(chat, "孙丽")
     crm_group = next(g for g in sim.corp_tag_groups if g["group_name"] == "CRM 标签")
