@@ -154,6 +154,7 @@ async def test_a_rep_wecom_still_has_on_the_job_is_not_inherited_and_the_summary
 
 async def test_wecom_busy_through_every_attempt_ends_in_a_summary_not_a_silent_wait(chat):
     await chat.onboard(*LINAS, "赵磊")
+    await chat.service.stop_background_workers()  # the test steps every attempt itself
     chat.service.sim.fail_next("externalcontact/transfer_customer", errcode=-1, times=100)  # 系统繁忙, always
     await chat.service.wecom.text("liuyang", "转交 全部 李娜 张伟", msg_id=99_101)
     for _ in range(40):  # every back-off passes; nobody sleeps

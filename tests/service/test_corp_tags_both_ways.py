@@ -18,8 +18,8 @@ from scheduler.runner import JobContext
 from scrm import keys
 from scrm.app import service_jobs
 from scrm.cli import main as cli
-from tests.bot.conftest import Chat, chat  # noqa: F401  (fixture)
-from tests.service.conftest import external_id
+from tests.support.chat import Chat
+from tests.support.service import external_id
 
 
 def wecom_tags(chat: Chat, name: str, userid: str = "zhangwei") -> set[str]:
