@@ -57,7 +57,7 @@ from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
 from scrm.sync.customers import make_customer_sync_job, sync_on_first_start
-from scrm.sync.groups import make_group_sync_job
+from scrm.sync.groups import make_group_sync_job, sync_groups_on_first_start
 from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.resources import open_redis, prepare_schema
@@ -259,17 +259,24 @@ async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
 async def first_sync_ctx(app: web.Application) -> AsyncIterator[None]:
     """A fresh install pulls the company's WeCom without being asked, in the background: start-up and
     health checks do not wait for it. The directory comes first (DirectorySync.first_start), so the
-    existing customers that follow find their reps (scrm.sync.customers.sync_on_first_start)."""
-    sessions, wecom = app[keys.SESSIONS], app[keys.WECOM]
-    directory = DirectorySync(directory_for(app[keys.SETTINGS], wecom), sessions)
+    existing customers that follow find their reps (scrm.sync.customers.sync_on_first_start), and
+    the customer groups find their members (scrm.sync.groups.sync_groups_on_first_start)."""
+    sessions, wecom, settings = app[keys.SESSIONS], app[keys.WECOM], app[keys.SETTINGS]
+    roles = role_map(settings)
+    directory = DirectorySync(directory_for(settings, wecom), sessions)
     stopping = asyncio.Event()
 
     async def first_sync() -> None:
         await directory.first_start(stopping)
         if not stopping.is_set():
-            report = await sync_on_first_start(sessions, wecom, roles=role_map(app[keys.SETTINGS]))
+            report = await sync_on_first_start(sessions, wecom, roles=roles)
             if report is not None:
                 log.info("first customer sync: %s", report.summary())
+        if not stopping.is_set():
+            staff = IngestContext(wecom=wecom, timezone=settings.tz, roles=roles).staff
+            groups = await sync_groups_on_first_start(sessions, wecom, staff)
+            if groups is not None:
+                log.info("first customer group sync: %s", groups.summary())
 
     task = asyncio.create_task(first_sync(), name="first-sync")
     app[keys.FIRST_SYNC] = task

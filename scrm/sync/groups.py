@@ -163,6 +163,18 @@ async def _with_retries(call: Callable[[], Awaitable[T]], what: str,
             await sleep(retry.after)
 
 
+async def sync_groups_on_first_start(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi,
+                                     ensure_staff: EnsureStaff) -> GroupSyncReport | None:
+    """For the first-start runner, after the customers: bring in the company's customer groups unless
+    a group sync has already completed (then the nightly job keeps them current)."""
+    async with sessions() as session:
+        completed = (await sync_states.load(session, KIND)).completed_at
+        await session.commit()
+    if completed is not None:
+        return None
+    return await sync_groups(sessions, wecom, ensure_staff)
+
+
 def make_group_sync_job(wecom: GroupApi, ensure_staff: Callable[[JobContext], EnsureStaff]) -> JobFunc:
     """The nightly `groups.sync` job; `ensure_staff` gives the job's way to know a group's owner."""
 

@@ -280,7 +280,7 @@ async def test_a_worker_killed_mid_stream_loses_nothing_and_repeats_nothing(post
             for msg_id in pending:  # shared by the posting tasks: each message is posted once
                 if msg_id >= msg_ids[int(N_STREAM * HELD_BACK)]:
                     await killed.wait()  # the rest of the stream arrives after the kill, not before
-                status, _ = await wecom.text(sender_of[msg_id], f"ping{msg_id}", msg_id=msg_id)
+                status, _ = await wecom.text(sender_of[msg_id], f"查 ping{msg_id}", msg_id=msg_id)
                 if status == 200:
                     acked.add(str(msg_id))
                 else:

@@ -11,12 +11,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from connectors.wecom.simulator import directory as company
 from crm_core.db import utcnow
+from crm_core.group_models import CustomerGroup
 from crm_core.leases import Lease, LeaseService
-from crm_core.models import AuditEntry, Department, OutboxItem, Staff
+from crm_core.models import AuditEntry, Customer, Department, OutboxItem, Staff
 from scrm import keys
 from scrm.sync.directory import LEASE, Directory, DirectorySync, SyncBusy, role_map
 from tests.support.chat import ROLES_TOML, sync_directory
@@ -75,6 +76,11 @@ async def test_a_fresh_install_syncs_the_company_on_first_start_without_holding_
         zhangwei = await session.scalar(select(Staff).where(Staff.userid == "zhangwei"))
     assert departments == {1: ("星河科技", None), 2: ("销售部", 1), 3: ("客户服务部", 1), 4: ("行政部", 1)}
     assert zhangwei.name == "张伟" and zhangwei.mobile == ""
+    async with service.sessions() as session:  # then its customers and their groups
+        customers = await session.scalar(select(func.count()).select_from(Customer))
+        groups = sorted((await session.scalars(select(CustomerGroup.name))).all())
+    assert customers == len(sim.external_contacts)
+    assert groups == sorted(g["name"] for g in sim.group_chats.values())
     assert not await DirectorySync(Directory(service.app[keys.WECOM], role_map(service.settings)),
                                    service.app[keys.SESSIONS]).needed()  # the next start does not sync again
 
