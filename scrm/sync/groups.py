@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -32,7 +32,7 @@ from crm_core.leases import LeaseService
 from crm_core.models import Staff
 from crm_core.sync_states import DONE, RUNNING
 from scheduler.runner import JobContext, JobFunc
-from scrm.retries import decide
+from scrm.retries import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ KIND = "groups"  # its sync state
 LEASE_NAME = "groups.sync"
 LEASE = timedelta(minutes=10)  # renewed every page; a crashed run's lease runs out, the next run resumes
 
-T = TypeVar("T")
 EnsureStaff = Callable[[AsyncSession, str], Awaitable[Staff]]
 
 
@@ -90,13 +89,14 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
         await session.commit()
     try:
         while True:
-            page = await _with_retries(lambda: wecom.groupchat_list(cursor=cursor, limit=page_size),
-                                       "groupchat/list", sleep)
+            page = await with_retries(lambda: wecom.groupchat_list(cursor=cursor, limit=page_size),
+                                      what="groupchat/list", attempts=MAX_ATTEMPTS, sleep=sleep)
             details = []
             for item in page.get("group_chat_list") or []:
                 chat_id = str(item.get("chat_id", ""))
                 try:
-                    detail = await _with_retries(lambda: wecom.groupchat_get(chat_id), f"groupchat/get {chat_id}", sleep)
+                    detail = await with_retries(lambda: wecom.groupchat_get(chat_id), what=f"groupchat/get {chat_id}",
+                                                attempts=MAX_ATTEMPTS, sleep=sleep)
                 except GroupChatGoneError:
                     details.append((chat_id, item, None))  # dismissed between the list and the read
                 except Exception as exc:
@@ -144,23 +144,6 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
 
 class _LeaseLost(Exception):
     """Another run holds the group sync now (ours paused past its lease)."""
-
-
-async def _with_retries(call: Callable[[], Awaitable[T]], what: str,
-                        sleep: Callable[[float], Awaitable[Any]]) -> T:
-    """The call, tried again as scrm.retries decides (WeCom busy or throttled, the network), at most
-    MAX_ATTEMPTS times; what cannot succeed by retrying is raised at once."""
-    failures = 0
-    while True:
-        try:
-            return await call()
-        except Exception as exc:
-            failures += 1
-            retry = decide(exc, failures)
-            if retry.gives_up or failures >= MAX_ATTEMPTS:
-                raise
-            log.info("%s failed (%s); trying again in %.0f s", what, exc, retry.after)
-            await sleep(retry.after)
 
 
 async def sync_groups_on_first_start(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi,
