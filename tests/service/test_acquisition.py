@@ -23,7 +23,7 @@ from crm_core.models import ContactChannel, Customer, InboxItem, OutboxItem, Sta
 from scrm.cli import main as cli
 from scrm.app import create_app
 from tests.support.chat import ROLES_TOML, Chat
-from tests.support.service import TEST_ROLES, Service, service_settings
+from tests.support.service import Service, TEST_ROLES, service_settings, use_service_env
 
 SECRET = "site-secret-0123456789abcdef"
 EXPO_WELCOME = "感谢您在展会上扫码，资料稍后发您。"
@@ -254,14 +254,8 @@ async def test_two_concurrent_assignments_pick_different_reps(backend, group, ex
 
 
 async def test_the_cli_creates_and_lists_channels(chat, backend, monkeypatch, capsys):
-    sim, settings = chat.service.sim, chat.service.settings
-    for name, value in {"DATABASE_URL": backend.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
-                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
-                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
-        monkeypatch.setenv(f"SCRM_{name}", value)
-    monkeypatch.delenv("SCRM_CONFIG", raising=False)
-    if backend.redis_url:
-        monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
+    use_service_env(monkeypatch, chat.service)
+    sim = chat.service.sim
 
     code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "channels", "create", "抖音直播",
                                               "--group", "全国组", "--welcome", "欢迎来自直播间的朋友"])

@@ -19,7 +19,7 @@ from scrm import keys
 from scrm.app import service_jobs
 from scrm.cli import main as cli
 from tests.support.chat import Chat
-from tests.support.service import external_id
+from tests.support.service import external_id, use_service_env
 
 
 def wecom_tags(chat: Chat, name: str, userid: str = "zhangwei") -> set[str]:
@@ -111,14 +111,7 @@ async def test_a_tag_change_is_sent_once_even_when_wecom_fails_in_between(chat):
 
 async def test_a_tag_an_import_adds_reaches_wecom_too(chat, backend, monkeypatch, tmp_path):
     await company_with_catalogue(chat)
-    sim, settings = chat.service.sim, chat.service.settings
-    for name, value in {"DATABASE_URL": backend.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
-                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
-                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
-        monkeypatch.setenv(f"SCRM_{name}", value)
-    monkeypatch.delenv("SCRM_CONFIG", raising=False)
-    if backend.redis_url:
-        monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
+    use_service_env(monkeypatch, chat.service)
     sheet = tmp_path / "customers.csv"
     sheet.write_text("姓名,手机,标签\n孙丽,13800131002,展会客户\n", encoding="utf-8")
 

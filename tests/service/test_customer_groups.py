@@ -23,7 +23,7 @@ from scrm.app import service_jobs
 from scrm.ingest.context import IngestContext
 from scrm.sync.groups import LEASE, sync_groups
 from tests.support.chat import Chat
-from tests.support.service import external_id
+from tests.support.service import external_id, use_service_env
 
 EAST = "wrDemoEastChina00000000000000001"
 LVYUAN = "wrDemoLvYuan000000000000000000002"
@@ -287,14 +287,7 @@ async def test_two_syncs_at_once_do_the_work_once(chat):
 
 
 async def test_scrm_sync_groups_runs_it_by_hand(chat, backend, monkeypatch, capsys):
-    sim, settings = chat.service.sim, chat.service.settings
-    for name, value in {"DATABASE_URL": backend.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
-                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
-                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
-        monkeypatch.setenv(f"SCRM_{name}", value)
-    monkeypatch.delenv("SCRM_CONFIG", raising=False)
-    if backend.redis_url:
-        monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
+    use_service_env(monkeypatch, chat.service)
 
     code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "sync", "groups"])
     out = capsys.readouterr().out.splitlines()

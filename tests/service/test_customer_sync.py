@@ -19,7 +19,7 @@ from scheduler.runner import JobContext
 from scrm import keys
 from scrm.cli import main as cli
 from scrm.sync.customers import KIND, CustomerSyncRun, make_customer_sync_job, sync_on_first_start
-from tests.support.service import external_id
+from tests.support.service import external_id, use_service_env
 
 TZ = ZoneInfo("Asia/Shanghai")
 BATCH = "externalcontact/batch/get_by_user"
@@ -205,14 +205,7 @@ async def test_the_nightly_job_reconciles_contacts_whose_callbacks_were_missed(s
 
 
 async def test_the_cli_syncs_with_progress(service, backend, monkeypatch, capsys):
-    sim, settings = service.sim, service.settings
-    for name, value in {"DATABASE_URL": backend.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
-                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
-                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
-        monkeypatch.setenv(f"SCRM_{name}", value)
-    monkeypatch.delenv("SCRM_CONFIG", raising=False)
-    if backend.redis_url:
-        monkeypatch.setenv("SCRM_REDIS_URL", backend.redis_url)
+    use_service_env(monkeypatch, service)
     code = await asyncio.to_thread(cli.main, ["--log-level", "WARNING", "sync", "customers"])
     out = capsys.readouterr().out
     assert code == 0 and "全新同步" in out and "第 1/1 批成员" in out and "新客户 8 位" in out

@@ -112,3 +112,16 @@ async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aio
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
                             corp_id=sim.corp_id, agent_id=str(sim.agent_id))
     return Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings)
+
+
+def use_service_env(monkeypatch, service: Service) -> None:
+    """`scrm …` run by hand in this test talks to the service's database, Redis and simulator, as an
+    operator's shell would (environment variables only; no SCRM_CONFIG file)."""
+    sim, settings = service.sim, service.settings
+    for name, value in {"DATABASE_URL": settings.database_url, "WECOM_CORP_ID": sim.corp_id, "WECOM_SECRET": sim.secret,
+                        "WECOM_AGENT_ID": str(sim.agent_id), "WECOM_TOKEN": sim.callback_token,
+                        "WECOM_AES_KEY": sim.encoding_aes_key, "WECOM_API_BASE": settings.wecom.api_base}.items():
+        monkeypatch.setenv(f"SCRM_{name}", value)
+    monkeypatch.delenv("SCRM_CONFIG", raising=False)
+    if settings.redis_url:
+        monkeypatch.setenv("SCRM_REDIS_URL", settings.redis_url)
