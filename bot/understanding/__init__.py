@@ -30,7 +30,7 @@ from bot.router import Command
 from bot.timeparse import TimeExpressionError
 from bot.understanding.lexicon import Lexicon, shipped_lexicon
 from bot.understanding.names import names_in
-from bot.understanding.reader import Reader, Reading, Sentence
+from bot.understanding.reader import PHONE, Reader, Reading, Sentence
 from config.templates import render
 from crm_core.models import Staff
 from crm_core.scope import scope_for
@@ -107,7 +107,8 @@ class Understanding:
     def _not_understood(self, sentence: Sentence, staff: Staff, now: datetime) -> Understood:
         """Never a dead end: what was understood, and the closest commands."""
         allowed = [c for c in self.commands if staff.role in c.roles]
-        parts = [render("bot.understanding.part_customer", name=t.query) for t in sentence.customers()]
+        parts = [render("bot.understanding.part_phone" if t.kind == PHONE else "bot.understanding.part_customer",
+                        name=t.query) for t in sentence.customers()]  # a number is not yet a customer
         parts += [render("bot.understanding.part_colleague", name=t.query) for t in sentence.colleagues()]
         if sentence.when is not None:
             parts.append(render("bot.understanding.part_time", time=sentence.when.when.strftime("%Y-%m-%d %H:%M")))

@@ -131,6 +131,8 @@ async def test_unknown_lines_say_what_was_understood_and_offer_the_closest_comma
     await chat.onboard("赵磊")
     unknown = await chat.ask("zhangwei", "飞到月球")
     assert unknown.startswith("没有「飞到月球」这个命令") and "最接近的命令：" in unknown and "帮助" in unknown
+    number_only = await chat.ask("zhangwei", "ping7000123")  # a number nobody has is no customer yet
+    assert "号码「7000123」" in number_only and "客户「7000123」" not in number_only
     two = await chat.ask("zhangwei", "赵磊明天来签合同")  # a follow-up or a note: asked, not guessed
     assert "客户「赵磊」" in two and "时间 2026-11-19 09:00" in two
     assert "1. 跟进 赵磊 2026-11-19 09:00 来签合同" in two and "记 赵磊 明天来签合同" in two
