@@ -252,11 +252,17 @@ class Demo:
         print("  (still working in the background...)")
 
     async def seed(self) -> None:
-        """The sample company already has customers in WeCom: they come in as on a real first start."""
+        """The sample company already has customers and customer groups in WeCom: they come in as on
+        a real first start."""
+        from scrm.ingest.context import IngestContext
         from scrm.sync.customers import sync_on_first_start
         from scrm.sync.directory import role_map
+        from scrm.sync.groups import sync_groups_on_first_start
 
-        await sync_on_first_start(self.app[keys.SESSIONS], self.app[keys.WECOM], roles=role_map(self.settings))
+        sessions, wecom, roles = self.app[keys.SESSIONS], self.app[keys.WECOM], role_map(self.settings)
+        await sync_on_first_start(sessions, wecom, roles=roles)
+        await sync_groups_on_first_start(sessions, wecom,
+                                         IngestContext(wecom=wecom, timezone=self.settings.tz, roles=roles).staff)
         await self.wait_until_settled()
         await self.plant_upcoming()
 

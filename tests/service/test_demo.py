@@ -24,6 +24,7 @@ def test_scripted_demo_imports_customers_and_answers_the_rep(tmp_path):
     assert "#1 赵磊 (华东精密机械有限公司) owner=zhangwei" in out  # imported through signed callbacks
     assert "查看客户名片" in out  # the generated help
     assert "【赵磊】华东精密机械有限公司" in out and "138****1001" in out  # the customer card, phone masked
+    assert "客户群：华东客户交流群" in out  # the sample company's groups came in with its customers
     assert "[wecom_kf in] '你好，我想要一份新的报价单" in out  # the customer's 微信客服 message archived
     assert "analysis: negative" in out and "投诉" in out  # the complaint was analysed...
     assert "🤖 bot → wangfang:\n     新工单 T" in out and "工单号：T" in out  # ...routed to support, customer told
