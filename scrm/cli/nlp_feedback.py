@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nlp import cli as nlp_cli
+from scrm.cli.arguments import in_zone, iso_time
 
 EXPORT_COLUMNS = ("ticket", "opened_at", "score", "signals", "verdict", "note", "text", "score_now")
 
@@ -20,7 +21,7 @@ def register(nlp_commands: argparse._SubParsersAction) -> None:
     evaluate = nlp_commands.choices["eval"]
     evaluate.add_argument("--from-tickets", action="store_true",
                           help="report the agents' verdicts on complaint tickets (工单 误判) instead of the labelled sets")
-    evaluate.add_argument("--since", help="with --from-tickets: tickets opened from this time on (ISO-8601)")
+    evaluate.add_argument("--since", type=iso_time, help="with --from-tickets: tickets opened from this time on (ISO-8601)")
     evaluate.add_argument("--export", type=Path,
                           help="with --from-tickets: write the decided tickets as labelled examples (.csv)")
     evaluate.set_defaults(func=cmd_eval)
@@ -32,17 +33,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print("--since and --export go with --from-tickets", file=sys.stderr)
             return 2
         return nlp_cli.cmd_eval(args)
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            print(f"--since {args.since!r} is not an ISO-8601 date or time (e.g. 2026-11-01)", file=sys.stderr)
-            return 2
-        if since.tzinfo is None:
-            from config.settings import load_settings
+    since = args.since
+    if since is not None and since.tzinfo is None:
+        from config.settings import load_settings
 
-            since = since.replace(tzinfo=load_settings(toml_path=args.config).tz)
+        since = in_zone(since, load_settings(toml_path=args.config).tz)
     return asyncio.run(from_tickets(args.config, since, args.export))
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from config.settings import Settings, load_settings
+from scrm.cli.arguments import in_zone, iso_time
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +27,7 @@ JOB = "nlp.reindex"
 
 def register(nlp_commands: argparse._SubParsersAction) -> None:
     reindex = nlp_commands.add_parser("reindex", help="re-analyse stored customer messages after a rules or model change")
-    reindex.add_argument("--since", help="only customers with messages from this time on (ISO-8601, e.g. 2026-11-01)")
+    reindex.add_argument("--since", type=iso_time, help="only customers with messages from this time on (ISO-8601, e.g. 2026-11-01)")
     reindex.add_argument("--batch", type=int, default=500)
     reindex.add_argument("--restart", action="store_true",
                          help="start from the first customer even if an earlier run stopped half-way")
@@ -35,15 +36,7 @@ def register(nlp_commands: argparse._SubParsersAction) -> None:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     settings = load_settings(toml_path=args.config)
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            print(f"--since {args.since!r} is not an ISO-8601 date or time (e.g. 2026-11-01)", file=sys.stderr)
-            return 2
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=settings.tz)
+    since = in_zone(args.since, settings.tz)
     if args.batch < 1:
         print("--batch must be at least 1", file=sys.stderr)
         return 2

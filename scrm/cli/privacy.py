@@ -8,8 +8,8 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
+from scrm.cli.arguments import in_zone, iso_time
 
 if TYPE_CHECKING:
     from crm_core.privacy import PrivacyService
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     audit.add_argument("--customer", type=int, help="a customer id")
     audit.add_argument("--actor", help="a staff userid (or cli, api)")
     audit.add_argument("--action", help="an action or its prefix, e.g. customer.view")
-    audit.add_argument("--since", help="ISO-8601 date or time, e.g. 2026-11-01")
+    audit.add_argument("--since", type=iso_time, help="ISO-8601 date or time, e.g. 2026-11-01")
     audit.add_argument("--limit", type=int, default=200)
     audit.set_defaults(func=cmd_audit)
 
@@ -44,11 +44,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from crm_core.privacy import PrivacyService
     from scrm.resources import with_session
 
-    since = datetime.fromisoformat(args.since) if args.since else None
+    since = args.since
     if since is not None and since.tzinfo is None:
         from config.settings import load_settings
 
-        since = since.replace(tzinfo=load_settings(toml_path=args.config).tz)
+        since = in_zone(since, load_settings(toml_path=args.config).tz)
 
     async def work(session) -> list:
         return await PrivacyService(session).audit_trail(customer_id=args.customer, actor=args.actor, action=args.action,
