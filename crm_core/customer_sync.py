@@ -26,6 +26,7 @@ from crm_core.channels import attribute
 from crm_core.corp_tags import customer_tag_names
 from crm_core.customers import ContactProfile, CustomerService
 from crm_core.followers import FollowerProfile, choose_owner, refresh
+from crm_core.lifecycle import LifecycleService
 from crm_core.models import ContactChannel, Customer, CustomerFollower, CustomerIdentity
 from crm_core.search_keys import name_keys
 
@@ -129,9 +130,23 @@ class CustomerSync:
             conditions.append(CustomerFollower.customer_id.not_in(
                 select(CustomerIdentity.customer_id).where(CustomerIdentity.channel == self.channel,
                                                            CustomerIdentity.external_id.in_(kept))))
+        touched = set((await self.session.scalars(select(CustomerFollower.customer_id).where(and_(*conditions)))).all())
         result = await self.session.execute(update(CustomerFollower).where(and_(*conditions)).values(removed_at=at)
                                             .execution_options(synchronize_session=False))
+        await self._churn_unfollowed(touched, at)
         return result.rowcount or 0
+
+    async def _churn_unfollowed(self, customer_ids: set[int], at: datetime) -> None:
+        """A customer nobody of ours follows any more has left, as when the deletion's callback
+        arrives (scrm.ingest.external_contacts); no alert: the deletion is old news by now."""
+        if not customer_ids:
+            return
+        followed = set((await self.session.scalars(select(CustomerFollower.customer_id).where(
+            CustomerFollower.customer_id.in_(customer_ids), CustomerFollower.removed_at.is_(None)))).all())
+        lifecycle = LifecycleService(self.session)
+        for customer in (await self.session.scalars(select(Customer).where(
+                Customer.id.in_(customer_ids - followed)).order_by(Customer.id))).all():
+            await lifecycle.churn(customer, at=at)
 
     async def _ensure_customers(self, by_contact: dict[str, list[SyncedContact]], at: datetime) -> tuple[dict[str, int], int]:
         """external_userid -> customer id for every contact of the page, creating the new ones in one

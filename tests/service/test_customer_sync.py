@@ -171,6 +171,7 @@ async def test_an_error_never_deletes_customers_and_a_failed_page_is_retried_nex
     assert report.status == "done" and report.resumed and report.ended == 1
     assert await counts(service) == (8, 8, 8)  # the customer stays; only the relation ended
     assert (await followers_of(service, zhao))["zhangwei"].removed_at is not None
+    assert (await customer(service, zhao)).lifecycle == "churned"  # nobody of ours follows 赵磊 any more
 
 
 async def test_a_contact_that_fails_to_load_is_reported_by_id_and_the_rest_arrive(service):
