@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select
 
+from connectors.wecom.simulator import directory as company
 from crm_core.models import InboxItem, Message, OutboxItem
 from scrm.delivery.sender import message_text
 from tests.support.service import Service
@@ -28,6 +29,7 @@ KILL_EVERY = 0.3  # seconds between two rounds of terminating the service's conn
 MIN_ROUNDS = 10  # rounds of killing the stream must last
 MIN_HITS = 5  # interruptions the workers must have met mid-work before the stream may end
 MESSAGES_PER_REP = 25  # under WeCom's 30 app messages a minute per member, so no reply waits for that limit
+EXTRA_REPS = 15  # beside the sample company's: room for enough waves however fast the workers are
 MSG_ID_BASE = 8_100_000
 # Commands that read and write the database while they run (a rep's list, a lookup), so connections
 # die inside the bot's handlers too, not only in the queue's own statements.
@@ -86,6 +88,8 @@ async def test_connections_terminated_again_and_again_under_load_use_no_attempt(
                                                                               outages_met):
     if backend.name != "postgres":
         pytest.skip("SQLite has no server connections to terminate")
+    for i in range(EXTRA_REPS):
+        company.hire(service.sim, f"failover{i:02d}", f"销售{i:02d}", [2])
     reps = sorted(service.sim.staff)
 
     def rep_of(i: int) -> str:
