@@ -193,7 +193,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
     analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
     dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], clock=app[keys.CLOCK],
-                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS])
+                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS],
+                                  page_base_url=settings.pages.base_url)
     dispatcher.observe_command = metrics.observe_command
     app[keys.DISPATCHER] = dispatcher
     context = IngestContext(

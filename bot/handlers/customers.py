@@ -93,8 +93,10 @@ async def my_customers(ctx: CommandContext, by_heat: bool | str) -> Listing | st
                         last=when_text(c.last_contact_at, ctx.timezone) if c.last_contact_at else never)
                  for i, c in enumerate(customers, start=1)]
     ctx.audit("customer.list_mine", detail=f"count={len(customers)}" + (" by=heat" if by_heat else ""))
-    header = "bot.heat.mine_header" if by_heat else "bot.mine_header"
-    return Listing(render(header, count=len(customers)), lines)
+    header = render("bot.heat.mine_header" if by_heat else "bot.mine_header", count=len(customers))
+    if ctx.page_base_url:  # a text message's content may carry <a href> links (message/send, document/path/90236)
+        header = f"{header}\n{render('pages.chat.mine_link', url=f'{ctx.page_base_url}/h5/sidebar?view=mine')}"
+    return Listing(header, lines)
 
 
 @router.command("标签", aliases=("tag", "tags"),

@@ -4,8 +4,10 @@ back in chat), the data scope, and bad input refused with nothing changed (scrm/
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from yarl import URL
 
 from crm_core.models import AuditEntry, Customer, FollowUp, Note
+from scrm import keys
 from tests.support.service import external_id
 
 API = "/h5/api/sidebar"
@@ -189,3 +191,15 @@ async def test_html_in_a_name_comes_back_as_the_characters_it_is(browser, pages)
     assert (await resp.json())["customer"]["name"] == HOSTILE_NAME
     page = await (await browser.http.get(browser.url("/h5/sidebar"))).text()
     assert "onerror" not in page
+
+
+async def test_my_customers_in_chat_links_to_the_sidebar(browser, pages) -> None:
+    await pages.onboard("赵磊")
+    assert "<a href" not in await pages.ask("zhangwei", "我的客户")  # no SCRM_PAGE_BASE_URL, no link
+    origin = str(browser.url("/")).rstrip("/")
+    pages.service.app[keys.DISPATCHER].page_base_url = origin  # as SCRM_PAGE_BASE_URL would set it
+    reply = await pages.ask("zhangwei", "我的客户")
+    link = f'<a href="{origin}/h5/sidebar?view=mine">'
+    assert link in reply and "赵磊" in reply
+    page, visited = await browser.open("/h5/sidebar?view=mine", as_member="zhangwei")
+    assert page.status == 200 and URL(visited[-1]).query["view"] == "mine"
