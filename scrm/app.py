@@ -61,6 +61,7 @@ from scrm.sync.groups import make_group_sync_job, sync_groups_on_first_start
 from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.http import pages
+from scrm.http.pages import sidebar
 from scrm.http.pages.identity import page_secret
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
@@ -101,6 +102,7 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
         app.add_routes(ticket_routes())
         app.cleanup_ctx.append(pages_ctx)
         app.add_routes(pages.routes())
+        app.add_routes(sidebar.routes())
         if settings.wecom.configured or settings.webhook.secrets:
             app.cleanup_ctx.append(inbox_writer_ctx)
         app.add_routes(WebhookReceiver(settings.webhook.channels, _accept_into_inbox(app),
@@ -191,7 +193,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
     analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
     dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], clock=app[keys.CLOCK],
-                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS])
+                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS],
+                                  page_base_url=settings.pages.base_url)
     dispatcher.observe_command = metrics.observe_command
     app[keys.DISPATCHER] = dispatcher
     context = IngestContext(
