@@ -20,6 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 TENCENT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
+# 构造网页授权链接 https://developer.work.weixin.qq.com/document/path/91022
+TENCENT_OAUTH_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
+# The JS-SDK a page loads for wx.agentConfig: both files, as Tencent's staff answer in its developer community
+# (jweixin-1.2.0 alone lacks agentConfig on the phone clients); JS-SDK使用说明 document/path/90514.
+TENCENT_JSSDK_URLS = ("https://res.wx.qq.com/open/js/jweixin-1.2.0.js",
+                      "https://open.work.weixin.qq.com/wwopen/js/jwxwork-1.0.0.js")
 ENV_PREFIX = "SCRM_"
 
 
@@ -42,6 +48,8 @@ class WeComSettings:
     # SCRM_WECOM_CONTACTS_SECRET: the 通讯录同步 Secret, which alone may list member ids (user/list_id,
     # https://developer.work.weixin.qq.com/document/path/96067); unset, the app's own Secret is tried
     contacts_secret: str = ""
+    # SCRM_WECOM_OAUTH_URL: where a page sends a member to be identified (the simulator's in tests and the demo)
+    oauth_url: str = TENCENT_OAUTH_URL
 
     @property
     def configured(self) -> bool:
@@ -77,6 +85,22 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class PageSettings:
+    """The H5 pages WeCom opens (chat sidebar, 看板): who is looking comes from WeCom's OAuth, kept in a
+    signed cookie (scrm.http.pages.identity)."""
+
+    # SCRM_PAGE_SECRET: signs the pages' session cookies; every web process must share it. Unset, one is
+    # generated into DATA_DIR/page_secret and kept there (enough for the embedded single process).
+    secret: str = field(default="", repr=False)
+    # SCRM_PAGE_BASE_URL: the public origin the pages are served at (https://scrm.example.com), as configured
+    # for the app's homepage in the WeCom admin console; links in chat point there. Unset: no links in chat.
+    base_url: str = ""
+    # SCRM_PAGE_JSSDK_URLS: comma-separated scripts that provide `wx` (Tencent's; the simulator's double in tests)
+    jssdk_urls: tuple[str, ...] = TENCENT_JSSDK_URLS
+    session_seconds: float = 7200.0  # SCRM_PAGE_SESSION_SECONDS: a session this old needs WeCom's OAuth again
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = ""
     redis_url: str | None = None
@@ -96,6 +120,7 @@ class Settings:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     # SCRM_SYNC_ON_FIRST_START=0: a fresh install waits for `scrm sync directory` instead of syncing by itself
     sync_on_first_start: bool = True
+    pages: PageSettings = field(default_factory=PageSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -144,6 +169,12 @@ def load_settings(env: Mapping[str, str] | None = None, toml_path: str | Path | 
         archive=_archive_settings(env, file_values, file_wecom),
         webhook=_webhook_settings(env, file_values),
         sync_on_first_start=pick("sync_on_first_start", "1").strip().lower() not in ("0", "false", "no", "off"),
+        pages=PageSettings(
+            secret=pick("page_secret"),
+            base_url=pick("page_base_url").rstrip("/"),
+            jssdk_urls=tuple(u.strip() for u in pick("page_jssdk_urls").split(",") if u.strip()) or TENCENT_JSSDK_URLS,
+            session_seconds=_number(pick("page_session_seconds", "7200"), "SCRM_PAGE_SESSION_SECONDS"),
+        ),
     )
     validate(settings)
     return settings
@@ -167,7 +198,7 @@ def validate(settings: Settings) -> None:
     wecom = settings.wecom
     if wecom.configured:
         missing = [var for name, var in _WECOM_ENV.items()
-                   if name not in ("api_base", "contacts_secret") and not getattr(wecom, name)]
+                   if name not in ("api_base", "contacts_secret", "oauth_url") and not getattr(wecom, name)]
         if missing:
             problems.append("SCRM_WECOM_CORP_ID is set, so also set " + ", ".join(missing))
         if wecom.aes_key and not _valid_aes_key(wecom.aes_key):
@@ -180,6 +211,9 @@ def validate(settings: Settings) -> None:
         problems.append(f"SCRM_TICKET_ROUTING_FILE points at {settings.ticket_routing_file}, which does not exist")
     if not wecom.api_base.startswith(("http://", "https://")):
         problems.append("SCRM_WECOM_API_BASE must be an http(s) URL")
+    if not wecom.oauth_url.startswith(("http://", "https://")):
+        problems.append("SCRM_WECOM_OAUTH_URL must be an http(s) URL")
+    problems.extend(_page_problems(settings.pages))
     problems.extend(_archive_problems(settings))
     problems.extend(_webhook_problems(settings.webhook))
     if problems:
@@ -214,6 +248,20 @@ def _valid_aes_key(key: str) -> bool:
         return len(base64.b64decode(key + "=", validate=True)) == 32
     except (binascii.Error, ValueError):
         return False
+
+
+PAGE_MIN_SECRET = 32
+
+
+def _page_problems(pages: PageSettings) -> list[str]:
+    problems = []
+    if pages.secret and len(pages.secret) < PAGE_MIN_SECRET:
+        problems.append(f"SCRM_PAGE_SECRET must be at least {PAGE_MIN_SECRET} characters (e.g. `openssl rand -hex 32`)")
+    if pages.base_url and not pages.base_url.startswith(("http://", "https://")):
+        problems.append("SCRM_PAGE_BASE_URL must be the pages' public http(s) origin, e.g. https://scrm.example.com")
+    if not all(url.startswith(("http://", "https://")) for url in pages.jssdk_urls):
+        problems.append("SCRM_PAGE_JSSDK_URLS must be http(s) URLs separated by commas")
+    return problems
 
 
 def _archive_settings(env: Mapping[str, str], file_values: dict, file_wecom: dict) -> ArchiveSettings:

@@ -60,6 +60,8 @@ from scrm.sync.customers import make_customer_sync_job, sync_on_first_start
 from scrm.sync.groups import make_group_sync_job, sync_groups_on_first_start
 from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
+from scrm.http import pages
+from scrm.http.pages.identity import page_secret
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
 from scrm.delivery.sender import OutboxSender, undeliverable_notifier
@@ -97,6 +99,8 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
     if "web" in roles:
         app.add_routes(api_routes())
         app.add_routes(ticket_routes())
+        app.cleanup_ctx.append(pages_ctx)
+        app.add_routes(pages.routes())
         if settings.wecom.configured or settings.webhook.secrets:
             app.cleanup_ctx.append(inbox_writer_ctx)
         app.add_routes(WebhookReceiver(settings.webhook.channels, _accept_into_inbox(app),
@@ -148,6 +152,15 @@ async def inbox_writer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.INBOX_WRITER] = writer
     yield
     await writer.close()
+
+
+async def pages_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The H5 pages' cookie-signing secret: SCRM_PAGE_SECRET, or the install's generated one."""
+    settings = app[keys.SETTINGS]
+    app[keys.PAGE_SECRET] = page_secret(settings)
+    if not settings.pages.secret and settings.redis_url:
+        log.warning("SCRM_PAGE_SECRET is unset: web processes on other hosts will not accept this one's page sessions")
+    yield
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

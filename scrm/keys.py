@@ -37,3 +37,4 @@ TICKETS = web.AppKey("tickets", TicketPolicy)  # config/tickets.toml with this d
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # the bot, in worker processes
 FIRST_SYNC = web.AppKey("first_sync", asyncio.Task)  # a fresh install's first sync of its WeCom (worker role)
 CLOCK = web.AppKey("clock", Callable[[], datetime])  # "now" for the bot and whatever reads time for a rep (the demo moves it)
+PAGE_SECRET = web.AppKey("page_secret", str)  # signs the H5 pages' session cookies (scrm.http.pages.identity)

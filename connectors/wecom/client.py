@@ -8,6 +8,10 @@ that all miss (or all see the token rejected) cause exactly one ``gettoken``. Th
 digest is part of the key because each WeCom app (self-built app, 客户联系, 微信客服) of
 one corp has its own secret and its own token.
 
+The JS-SDK's app ticket (``ticket/get?type=agent_config``, for ``wx.agentConfig``) lives the same way
+under ``scrm:wecom:agent_ticket:…``: Tencent allows 100 of them an hour per app (400 per corp), so all
+processes share one, replaced a little before its ``expires_in`` (7200 s), fetched under its own lock.
+
 Retries: only a rejected token is retried here (one refresh, one retry). Rate limits and
 unavailability are raised as typed errors (see ``errors``) for the caller's backoff.
 The secret and tokens never reach logs or exception messages in clear. Redis errors are
@@ -44,6 +48,15 @@ BATCH_USERIDS_MAX = 100
 BATCH_LIMIT_MAX = 100
 
 
+def agent_config_signature(ticket: str, noncestr: str, timestamp: int, url: str) -> str:
+    """The ``signature`` of ``wx.agentConfig``: SHA-1 of the four fields in this order, values as they
+    are (no URL encoding), the page URL without its ``#`` part.
+    https://developer.work.weixin.qq.com/document/path/90506 (JS-SDK使用权限签名算法)"""
+    page = url.split("#", 1)[0]
+    text = f"jsapi_ticket={ticket}&noncestr={noncestr}&timestamp={timestamp}&url={page}"
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def mask(secret: str) -> str:
     """Show only enough of a credential to tell two apart in a log line."""
     return f"{secret[:3]}***({len(secret)})" if secret else "<empty>"
@@ -72,7 +85,7 @@ class WeComClient:
         self._margin = token_refresh_margin
         digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
         self._token_key = f"scrm:wecom:token:{corp_id}:{digest}"
-        self._lock_key = f"{self._token_key}:lock"
+        self._ticket_key = f"scrm:wecom:agent_ticket:{corp_id}:{digest}"
         self._lock_timeout = timeout + 5.0
         self._known_tokens: deque[str] = deque(maxlen=4)  # recent tokens, only to redact them
 
@@ -83,10 +96,25 @@ class WeComClient:
 
     async def access_token(self, *, force_refresh: bool = False) -> str:
         """Return the shared token; ``force_refresh`` replaces the one currently cached."""
-        cached = await self._cached_token()
+        cached = await self._cached(self._token_key)
         if cached and not force_refresh:
             return cached
         return await self._refresh(stale=cached)
+
+    async def agent_ticket(self) -> str:
+        """The app's JS-SDK ticket for ``wx.agentConfig`` (ticket/get?type=agent_config), shared by all
+        processes. https://developer.work.weixin.qq.com/document/path/90506 (获取应用的jsapi_ticket)"""
+        cached = await self._cached(self._ticket_key)
+        if cached:
+            return cached
+        return await self._replace_shared(self._ticket_key, self._fetch_agent_ticket, stale=None, what="agent ticket")
+
+    async def oauth_user(self, code: str) -> dict[str, Any]:
+        """Who opened a page (auth/getuserinfo): ``userid`` for a member of the corp, else ``openid``
+        (and ``external_userid`` for a customer). The code comes back from WeCom's OAuth redirect, works
+        once and for 5 minutes; anything else is 40029 invalid code.
+        https://developer.work.weixin.qq.com/document/path/91023 (获取访问用户身份)"""
+        return await self.call("GET", "auth/getuserinfo", params={"code": code})
 
     async def call(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: dict[str, Any] | None = None
@@ -355,34 +383,38 @@ class WeComClient:
                 raise WeComUnavailableError(f"next_cursor {cursor!r} came back twice", api)
             seen.add(cursor)
 
-    async def _cached_token(self) -> str | None:
-        value = await self._redis.get(self._token_key)
+    async def _cached(self, key: str) -> str | None:
+        value = await self._redis.get(key)
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def _refresh(self, *, stale: str | None) -> str:
-        """Fetch a new token unless another caller replaced ``stale`` while we waited."""
+        return await self._replace_shared(self._token_key, self._fetch_token, stale=stale, what="token")
+
+    async def _replace_shared(self, key: str, fetch: Callable[[], Awaitable[tuple[str, float]]], *,
+                              stale: str | None, what: str) -> str:
+        """Fetch a new value for ``key`` unless another caller replaced ``stale`` while we waited."""
         lock = self._redis.lock(
-            self._lock_key, timeout=self._lock_timeout, sleep=0.05,
+            f"{key}:lock", timeout=self._lock_timeout, sleep=0.05,
             blocking_timeout=self._lock_timeout, thread_local=False,
         )
         if not await lock.acquire():
-            raise WeComUnavailableError("timed out waiting for the token refresh lock", "gettoken")
+            raise WeComUnavailableError(f"timed out waiting for the {what} refresh lock", "gettoken")
         try:
-            cached = await self._cached_token()
+            cached = await self._cached(key)
             if cached and cached != stale:
                 return cached
-            token, expires_in = await self._fetch_token()
+            value, expires_in = await fetch()
             ttl = max(int(expires_in - self._margin), 1)
-            await self._redis.set(self._token_key, token, ex=ttl)
-            log.info("wecom token refreshed for corp %s: %s, cached %ss", self._corp_id, mask(token), ttl)
-            return token
+            await self._redis.set(key, value, ex=ttl)
+            log.info("wecom %s refreshed for corp %s: %s, cached %ss", what, self._corp_id, mask(value), ttl)
+            return value
         finally:
             try:
                 await lock.release()
             except LockError:
-                log.warning("wecom token lock expired before release (gettoken slower than %ss)",
+                log.warning("wecom %s lock expired before release (WeCom slower than %ss)", what,
                             self._lock_timeout)
 
     async def _fetch_token(self) -> tuple[str, float]:
@@ -393,6 +425,14 @@ class WeComClient:
             raise WeComUnavailableError("gettoken answered without access_token", "gettoken")
         self._known_tokens.append(token)
         return token, float(body.get("expires_in", 7200))
+
+    async def _fetch_agent_ticket(self) -> tuple[str, float]:
+        body = await self.call("GET", "ticket/get", params={"type": "agent_config"})
+        ticket = body.get("ticket")
+        if not isinstance(ticket, str) or not ticket:
+            raise WeComUnavailableError("ticket/get answered without ticket", "ticket/get")
+        self._known_tokens.append(ticket)
+        return ticket, float(body.get("expires_in", 7200))
 
     async def _call_with(
         self, token: str, method: str, api: str, params: dict[str, Any] | None, json: dict[str, Any] | None

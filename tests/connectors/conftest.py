@@ -73,7 +73,7 @@ async def redis_factory(request: pytest.FixtureRequest, corp_id: str) -> AsyncIt
             opened.append(redis.asyncio.Redis(host="127.0.0.1", port=6379, db=15))
             return opened[-1]
     yield make
-    keys = [key async for key in opened[0].scan_iter(match=f"scrm:wecom:token:{corp_id}*")]
+    keys = [key async for key in opened[0].scan_iter(match=f"scrm:wecom:*:{corp_id}*")]  # tokens and tickets
     if keys:
         await opened[0].delete(*keys)
     for connection in opened:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
-from config.settings import Settings, WeComSettings
+from config.settings import PageSettings, Settings, WeComSettings
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
 from connectors.wecom.simulator.state import SimulatorState
@@ -17,6 +17,7 @@ from scrm import keys
 from scrm.app import create_app, stop_tasks
 
 API_TOKEN = "test-api-token"
+PAGE_SECRET = "test-page-secret-0123456789abcdef0123"
 # The scheduler role runs jobs on the real clock; tests run jobs explicitly, on a fixed clock.
 TEST_ROLES = frozenset({"web", "worker"})
 
@@ -90,15 +91,18 @@ def external_id(sim: SimulatorState, name: str) -> str:
 
 
 def service_settings(backend, sim: SimulatorState, api_base: str, **changes) -> Settings:
-    """Tests start from an empty CRM and sync the directory when they mean to (tests/sync)."""
+    """Tests start from an empty CRM and sync the directory when they mean to (tests/sync). The pages log in
+    through the simulator's OAuth and load its JS-SDK double."""
     changes.setdefault("sync_on_first_start", False)
+    sim_origin = api_base.split("/cgi-bin/", 1)[0]
+    changes.setdefault("pages", PageSettings(secret=PAGE_SECRET, jssdk_urls=(f"{sim_origin}/sim/jssdk/jweixin.js",)))
     return Settings(
         database_url=backend.database_url,
         redis_url=backend.redis_url,
         api_token=API_TOKEN,
         wecom=WeComSettings(
             corp_id=sim.corp_id, secret=sim.secret, agent_id=str(sim.agent_id), token=sim.callback_token,
-            aes_key=sim.encoding_aes_key, api_base=api_base,
+            aes_key=sim.encoding_aes_key, api_base=api_base, oauth_url=f"{sim_origin}/connect/oauth2/authorize",
         ),
         **changes,
     )

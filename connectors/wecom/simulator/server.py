@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from connectors.wecom.simulator import contacts, directory, groups, kf_state, tags, transfers
+from connectors.wecom.simulator import contacts, directory, groups, kf_state, oauth, tags, transfers
 from connectors.wecom.simulator.api import Api, ApiError, Reply, ok
 from connectors.wecom.simulator.state import SimulatorState, errmsg_for
 
@@ -269,6 +269,7 @@ APIS: dict[str, Api] = {
     **kf_state.APIS,
     **groups.APIS,
     **tags.APIS,
+    **oauth.APIS,
 }
 
 
@@ -317,10 +318,12 @@ class SimulatorAccessLogger(AbstractAccessLogger):
 
 
 def create_simulator_app(state: SimulatorState) -> web.Application:
-    """An aiohttp app serving the fake API under /cgi-bin/ and a JSON view at /sim/state."""
+    """An aiohttp app serving the fake API under /cgi-bin/, open.weixin.qq.com's OAuth page, the JS-SDK
+    double under /sim/jssdk/ and a JSON view at /sim/state."""
     app = web.Application()
     app[STATE_KEY] = state
     for name, api in APIS.items():
         app.router.add_route(api.method, f"/cgi-bin/{name}", _endpoint(name, api))
     app.router.add_get("/sim/state", _sim_state)
+    app.add_routes(oauth.routes(STATE_KEY))  # the OAuth redirect and the JS-SDK double, as a browser meets them
     return app

@@ -19,6 +19,7 @@ from typing import Any
 from connectors.wecom.simulator.api import decode_cursor, encode_cursor
 from connectors.wecom.simulator.chat_archive import ChatArchive
 from connectors.wecom.simulator.kf_state import KfSessions
+from connectors.wecom.simulator.oauth import WebClient
 from connectors.wecom.simulator.transfers import TransferBook
 
 ACCESS_TOKEN_TTL = 7200
@@ -45,6 +46,7 @@ ERRMSGS: dict[int, str] = {
     40003: "invalid userid",
     40013: "invalid corpid",
     40014: "invalid access_token",
+    40029: "invalid code",
     40056: "invalid agentid",
     40050: "invalid chatid",
     40058: "invalid parameter, Warning: wrong json format.",
@@ -54,6 +56,7 @@ ERRMSGS: dict[int, str] = {
     41001: "access_token missing",
     41002: "corpid missing",
     41004: "corpsecret missing",
+    41008: "missing code",
     41009: "missing userid",
     41011: "missing agentid",
     41046: "missing msgid",
@@ -65,6 +68,7 @@ ERRMSGS: dict[int, str] = {
     45009: "api freq out of limit",
     45033: "api concurrent out of limit",
     48002: "api forbidden",
+    50001: "redirect_url unauthorized",
     60111: "userid not found",
     60123: "invalid party id",
     81013: "user & party & tag all invalid",
@@ -188,6 +192,7 @@ class SimulatorState:
     sent_welcome_msgs: list[dict[str, Any]] = field(default_factory=list)
     transfer_book: TransferBook = field(default_factory=TransferBook)  # 离职/在职继承 (simulator.transfers)
     kf_sessions: KfSessions = field(default_factory=KfSessions)  # 微信客服 servicers and session states
+    web: WebClient = field(default_factory=WebClient)  # the WeCom client pages open in (simulator.oauth)
     gettoken_calls: int = 0
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _contacts_tokens: set[str] = field(default_factory=set)
@@ -247,9 +252,12 @@ class SimulatorState:
 
     def service_env(self, api_base: str) -> dict[str, str]:
         """The SCRM_WECOM_* settings that point a `scrm serve` process at this simulator."""
+        origin = api_base.split("/cgi-bin/", 1)[0]
         return {"SCRM_WECOM_CORP_ID": self.corp_id, "SCRM_WECOM_SECRET": self.secret,
                 "SCRM_WECOM_AGENT_ID": str(self.agent_id), "SCRM_WECOM_TOKEN": self.callback_token,
-                "SCRM_WECOM_AES_KEY": self.encoding_aes_key, "SCRM_WECOM_API_BASE": api_base}
+                "SCRM_WECOM_AES_KEY": self.encoding_aes_key, "SCRM_WECOM_API_BASE": api_base,
+                "SCRM_WECOM_OAUTH_URL": f"{origin}/connect/oauth2/authorize",
+                "SCRM_PAGE_JSSDK_URLS": f"{origin}/sim/jssdk/jweixin.js"}
 
     def duplicate_check(self, body: dict[str, Any]) -> str | None:
         """WeCom's `enable_duplicate_check`: the same request JSON within its interval is not

@@ -1,0 +1,76 @@
+"""The service's pages as a browser meets them: logged in through the simulator's OAuth, the sample
+company's directory synced (so its members are staff), on the fixed clock of the chat fixture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from scrm import keys
+from scrm.http.pages.identity import SESSION_COOKIE
+from tests.support.chat import Chat, sync_directory
+
+
+@dataclass
+class Browser:
+    """One browser (its own cookie jar) in front of the service, inside the WeCom client the simulator plays."""
+
+    chat: Chat
+    http: aiohttp.ClientSession
+
+    @property
+    def sim(self):
+        return self.chat.service.sim
+
+    def url(self, path: str) -> URL:
+        return self.chat.service.client.make_url(path)
+
+    async def open(self, path: str, *, as_member: str | None = None, max_hops: int = 6) -> tuple[aiohttp.ClientResponse, list[str]]:
+        """GET `path` following redirects (service → WeCom's authorize → service) as the WeCom client
+        signed in as `as_member` would; the final answer and the URLs visited."""
+        if as_member is not None:
+            self.sim.web.member = as_member
+        url, visited = self.url(path), []
+        for _ in range(max_hops):
+            visited.append(str(url))
+            resp = await self.http.get(url, allow_redirects=False)
+            await resp.read()
+            if resp.status not in (301, 302, 303, 307):
+                return resp, visited
+            url = URL(resp.headers["Location"].split("#", 1)[0])
+            if not url.is_absolute():
+                url = self.url(str(url))
+        raise AssertionError(f"too many redirects: {visited}")
+
+    async def login(self, userid: str, path: str = "/h5/") -> aiohttp.ClientResponse:
+        resp, _ = await self.open(path, as_member=userid)
+        return resp
+
+    def csrf(self, html: str) -> str:
+        marker = '<meta name="csrf-token" content="'
+        return html.split(marker, 1)[1].split('"', 1)[0]
+
+    def session_cookie(self) -> str | None:
+        found = [c for c in self.http.cookie_jar if c.key == SESSION_COOKIE]
+        return found[0].value if found else None
+
+
+@pytest.fixture
+async def pages(chat: Chat) -> Chat:
+    await sync_directory(chat.service.app[keys.SESSIONS], chat.service.sim)
+    return chat
+
+
+@pytest.fixture
+async def browser(pages: Chat):
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        yield Browser(pages, http)
+
+
+@pytest.fixture
+async def other_browser(pages: Chat):
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        yield Browser(pages, http)
