@@ -21,20 +21,25 @@ are read here, so chat, the import and the API refuse the same things the same w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, CheckConstraint, String, UniqueConstraint, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from config.templates import render
 from crm_core.audit import AuditService
+from crm_core.customer_sheet import cell_text
 from crm_core.db import Base, UTCDateTime, utcnow
 from crm_core.deals import parse_money
 from crm_core.errors import DomainError, NotFoundError, ValidationError
 from crm_core.forecast import Month
 from crm_core.funnel import budget
+from crm_core.importer import RowError
 from crm_core.models import BigId, Deal, Department, Staff
 
 STAFF, DEPARTMENT = "staff", "department"
@@ -364,3 +369,228 @@ class Attainment:
     @property
     def rows(self) -> list[AttainmentRow]:
         return [*self.departments, *self.reps]
+
+
+# -- importing a sheet ------------------------------------------------------------------------------------
+
+# Field → the header the sheet is expected to carry (config/templates_targets.toml names them in errors).
+SHEET_FIELDS = ("month", "staff", "department", "amount")
+SHEET_ALIASES: dict[str, tuple[str, ...]] = {
+    "month": ("月份", "月", "目标月份", "month"),
+    "staff": ("销售", "销售代表", "员工", "同事", "姓名", "负责人", "账号", "企业微信账号", "userid", "staff", "rep"),
+    "department": ("部门", "团队", "部门名称", "department", "team"),
+    "amount": ("目标金额", "目标", "金额", "业绩目标", "销售目标", "target", "amount"),
+}
+_FULL_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.]\d{1,2}")
+
+
+def _header_key(header: str) -> str:
+    return re.sub(r"[\s_\-*:：()（）]|必填", "", str(header).strip().lower())
+
+
+_SHEET_ALIAS = {_header_key(alias): name for name, aliases in SHEET_ALIASES.items() for alias in aliases}
+
+
+@dataclass
+class TargetImportReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def set(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+class RowProblem(Exception):
+    """Why a row cannot be imported, in the sheet's words."""
+
+
+class _Directory:
+    """Staff and departments read once for the whole file."""
+
+    def __init__(self, staff: list[Staff], departments: dict[int, str]):
+        self.by_userid = {s.userid: s for s in staff if s.active}
+        self.by_name: dict[str, list[Staff]] = {}
+        self.departed = {key for s in staff if not s.active for key in (s.userid, s.name) if key}
+        for s in staff:
+            if s.active and s.name:
+                self.by_name.setdefault(s.name, []).append(s)
+        self.departments = departments
+        self.department_by_name: dict[str, list[int]] = {}
+        for department_id, name in departments.items():
+            self.department_by_name.setdefault(name, []).append(department_id)
+
+
+class TargetImporter:
+    """Rows of (月份, 销售 or 部门, 目标金额) set as targets, a batch per commit; a dry run reads and
+    checks everything and writes nothing."""
+
+    def __init__(self, session: AsyncSession, *, today: date, actor: str = "cli", batch_size: int = 500):
+        self.session, self.today, self.actor, self.batch_size = session, today, actor, batch_size
+
+    @staticmethod
+    def columns(headers: list[str]) -> dict[str, str]:
+        """{field: the sheet's header}; ValidationError naming what is missing."""
+        found: dict[str, str] = {}
+        for header in headers:
+            name = _SHEET_ALIAS.get(_header_key(header))
+            if name is not None:
+                found.setdefault(name, header)
+        missing = [f for f in ("month", "amount") if f not in found]
+        if "staff" not in found and "department" not in found:
+            missing.append("staff")
+        if missing:
+            names = "、".join(render(f"targets.sheet.{f}") for f in missing)
+            aliases = "；".join(f"{render(f'targets.sheet.{f}')}：{'、'.join(SHEET_ALIASES[f][1:])}" for f in missing)
+            raise ValidationError(render("targets.sheet.missing_columns", columns=names, aliases=aliases))
+        return found
+
+    async def run(self, headers: list[str], rows: Iterable[tuple[int, dict[str, Any]]], *, dry_run: bool = False,
+                  source: str = "", progress: Callable[[int], None] | None = None) -> TargetImportReport:
+        """Set the targets the rows name; ValidationError before any row is read when a column is missing."""
+        columns = self.columns(headers)
+        directory = _Directory(list((await self.session.scalars(select(Staff).order_by(Staff.id))).all()),
+                               await department_names(self.session))
+        report = TargetImportReport(dry_run=dry_run)
+        seen: dict[tuple[str, str, int], int] = {}
+        batch: list[tuple[str, str, int, int]] = []
+
+        async def flush() -> None:
+            await self._apply(batch, report, dry_run)
+            report.rows += len(batch)
+            if not dry_run:
+                await self.session.commit()
+            batch.clear()
+            if progress:
+                progress(report.rows)
+
+        try:
+            for number, cells in rows:
+                try:
+                    target = self._parse(cells, columns, directory)
+                    key = target[:3]
+                    if key in seen:
+                        raise RowProblem(_t("duplicate", row=seen[key]))
+                    seen[key] = number
+                    batch.append(target)
+                except RowProblem as exc:
+                    report.errors.append(RowError(number, dict(cells), str(exc)))
+                    report.rows += 1
+                if len(batch) >= self.batch_size:
+                    await flush()
+            await flush()
+            if dry_run:
+                await self.session.rollback()
+            else:
+                AuditService(self.session).record(
+                    actor=self.actor, action="targets.import",
+                    detail=f"file={source} rows={report.rows} created={report.created} updated={report.updated} "
+                           f"unchanged={report.unchanged} errors={len(report.errors)}")
+                await self.session.commit()
+        except BaseException:
+            await self.session.rollback()
+            raise
+        report.errors.sort(key=lambda e: e.row)
+        return report
+
+    def _parse(self, cells: dict[str, Any], columns: dict[str, str], directory: _Directory) -> tuple[str, str, int, int]:
+        month_column, amount_column = columns["month"], columns["amount"]
+        staff_column, department_column = columns.get("staff"), columns.get("department")
+        staff_label = staff_column or _t("staff")
+        department_label = department_column or _t("department")
+        month = self._month(cells.get(month_column), month_column)
+        amount = _amount_cell(cells.get(amount_column), amount_column)
+        who = cell_text(cells.get(staff_column)) if staff_column else ""
+        department = cell_text(cells.get(department_column)) if department_column else ""
+        if who and department:
+            raise RowProblem(_t("who_both", staff=staff_label, department=department_label))
+        if not who and not department:
+            raise RowProblem(_t("who_empty", staff=staff_label, department=department_label))
+        if who:
+            return month, STAFF, self._staff(who, staff_column, directory, department_label), amount
+        return month, DEPARTMENT, self._department(department, department_column, directory, staff_label), amount
+
+    def _month(self, value: Any, column: str) -> str:
+        if isinstance(value, (datetime, date)):
+            return _label(value.year, value.month)
+        text_value = cell_text(value)
+        if not text_value:
+            raise RowProblem(_t("month_empty", column=column))
+        if (full := _FULL_DATE.fullmatch(text_value)) is not None and 1 <= int(full.group(2)) <= 12:
+            return _label(int(full.group(1)), int(full.group(2)))
+        try:
+            return read_month(text_value).label(self.today)
+        except InvalidMonthError as exc:
+            raise RowProblem(_t("month_bad", column=column, value=text_value[:30])) from exc
+
+    @staticmethod
+    def _staff(who: str, column: str, directory: _Directory, department_label: str) -> int:
+        if who in directory.by_userid:
+            return directory.by_userid[who].id
+        named = directory.by_name.get(who, [])
+        if len(named) == 1:
+            return named[0].id
+        if named:
+            raise RowProblem(_t("who_ambiguous", column=column, value=who, count=len(named)))
+        if who in directory.departed:
+            raise RowProblem(_t("who_departed", column=column, value=who))
+        if who in directory.department_by_name:
+            raise RowProblem(_t("who_not_staff", column=column, value=who, department=department_label))
+        raise RowProblem(_t("who_unknown", column=column, value=who[:30]))
+
+    @staticmethod
+    def _department(name: str, column: str, directory: _Directory, staff_label: str) -> int:
+        ids = directory.department_by_name.get(name, [])
+        if not ids and name.isdigit() and int(name) in directory.departments:
+            ids = [int(name)]
+        if len(ids) == 1:
+            return ids[0]
+        if ids:
+            raise RowProblem(_t("who_ambiguous", column=column, value=name, count=len(ids)))
+        if name in directory.by_userid or name in directory.by_name:
+            raise RowProblem(_t("who_not_department", column=column, value=name, staff=staff_label))
+        raise RowProblem(_t("who_unknown", column=column, value=name[:30]))
+
+    async def _apply(self, targets: list[tuple[str, str, int, int]], report: TargetImportReport, dry_run: bool) -> None:
+        if not targets:
+            return
+        months = {t[0] for t in targets}
+        existing = {(t.month, t.kind, t.subject_id): t.amount for t in (await self.session.scalars(
+            select(SalesTarget).where(SalesTarget.month.in_(months)))).all()}
+        now = utcnow()
+        for month, kind, subject_id, amount in targets:
+            previous = existing.get((month, kind, subject_id))
+            if previous == amount:
+                report.unchanged += 1
+                continue
+            if previous is None:
+                report.created += 1
+            else:
+                report.updated += 1
+            if not dry_run:
+                await self.session.execute(_UPSERT, {"month": month, "kind": kind, "subject_id": subject_id,
+                                                     "amount": amount, "set_by": self.actor[:64], "at": now})
+
+
+def _amount_cell(value: Any, column: str) -> int:
+    if isinstance(value, bool):
+        raise RowProblem(_t("amount_bad", column=column, value=cell_text(value)))
+    if isinstance(value, (int, float)):
+        if value != value or not 0 < value <= MAX_AMOUNT:  # NaN, zero, negative, absurd
+            raise RowProblem(_t("amount_bad", column=column, value=cell_text(value)))
+        return round(value)
+    text_value = cell_text(value)
+    if not text_value:
+        raise RowProblem(_t("amount_empty", column=column))
+    try:
+        return read_amount(text_value)
+    except InvalidAmountError as exc:
+        raise RowProblem(_t("amount_bad", column=column, value=text_value[:30])) from exc
+
+
+def _t(key: str, **values: object) -> str:
+    return str(render(f"targets.sheet.{key}", **values))
