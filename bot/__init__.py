@@ -13,7 +13,7 @@ from bot.conversation import Conversations
 from bot.dispatcher import Dispatcher
 from bot.rate_limit import CommandRateLimit
 from bot.handlers import (campaigns, care, channels, customers, deals, followups, groups, handover, help, lifecycle,
-                          notes, tickets)
+                          notes, targets, tickets)
 from crm_core.db import utcnow
 from config.policies import load_policy
 from crm_core.deals import DEAL_PIPELINE_FILE, DealStages
@@ -26,7 +26,8 @@ def build_dispatcher(
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     dispatcher = Dispatcher(
-        [customers.router, groups.router, notes.router, followups.router, deals.router, lifecycle.router, handover.router,
+        [customers.router, groups.router, notes.router, followups.router, deals.router, targets.router, lifecycle.router,
+         handover.router,
          care.router,
          tickets.router, channels.router, campaigns.router, help.router],
         timezone,

@@ -58,6 +58,11 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # LIKE as PostgreSQL reads it (case-sensitive), which is also the only LIKE whose
+            # `prefix%` SQLite answers from an index: without it every customer search's name,
+            # company, remark and pinyin prefix branch scanned the whole table (130 ms p50 at 100k).
+            # https://www.sqlite.org/optoverview.html#the_like_optimization
+            cursor.execute("PRAGMA case_sensitive_like=ON")
             cursor.close()
 
         return engine

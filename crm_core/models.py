@@ -256,13 +256,13 @@ _PREFIX = "text_pattern_ops"
 Index("ix_customers_name_prefix", Customer.name, postgresql_ops={"name": _PREFIX})
 Index("ix_customers_name_pinyin", Customer.name_pinyin, postgresql_ops={"name_pinyin": _PREFIX})
 # Equality searches list the most recently contacted first straight off these (crm_core.search).
-# SQLite cannot declare NULLS LAST in an index, so it gets plain key indexes (embedded data is small).
-_RECENT = (Customer.last_contact_at.desc().nulls_last(), Customer.id)
-Index("ix_customers_pinyin_recent", Customer.name_pinyin, *_RECENT).ddl_if(dialect="postgresql")
-Index("ix_customers_initials_recent", Customer.name_initials, *_RECENT).ddl_if(dialect="postgresql")
-Index("ix_customers_phone_tail_recent", Customer.phone_tail, *_RECENT).ddl_if(dialect="postgresql")
-Index("ix_customers_name_initials", Customer.name_initials).ddl_if(dialect="sqlite")
-Index("ix_customers_phone_tail", Customer.phone_tail).ddl_if(dialect="sqlite")
+# PostgreSQL needs NULLS LAST spelled out; SQLite cannot declare it in an index, but its DESC puts
+# NULLs last already and its planner serves `DESC NULLS LAST` from such an index (migration 0020).
+for _name, _key in (("ix_customers_pinyin_recent", Customer.name_pinyin),
+                    ("ix_customers_initials_recent", Customer.name_initials),
+                    ("ix_customers_phone_tail_recent", Customer.phone_tail)):
+    Index(_name, _key, Customer.last_contact_at.desc().nulls_last(), Customer.id).ddl_if(dialect="postgresql")
+    Index(_name, _key, Customer.last_contact_at.desc(), Customer.id).ddl_if(dialect="sqlite")
 Index("ix_customers_company_prefix", Customer.company, postgresql_ops={"company": _PREFIX})
 Index("ix_customers_remark_prefix", Customer.remark, postgresql_ops={"remark": _PREFIX})
 Index("ix_customers_owner_contact", Customer.owner_id, Customer.last_contact_at)

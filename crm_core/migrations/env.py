@@ -12,6 +12,7 @@ from crm_core.db import Base, create_engine
 from crm_core import job_runs  # noqa: F401
 from crm_core import leases  # noqa: F401
 from crm_core import corp_tags, sync_states  # noqa: F401  (corp tag catalogue, sync progress)
+from crm_core import targets  # noqa: F401  (sales targets)
 
 config = context.config
 target_metadata = Base.metadata

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nlp import cli as nlp_cli
     from scrm.bench import commands as bench
     from scrm.cli import (api_tokens, channels, doctor, import_export, jobs, nlp_feedback, nlp_reindex, privacy, queues,
-                           report, serve, sync)
+                           report, serve, sync, targets)
 
     parser = argparse.ArgumentParser(prog="scrm", description="SCRM bot and WeCom integration service.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues.register(sub)
     channels.register(sub)
     import_export.register(sub)
+    targets.register(sub)
     sync.register(sub)
     privacy.register(sub)
     api_tokens.register(sub)

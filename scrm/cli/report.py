@@ -1,5 +1,6 @@
-"""`scrm report funnel` and `scrm report forecast`: the sales funnel and the month's forecast as
-plain-text tables for managers, over the customers a staff member may see (`--as`) or the company.
+"""`scrm report funnel`, `scrm report forecast` and `scrm report targets`: the sales funnel, the
+month's forecast and the month's attainment against targets as plain-text tables for managers, over
+what a staff member may see (`--as`) or the company.
 
 Running `report forecast` first in a month keeps that month's forecast (as the scheduled
 `forecast.snapshot` job would), so next month can compare it with what was won.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from crm_core.forecast import Outlook
     from crm_core.funnel import Funnel
+    from crm_core.targets import Attainment
 
 DEFAULT_DAYS = 30
 
@@ -42,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         cmd.add_argument("--at", type=datetime.fromisoformat, metavar="ISO-8601",
                          help="report as of this moment instead of now (e.g. 2026-12-01T09:00+08:00)")
         cmd.set_defaults(func=cmd_report)
+    targets = what.add_parser("targets", help="each rep's and department's target and what was won against it")
+    targets.add_argument("--month", metavar="YYYY-MM", help="default: the month of --at (business time zone)")
+    targets.add_argument("--as", dest="as_userid", metavar="USERID",
+                         help="what this staff member may see (manager: their team and departments, admin: all)")
+    targets.add_argument("--at", type=datetime.fromisoformat, metavar="ISO-8601", help="as of this moment instead of now")
+    targets.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -58,6 +66,8 @@ async def _report(args: argparse.Namespace) -> int:
 
     tz = load_settings(toml_path=args.config).tz
     now = (args.at.replace(tzinfo=args.at.tzinfo or tz) if args.at else utcnow()).astimezone(tz)
+    if args.report_what == "targets":
+        return await _report_targets(args, now)
     if args.report_what == "funnel":
         until = args.until or now.date()
         since = args.since or until - timedelta(days=DEFAULT_DAYS - 1)
@@ -79,6 +89,41 @@ async def _report(args: argparse.Namespace) -> int:
 
     print(await with_session(args.config, work))
     return 0
+
+
+async def _report_targets(args: argparse.Namespace, now: datetime) -> int:
+    from crm_core.targets import InvalidMonthError, TargetService, month_of, read_month
+    from scrm.resources import scope_as, with_session
+
+    try:
+        label = read_month(args.month).label(now.date()) if args.month else f"{now:%Y-%m}"
+    except InvalidMonthError:
+        print(f"--month {args.month}: not a month; write it as 2026-12", file=sys.stderr)
+        return 2
+
+    async def work(session: AsyncSession) -> str:
+        staff, scope = await scope_as(session, args.as_userid)
+        label_scope = render("forecast.company") if scope.everyone else \
+            render("forecast.scope_staff", name=staff.name or staff.userid)
+        return render_targets(await TargetService(session).attainment(staff, month_of(label, now.tzinfo)), label_scope)
+
+    print(await with_session(args.config, work))
+    return 0
+
+
+def render_targets(result: Attainment, scope_label: str) -> str:
+    """One line per department, then per rep: target, won so far, deals, attainment."""
+    from scheduler.forecast_jobs import money_text
+
+    title = render("targets.report.title", month=result.month.label, scope=scope_label)
+    if not result.rows:
+        return "\n".join([title, "", render("targets.report.empty", month=result.month.label)])
+    none = render("targets.report.none")
+    rows = [[render("targets.report.department", name=r.name) if r.kind == "department" else r.name,
+             money_text(r.target) if r.target is not None else render("targets.report.no_target"),
+             money_text(r.won_amount), str(r.won_deals), _pct(r.ratio) if r.ratio is not None else none]
+            for r in result.rows]
+    return "\n".join([title, "", *table(_cells("targets.report.header"), rows), render("targets.report.note")])
 
 
 def render_funnel(result: Funnel, since: date, until: date, scope_label: str) -> str:

@@ -1,0 +1,37 @@
+"""SQLite gets PostgreSQL's (key, last_contact_at DESC, id) lookup indexes instead of plain key indexes
+
+An initials lookup (`查 wl`, 400 matches at 100,000 customers) sorted every match to list the most
+recently contacted first: 14 ms; read off the ordered index: 0.2 ms. PostgreSQL has had these since 0002.
+
+Revision ID: 0020
+Revises: 0019
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+RECENT = {"name_pinyin": "ix_customers_pinyin_recent", "name_initials": "ix_customers_initials_recent",
+          "phone_tail": "ix_customers_phone_tail_recent"}
+PLAIN = {"name_initials": "ix_customers_name_initials", "phone_tail": "ix_customers_phone_tail"}
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for key, name in RECENT.items():
+        op.create_index(name, "customers", [sa.text(key), sa.text("last_contact_at DESC"), sa.text("id")])
+    for name in PLAIN.values():
+        op.drop_index(name, table_name="customers")
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for key, name in PLAIN.items():
+        op.create_index(name, "customers", [key])
+    for name in RECENT.values():
+        op.drop_index(name, table_name="customers")
