@@ -21,6 +21,7 @@ from config.templates import render
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from crm_core.dashboard import Losses, MonthTrend, View
     from crm_core.forecast import Outlook
     from crm_core.funnel import Funnel
     from crm_core.targets import Attainment
@@ -29,27 +30,29 @@ DEFAULT_DAYS = 30
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    report = sub.add_parser("report", help="sales funnel and forecast for managers")
+    report = sub.add_parser("report", help="sales funnel, forecast, targets and trend for managers (the 看板's figures)")
     what = report.add_subparsers(dest="report_what", metavar="REPORT", required=True)
-    for name, help_text in (("funnel", "customers by channel, deals opened, stage conversion and days, deals won"),
-                            ("forecast", "this month's forecast by stage; last month's forecast against actual")):
+    for name, help_text in (("funnel", "customers by channel, deals opened, stage conversion and days, deals won, "
+                                       "where deals were lost"),
+                            ("forecast", "this month's forecast by stage; last month's forecast against actual"),
+                            ("targets", "each rep's and department's target and what was won against it"),
+                            ("trend", "deals won, average size and median sales cycle, month by month")):
         cmd = what.add_parser(name, help=help_text)
         if name == "funnel":
             cmd.add_argument("--since", type=date.fromisoformat, metavar="YYYY-MM-DD",
                              help=f"first day (default: {DEFAULT_DAYS} days up to --until)")
             cmd.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD",
                              help="last day, included (default: today)")
+        if name in ("targets", "trend"):
+            cmd.add_argument("--month", metavar="YYYY-MM",
+                             help="default: the month of --at" + (" (and the five before it)" if name == "trend" else ""))
         cmd.add_argument("--as", dest="as_userid", metavar="USERID",
                          help="what this staff member may see (manager: departments, admin: all); default: the company")
+        cmd.add_argument("--department", metavar="NAME|ID",
+                         help="only this department's members (one of --as's departments; any for an admin)")
         cmd.add_argument("--at", type=datetime.fromisoformat, metavar="ISO-8601",
                          help="report as of this moment instead of now (e.g. 2026-12-01T09:00+08:00)")
         cmd.set_defaults(func=cmd_report)
-    targets = what.add_parser("targets", help="each rep's and department's target and what was won against it")
-    targets.add_argument("--month", metavar="YYYY-MM", help="default: the month of --at (business time zone)")
-    targets.add_argument("--as", dest="as_userid", metavar="USERID",
-                         help="what this staff member may see (manager: their team and departments, admin: all)")
-    targets.add_argument("--at", type=datetime.fromisoformat, metavar="ISO-8601", help="as of this moment instead of now")
-    targets.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -57,58 +60,71 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 async def _report(args: argparse.Namespace) -> int:
+    """Each report reads crm_core.dashboard's functions for the view the options name, as the page does."""
+    from crm_core import dashboard
     from crm_core.db import utcnow
-    from crm_core.funnel import funnel
-    from crm_core.reports import Period
     from crm_core.deals import default_stages
-    from scheduler.forecast_jobs import staff_outlook
-    from scrm.resources import scope_as, with_session
+    from crm_core.funnel import funnel
+    from crm_core.targets import InvalidMonthError, month_of, read_month
+    from scheduler.forecast_jobs import forecast_settings
+    from scrm.resources import CliError, scope_as, with_session
 
     tz = load_settings(toml_path=args.config).tz
     now = (args.at.replace(tzinfo=args.at.tzinfo or tz) if args.at else utcnow()).astimezone(tz)
-    if args.report_what == "targets":
-        return await _report_targets(args, now)
+    since = until = now.date()
     if args.report_what == "funnel":
         until = args.until or now.date()
         since = args.since or until - timedelta(days=DEFAULT_DAYS - 1)
         if since > until:
             print("--since must not be after --until", file=sys.stderr)
             return 2
+    elif args.report_what in ("targets", "trend"):
+        try:
+            label = read_month(args.month).label(now.date()) if args.month else f"{now:%Y-%m}"
+        except InvalidMonthError:
+            print(f"--month {args.month}: not a month; write it as 2026-12", file=sys.stderr)
+            return 2
+        month = month_of(label, tz)
+        since, until = month.start.astimezone(tz).date(), (month.end.astimezone(tz) - timedelta(days=1)).date()
 
     async def work(session: AsyncSession) -> str:
-        staff, scope = await scope_as(session, args.as_userid)
-        label = render("forecast.company") if scope.everyone else \
-            render("forecast.scope_staff", name=staff.name or staff.userid)
+        staff, _ = await scope_as(session, args.as_userid)
+        department = None
+        if args.department:
+            try:
+                department = await dashboard.find_department(session, staff, args.department)
+            except dashboard.DepartmentNotVisibleError as exc:
+                raise CliError(f"--department {args.department}: no such department"
+                               + (f" among {staff.userid}'s" if staff is not None else "")) from exc
+        view = await dashboard.make_view(session, staff, since, until, tz, department)
+        label = await scope_label(session, view)
+        stages = default_stages()
         if args.report_what == "funnel":
-            period = Period.local(datetime.combine(since, datetime.min.time(), tz),
-                                  datetime.combine(until + timedelta(days=1), datetime.min.time(), tz))
-            return render_funnel(await funnel(session, scope, period, default_stages()), since, until, label)
-        view = await staff_outlook(session, staff, scope, now, tz)
+            return "\n".join([render_funnel(await funnel(session, view.scope, view.period, stages), since, until, label),
+                              "", render_losses(await dashboard.losses(session, view, stages))])
+        if args.report_what == "targets":
+            return render_targets(await dashboard.attainment(session, view), label)
+        if args.report_what == "trend":
+            return render_trend(await dashboard.trend(session, view), label)
+        outlook = await dashboard.forecast(session, view, stages, forecast_settings(), now)
         await session.commit()
-        return render_forecast(view, label, now)
+        return render_forecast(outlook, label, now)
 
     print(await with_session(args.config, work))
     return 0
 
 
-async def _report_targets(args: argparse.Namespace, now: datetime) -> int:
-    from crm_core.targets import InvalidMonthError, TargetService, month_of, read_month
-    from scrm.resources import scope_as, with_session
+async def scope_label(session: AsyncSession, view: View) -> str:
+    """全公司 (no --as, or an admin's), 刘洋 的范围, and the department when one is chosen."""
+    from crm_core.dashboard import visible_departments
 
-    try:
-        label = read_month(args.month).label(now.date()) if args.month else f"{now:%Y-%m}"
-    except InvalidMonthError:
-        print(f"--month {args.month}: not a month; write it as 2026-12", file=sys.stderr)
-        return 2
-
-    async def work(session: AsyncSession) -> str:
-        staff, scope = await scope_as(session, args.as_userid)
-        label_scope = render("forecast.company") if scope.everyone else \
-            render("forecast.scope_staff", name=staff.name or staff.userid)
-        return render_targets(await TargetService(session).attainment(staff, month_of(label, now.tzinfo)), label_scope)
-
-    print(await with_session(args.config, work))
-    return 0
+    viewer = view.viewer
+    label = render("forecast.company") if viewer is None or viewer.role == "admin" else \
+        render("forecast.scope_staff", name=viewer.name or viewer.userid)
+    if view.department_id is None:
+        return label
+    name = (await visible_departments(session, viewer))[view.department_id]
+    return render("dashboard.cli.scope_department", scope=label, department=name)
 
 
 def render_targets(result: Attainment, scope_label: str) -> str:
@@ -124,6 +140,35 @@ def render_targets(result: Attainment, scope_label: str) -> str:
              money_text(r.won_amount), str(r.won_deals), _pct(r.ratio) if r.ratio is not None else none]
             for r in result.rows]
     return "\n".join([title, "", *table(_cells("targets.report.header"), rows), render("targets.report.note")])
+
+
+def render_losses(result: Losses) -> str:
+    """Where the period's lost deals were lost: by the stage they left, and the most common reasons."""
+    from scheduler.forecast_jobs import money_text
+
+    title = render("dashboard.cli.losses_title", deals=result.deals, amount=money_text(result.amount))
+    if not result.deals:
+        return title
+    rows = [[row.stage or render("dashboard.cli.stage_unknown"), str(row.deals), money_text(row.amount)]
+            for row in result.stages]
+    lines = [title, *table(_cells("dashboard.cli.losses_header"), rows)]
+    if result.reasons:
+        lines.append(render("dashboard.cli.reasons", reasons=render("dashboard.cli.reason_separator").join(
+            render("dashboard.cli.reason", reason=reason, count=count) for reason, count in result.reasons)))
+    return "\n".join(lines)
+
+
+def render_trend(months: list[MonthTrend], scope_label: str) -> str:
+    """Month by month: deals won, their amount, the average size (of those with a budget), the median cycle."""
+    from scheduler.forecast_jobs import money_text
+
+    none = render("funnel.none")
+    rows = [[m.month, str(m.won_deals), money_text(m.won_amount),
+             money_text(m.average_amount) if m.average_amount is not None else none,
+             render("dashboard.cli.days", days=m.median_cycle_days) if m.median_cycle_days is not None else none]
+            for m in months]
+    return "\n".join([render("dashboard.cli.trend_title", start=months[0].month, end=months[-1].month, scope=scope_label),
+                      "", *table(_cells("dashboard.cli.trend_header"), rows), render("dashboard.cli.trend_note")])
 
 
 def render_funnel(result: Funnel, since: date, until: date, scope_label: str) -> str:
