@@ -127,48 +127,116 @@ async def scope_label(session: AsyncSession, view: View) -> str:
     return render("dashboard.cli.scope_department", scope=label, department=name)
 
 
-def render_targets(result: Attainment, scope_label: str) -> str:
-    """One line per department, then per rep: target, won so far, deals, attainment."""
+# What each report says, line by line and cell by cell: the 看板 (scrm/http/pages/dashboard.py) shows these
+# very texts beside its charts, so a number on the page and in the terminal cannot differ.
+
+def target_rows(result: Attainment) -> list[list[str]]:
+    """Departments, then reps: who, target, won so far, deals, attainment."""
     from scheduler.forecast_jobs import money_text
 
-    title = render("targets.report.title", month=result.month.label, scope=scope_label)
-    if not result.rows:
-        return "\n".join([title, "", render("targets.report.empty", month=result.month.label)])
     none = render("targets.report.none")
-    rows = [[render("targets.report.department", name=r.name) if r.kind == "department" else r.name,
+    return [[render("targets.report.department", name=r.name) if r.kind == "department" else r.name,
              money_text(r.target) if r.target is not None else render("targets.report.no_target"),
              money_text(r.won_amount), str(r.won_deals), _pct(r.ratio) if r.ratio is not None else none]
             for r in result.rows]
-    return "\n".join([title, "", *table(_cells("targets.report.header"), rows), render("targets.report.note")])
+
+
+def losses_title(result: Losses) -> str:
+    from scheduler.forecast_jobs import money_text
+
+    return render("dashboard.cli.losses_title", deals=result.deals, amount=money_text(result.amount))
+
+
+def losses_rows(result: Losses) -> list[list[str]]:
+    """Per stage the lost deals left: stage, deals, their amount."""
+    from scheduler.forecast_jobs import money_text
+
+    return [[row.stage or render("dashboard.cli.stage_unknown"), str(row.deals), money_text(row.amount)]
+            for row in result.stages]
+
+
+def losses_reasons(result: Losses) -> str:
+    """常见原因：价格太高（2）、… ; empty when no lost deal gave one."""
+    if not result.reasons:
+        return ""
+    return render("dashboard.cli.reasons", reasons=render("dashboard.cli.reason_separator").join(
+        render("dashboard.cli.reason", reason=reason, count=count) for reason, count in result.reasons))
+
+
+def trend_rows(months: list[MonthTrend]) -> list[list[str]]:
+    """Month, deals won, their amount, average size (of those with a budget), median cycle."""
+    from scheduler.forecast_jobs import money_text
+
+    none = render("funnel.none")
+    return [[m.month, str(m.won_deals), money_text(m.won_amount),
+             money_text(m.average_amount) if m.average_amount is not None else none,
+             render("dashboard.cli.days", days=m.median_cycle_days) if m.median_cycle_days is not None else none]
+            for m in months]
+
+
+def funnel_summary(result: Funnel) -> str:
+    from scheduler.forecast_jobs import money_text
+
+    return render("funnel.summary", customers=result.customers, deals=result.deals_opened, won=result.won_deals,
+                  amount=money_text(result.won_amount))
+
+
+def funnel_stage_rows(result: Funnel) -> list[list[str]]:
+    """Stage, reached, on to the next stage, finally won, median days in the stage."""
+    none = render("funnel.none")
+    return [[row.stage, str(row.reached), _pct(row.next_rate), _pct(row.win_rate),
+             render("funnel.days", days=row.median_days, count=row.stays) if row.median_days is not None else none]
+            for row in result.stages]
+
+
+def forecast_summary(view: Outlook) -> str:
+    from scheduler.forecast_jobs import money_text
+
+    forecast = view.forecast
+    return render("forecast.summary", amount=money_text(forecast.amount), deals=round(forecast.deals),
+                  won=money_text(forecast.won_amount), won_deals=forecast.won_deals)
+
+
+def forecast_review(view: Outlook) -> str:
+    """Last month's kept forecast against what was won, or why there is none to compare."""
+    from scheduler.forecast_jobs import money_text, percent
+
+    review = view.last_month
+    month = review.month.label
+    if view.scope_key is None:
+        return render("forecast.review_no_scope", month=month, actual=money_text(review.won_amount),
+                      actual_deals=review.won_deals)
+    if review.forecast_amount is None:
+        return render("forecast.review_no_snapshot", month=month, actual=money_text(review.won_amount),
+                      actual_deals=review.won_deals)
+    return render("forecast.review", month=month, forecast=money_text(review.forecast_amount),
+                  deals=review.forecast_deals, actual=money_text(review.won_amount),
+                  actual_deals=review.won_deals, ratio=percent(review.accuracy))
+
+
+def render_targets(result: Attainment, scope_label: str) -> str:
+    """One line per department, then per rep: target, won so far, deals, attainment."""
+    title = render("targets.report.title", month=result.month.label, scope=scope_label)
+    if not result.rows:
+        return "\n".join([title, "", render("targets.report.empty", month=result.month.label)])
+    return "\n".join([title, "", *table(_cells("targets.report.header"), target_rows(result)),
+                      render("targets.report.note")])
 
 
 def render_losses(result: Losses) -> str:
     """Where the period's lost deals were lost: by the stage they left, and the most common reasons."""
-    from scheduler.forecast_jobs import money_text
-
-    title = render("dashboard.cli.losses_title", deals=result.deals, amount=money_text(result.amount))
     if not result.deals:
-        return title
-    rows = [[row.stage or render("dashboard.cli.stage_unknown"), str(row.deals), money_text(row.amount)]
-            for row in result.stages]
-    lines = [title, *table(_cells("dashboard.cli.losses_header"), rows)]
-    if result.reasons:
-        lines.append(render("dashboard.cli.reasons", reasons=render("dashboard.cli.reason_separator").join(
-            render("dashboard.cli.reason", reason=reason, count=count) for reason, count in result.reasons)))
-    return "\n".join(lines)
+        return losses_title(result)
+    reasons = losses_reasons(result)
+    return "\n".join([losses_title(result), *table(_cells("dashboard.cli.losses_header"), losses_rows(result)),
+                      *([reasons] if reasons else [])])
 
 
 def render_trend(months: list[MonthTrend], scope_label: str) -> str:
     """Month by month: deals won, their amount, the average size (of those with a budget), the median cycle."""
-    from scheduler.forecast_jobs import money_text
-
-    none = render("funnel.none")
-    rows = [[m.month, str(m.won_deals), money_text(m.won_amount),
-             money_text(m.average_amount) if m.average_amount is not None else none,
-             render("dashboard.cli.days", days=m.median_cycle_days) if m.median_cycle_days is not None else none]
-            for m in months]
     return "\n".join([render("dashboard.cli.trend_title", start=months[0].month, end=months[-1].month, scope=scope_label),
-                      "", *table(_cells("dashboard.cli.trend_header"), rows), render("dashboard.cli.trend_note")])
+                      "", *table(_cells("dashboard.cli.trend_header"), trend_rows(months)),
+                      render("dashboard.cli.trend_note")])
 
 
 def render_funnel(result: Funnel, since: date, until: date, scope_label: str) -> str:
@@ -177,15 +245,11 @@ def render_funnel(result: Funnel, since: date, until: date, scope_label: str) ->
 
     stages = default_stages()
     lines = [render("funnel.title", start=since.isoformat(), end=until.isoformat(), scope=scope_label),
-             render("funnel.summary", customers=result.customers, deals=result.deals_opened, won=result.won_deals,
-                    amount=money_text(result.won_amount)), ""]
+             funnel_summary(result), ""]
     if not (result.customers or result.deals_opened or result.won_deals):
         return "\n".join([*lines, render("funnel.empty")])
     none = render("funnel.none")
-    rows = [[row.stage, str(row.reached), _pct(row.next_rate), _pct(row.win_rate),
-             render("funnel.days", days=row.median_days, count=row.stays) if row.median_days is not None else none]
-            for row in result.stages]
-    rows.append([render("funnel.won_row"), str(result.cohort_won), "", "", ""])
+    rows = [*funnel_stage_rows(result), [render("funnel.won_row"), str(result.cohort_won), "", "", ""]]
     lines += [*table(_cells("funnel.stage_header"), rows), render("funnel.note"), "", render("funnel.channels_title")]
     header = [*_cells("funnel.channel_header"), *stages.stages, render("funnel.won_row"), *_cells("funnel.channel_tail")]
     lines += table(header, [[_channel(c.channel), str(c.customers), str(c.deals_opened), *map(str, c.reached),
@@ -198,12 +262,11 @@ def render_funnel(result: Funnel, since: date, until: date, scope_label: str) ->
 
 
 def render_forecast(view: Outlook, scope_label: str, now: datetime) -> str:
-    from scheduler.forecast_jobs import money_text, percent
+    from scheduler.forecast_jobs import money_text
 
-    forecast, review = view.forecast, view.last_month
+    forecast = view.forecast
     lines = [render("forecast.title", month=forecast.month.label, scope=scope_label, at=f"{now:%Y-%m-%d %H:%M}"),
-             render("forecast.summary", amount=money_text(forecast.amount), deals=round(forecast.deals),
-                    won=money_text(forecast.won_amount), won_deals=forecast.won_deals), ""]
+             forecast_summary(view), ""]
     rows = []
     for s in forecast.stages:
         probability = f"{s.probability:.1%}"
@@ -212,18 +275,7 @@ def render_forecast(view: Outlook, scope_label: str, now: datetime) -> str:
                      render("forecast.learned", value=probability, count=s.closed_sample) if s.probability_learned
                      else render("forecast.default", value=probability),
                      render("forecast.days_learned" if s.days_learned else "forecast.days_default", days=s.days_to_close)])
-    lines += [*table(_cells("forecast.stage_header"), rows), render("forecast.note"), ""]
-    month = review.month.label
-    if view.scope_key is None:
-        lines.append(render("forecast.review_no_scope", month=month, actual=money_text(review.won_amount),
-                            actual_deals=review.won_deals))
-    elif review.forecast_amount is None:
-        lines.append(render("forecast.review_no_snapshot", month=month, actual=money_text(review.won_amount),
-                            actual_deals=review.won_deals))
-    else:
-        lines.append(render("forecast.review", month=month, forecast=money_text(review.forecast_amount),
-                            deals=review.forecast_deals, actual=money_text(review.won_amount),
-                            actual_deals=review.won_deals, ratio=percent(review.accuracy)))
+    lines += [*table(_cells("forecast.stage_header"), rows), render("forecast.note"), "", forecast_review(view)]
     if view.snapshot_made:
         lines.append(render("forecast.snapshot_made"))
     return "\n".join(lines)
