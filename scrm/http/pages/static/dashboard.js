@@ -282,6 +282,9 @@
       if (p.height) { box.style.height = p.height + "px"; }
       p.holder.appendChild(box);
       var instance = window.echarts.init(box, null, { renderer: "canvas" });
+      p.option.series.forEach(function (series) {
+        if (series.type === "bar" && series.barMaxWidth === undefined) { series.barMaxWidth = 36; }
+      });
       instance.setOption(Object.assign({
         animation: false, color: COLORS,
         grid: { left: 8, right: 24, top: 30, bottom: 8, containLabel: true },
