@@ -22,7 +22,7 @@ from crm_core.ticket_policy import TicketPolicy, default_policy
 
 def build_dispatcher(
     timezone: ZoneInfo, redis: Redis, *, clock: Callable[[], datetime] = utcnow, deal_pipeline: Path = DEAL_PIPELINE_FILE,
-    commands_per_minute: int = 30, ticket_policy: TicketPolicy | None = None,
+    commands_per_minute: int = 30, ticket_policy: TicketPolicy | None = None, page_base_url: str = "",
 ) -> Dispatcher:
     """Every feature router, included explicitly; help lists whatever is included, in this order."""
     dispatcher = Dispatcher(
@@ -36,6 +36,7 @@ def build_dispatcher(
         rate_limit=CommandRateLimit(redis, commands_per_minute),
         clock=clock,
         tickets=ticket_policy or default_policy(),
+        page_base_url=page_base_url,
     )
     dispatcher.understanding.lexicon.check(c.name for c in dispatcher.commands)
     return dispatcher

@@ -50,6 +50,7 @@ class Dispatcher:
     observe_command: Callable[[str, float], None] | None = None
     rate_limit: CommandRateLimit | None = None
     tickets: TicketPolicy = field(default_factory=default_policy)  # with the deployment's routing
+    page_base_url: str = ""  # SCRM_PAGE_BASE_URL: where replies may link to the H5 pages ("": no links)
 
     def __post_init__(self) -> None:
         self.by_name: dict[str, Command] = {}
@@ -127,7 +128,7 @@ class Dispatcher:
             now = self.clock()
             ctx = CommandContext(session=session, staff=staff, message=message, timezone=self.timezone,
                                  commands=self.commands, now=now, stages=self.stages, picked=picked, answers=answers,
-                                 tickets=self.tickets)
+                                 tickets=self.tickets, page_base_url=self.page_base_url)
             started = time.perf_counter()
             reply, state = await self._handle(ctx, command, line, rest)
             if self.observe_command is not None:

@@ -64,6 +64,7 @@ class CommandContext:
     picked: dict[str, int] = field(default_factory=dict)  # query -> customer id chosen from a numbered list
     answers: dict[str, str] = field(default_factory=dict)  # field -> what the rep answered when asked
     tickets: TicketPolicy = field(default_factory=default_policy)  # ticket policy with the deployment's routing
+    page_base_url: str = ""  # the H5 pages' public origin, for links in replies; "" when not configured
     _scope: Scope | None = None
 
     @property

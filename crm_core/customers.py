@@ -133,6 +133,14 @@ class CustomerService:
             found.update({c.id: c for c in (await self.session.scalars(stmt)).all()})
         return list(found.values())[:limit]
 
+    async def owned_by(self, owner_id: int, *, by_heat: bool = False, limit: int = 200) -> list[Customer]:
+        """A rep's own customers (`我的客户`, the sidebar's list): latest contact first, never-contacted
+        last; `by_heat`, the warmest leads first."""
+        order = (Customer.lead_score.desc(), Customer.id) if by_heat else \
+            (Customer.last_contact_at.desc().nulls_last(), Customer.id)
+        stmt = select(Customer).where(Customer.owner_id == owner_id).order_by(*order).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
     async def search(
         self, q: str = "", *, scope: Scope | None = None, after_id: int = 0, limit: int = 50
     ) -> tuple[list[Customer], int]:

@@ -263,6 +263,9 @@ for _name, _key in (("ix_customers_pinyin_recent", Customer.name_pinyin),
                     ("ix_customers_phone_tail_recent", Customer.phone_tail)):
     Index(_name, _key, Customer.last_contact_at.desc().nulls_last(), Customer.id).ddl_if(dialect="postgresql")
     Index(_name, _key, Customer.last_contact_at.desc(), Customer.id).ddl_if(dialect="sqlite")
+# A prefix that matches a large share of the customers (`查 zh`, `查 王`): PostgreSQL walks them newest
+# first until enough match instead of sorting all the matches (306 ms → 3 ms at a million, 0020).
+Index("ix_customers_newest_first", Customer.last_contact_at.desc().nulls_last(), Customer.id).ddl_if(dialect="postgresql")
 Index("ix_customers_company_prefix", Customer.company, postgresql_ops={"company": _PREFIX})
 Index("ix_customers_remark_prefix", Customer.remark, postgresql_ops={"remark": _PREFIX})
 Index("ix_customers_owner_contact", Customer.owner_id, Customer.last_contact_at)

@@ -62,6 +62,7 @@ from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.http import pages
 from scrm.http.pages import dashboard as dashboard_page
+from scrm.http.pages import sidebar
 from scrm.http.pages.identity import page_secret
 from scrm.resources import open_redis, prepare_schema
 from scrm.delivery.send_limits import MemberSendLimit
@@ -102,6 +103,7 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
         app.add_routes(ticket_routes())
         app.cleanup_ctx.append(pages_ctx)
         app.add_routes(pages.routes())
+        app.add_routes(sidebar.routes())
         app.add_routes(dashboard_page.routes())
         if settings.wecom.configured or settings.webhook.secrets:
             app.cleanup_ctx.append(inbox_writer_ctx)
@@ -193,7 +195,8 @@ def build_pipeline(app: web.Application) -> Pipeline:
     analysis first, because the opt-out and ticket checks read its result."""
     settings, metrics = app[keys.SETTINGS], app[keys.METRICS]
     dispatcher = build_dispatcher(settings.tz, app[keys.REDIS], clock=app[keys.CLOCK],
-                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS])
+                                  commands_per_minute=settings.bot_commands_per_minute, ticket_policy=app[keys.TICKETS],
+                                  page_base_url=settings.pages.base_url)
     dispatcher.observe_command = metrics.observe_command
     app[keys.DISPATCHER] = dispatcher
     context = IngestContext(

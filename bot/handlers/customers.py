@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from bot.formatting import customer_card, customer_line, display_name, heat_text, when_text
 from bot.replies import Listing, NeedsPick, Refusal, Reply
 from bot.router import Arg, CommandContext, Router
@@ -82,10 +80,7 @@ def by_heat(word: str) -> bool:
                 usage="我的客户 [热度]")
 async def my_customers(ctx: CommandContext, by_heat: bool | str) -> Listing | str:
     """我负责的客户，按最近联系排序；加「热度」按热度从高到低"""
-    order = (Customer.lead_score.desc(), Customer.id) if by_heat else \
-        (Customer.last_contact_at.desc().nulls_last(), Customer.id)
-    stmt = select(Customer).where(Customer.owner_id == ctx.staff.id).order_by(*order).limit(MY_CUSTOMERS_LIMIT)
-    customers = list((await ctx.session.scalars(stmt)).all())
+    customers = await CustomerService(ctx.session).owned_by(ctx.staff.id, by_heat=bool(by_heat), limit=MY_CUSTOMERS_LIMIT)
     if not customers:
         return render("bot.mine_none")
     none = render("bot.none_value")
@@ -98,8 +93,10 @@ async def my_customers(ctx: CommandContext, by_heat: bool | str) -> Listing | st
                         last=when_text(c.last_contact_at, ctx.timezone) if c.last_contact_at else never)
                  for i, c in enumerate(customers, start=1)]
     ctx.audit("customer.list_mine", detail=f"count={len(customers)}" + (" by=heat" if by_heat else ""))
-    header = "bot.heat.mine_header" if by_heat else "bot.mine_header"
-    return Listing(render(header, count=len(customers)), lines)
+    header = render("bot.heat.mine_header" if by_heat else "bot.mine_header", count=len(customers))
+    if ctx.page_base_url:  # a text message's content may carry <a href> links (message/send, document/path/90236)
+        header = f"{header}\n{render('pages.chat.mine_link', url=f'{ctx.page_base_url}/h5/sidebar?view=mine')}"
+    return Listing(header, lines)
 
 
 @router.command("标签", aliases=("tag", "tags"),

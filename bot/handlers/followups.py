@@ -12,6 +12,7 @@ from crm_core.models import Customer
 router = Router("followups")
 
 WEEKDAYS = "一二三四五六日"
+FOLLOW_UP_TEXT_LIMIT = 500  # characters of what to do
 
 
 @router.command("跟进", aliases=("followup", "提醒"),
@@ -19,7 +20,7 @@ WEEKDAYS = "一二三四五六日"
                 usage="跟进 <客户> <时间> [事项]，如：跟进 张三 下周三下午3点 带方案上门")
 async def follow_up(ctx: CommandContext, customer: Customer, due, text: str) -> str:
     """设置跟进提醒（支持 明天、下周三下午3点、3天后、12月5日、月底 等）"""
-    item = await FollowUpService(ctx.session).add(customer, ctx.staff, due, text[:500], at=ctx.now)
+    item = await FollowUpService(ctx.session).add(customer, ctx.staff, due, text[:FOLLOW_UP_TEXT_LIMIT], at=ctx.now)
     ctx.audit("customer.follow_up", customer.id, f"due={item.due_at.isoformat()}")
     local = item.due_at.astimezone(ctx.timezone)
     return render("bot.follow_up_saved", name=display_name(customer), due=local.strftime("%Y-%m-%d %H:%M"),

@@ -1,7 +1,8 @@
 """The browser console of `scrm demo`: a WeCom-like chat page at /demo/ and its JSON under /demo/api/.
 
 Only the demo adds these routes (`add_console`), never `scrm serve`: they act as any staff member
-or customer without a password. What the page shows is what the simulator delivered (app
+or customer without a password. The H5 pages (sidebar, 看板) open in a phone-wide frame as the chosen
+member, who logs in through the simulator's OAuth like anyone in the WeCom client. What the page shows is what the simulator delivered (app
 messages, 微信客服 messages, group-send tasks), so a bubble appears only if the service really
 sent it; the record panel reads the database through crm_core, as the bot's customer card does.
 """
@@ -29,6 +30,7 @@ from crm_core.ticket_models import Ticket
 from crm_core.ticket_policy import TicketPolicy
 from crm_core.ticket_policy import default_policy as ticket_policy
 from scrm.delivery.sender import message_text
+from scrm.http.pages.identity import COOKIE_PATH, SESSION_COOKIE
 from scrm.http.tickets import ticket_json
 
 if TYPE_CHECKING:
@@ -121,7 +123,11 @@ class Console:
                 .where(CustomerIdentity.external_id.in_(list(self.sim.external_contacts)))
             )).tuples().all())
         staff = [{"chat": f"staff:{userid}", "key": userid, "name": person["name"], "position": person["position"],
-                  "role": ROLE_LABELS.get(roles.get(userid, ""), "")} for userid, person in self.sim.staff.items()]
+                  "role": ROLE_LABELS.get(roles.get(userid, ""), ""), "manages": roles.get(userid) in ("manager", "admin"),
+                  "contacts": [{"key": external_userid, "name": contact["external_contact"]["name"]}
+                               for external_userid, contact in self.sim.external_contacts.items()
+                               if any(f["userid"] == userid for f in contact["follow_user"])]}
+                 for userid, person in self.sim.staff.items()]
         customers = [{"chat": f"customer:{external_userid}", "key": external_userid,
                       "name": contact["external_contact"]["name"], "company": contact["external_contact"]["corp_name"],
                       "customer_id": customer_ids.get(external_userid)}
@@ -221,6 +227,7 @@ def add_console(app: web.Application, demo: Demo) -> None:
         web.post("/demo/api/clock", post_clock),
         web.post("/demo/api/group-sends/{msgid}/confirm", post_confirm),
         web.get("/demo/api/customers/{customer_id}", get_record),
+        web.get("/demo/pages/open", open_page),
     ])
 
 
@@ -274,6 +281,23 @@ async def post_confirm(request: web.Request) -> web.Response:
     console.collect()
     console.confirm_group_send(request.match_info["msgid"])
     return web.json_response(await console.state())
+
+
+async def open_page(request: web.Request) -> web.StreamResponse:
+    """Open /h5/sidebar or /h5/dashboard as `as` would in the WeCom client: the simulator signs that member
+    in and, with `chat`, has the toolbar of their chat with that customer open; this browser's page session is
+    dropped so the page logs in afresh through the simulated OAuth (no shortcut past identity)."""
+    sim = request.app[CONSOLE].sim
+    userid, page, chat = request.query.get("as", ""), request.query.get("page", ""), request.query.get("chat", "")
+    if userid not in sim.staff or page not in ("sidebar", "dashboard"):
+        raise web.HTTPBadRequest(text="没有这个员工或页面")
+    contact = sim.external_contacts.get(chat) if chat else None
+    if chat and (contact is None or not any(f["userid"] == userid for f in contact["follow_user"])):
+        raise web.HTTPBadRequest(text="该员工没有与这位客户的聊天")
+    sim.web.member, sim.web.open_chat = userid, chat or None
+    found = web.HTTPFound(f"/h5/{page}")
+    found.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    raise found
 
 
 async def get_record(request: web.Request) -> web.Response:

@@ -29,7 +29,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select, update
 
-from config.settings import Settings, WeComSettings
+from config.settings import PageSettings, Settings, WeComSettings
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
 from connectors.wecom.simulator.sample_data import sample_state
@@ -432,7 +432,10 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
             roles_file=ROLES_EXAMPLE,
             ticket_routing_file=TICKET_ROUTING,
             wecom=WeComSettings(corp_id=sim.corp_id, secret=sim.secret, agent_id=str(sim.agent_id),
-                                token=sim.callback_token, aes_key=sim.encoding_aes_key, api_base=f"{sim_url}/cgi-bin/"),
+                                token=sim.callback_token, aes_key=sim.encoding_aes_key, api_base=f"{sim_url}/cgi-bin/",
+                                oauth_url=f"{sim_url}/connect/oauth2/authorize"),
+            # the pages log in through the simulator's OAuth and talk to its JS-SDK double
+            pages=PageSettings(jssdk_urls=(f"{sim_url}/sim/jssdk/jweixin.js",)),
         )
         app = create_app(settings, DEMO_ROLES, clock=clock.now)
         demo = Demo(app, sim, clock)
@@ -448,6 +451,7 @@ async def running_demo(*, port: int = 8080, keep_data: bool = False,
                     f"Port {port} is busy ({exc.strerror}); try `scrm demo --port 0` for a free one.") from exc
             service_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
             demo.connect(service_url)
+            app[keys.DISPATCHER].page_base_url = service_url  # 我的客户 links to the sidebar
             await demo.seed()
             yield RunningDemo(demo, service_url, sim_url, db_path)
         finally:

@@ -3,12 +3,14 @@ company's directory synced (so its members are staff), on the fixed clock of the
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 from yarl import URL
 
+from crm_core.db import utcnow
 from scrm import keys
 from scrm.http.pages.identity import SESSION_COOKIE
 from tests.support.chat import Chat, sync_directory
@@ -45,13 +47,27 @@ class Browser:
                 url = self.url(str(url))
         raise AssertionError(f"too many redirects: {visited}")
 
-    async def login(self, userid: str, path: str = "/h5/") -> aiohttp.ClientResponse:
+    csrf_token: str = ""
+
+    async def login(self, userid: str, path: str = "/h5/sidebar") -> aiohttp.ClientResponse:
+        """Open `path` as `userid`, through WeCom's OAuth; keeps the page's CSRF token for `post`."""
         resp, _ = await self.open(path, as_member=userid)
+        html = await resp.text()
+        marker = '<meta name="csrf-token" content="'
+        if marker in html:
+            self.csrf_token = html.split(marker, 1)[1].split('"', 1)[0]
         return resp
 
-    def csrf(self, html: str) -> str:
-        marker = '<meta name="csrf-token" content="'
-        return html.split(marker, 1)[1].split('"', 1)[0]
+    async def get(self, path: str, **params) -> tuple[int, dict]:
+        resp = await self.http.get(self.url(path), params=params)
+        return resp.status, await resp.json()
+
+    async def post(self, path: str, body, *, csrf: str | None = None) -> tuple[int, dict]:
+        """POST JSON the way the page's script does, with the page's CSRF token unless `csrf` says otherwise."""
+        headers = {"X-CSRF-Token": self.csrf_token if csrf is None else csrf}
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body, ensure_ascii=False)
+        resp = await self.http.post(self.url(path), data=data, headers={"Content-Type": "application/json", **headers})
+        return resp.status, await resp.json()
 
     def session_cookie(self) -> str | None:
         found = [c for c in self.http.cookie_jar if c.key == SESSION_COOKIE]
@@ -60,6 +76,8 @@ class Browser:
 
 @pytest.fixture
 async def pages(chat: Chat) -> Chat:
+    """The chat and the pages on one clock (the pages read the service's, the real one)."""
+    chat.set_clock(utcnow().replace(microsecond=0))
     await sync_directory(chat.service.app[keys.SESSIONS], chat.service.sim)
     return chat
 

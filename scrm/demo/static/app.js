@@ -193,6 +193,49 @@ function render() {
   renderList();
   renderChat();
   renderRecordSelect();
+  renderPageChoices();
+}
+
+// The H5 pages as the chosen member sees them in WeCom: the sidebar in the toolbar of their chat with a
+// customer (or from the workbench), the 看板 for managers. /demo/pages/open signs them in at the simulator.
+function option(value, label) {
+  const node = document.createElement("option");
+  node.value = value;
+  node.textContent = label;
+  return node;
+}
+
+function renderPageChoices() {
+  const as = $("page-as");
+  const chosen = as.value || "zhangwei";
+  as.replaceChildren(...ui.data.personas.staff.map((s) => option(s.key, `${s.name}（${s.role || s.position}）`)));
+  as.value = chosen;
+  const who = ui.data.personas.staff.find((s) => s.key === as.value);
+  const chat = $("page-chat");
+  const current = chat.value;
+  chat.replaceChildren(option("", "工作台（不在客户聊天中）"),
+                       ...(who ? who.contacts : []).map((c) => option(c.key, `与 ${c.name} 的聊天 · 聊天工具栏`)));
+  if ([...chat.options].some((o) => o.value === current)) chat.value = current;
+  $("open-dashboard").disabled = !(who && who.manages);
+  updatePageLink("sidebar");
+}
+
+function pageUrl(page) {
+  const params = new URLSearchParams({ as: $("page-as").value, page });
+  if (page === "sidebar" && $("page-chat").value) params.set("chat", $("page-chat").value);
+  return `/demo/pages/open?${params}`;
+}
+
+function updatePageLink(page) {
+  $("page-new-window").href = pageUrl(page);
+}
+
+function openPage(page) {
+  const frame = $("page-frame");
+  frame.hidden = false;
+  frame.src = pageUrl(page);
+  frame.scrollIntoView({ block: "start" });
+  updatePageLink(page);
 }
 
 async function refreshRecord() {
@@ -301,6 +344,10 @@ async function start() {
     ui.recordId = Number(event.target.value);
     refreshRecord().catch((e) => setStatus(`档案读取失败：${e.message}`, true));
   });
+  $("page-as").addEventListener("change", renderPageChoices);
+  $("page-chat").addEventListener("change", () => updatePageLink("sidebar"));
+  $("open-sidebar").addEventListener("click", () => openPage("sidebar"));
+  $("open-dashboard").addEventListener("click", () => openPage("dashboard"));
   ui.data = await api("/demo/api/state");
   render();
   await refreshRecord();
