@@ -6,10 +6,16 @@ come leaves the manager wondering whether it broke. An app message holds 2,048 b
 so a long digest is sent as a few numbered parts (at most MAX_PARTS; lists are shortened before
 more are needed). Each part is one outbox row keyed by manager, day (or ISO week) and part, so a
 re-run or a second scheduler sends nothing twice. Wording lives in config/templates_digests.toml.
+
+When the pages' public origin is configured (SCRM_PAGE_BASE_URL), the weekly digest ends with a
+textcard that opens the 看板 (/h5/dashboard), keyed like the parts so it too is sent once; its
+wording is in config/templates_dashboard.toml.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,8 +30,10 @@ from crm_core.models import Staff
 from crm_core.outbox import OutboxService
 from crm_core.reports import Period, TeamReport, team_report
 from crm_core.scope import scope_for
-from scheduler.forecast_jobs import digest_lines, staff_outlook
+from scheduler.forecast_jobs import digest_lines, money_text, staff_outlook
 from scheduler.runner import JobContext, JobFunc, for_each_staff
+
+log = logging.getLogger(__name__)
 
 RECIPIENT_ROLES = ("manager", "admin")
 # App-message markdown: "最长不超过2048个字节，必须是utf8编码" (4096 is the group robot's limit, not an app's).
@@ -34,6 +42,10 @@ MAX_BYTES = 2048
 MAX_PARTS = 3
 # Lists (reps, customers, keywords) are cut to the first of these lengths that fits.
 LIST_LIMITS = (10, 5, 3, 1)
+# Textcard (文本卡片消息, same page): title "不超过128个字节", description "不超过512个字节" (longer is cut by
+# WeCom), url "最长2048字节，请确保包含了协议头(http/https)", btntxt "不超过4个文字".
+CARD_TITLE_BYTES, CARD_DESCRIPTION_BYTES, CARD_URL_BYTES, CARD_BUTTON_CHARS = 128, 512, 2048, 4
+DASHBOARD_PATH = "/h5/dashboard"  # the managers' 看板 (scrm.http.pages.dashboard)
 
 
 async def send_daily_digests(ctx: JobContext) -> str:
@@ -42,14 +54,32 @@ async def send_daily_digests(ctx: JobContext) -> str:
     return await _send_digests(ctx, "daily", Period.day_before(ctx.now, ctx.timezone), local_date.isoformat())
 
 
-async def send_weekly_digests(ctx: JobContext) -> str:
-    """The last complete week (Monday 00:00 – Sunday 24:00 local), for each manager's team."""
+async def send_weekly_digests(ctx: JobContext, pages_base_url: str = "") -> str:
+    """The last complete week (Monday 00:00 – Sunday 24:00 local), for each manager's team; with the pages'
+    public origin, a card that opens the 看板 after it."""
     period = Period.week_before(ctx.now, ctx.timezone)
     year, week, _ = period.start.astimezone(ctx.timezone).date().isocalendar()
-    return await _send_digests(ctx, "weekly", period, f"{year}-W{week:02d}")
+    return await _send_digests(ctx, "weekly", period, f"{year}-W{week:02d}", dashboard_url(pages_base_url))
 
 
-async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) -> str:
+def weekly_digests_job(pages_base_url: str) -> JobFunc:
+    """`digests.weekly` for this deployment (SCRM_PAGE_BASE_URL: where the card's link points)."""
+    return functools.partial(send_weekly_digests, pages_base_url=pages_base_url)
+
+
+def dashboard_url(pages_base_url: str) -> str:
+    """The 看板's address for a textcard, or "" when there is no public origin or it would be too long."""
+    if not pages_base_url:
+        return ""
+    url = pages_base_url.rstrip("/") + DASHBOARD_PATH
+    if len(url.encode()) > CARD_URL_BYTES:
+        log.warning("SCRM_PAGE_BASE_URL makes the dashboard link longer than a textcard takes (%d bytes); "
+                    "the weekly digest goes without it", CARD_URL_BYTES)
+        return ""
+    return url
+
+
+async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str, card_url: str = "") -> str:
     """One markdown digest per manager (and admin), each in its own transaction."""
 
     async def send(session: AsyncSession, manager: Staff) -> bool:
@@ -65,6 +95,11 @@ async def _send_digests(ctx: JobContext, kind: str, period: Period, stamp: str) 
                 idempotency_key=f"digest:{kind}:{manager.id}:{stamp}" + (f":{number}" if number > 1 else ""),
                 kind="app_message", staff_id=manager.id,
                 payload={"touser": manager.userid, "msgtype": "markdown", "markdown": {"content": content}}))
+        if card_url:
+            await outbox.enqueue(idempotency_key=f"digest:{kind}:{manager.id}:{stamp}:card", kind="app_message",
+                                 staff_id=manager.id, payload={"touser": manager.userid, "msgtype": "textcard",
+                                                               "textcard": dashboard_card(report, ctx.timezone,
+                                                                                          forecast, card_url)})
         return queued[0]
 
     return await for_each_staff(ctx, send, f"{kind} digest", roles=RECIPIENT_ROLES, recipients="manager(s)/admin(s)")
@@ -135,6 +170,30 @@ def _deal_lines(report: TeamReport) -> list[str]:
         key = "digests.deals_changed_amount" if deals.won_amount else "digests.deals_changed"
         lines.append(_md(key, moved=deals.moved, won=deals.won, lost=deals.lost, amount=_money(deals.won_amount)))
     return lines
+
+
+def dashboard_card(report: TeamReport, tz: ZoneInfo, forecast: Outlook | None, url: str) -> dict[str, str]:
+    """The textcard that opens the 看板: the week, this month's forecast so far, within WeCom's limits."""
+    start, end = report.period.start.astimezone(tz).date(), report.period.end.astimezone(tz).date() - timedelta(days=1)
+    week = render("dashboard.card.week", kind="textcard",
+                  **{edge: render("digests.date", kind="textcard", month=day.month, day=day.day)
+                     for edge, day in (("start", start), ("end", end))})
+    lines = [render("dashboard.card.line_week", kind="textcard", week=week)]
+    if forecast is not None:
+        lines.append(render("dashboard.card.line_forecast", kind="textcard",
+                            forecast=money_text(forecast.forecast.amount), won=money_text(forecast.forecast.won_amount),
+                            won_deals=forecast.forecast.won_deals))
+    lines.append(render("dashboard.card.line_open", kind="textcard"))
+    return {"title": _bytes(render("dashboard.card.title", kind="textcard", week=week), CARD_TITLE_BYTES),
+            "description": _bytes("".join(lines), CARD_DESCRIPTION_BYTES), "url": url,
+            "btntxt": str(render("dashboard.card.button", kind="textcard"))[:CARD_BUTTON_CHARS]}
+
+
+def _bytes(text: str, limit: int) -> str:
+    """Cut at a character so WeCom never cuts inside one (or inside a <div>: the lines are whole or absent)."""
+    if len(text.encode()) <= limit:
+        return text
+    return text.encode()[:limit].decode("utf-8", "ignore")
 
 
 def _capped(lines: list[str], limit: int) -> list[str]:

@@ -133,6 +133,7 @@ def build_jobs(settings: Settings, extra: dict[str, JobFunc] | None = None) -> l
     async def escalate_with_routing(ctx: JobContext) -> str:
         return await escalate_ticket_slas(ctx, policy)
 
-    functions = {**JOB_FUNCTIONS, "tickets.sla_escalations": escalate_with_routing, **(extra or {})}
+    functions = {**JOB_FUNCTIONS, "tickets.sla_escalations": escalate_with_routing,
+                 "digests.weekly": digests.weekly_digests_job(settings.pages.base_url), **(extra or {})}
     return [ScheduledJob(entry["name"], entry["cron"], entry["description"], functions[entry["name"]])
             for entry in load_schedule() if entry["name"] in functions]

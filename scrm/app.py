@@ -61,6 +61,7 @@ from scrm.sync.groups import make_group_sync_job, sync_groups_on_first_start
 from scrm.delivery.handovers import make_handover_follow_job
 from scrm.http.tickets import ticket_routes
 from scrm.http import pages
+from scrm.http.pages import dashboard as dashboard_page
 from scrm.http.pages import sidebar
 from scrm.http.pages.identity import page_secret
 from scrm.resources import open_redis, prepare_schema
@@ -103,6 +104,7 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
         app.cleanup_ctx.append(pages_ctx)
         app.add_routes(pages.routes())
         app.add_routes(sidebar.routes())
+        app.add_routes(dashboard_page.routes())
         if settings.wecom.configured or settings.webhook.secrets:
             app.cleanup_ctx.append(inbox_writer_ctx)
         app.add_routes(WebhookReceiver(settings.webhook.channels, _accept_into_inbox(app),

@@ -30,6 +30,8 @@ from crm_core.messages import MessageFilter, MessageService
 from crm_core.models import Customer, Message, Staff
 from crm_core.scope import Scope, scope_for
 from crm_core.staff import StaffService
+from crm_core.targets import (MAX_AMOUNT, AttainmentRow, SubjectNotFoundError, TargetNotAllowedError, TargetService,
+                              department_names, department_subject, month_of, staff_subject)
 from scrm import keys
 from scrm.http.openapi import OPENAPI
 from scrm.resources import database_ok, redis_ok
@@ -41,6 +43,8 @@ _ID = re.compile(r"[0-9]{1,18}")
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 # RFC 3339 date-time (what the schema's `format: date-time` promises); fromisoformat alone would
 # also take week dates, missing seconds and other ISO 8601 forms the schema rejects.
+_MONTH = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")  # what a target's month is written as: 2026-12
+_USERID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.@-]{0,63}")  # WeCom: "只能由数字、字母和“_-@.”四种字符组成"
 _DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
 
@@ -56,6 +60,8 @@ def api_routes() -> list[web.RouteDef]:
         web.get("/api/v1/customers/{customer_id}/messages", customer_messages),
         web.get("/api/v1/messages", list_messages),
         web.get("/api/v1/staff", list_staff),
+        web.get("/api/v1/targets", list_targets),
+        web.put("/api/v1/targets", set_target),
     ]
 
 
@@ -237,6 +243,86 @@ async def list_staff(request: web.Request) -> web.Response:
     return _page(items, total, limit, staff_json)
 
 
+async def list_targets(request: web.Request) -> web.Response:
+    """This month's (or `month`'s) targets and attainment, for what the caller sees: the service token
+    every rep and department, a staff token what that person sees (crm_core.targets)."""
+    async with request.app[keys.SESSIONS]() as session:
+        caller = await _authorize(request, session)
+        label = request.query.get("month", "")
+        if label and not _MONTH.fullmatch(label):
+            raise _error(web.HTTPBadRequest, "month must be written as YYYY-MM, e.g. 2026-12")
+        tz = request.app[keys.SETTINGS].tz
+        label = label or f"{request.app[keys.CLOCK]().astimezone(tz):%Y-%m}"
+        department = _id_param(request, "department")
+        viewer = await session.get(Staff, caller.staff_id) if caller.staff_id is not None else None
+        attainment = await TargetService(session).attainment(viewer, month_of(label, tz), department_id=department)
+        if department is not None and not attainment.departments and department not in await _seen_departments(
+                session, viewer):
+            raise _error(web.HTTPNotFound, f"department {department} does not exist")
+        await session.commit()  # a staff token's last use
+    return web.json_response({"month": label, "departments": [target_json(r) for r in attainment.departments],
+                              "reps": [target_json(r) for r in attainment.reps]})
+
+
+async def _seen_departments(session, viewer: Staff | None) -> set[int]:
+    """The departments `viewer` may ask about (None: every one the directory knows)."""
+    if viewer is None or viewer.role == "admin":
+        return set(await department_names(session))
+    return set(viewer.department_ids or []) if viewer.role == "manager" else set()
+
+
+async def set_target(request: web.Request) -> web.Response:
+    """Set (or replace) one rep's or department's target for a month. The service token may set any; a
+    staff token what that person may set in chat (a manager within their departments, an admin any)."""
+    async with request.app[keys.SESSIONS]() as session:
+        caller = await _authorize(request, session)
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _error(web.HTTPBadRequest, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            raise _error(web.HTTPBadRequest, "the body must be a JSON object")
+        month, amount = body.get("month"), _whole(body.get("amount"))
+        if not isinstance(month, str) or not _MONTH.fullmatch(month):
+            raise _error(web.HTTPBadRequest, "month must be written as YYYY-MM, e.g. 2026-12")
+        if amount is None or not 1 <= amount <= MAX_AMOUNT:
+            raise _error(web.HTTPBadRequest, f"amount must be a whole number of yuan from 1 to {MAX_AMOUNT}")
+        if ("staff" in body) == ("department" in body):
+            raise _error(web.HTTPBadRequest, "name either staff (a WeCom userid) or department (its id), not both")
+        userid, department = body.get("staff"), _whole(body.get("department"))
+        if "staff" in body and not (isinstance(userid, str) and _USERID.fullmatch(userid)):
+            raise _error(web.HTTPBadRequest, "staff must be a WeCom userid")
+        if "department" in body and (department is None or not 1 <= department <= 10**18 - 1):
+            raise _error(web.HTTPBadRequest, "department must be a department id")
+        try:
+            subject = await (staff_subject(session, userid) if "staff" in body else department_subject(session, department))
+        except SubjectNotFoundError:
+            what = f"staff member {userid}" if "staff" in body else f"department {department}"
+            raise _error(web.HTTPNotFound, f"no active {what}")
+        actor = await session.get(Staff, caller.staff_id) if caller.staff_id is not None else None
+        try:
+            change = await TargetService(session).set(subject, month, amount, actor=actor, actor_label=caller.actor,
+                                                      at=request.app[keys.CLOCK]())
+        except TargetNotAllowedError:
+            AuditService(session).record(actor=caller.actor, action="target.set_denied",
+                                         detail=f"{subject.kind}={subject.id} month={month}")
+            await session.commit()
+            raise _error(web.HTTPForbidden, f"{caller.actor} may not set this target: managers set their departments' "
+                                            "and their colleagues' there, admins any")
+        await session.commit()
+    return web.json_response({"month": change.month, "kind": subject.kind, "id": subject.id, "name": subject.name,
+                              "userid": subject.userid or None, "amount": change.amount, "previous": change.previous})
+
+
+def _whole(value: Any) -> int | None:
+    """A JSON number that is a whole number (5 or 5.0), else None; true and false are no numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (value.is_integer() and abs(value) < 2**63):
+        return None
+    return int(value)
+
+
 def _parse_since(value: str | None) -> datetime | None:
     """An RFC 3339 time with its UTC offset, returned in UTC; empty or absent means no filter."""
     if not value:
@@ -272,6 +358,11 @@ def message_json(m: Message) -> dict[str, Any]:
         "sender": m.sender, "recipient": m.recipient, "customer_id": m.customer_id, "staff_id": m.staff_id,
         "external_msg_id": m.external_msg_id, "sent_at": _iso(m.sent_at), "analysis": m.analysis,
     }
+
+
+def target_json(r: AttainmentRow) -> dict[str, Any]:
+    return {"kind": r.kind, "id": r.id, "name": r.name, "userid": r.userid or None, "target": r.target,
+            "won_amount": r.won_amount, "won_deals": r.won_deals, "attainment": r.ratio}
 
 
 def staff_json(s: Staff) -> dict[str, Any]:

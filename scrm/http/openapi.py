@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm_core.lifecycle import STAGES
+from crm_core.targets import MAX_AMOUNT
 from crm_core.ticket_models import CLOSED, OPEN, RESOLVED
 from crm_core.ticket_policy import PRIORITIES
 
@@ -53,6 +54,22 @@ def _op(summary: str, schema_ref: str, params: list | None = None, extra: dict |
         }
     }
 
+
+_MONTH = {"type": "string", "pattern": "^20[0-9]{2}-(0[1-9]|1[0-2])$", "examples": ["2026-12"],
+          "description": "a calendar month in the business time zone (SCRM_TIMEZONE)"}
+_TARGET_ROW = {
+    "type": "object", "required": ["kind", "id", "name", "target", "won_amount", "won_deals", "attainment"],
+    "properties": {
+        "kind": {"enum": ["staff", "department"]},
+        "id": {"type": "integer", "description": "the staff member's id, or the WeCom department id"},
+        "name": {"type": "string"}, "userid": {"type": ["string", "null"], "description": "staff only"},
+        "target": {"type": ["integer", "null"], "description": "yuan; null: no target set for the month"},
+        "won_amount": {"type": "integer", "description": "budgets of the deals won in the month (yuan), for the rep "
+                                                         "who owns each deal; a department's members summed"},
+        "won_deals": {"type": "integer"},
+        "attainment": {"type": ["number", "null"], "description": "won_amount / target (1.0 = reached)"},
+    },
+}
 
 _NOT_FOUND = {"404": {"description": "no such customer, or (for a staff token) one outside that staff member's data "
                                      "scope: both answer alike, and the attempt is audit-logged", "content": _ERROR_BODY}}
@@ -141,6 +158,29 @@ OPENAPI: dict = {
             "CustomerList": _list_of("Customer"),
             "MessageList": _list_of("Message"),
             "StaffList": _list_of("Staff"),
+            "TargetRow": _TARGET_ROW,
+            "Targets": {"type": "object", "required": ["month", "departments", "reps"], "properties": {
+                "month": {"type": "string"},
+                "departments": {"type": "array", "items": {"$ref": "#/components/schemas/TargetRow"}},
+                "reps": {"type": "array", "items": {"$ref": "#/components/schemas/TargetRow"}}}},
+            "TargetSet": {
+                "type": "object", "required": ["month", "amount"],
+                "description": "one of `staff` or `department` names whose target it is",
+                "properties": {
+                    "month": _MONTH,
+                    "amount": {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT, "description": "yuan"},
+                    "staff": {"type": "string", "pattern": "^[0-9A-Za-z][0-9A-Za-z_.@-]{0,63}$",
+                              "description": "the rep's WeCom userid"},
+                    "department": {**_ID, "minimum": 1, "description": "the WeCom department id"},
+                },
+                "oneOf": [{"required": ["staff"]}, {"required": ["department"]}],
+            },
+            "TargetChange": {"type": "object", "required": ["month", "kind", "id", "name", "amount", "previous"],
+                             "properties": {
+                                 "month": {"type": "string"}, "kind": {"enum": ["staff", "department"]},
+                                 "id": {"type": "integer"}, "name": {"type": "string"},
+                                 "userid": {"type": ["string", "null"]}, "amount": {"type": "integer"},
+                                 "previous": {"type": ["integer", "null"], "description": "the target it replaced"}}},
         },
     },
     "security": [{"bearer": []}],
@@ -175,6 +215,35 @@ OPENAPI: dict = {
                 *_PAGE_PARAMS,
             ],
         ),
+        "/api/v1/targets": {
+            **_op("Monthly sales targets and attainment: each rep and department the caller sees (a staff token: "
+                  "managers their team and departments, others themselves)", "Targets",
+                  [{"name": "month", "in": "query", "allowEmptyValue": True, "schema": _MONTH,
+                    "description": "default: this month"},
+                   {"name": "department", "in": "query", "allowEmptyValue": True, "schema": {**_ID, "minimum": 1},
+                    "description": "only this department and its members"}],
+                  {"404": {"description": "no such department, or one this staff token may not see", "content": _ERROR_BODY}}),
+            "put": {
+                "summary": "Set (or replace) a rep's or a department's target for a month",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/TargetSet"},
+                    "examples": {
+                        "rep": {"summary": "张伟's December target: 50万",
+                                "value": {"month": "2026-12", "staff": "zhangwei", "amount": 500000}},
+                        "department": {"summary": "department 2's December target: 200万",
+                                       "value": {"month": "2026-12", "department": 2, "amount": 2000000}}}}}},
+                "responses": {
+                    "200": {"description": "set", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/TargetChange"}}}},
+                    **_ERRORS,
+                    "403": {"description": "a staff token whose person may not set this target (not a manager of "
+                                           "the department or colleague, nor an admin); audit-logged",
+                            "content": _ERROR_BODY},
+                    "404": {"description": "no active staff member with that userid, or no such department",
+                            "content": _ERROR_BODY},
+                },
+            },
+        },
         "/api/v1/tickets/{number}": _op(
             "One ticket with its history", "TicketDetail",
             [{"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}],
