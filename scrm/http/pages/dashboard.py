@@ -12,6 +12,7 @@ Views and refusals are audit-logged under the viewer, as lookups in chat are.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -80,7 +81,8 @@ async def data(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store"})
 
 
-def dashboard_json(result: board.Dashboard, period: str, label: str, departments: dict[int, str], now) -> dict[str, Any]:
+def dashboard_json(result: board.Dashboard, period: str, label: str, departments: dict[int, str],
+                   now: datetime) -> dict[str, Any]:
     """The page's figures: each section's numbers for the charts and its texts as `scrm report` prints them."""
     view, funnel, losses, outlook = result.view, result.funnel, result.losses, result.forecast
     forecast, review = outlook.forecast, outlook.last_month
