@@ -17,7 +17,7 @@ import csv
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -264,7 +264,30 @@ def cmd_import_customers(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str]) -> int:
-    # The schema check (and, on SQLite, the migration) is not what this command reports on: alembic's
+    from crm_core.importer import CustomerImporter
+
+    def run(session, settings, progress: Progress):
+        importer = CustomerImporter(session, actor="cli", default_owner=args.owner, overwrite=args.overwrite)
+        return importer.run(table.headers, table.rows, mapping=mapping, dry_run=args.dry_run, source=args.file.name,
+                            progress=progress)
+
+    outcome = await import_sheet(args, table, run, progress_keys=("import.progress_checked", "import.progress_imported",
+                                                                  "import.progress_unit"))
+    if isinstance(outcome, int):
+        return outcome
+    report, errors_path = outcome
+    print(summary(args.file.name, report, errors_path, overwrite=args.overwrite))
+    return 1 if report.errors else 0
+
+
+async def import_sheet(args: argparse.Namespace, table: Table, run: Callable[..., Awaitable[Any]], *,
+                       progress_keys: tuple[str, str, str]) -> tuple[Any, Path | None] | int:
+    """What every sheet import does around its importer (`scrm import customers`, `scrm targets import`):
+    a dry run neither creates nor migrates the database, the schema is checked or brought up to date,
+    `run(session, settings, progress)` imports the rows, refusals are printed in Chinese (the exit
+    code is returned), and rows that could not be imported go to the error file next to the sheet.
+    Returns (the importer's report, the error file or None)."""
+    # The schema check (and, on SQLite, the migration) is not what these commands report on: alembic's
     # English progress lines would only interleave with the import's own summary.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
     from sqlalchemy.engine import make_url
@@ -273,7 +296,6 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
     from config.settings import load_settings
     from crm_core.db import create_engine, session_factory
     from crm_core.errors import DomainError
-    from crm_core.importer import CustomerImporter
     from scrm.resources import SchemaNotReady, check_schema, prepare_schema
 
     settings = load_settings(toml_path=args.config)
@@ -283,8 +305,8 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
         print(render("import.no_database", path=url.database), file=sys.stderr)
         return 2
     engine = create_engine(settings.database_url)
-    progress = Progress(render("import.progress_checked" if args.dry_run else "import.progress_imported"), table.total,
-                        render("import.progress_unit"))
+    checked, imported, unit = progress_keys
+    progress = Progress(render(checked if args.dry_run else imported), table.total, render(unit))
     try:
         try:
             # A dry run changes nothing, the schema included: it only checks that it is current.
@@ -294,10 +316,8 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
                   render("import.schema_behind", version=exc.version, head=exc.head), file=sys.stderr)
             return 2
         async with session_factory(engine)() as session:
-            importer = CustomerImporter(session, actor="cli", default_owner=args.owner, overwrite=args.overwrite)
             try:
-                report = await importer.run(table.headers, table.rows, mapping=mapping, dry_run=args.dry_run,
-                                            source=args.file.name, progress=progress)
+                report = await run(session, settings, progress)
             except DomainError as exc:
                 print(exc, file=sys.stderr)
                 return 2
@@ -318,8 +338,7 @@ async def _import(args: argparse.Namespace, table: Table, mapping: dict[str, str
     if report.errors:
         errors_path = args.errors or args.file.with_name(f"{args.file.stem}.errors.csv")
         write_errors(errors_path, table.headers, report)
-    print(summary(args.file.name, report, errors_path, overwrite=args.overwrite))
-    return 1 if report.errors else 0
+    return report, errors_path
 
 
 def summary(source: str, report: ImportReport, errors_path: Path | None, *, overwrite: bool) -> str:

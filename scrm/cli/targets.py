@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -56,56 +55,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace, table) -> int:
-    # Alembic's English progress lines would only interleave with the import's own summary.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from config.settings import load_settings
-    from config.templates import render
-    from crm_core.db import create_engine, session_factory, utcnow
-    from crm_core.errors import DomainError
+    from crm_core.db import utcnow
     from crm_core.targets import TargetImporter
-    from scrm.cli.import_export import Progress, write_errors
-    from scrm.resources import SchemaNotReady, check_schema, prepare_schema
+    from scrm.cli.import_export import import_sheet
 
-    settings = load_settings(toml_path=args.config)
-    url = make_url(settings.database_url)
-    if args.dry_run and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
-            and not Path(url.database).exists():  # connecting would create the file
-        print(render("import.no_database", path=url.database), file=sys.stderr)
-        return 2
-    engine = create_engine(settings.database_url)
-    progress = Progress(render("targets.sheet.progress_checked" if args.dry_run else "targets.sheet.progress_imported"),
-                        table.total, render("targets.sheet.progress_unit"))
-    try:
-        try:
-            await (check_schema(engine, settings.database_url) if args.dry_run else prepare_schema(engine, settings))
-        except SchemaNotReady as exc:
-            print(render("import.schema_missing") if exc.version is None else
-                  render("import.schema_behind", version=exc.version, head=exc.head), file=sys.stderr)
-            return 2
-        async with session_factory(engine)() as session:
-            importer = TargetImporter(session, today=utcnow().astimezone(settings.tz).date())
-            try:
-                report = await importer.run(table.headers, table.rows, dry_run=args.dry_run, source=args.file.name,
-                                            progress=progress)
-            except DomainError as exc:
-                print(exc, file=sys.stderr)
-                return 2
-            except SQLAlchemyError as exc:
-                progress.done()
-                done = render("import.nothing_changed" if args.dry_run else "import.batches_saved")
-                print(render("import.database_refused", detail=f"{exc.__class__.__name__}: {getattr(exc, 'orig', exc)}",
-                             done=done), file=sys.stderr)
-                return 2
-    finally:
-        progress.done()
-        await engine.dispose()
-    errors_path = None
-    if report.errors:
-        errors_path = args.errors or args.file.with_name(f"{args.file.stem}.errors.csv")
-        write_errors(errors_path, table.headers, report)
+    def run(session, settings, progress):
+        importer = TargetImporter(session, today=utcnow().astimezone(settings.tz).date())
+        return importer.run(table.headers, table.rows, dry_run=args.dry_run, source=args.file.name, progress=progress)
+
+    outcome = await import_sheet(args, table, run, progress_keys=(
+        "targets.sheet.progress_checked", "targets.sheet.progress_imported", "targets.sheet.progress_unit"))
+    if isinstance(outcome, int):
+        return outcome
+    report, errors_path = outcome
     print(summary(args.file.name, report, errors_path))
     if report.errors:
         return 1 if report.set else 2
