@@ -82,15 +82,15 @@ class ColumnMap:
 
 # -- columns and cells ------------------------------------------------------------------------------
 
-def _header_key(header: str) -> str:
-    key = str(header).strip().lower().replace("（必填）", "").replace("(必填)", "")
-    return re.sub(r"[\s_\-*:：]", "", key)
+def header_key(header: str) -> str:
+    """A header as people vary it (`手机号（必填）`, `Phone_Number`, `目标金额：`), reduced to compare with aliases."""
+    return re.sub(r"[\s_\-*:：()（）]|必填", "", str(header).strip().lower())
 
-_ALIAS_FIELD = {_header_key(alias): name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
+_ALIAS_FIELD = {header_key(alias): name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
 
 
 def known_header(header: str) -> bool:
-    return _header_key(header) in _ALIAS_FIELD
+    return header_key(header) in _ALIAS_FIELD
 
 def map_columns(headers: Sequence[str], mapping: Mapping[str, str] | None = None) -> ColumnMap:
     """Recognise the file's headers; `mapping` ({header: field or known header}) wins over guessing."""
@@ -103,12 +103,12 @@ def map_columns(headers: Sequence[str], mapping: Mapping[str, str] | None = None
     for header in headers:
         if header in mapping:
             target = mapping[header]
-            name = target if target in COLUMNS or target == IGNORE else _ALIAS_FIELD.get(_header_key(target))
+            name = target if target in COLUMNS or target == IGNORE else _ALIAS_FIELD.get(header_key(target))
             if name is None:
                 raise ValidationError(render("sheet.map_unknown_field", header=header, target=target,
                                              fields=", ".join(COLUMNS), ignore=IGNORE))
         else:
-            name = _ALIAS_FIELD.get(_header_key(header))
+            name = _ALIAS_FIELD.get(header_key(header))
         if name is None or name == IGNORE:
             ignored.append(header)
         else:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from config.templates import render
 from crm_core.audit import AuditService
-from crm_core.customer_sheet import cell_text
+from crm_core.customer_sheet import cell_text, header_key
 from crm_core.db import Base, UTCDateTime, utcnow
 from crm_core.deals import parse_money
 from crm_core.errors import DomainError, NotFoundError, ValidationError
@@ -384,11 +384,7 @@ SHEET_ALIASES: dict[str, tuple[str, ...]] = {
 _FULL_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.]\d{1,2}")
 
 
-def _header_key(header: str) -> str:
-    return re.sub(r"[\s_\-*:：()（）]|必填", "", str(header).strip().lower())
-
-
-_SHEET_ALIAS = {_header_key(alias): name for name, aliases in SHEET_ALIASES.items() for alias in aliases}
+_SHEET_ALIAS = {header_key(alias): name for name, aliases in SHEET_ALIASES.items() for alias in aliases}
 
 
 @dataclass
@@ -437,7 +433,7 @@ class TargetImporter:
         """{field: the sheet's header}; ValidationError naming what is missing."""
         found: dict[str, str] = {}
         for header in headers:
-            name = _SHEET_ALIAS.get(_header_key(header))
+            name = _SHEET_ALIAS.get(header_key(header))
             if name is not None:
                 found.setdefault(name, header)
         missing = [f for f in ("month", "amount") if f not in found]
