@@ -13,6 +13,7 @@ on every run, instead of on the odd PostgreSQL run where a plan or a concurrent 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import uuid
@@ -33,6 +34,7 @@ from tests.support.backends import (PG_ADMIN_URL, PG_TEST_DB, PG_URL, REDIS_URL,
                                     reset_postgres, require_service)
 from tests.support.chat import FIXED_NOW, ROLES_TOML, Chat, sample_company_files, sync_directory
 from tests.support.desk import Desk
+from tests.support.scheduling import job_env
 from tests.support.service import make_service
 
 
@@ -120,3 +122,22 @@ async def desk(backend, sim, sim_server, aiohttp_client, tmp_path: Path) -> Desk
     desk.set_clock(utcnow().replace(microsecond=0))
     await sync_directory(desk.service.app[keys.SESSIONS], desk.service.sim)
     return desk
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium, which the browser tests drive with playwright (it cannot download its own here)."""
+    browser = Path("/usr/bin/chromium")
+    if not browser.exists():
+        reason = f"{browser} is missing (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(reason)
+    return str(browser)
+
+
+@pytest.fixture
+async def env(backend):
+    """(sessions, [redis, redis]) for scheduler and job tests: tests/support/scheduling.job_env."""
+    async with job_env(backend) as value:
+        yield value

@@ -22,7 +22,7 @@ from scheduler.digests import send_weekly_digests
 from scheduler.forecast_jobs import JOBS, forecast_settings
 from scheduler.runner import JobContext
 from scrm.cli import main as cli
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 
 NOW = datetime(2026, 12, 10, 10, 0, tzinfo=TZ)  # the forecast's month: December 2026
 NOVEMBER = Period.local(datetime(2026, 11, 1, tzinfo=TZ), datetime(2026, 12, 1, tzinfo=TZ))

@@ -28,7 +28,7 @@ from scheduler.runner import JobContext
 from scrm.ingest.analysis import MessageAnalysis
 from tests.support.chat import FIXED_NOW
 from tests.support.service import external_id
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=TZ)
 PURCHASE = "我想买两台，怎么下单？"

@@ -14,6 +14,8 @@ from crm_core.db import utcnow
 from scrm import keys
 from scrm.http.pages.identity import SESSION_COOKIE
 from tests.support.chat import Chat, sync_directory
+from tests.support.dashboard import seed_deals
+from tests.support.service import use_service_env
 
 
 @dataclass
@@ -92,3 +94,12 @@ async def browser(pages: Chat):
 async def other_browser(pages: Chat):
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         yield Browser(pages, http)
+
+
+@pytest.fixture
+async def seeded(pages: Chat, monkeypatch) -> Chat:
+    """The pages' service with deals that have a history and this month's targets (tests/support/dashboard.py),
+    its settings in the environment so `scrm report` in the same test reads the same database."""
+    use_service_env(monkeypatch, pages.service)
+    await seed_deals(pages)
+    return pages

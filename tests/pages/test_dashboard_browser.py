@@ -5,7 +5,6 @@ at phone (390 px) and desktop width go to test-artifacts/ (docs/screenshots/ hol
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,24 +12,14 @@ import pytest
 from sqlalchemy import update
 
 from crm_core.models import Staff
-from tests.pages.test_dashboard import scrm_report, seeded  # noqa: F401  (fixture)
+from tests.support.dashboard import scrm_report
 from tests.support.chat import Chat
 
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 15_000  # generous for a shared 2-core machine; every wait ends on a DOM condition
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHARTS = ("funnel-chart", "losses-chart", "trend-chart", "attainment-chart", "forecast-chart")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
-
-@pytest.fixture
-def chromium() -> str:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}")
-        pytest.skip(reason)
-    return str(CHROMIUM)
 
 
 async def rows_of(page, table_id: str) -> list[list[str]]:
@@ -39,7 +28,7 @@ async def rows_of(page, table_id: str) -> list[list[str]]:
 
 
 @pytest.mark.slow
-async def test_a_managers_dashboard_in_chromium_shows_the_report_numbers_and_draws(seeded: Chat, chromium, capsys):  # noqa: F811
+async def test_a_managers_dashboard_in_chromium_shows_the_report_numbers_and_draws(seeded: Chat, chromium, capsys):
     from playwright.async_api import async_playwright, expect
 
     chat = seeded

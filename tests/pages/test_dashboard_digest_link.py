@@ -11,7 +11,7 @@ from config.settings import PageSettings, Settings
 from crm_core.models import OutboxItem
 from scheduler.jobs import build_jobs
 from scheduler.runner import JobContext
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 from tests.test_funnel import seed
 
 MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=TZ)

@@ -14,7 +14,7 @@ from crm_core.deals import default_stages
 from crm_core.models import Customer, Deal, DealStageChange, ForecastSnapshot
 from crm_core.targets import SalesTarget
 from scheduler.forecast_jobs import forecast_settings
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 from tests.test_funnel import at, seed
 
 NOW = datetime(2026, 12, 10, 10, 0, tzinfo=TZ)

@@ -17,21 +17,11 @@ from crm_core.models import Customer
 from scrm.demo.world import running_demo
 from tests.support.service import external_id
 
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 15_000  # generous for a shared 2-core machine; every wait ends on a DOM condition
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 HOSTILE = '<img src=x onerror="window.__pwned=1">赵磊'
 
-
-@pytest.fixture
-def chromium() -> str:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}")
-        pytest.skip(reason)
-    return str(CHROMIUM)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from scrm.ingest.context import IngestContext
 from scrm.ingest.kf import KfMessages
 from scrm.ingest.pipeline import Pipeline
 from tests.nlp.opt_out_phrasings import opt_out_phrasings, sample
-from tests.scheduler.test_runner import TZ, Clock, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
+from tests.support.scheduling import JobClock
 
 KFID = "wkCareKf01"
 NINE = time(9, 0)
@@ -290,7 +291,7 @@ async def test_concurrent_runs_and_two_schedulers_greet_each_customer_once(env):
                                    kf_at=at(today) - timedelta(hours=1) if i % 2 else None)).id for i in range(6)]
         await session.commit()
     await asyncio.gather(birthdays(sessions, today, batch_size=2), birthdays(sessions, today, batch_size=2))
-    clock = Clock(at(today, time(9, 0, 5)))
+    clock = JobClock(at(today, time(9, 0, 5)))
     job = ScheduledJob("care.birthdays", "0 9 * * *", "birthday greetings", partial(send_birthday_greetings, clock=clock))
     schedulers = [Scheduler([job], sessions, redis, TZ, clock=clock) for redis in (redis_a, redis_b)]
     await asyncio.gather(*(s.tick() for s in schedulers))

@@ -15,7 +15,7 @@ from crm_core.scope import scope_for
 from crm_core.ticket_models import Ticket, TicketEvent
 from scheduler.digests import JOBS, MAX_BYTES, MAX_PARTS, render_digest, send_daily_digests, send_weekly_digests
 from scheduler.runner import JobContext
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 
 render = partial(render, kind="markdown")  # every digest line is markdown
 

@@ -12,7 +12,7 @@ from config.settings import Settings
 from crm_core.models import Customer, FollowUp, OutboxItem, Staff
 from scheduler.jobs import JOB_FUNCTIONS, SERVICE_JOB_NAMES, build_jobs, load_schedule, remind_due_followups
 from scheduler.runner import JobContext
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 
 
 def test_schedule_table_is_valid_and_schedules_every_job():

@@ -17,7 +17,7 @@ from crm_core.notes import NoteService
 from scheduler.nudges import (JOBS, escalate_stalled_deals, mark_dormant_customers, remind_contract_renewals,
                               send_morning_nudges)
 from scheduler.runner import JobContext
-from tests.scheduler.test_runner import TZ, env  # noqa: F401  (fixture)
+from tests.support.chat import SHANGHAI as TZ
 
 NOW = datetime(2026, 11, 30, 8, 30, tzinfo=TZ)  # a Monday morning, business time
 LONG_AGO = NOW - timedelta(days=400)

@@ -5,52 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 
-import fakeredis
 import pytest
-import redis.asyncio
 from sqlalchemy import select
 
-from crm_core.db import create_engine, session_factory
-from crm_core.migrate import upgrade_async
 from crm_core.job_runs import JobRun
 from scheduler.runner import LEADER_KEY, JobContext, ScheduledJob, Scheduler
+from tests.support.chat import SHANGHAI
+from tests.support.scheduling import JobClock, morning_job
 
-TZ = ZoneInfo("Asia/Shanghai")
-
-
-class Clock:
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-@pytest.fixture
-async def env(backend):
-    await upgrade_async(backend.database_url)
-    engine = create_engine(backend.database_url)
-    if backend.redis_url:
-        shared = [redis.asyncio.Redis.from_url(backend.redis_url) for _ in range(2)]
-    else:
-        server = fakeredis.FakeServer()
-        shared = [fakeredis.FakeAsyncRedis(server=server) for _ in range(2)]
-    await shared[0].delete(LEADER_KEY)
-    yield session_factory(engine), shared
-    for r in shared:
-        await r.aclose()
-    await engine.dispose()
-
-
-def morning_job(calls: list) -> ScheduledJob:
-    async def run(ctx: JobContext) -> str:
-        calls.append(ctx.now)
-        await asyncio.sleep(0)
-        return f"greeted at {ctx.now:%H:%M}"
-
-    return ScheduledJob("greetings", "0 9 * * *", "每天 9:00 问候", run)
+TZ = SHANGHAI
 
 
 async def runs(sessions) -> list[JobRun]:
@@ -61,7 +25,7 @@ async def runs(sessions) -> list[JobRun]:
 async def test_two_schedulers_run_each_tick_exactly_once(env):
     sessions, (redis_a, redis_b) = env
     calls: list = []
-    clock = Clock(datetime(2026, 11, 23, 1, 0, 5, tzinfo=timezone.utc))  # 09:00:05 in Shanghai
+    clock = JobClock(datetime(2026, 11, 23, 1, 0, 5, tzinfo=timezone.utc))  # 09:00:05 in Shanghai
     a = Scheduler([morning_job(calls)], sessions, redis_a, TZ, clock=clock)
     b = Scheduler([morning_job(calls)], sessions, redis_b, TZ, clock=clock)
     ran = await asyncio.gather(a.tick(), b.tick(), a.tick(), b.tick())
@@ -78,7 +42,7 @@ async def test_missed_run_is_caught_up_once_on_the_same_day_only(env):
     sessions, (redis_a, _) = env
     calls: list = []
     # The service was down at 09:00 and comes back at 15:30 the same day: one catch-up run.
-    clock = Clock(datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc))
+    clock = JobClock(datetime(2026, 11, 23, 7, 30, tzinfo=timezone.utc))
     scheduler = Scheduler([morning_job(calls)], sessions, redis_a, TZ, clock=clock)
     assert await scheduler.tick() == ["greetings"]
     assert await scheduler.tick() == []
@@ -95,7 +59,7 @@ async def test_a_failing_job_is_recorded_and_the_others_still_run(env):
     async def broken(ctx: JobContext) -> str:
         raise RuntimeError("template missing")
 
-    clock = Clock(datetime(2026, 11, 23, 1, 1, tzinfo=timezone.utc))
+    clock = JobClock(datetime(2026, 11, 23, 1, 1, tzinfo=timezone.utc))
     scheduler = Scheduler([ScheduledJob("broken", "0 9 * * *", "坏的任务", broken), morning_job(calls)],
                           sessions, redis_a, TZ, clock=clock)
     assert await scheduler.tick() == ["broken", "greetings"]

@@ -7,9 +7,7 @@ Playwright cannot download its own here). Assertions read the page's text, never
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,20 +16,10 @@ from config.settings import Settings
 from scrm.app import create_app
 from scrm.demo.world import OVERDUE_FOLLOWUP, running_demo
 
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 15_000  # generous for a shared 2-core machine; every wait ends on a DOM condition
 TICKET_NUMBER = re.compile(r"T\d{8}-\d{4}")
 COMPLAINT = "上次的货用了两天就坏了，不给退款我就去12315投诉"
 
-
-@pytest.fixture
-def chromium() -> str:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}")
-        pytest.skip(reason)
-    return str(CHROMIUM)
 
 
 def test_only_the_demo_serves_the_console(tmp_path):

@@ -42,7 +42,8 @@ from scrm.bench.processes import free_port, wait_healthy
 from scrm.delivery.sender import message_text
 from tests.support.backends import PG_URL, REDIS_URL, Backend, flush_redis, require_service, reset_postgres
 from tests.support.chat import sample_company_files, sync_directory
-from tests.scheduler.test_runner import TZ, Clock, env, morning_job  # noqa: F401  (env is a fixture)
+from tests.support.chat import SHANGHAI as TZ
+from tests.support.scheduling import JobClock, morning_job
 
 pytestmark = pytest.mark.slow
 
@@ -384,7 +385,7 @@ async def test_a_run_whose_scheduler_died_is_taken_over_once_its_lease_expires(e
     its lease lives (its scheduler may still be working) and run again, once, when the lease is gone."""
     sessions, (redis_a, redis_b) = env
     calls: list = []
-    clock = Clock(datetime(2026, 11, 23, 1, 0, 5, tzinfo=UTC))  # 09:00:05 in Shanghai
+    clock = JobClock(datetime(2026, 11, 23, 1, 0, 5, tzinfo=UTC))  # 09:00:05 in Shanghai
     dead, heir = (Scheduler([morning_job(calls)], sessions, redis, TZ, clock=clock) for redis in (redis_a, redis_b))
     slot = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
     lease = f"{RUN_LEASE_PREFIX}greetings:{slot.astimezone(UTC).isoformat()}"
