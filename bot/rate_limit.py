@@ -1,4 +1,7 @@
-"""A per-staff command rate limit, shared by every worker process through Redis.
+"""A per-staff command rate limit, shared by every worker and web process through Redis.
+
+A command is a chat message to the bot or a quick action on the sidebar page (scrm/http/pages/sidebar.py):
+both are counted here, in one count per member and minute.
 
 A person typing never comes near it; a script or a stuck client flooding the bot does. The first
 message over the limit in a minute gets one friendly reply; the rest of that minute get none (they

@@ -17,9 +17,10 @@ from crm_core.models import OutboxItem
 from crm_core.sql import insert_if_absent
 
 # customer_transfer: one WeCom transfer call of a handover (crm_core.handover); kf_service_state: a
-# 微信客服 conversation handed to a servicer or ended (crm_core.kf_handoff).
+# 微信客服 conversation handed to a servicer or ended (crm_core.kf_handoff); departure_notice: WeCom's
+# unassigned list read for a departed member, and their managers told (scrm.ingest.departures).
 KINDS = ("app_message", "kf_message", "msg_template", "welcome_msg", "contact_way", "customer_transfer",
-         "kf_service_state", "mark_tag")
+         "kf_service_state", "mark_tag", "departure_notice")
 
 
 class OutboxService:

@@ -34,6 +34,7 @@ from scrm.delivery.corp_tags import send_mark_tag
 from scrm.delivery.handovers import send_transfer
 from scrm.delivery.kf_sessions import send_kf_service_state
 from scrm.delivery.send_limits import MemberSendLimit
+from scrm.ingest.departures import DEPARTURE_NOTICE, send_departure_notice
 
 CHANNEL_BY_KIND = {"app_message": "wecom_app", "kf_message": "wecom_kf", "msg_template": "wecom_template",
                    "welcome_msg": "wecom_welcome"}
@@ -52,6 +53,7 @@ class WeComSendApi(Protocol):
                                  resigned: bool, transfer_success_msg: str = "") -> dict: ...
     async def transfer_results(self, handover_userid: str, takeover_userid: str, *, resigned: bool) -> list[dict]: ...
     async def kf_servicers(self, open_kfid: str) -> list[dict]: ...
+    async def unassigned_customers(self) -> list[dict]: ...
     async def kf_service_state(self, open_kfid: str, external_userid: str) -> dict: ...
     async def kf_change_service_state(self, open_kfid: str, external_userid: str, service_state: int,
                                       servicer_userid: str = "") -> dict: ...
@@ -72,6 +74,8 @@ class OutboxSender:
             return await send_kf_service_state(self.wecom, session, item)
         if item.kind == MARK_TAG:
             return await send_mark_tag(self.wecom, session, item)
+        if item.kind == DEPARTURE_NOTICE:
+            return await send_departure_notice(self.wecom, session, item)
         try:
             response = await self._send(item)
         except WelcomeAlreadySentError as exc:

@@ -39,7 +39,7 @@ from crm_core.models import Staff
 from crm_core.staff import StaffProfile
 from crm_core.sync_states import DONE, FAILED, RUNNING
 from scheduler.runner import JobContext, JobFunc
-from scrm.ingest.departures import notify_departure
+from scrm.ingest.departures import request_departure_notice
 from scrm.retries import backoff, with_retries
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,6 @@ class DirectoryApi(Protocol):
     async def list_tags(self) -> list[dict[str, Any]]: ...
     async def get_tag(self, tag_id: int) -> dict[str, Any]: ...
     async def get_user(self, userid: str) -> dict[str, Any]: ...
-    async def unassigned_customers(self) -> list[dict[str, Any]]: ...
 
 
 def role_map(settings: Settings) -> RoleMap:
@@ -118,13 +117,10 @@ class Directory:
     async def on_departure(self, session: AsyncSession, staff: Staff) -> None:
         """A member left the company or was disabled, seen by a full sync, update_user or delete_user;
         called once per departure, inside the transaction that made them inactive. Their access ends
-        with `Staff.active` itself, whatever WeCom answers next; their managers hear how many customers
-        WeCom holds for a new owner (scrm.ingest.departures)."""
-        try:
-            await notify_departure(session, self.wecom, staff)
-        except WeComError as exc:
-            log.warning("%s left, but WeCom's unassigned list could not be read (%s): their managers were not told; "
-                        "`转交 全部 %s 接手人` still hands the customers over", staff.userid, exc, staff.userid)
+        with `Staff.active` itself; their managers' notice of the customers WeCom holds for a new owner
+        is queued here and follows through the outbox (scrm.ingest.departures), so no WeCom call holds
+        this transaction open or fails it."""
+        await request_departure_notice(session, staff)
 
 
 class SyncBusy(Exception):

@@ -29,6 +29,12 @@ TEXT_MAX_BYTES = 2048
 # Group-send and welcome texts: add_msg_template "最多4000个字节" (https://developer.work.weixin.qq.com/document/path/92135),
 # send_welcome_msg "最长为4000字节" (https://developer.work.weixin.qq.com/document/path/92137).
 TEMPLATE_TEXT_MAX_BYTES = 4000
+# Textcard (文本卡片消息, same page 90236): title and description required, "不超过128个字节" and "不超过512个字节，
+# 超过会自动截断"; url required, "最长2048字节，请确保包含了协议头(http/https)"; btntxt optional, "不超过4个文字，超过自动
+# 截断". So WeCom delivers a cut title, description and button and refuses nothing for them; a missing field, or
+# a url past its limit (the doc says no cut for it), is 40058 (不合法的参数, "传递参数不符合系统要求",
+# https://developer.work.weixin.qq.com/document/path/90313).
+CARD_TITLE_BYTES, CARD_DESCRIPTION_BYTES, CARD_URL_BYTES, CARD_BUTTON_CHARS = 128, 512, 2048, 4
 KF_MSGID = re.compile(r"[0-9a-zA-Z_-]{1,32}")  # caller-chosen kf msgid; longer -> 40058 "msgid exceed max length"
 
 def _check_text(content: Any, max_bytes: int = TEXT_MAX_BYTES) -> None:
@@ -36,6 +42,29 @@ def _check_text(content: Any, max_bytes: int = TEXT_MAX_BYTES) -> None:
         raise ApiError(44004)
     if len(content.encode()) > max_bytes:
         raise ApiError(45002)
+
+
+def _cut_bytes(text: str, max_bytes: int) -> str:
+    """The longest prefix within ``max_bytes`` of UTF-8 that ends on a whole character, as WeCom cuts."""
+    return text.encode()[:max_bytes].decode(errors="ignore")
+
+
+def _delivered_textcard(card: Any) -> dict[str, Any]:
+    """The textcard as the member receives it: checked, and cut where the doc says WeCom cuts."""
+    if not isinstance(card, dict):
+        raise ApiError(40058)
+    title, description, url = card.get("title"), card.get("description"), card.get("url")
+    if not all(isinstance(v, str) and v for v in (title, description, url)):
+        raise ApiError(40058)
+    if len(url.encode()) > CARD_URL_BYTES:
+        raise ApiError(40058)
+    delivered = {**card, "title": _cut_bytes(title, CARD_TITLE_BYTES),
+                 "description": _cut_bytes(description, CARD_DESCRIPTION_BYTES)}
+    if "btntxt" in card:
+        if not isinstance(card["btntxt"], str):
+            raise ApiError(40058)
+        delivered["btntxt"] = card["btntxt"][:CARD_BUTTON_CHARS]
+    return delivered
 
 
 def _gettoken(state: SimulatorState, request: web.Request, _: dict[str, Any]) -> Reply:
@@ -75,6 +104,7 @@ def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -
     msgtype = body.get("msgtype")
     if msgtype in ("text", "markdown"):
         _check_text((body.get(msgtype) or {}).get("content"))
+    delivered = {"textcard": _delivered_textcard(body.get("textcard"))} if msgtype == "textcard" else {}
     touser = [u for u in str(body.get("touser", "")).split("|") if u]
     toparty = [p for p in str(body.get("toparty", "")).split("|") if p]
     totag = [t for t in str(body.get("totag", "")).split("|") if t]
@@ -96,7 +126,7 @@ def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -
                    invalidtag="|".join(totag), unlicenseduser="", msgid=repeat_of)
     msgid = secrets.token_urlsafe(24)
     state.remember_for_duplicate_check(body, msgid)
-    state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients), **body})
+    state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients), **body, **delivered})
     return ok(
         invaliduser="|".join(invalid_users),
         invalidparty="|".join(invalid_parties),

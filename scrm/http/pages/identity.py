@@ -127,7 +127,7 @@ async def viewer_for_api(request: web.Request) -> Viewer:
 def api_error(status: int, message: str, **extra: object) -> web.HTTPException:
     """A JSON refusal of a /h5/api/ call: {"error": message, ...}."""
     cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-           409: web.HTTPConflict, 503: web.HTTPServiceUnavailable}[status]
+           409: web.HTTPConflict, 429: web.HTTPTooManyRequests, 503: web.HTTPServiceUnavailable}[status]
     return cls(text=json.dumps({"error": str(message), **extra}, ensure_ascii=False), content_type="application/json")
 
 

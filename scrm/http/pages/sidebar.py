@@ -9,13 +9,15 @@ The quick actions are the chat commands' work, done by the same crm_core service
 rules and audit actions as bot/handlers (记, 跟进 with bot.timeparse, 标签 through crm_core.tag_push to
 WeCom's corp tags, 阶段): a note written here is the note `查` shows in chat. A customer outside the
 viewer's data scope (crm_core.scope, as in chat) is answered exactly like one that does not exist, and
-the attempt is audit-logged.
+the attempt is audit-logged. Each quick action is one of the member's commands for bot.rate_limit, in
+the same count as the chat's: over the limit, it is refused (429) before anything is read or written.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +29,7 @@ from bot.formatting import deal_text, display_name, heat_text, mask_phone, senti
 from bot.handlers.deals import DEAL_ROLES
 from bot.handlers.followups import FOLLOW_UP_TEXT_LIMIT, WEEKDAYS
 from bot.handlers.notes import NOTE_LIMIT
+from bot.rate_limit import CommandRateLimit, Verdict
 from bot.timeparse import TimeExpressionError, take_when
 from config.templates import render
 from crm_core.audit import AuditService
@@ -171,7 +174,8 @@ async def card_json(session: AsyncSession, customer: Customer, stages: DealStage
 
 async def add_note(request: web.Request) -> web.Response:
     """记: the note `查` shows in chat; it also counts as the viewer's latest contact."""
-    viewer, body = await viewer_for_api(request), await _body(request)
+    viewer = await _commanding_viewer(request)
+    body = await _body(request)
     text = _text(body, "text", NOTE_LIMIT, required=True)
     async with request.app[keys.SESSIONS]() as session:
         customer = await _visible(session, viewer, _customer_id(request), "customer.note")
@@ -186,7 +190,8 @@ async def add_note(request: web.Request) -> web.Response:
 
 async def add_follow_up(request: web.Request) -> web.Response:
     """跟进: a reminder at a time said the way chat takes it (明天下午3点, 下周三, 3天后)."""
-    viewer, body = await viewer_for_api(request), await _body(request)
+    viewer = await _commanding_viewer(request)
+    body = await _body(request)
     when_text = _text(body, "when", 40, required=True)
     text = _text(body, "text", FOLLOW_UP_TEXT_LIMIT)
     tz, now = request.app[keys.SETTINGS].tz, _now(request)
@@ -215,7 +220,8 @@ async def add_follow_up(request: web.Request) -> web.Response:
 
 async def change_tags(request: web.Request) -> web.Response:
     """标签: add and remove CRM tags; what changed reaches the customer's reps in WeCom as corp tags."""
-    viewer, body = await viewer_for_api(request), await _body(request)
+    viewer = await _commanding_viewer(request)
+    body = await _body(request)
     add, remove = _names(body, "add"), _names(body, "remove")
     if not add and not remove:
         raise api_error(400, render("pages.sidebar.tags_empty"))
@@ -234,7 +240,8 @@ async def change_tags(request: web.Request) -> web.Response:
 
 async def move_stage(request: web.Request) -> web.Response:
     """阶段: move the customer's deal; a stage that needs a field first answers 409 asking for it, as chat asks."""
-    viewer, body = await viewer_for_api(request), await _body(request)
+    viewer = await _commanding_viewer(request)
+    body = await _body(request)
     if viewer.role not in DEAL_ROLES:
         raise api_error(403, render("pages.sidebar.stage_not_allowed"))
     stages = default_stages()
@@ -272,6 +279,16 @@ async def move_stage(request: web.Request) -> web.Response:
 
 
 # -- the rules every view follows ----------------------------------------------------------------------------
+
+async def _commanding_viewer(request: web.Request) -> Viewer:
+    """The viewer of a quick action, counted as one command in the chat's per-member limit (the same
+    Redis count the bot keeps); over it, a 429 with the chat's words and nothing done."""
+    viewer = await viewer_for_api(request)
+    limit = CommandRateLimit(request.app[keys.REDIS], request.app[keys.SETTINGS].bot_commands_per_minute)
+    if await limit.check(viewer.userid, _now(request), f"sidebar:{uuid.uuid4().hex}") is not Verdict.OK:
+        raise api_error(429, render("bot.too_many_commands", per_minute=limit.per_minute))
+    return viewer
+
 
 async def _visible(session: AsyncSession, viewer: Viewer, customer_id: int | None, action: str) -> Customer:
     """The customer if the viewer may see it, within their scope as in chat; anything else is the same 404,
