@@ -65,7 +65,7 @@ async def test_a_member_over_the_limit_in_chat_is_refused_on_the_page_and_nothin
     for path, body in [("notes", {"text": "电话沟通"}), ("follow-ups", {"when": "明天下午3点", "text": "回访"}),
                        ("tags", {"add": ["重点"]}), ("stage", {"stage": "报价"})]:
         status, answer = await browser.post(f"{API}/customers/{zhao}/{path}", body)
-        assert (status, answer["error"]) == (429, "操作太频繁了，每分钟最多 3 条命令。请稍等一分钟再试，这期间的消息不会再回复。")
+        assert (status, answer["error"]) == (429, "操作太频繁了：聊天和页面合计每分钟最多 3 次操作。请稍等一分钟再试，这次没有保存。")
     assert await written(pages, "zhangwei") == before
     async with pages.service.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Note)) == 0

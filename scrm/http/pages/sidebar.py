@@ -286,7 +286,7 @@ async def _commanding_viewer(request: web.Request) -> Viewer:
     viewer = await viewer_for_api(request)
     limit = CommandRateLimit(request.app[keys.REDIS], request.app[keys.SETTINGS].bot_commands_per_minute)
     if await limit.check(viewer.userid, _now(request), f"sidebar:{uuid.uuid4().hex}") is not Verdict.OK:
-        raise api_error(429, render("bot.too_many_commands", per_minute=limit.per_minute))
+        raise api_error(429, render("pages.refusals.too_many_actions", per_minute=limit.per_minute))
     return viewer
 
 
