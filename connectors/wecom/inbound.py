@@ -6,6 +6,7 @@ Field names follow the WeCom docs (MsgId, FromUserName, Event, ChangeType, ...).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -170,9 +171,20 @@ def callback_dedup_key(fields: dict[str, Any]) -> str:
         raise ValueError("callback has neither MsgId nor FromUserName/CreateTime/Event")
     if fields.get("Event") == "change_external_chat":  # several groups (or changes) can share a second
         parts += [fields.get(k, "") for k in ("ChatId", "UpdateDetail", "CurMemVer")]
-    if fields.get("Id"):  # change_contact's department events: two departments changed in one second
+    if fields.get("Event") == "change_contact":
+        # An admin saving one member twice in a second sends two update_user callbacks that differ only in
+        # what changed (Department, NewUserID, …; Id for departments), and WeCom's retry repeats the XML
+        # as it was: the whole callback tells a second change from a retry (a byte-identical second
+        # save cannot be told apart, and its read-back is the first's).
+        parts.append(_fields_digest(fields))
+    elif fields.get("Id"):
         parts.append(fields["Id"])
     return "wecom:event:" + ":".join(str(p) for p in parts)
+
+
+def _fields_digest(fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def normalize_callback(fields: dict[str, Any]) -> Callback:

@@ -257,7 +257,7 @@ class CallbackSender:
                              department: list[int] | None = None, party_id: int | None = None,
                              parent_id: int | None = None, create_time: int | None = None) -> tuple[int, str]:
         """An address-book change (create_user, update_user, delete_user, create_party, …); make it in the
-        simulator first (simulator.directory: hire, move, disable, leave, add_department). Two events of
+        simulator first (simulator.directory: hire, move, disable, leave, add_department). Two identical events of
         one member in the same second look like one retried event: give the second a later create_time."""
         return await self.raw(build_plaintext_change_contact(
             self._corp_id, change_type, userid=userid, new_userid=new_userid, department=department,
