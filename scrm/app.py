@@ -251,14 +251,18 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.OUTBOX_WORKERS].extend(outbox)
     tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
     stopping = asyncio.Event()
+    listener = None
     if settings.redis_url:  # web processes announce new inbox rows (scrm.ingest.wakeups)
-        tasks.add(asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.context.on_new_inbox_rows, stopping),
-                                      name="inbox-wakeups"))
+        listener = asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.context.on_new_inbox_rows, stopping),
+                                       name="inbox-wakeups")
+        tasks.add(listener)
     app[keys.WORKER_TASKS] = tasks
     yield
     stopping.set()
     for worker in (*inbox, *outbox):
         worker.stop()
+    if listener is not None:  # it holds no work, only a read of up to a second: no reason to wait that out
+        listener.cancel()
     await stop_tasks(tasks)
 
 

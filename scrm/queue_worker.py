@@ -83,6 +83,9 @@ class QueueWorker:
         log.info("%s started", self.worker_id)
         outage = False
         while not self.stopping.is_set():
+            # Cleared before the claim, not after it: a notify() or stop() that comes while the claim
+            # runs then cuts the idle wait short instead of being wiped out by it.
+            self.wakeup.clear()
             try:
                 handled = await self.run_once()
                 if outage:
@@ -99,7 +102,6 @@ class QueueWorker:
                 handled = 0
                 await asyncio.sleep(1.0)
             if handled == 0:
-                self.wakeup.clear()
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=self.idle_interval)
                 except TimeoutError:

@@ -30,7 +30,7 @@ from connectors.wecom.simulator.server import SimulatorAccessLogger, create_simu
 from connectors.wecom.simulator.state import SimulatorState
 from crm_core.db import utcnow
 from scrm import keys
-from tests.support.backends import (PG_ADMIN_URL, PG_TEST_DB, PG_URL, REDIS_URL, Backend, flush_redis,
+from tests.support.backends import (PG_ADMIN_URL, PG_TEST_DB, PG_URL, Backend, flush_redis, redis_url,
                                     reset_postgres, require_service)
 from tests.support.chat import FIXED_NOW, ROLES_TOML, Chat, sample_company_files, sync_directory
 from tests.support.desk import Desk
@@ -91,7 +91,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path) -> Backend:
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("Redis", "127.0.0.1", 6379)
     await asyncio.gather(reset_postgres(), flush_redis())
-    return Backend("postgres", PG_URL, REDIS_URL)
+    return Backend("postgres", PG_URL, redis_url())
 
 
 @pytest.fixture

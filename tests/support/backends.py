@@ -1,4 +1,4 @@
-"""The two storage backends: a fresh SQLite file, or this run's own PostgreSQL database and Redis db.
+"""The two storage backends: a fresh SQLite file, or this process's own PostgreSQL database and Redis db.
 
 Unreachable services skip those tests with the reason, except under CI=true, where they fail the run.
 """
@@ -12,13 +12,20 @@ from dataclasses import dataclass
 import pytest
 
 PG_ADMIN_URL = os.environ.get("SCRM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
-# Each test run gets its own database (dropped at the end) and, as far as 14 numbers allow, its
-# own Redis db, so two runs on one machine never truncate each other's tables. Dbs 2-14: db 15 is
-# the connector tests' shared store (keys per corp id, never flushed), which a run landing on it
-# flushed under them (a second gettoken in test_fifty_concurrent_calls_cause_one_gettoken).
+# Each test process (a run, or each of its pytest-xdist workers) gets its own database, dropped at
+# the end, so two runs on one machine never empty each other's tables.
 PG_TEST_DB = f"scrm_pytest_{os.getpid()}"
 PG_URL = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_TEST_DB}"
-REDIS_URL = f"redis://127.0.0.1:6379/{2 + os.getpid() % 13}"
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+# Redis has 16 numbered dbs. Db 15 is the connector tests' shared store (keys per corp id, never
+# flushed) and holds the claims below; 0-1 are left to the service and the demo. Every test flushes
+# its db, so each test process claims one of 2-14 for itself: picked by pid alone, two runs sharing
+# the machine landed on the same db now and then and flushed a rep's pending pick list or
+# confirmation under each other (test_understanding, test_commands failed "没有待选择的列表").
+REDIS_TEST_DBS = range(2, 15)
+CLAIMS_DB = 15
+CLAIM_SECONDS = 24 * 3600  # a claim left by a killed run is taken over at once (its pid is gone)
 
 
 @dataclass(frozen=True)
@@ -39,14 +46,91 @@ def require_service(name: str, host: str, port: int) -> None:
         pytest.skip(message)
 
 
-_migrated: set[str] = set()  # databases migrated by this run
+_redis_url: str | None = None
+
+
+def redis_url() -> str:
+    """This process's Redis db, claimed on first use (not at import: an xdist controller imports
+    this module too and never runs a test) and released when the process exits."""
+    global _redis_url
+    if _redis_url is None:
+        _redis_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{_claim_redis_db()}"
+    return _redis_url
+
+
+def __getattr__(name: str) -> str:
+    """`REDIS_URL` reads as the constant it was (tests/service/test_scale_out.py imports it)."""
+    if name == "REDIS_URL":
+        return redis_url()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# Compare-and-set in one step, so two processes taking over the same stale claim cannot both win.
+_TAKE_OVER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) " \
+             "return 1 end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def _claim_redis_db() -> int:
+    import atexit
+
+    import redis
+
+    me = f"{socket.gethostname()}:{os.getpid()}"
+    start = os.getpid() % len(REDIS_TEST_DBS)  # spread first tries, so runs seldom contend
+    order = [*REDIS_TEST_DBS[start:], *REDIS_TEST_DBS[:start]]
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=CLAIMS_DB, socket_connect_timeout=1)
+    try:
+        for db in order:
+            key = f"scrm:pytest:redis-db:{db}"
+            won = bool(client.set(key, me, nx=True, ex=CLAIM_SECONDS))
+            if not won:
+                owner = client.get(key)
+                won = owner is not None and not _alive(owner.decode()) and bool(
+                    client.eval(_TAKE_OVER, 1, key, owner, me, CLAIM_SECONDS))
+            if won:
+                atexit.register(_release, key, me)
+                return db
+    except (redis.exceptions.ConnectionError, OSError):
+        return order[0]  # the tests that need Redis skip (or fail under CI) on require_service
+    finally:
+        client.close()
+    raise RuntimeError(f"Redis dbs {REDIS_TEST_DBS.start}-{REDIS_TEST_DBS.stop - 1} are all claimed by test "
+                       f"processes still running (keys scrm:pytest:redis-db:* in db {CLAIMS_DB})")
+
+
+def _alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's run: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _release(key: str, me: str) -> None:
+    import redis
+
+    try:
+        with redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=CLAIMS_DB, socket_connect_timeout=1) as client:
+            client.eval(_RELEASE, 1, key, me)
+    except (redis.exceptions.ConnectionError, OSError):
+        pass  # a claim whose process is gone is taken over by the next run
+
+
+_migrated: set[str] = set()  # databases migrated by this process
 
 
 async def reset_postgres() -> None:
-    """Create and migrate the test database once per run; before each test, empty every table
+    """Create and migrate the test database once per process; before each test, empty every table
     and restart every id sequence. DELETE with foreign keys unchecked, not TRUNCATE: TRUNCATE
     gives each of the ~30 tables new files and took 1.1-1.5 s per test on a busy machine, DELETE
-    of a test's few rows ~30 ms."""
+    of a test's few rows ~30 ms (and cloning a migrated template database, 0.24 s, would cost more
+    than the DELETEs too)."""
     import asyncpg
 
     from crm_core.migrate import upgrade_async
@@ -77,7 +161,7 @@ async def reset_postgres() -> None:
 async def flush_redis() -> None:
     import redis.asyncio
 
-    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    client = redis.asyncio.Redis.from_url(redis_url())
     try:
         await client.flushdb()
     finally:
