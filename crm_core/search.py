@@ -45,13 +45,17 @@ class CustomerSearch:
         rank = case((or_(Customer.name == q, Customer.name_pinyin == q.lower()), 0), else_=1).label("rank")
         parts = []
         for branch in branches:
-            part = (
-                select(Customer.id, Customer.last_contact_at, rank)
-                .where(branch, *scope)
-                .order_by(Customer.last_contact_at.desc().nulls_last(), Customer.id)
-                .limit(limit)
-                .subquery()
-            )
+            matches = select(Customer.id, Customer.last_contact_at, rank).where(branch.condition, *scope)
+            if branch.few:
+                # Read the matches off their own index, then sort: PostgreSQL otherwise sometimes walks
+                # ix_customers_newest_first instead and filters ~35,000 rows for `王晶` (93-207 ms at a
+                # million; 1,317 matches read and sorted: 10 ms). OFFSET 0 keeps the two steps apart.
+                fenced = matches.offset(0).subquery()
+                matches = select(fenced.c.id, fenced.c.last_contact_at, fenced.c.rank)
+                recent_first = (fenced.c.last_contact_at.desc().nulls_last(), fenced.c.id)
+            else:
+                recent_first = (Customer.last_contact_at.desc().nulls_last(), Customer.id)
+            part = matches.order_by(*recent_first).limit(limit).subquery()
             parts.append(select(part.c.id, part.c.last_contact_at, part.c.rank))
         candidates = union(*parts).subquery()
         ranked = (
@@ -66,7 +70,7 @@ class CustomerSearch:
         customers = [rows[i] for i in ids if i in rows]
         if len(ids) < limit:
             return SearchPage(customers, len(customers))
-        capped = select(Customer.id).where(or_(*branches), *scope).limit(limit + 1).subquery()
+        capped = select(Customer.id).where(or_(*(b.condition for b in branches)), *scope).limit(limit + 1).subquery()
         total = await self.session.scalar(select(func.count()).select_from(capped)) or 0
         return SearchPage(customers, min(total, limit), more=total > limit)
 
@@ -85,7 +89,15 @@ class CustomerSearch:
         return list((await self.session.scalars(stmt)).all())
 
 
-def match_branches(q: str) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class Branch:
+    """One way a query may match. `few`: it matches few enough customers to read them all and sort."""
+
+    condition: ColumnElement[bool]
+    few: bool = False
+
+
+def match_branches(q: str) -> list[Branch]:
     """The indexed conditions a query may match, one per way of matching; none for a blank query."""
     q = q.strip()
     if not q:
@@ -93,14 +105,20 @@ def match_branches(q: str) -> list[ColumnElement[bool]]:
     digits = phone_digits(q)
     if _PHONE_LIKE.fullmatch(q) and len(digits) >= 4:
         if len(digits) == 4:
-            return [Customer.phone_tail == digits]
-        return [Customer.phone == q, (Customer.phone_tail == digits[-4:]) & Customer.phone.like(f"%{digits}")]
-    branches = [Customer.name == q, _prefix(Customer.name, q), _prefix(Customer.company, q), _prefix(Customer.remark, q)]
-    if _LATIN.fullmatch(q):
+            return [Branch(Customer.phone_tail == digits)]
+        return [Branch(Customer.phone == q), Branch((Customer.phone_tail == digits[-4:]) & Customer.phone.like(f"%{digits}"))]
+    latin = bool(_LATIN.fullmatch(q))
+    # Two or more characters of a Chinese name are a surname and more: about 0.1 % of the customers at
+    # most (王晶, 王军: ~1,300 of a million), and a remark mostly starts with the name. One character (王)
+    # or a company's city (上海) is far more: those the planner weighs.
+    few = len(q) >= 2 and not latin
+    branches = [Branch(Customer.name == q), Branch(_prefix(Customer.name, q), few=few),
+                Branch(_prefix(Customer.company, q)), Branch(_prefix(Customer.remark, q), few=few)]
+    if latin:
         letters = "".join(q.lower().split())
-        branches += [Customer.name_pinyin == letters, Customer.name_initials == letters]
+        branches += [Branch(Customer.name_pinyin == letters), Branch(Customer.name_initials == letters)]
         if len(letters) >= 2:
-            branches.append(_prefix(Customer.name_pinyin, letters))
+            branches.append(Branch(_prefix(Customer.name_pinyin, letters)))
     return branches
 
 
