@@ -14,7 +14,7 @@ from config.settings import Settings
 from crm_core.models import Staff
 from crm_core.scope import Scope, scope_for
 from crm_core.staff import StaffService
-from crm_core.migrate import upgrade_async
+from crm_core.migrate import code_head, upgrade_async
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,18 +43,19 @@ async def prepare_schema(engine: AsyncEngine, settings: Settings) -> None:
     """SQLite (embedded) migrates itself; PostgreSQL must be migrated on purpose, once, by
     `scrm db upgrade`, so several processes never race a migration."""
     if settings.database_url.startswith("sqlite"):
-        await upgrade_async(settings.database_url)
+        # A file already at head (every start but the first) is left alone: running alembic to
+        # find that out cost a thread, an event loop and a parse of every migration script.
+        try:
+            await check_schema(engine, settings.database_url)
+        except SchemaNotReady:
+            await upgrade_async(settings.database_url)
         return
     await check_schema(engine, settings.database_url)
 
 
 async def check_schema(engine: AsyncEngine, database_url: str) -> None:
     """SchemaNotReady unless the database is at the code's migration head; changes nothing."""
-    from alembic.script import ScriptDirectory
-
-    from crm_core.migrate import alembic_config
-
-    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    head = code_head()
     try:
         async with engine.connect() as conn:
             version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()

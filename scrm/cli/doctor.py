@@ -122,7 +122,9 @@ async def check_database(settings: Settings) -> list[Finding]:
                                           "the database server is running")]
     finally:
         await engine.dispose()
-    head = _schema_head(settings.database_url)
+    from crm_core.migrate import code_head
+
+    head = code_head()
     if version == head:
         schema = Finding("schema", OK, f"at {head}")
     elif sqlite:
@@ -143,14 +145,6 @@ def _vacuum_finding(autovacuum: str | None) -> list[Finding]:
     return [Finding("vacuum", WARN, "autovacuum is off on this server: the inbox and outbox keep every dead row "
                                     "version and the workers slow down as they grow; set autovacuum = on, or run "
                                     "`VACUUM ANALYZE inbox_items, outbox_items` every few minutes")]
-
-
-def _schema_head(database_url: str) -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from crm_core.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
 
 
 async def check_redis(settings: Settings) -> list[Finding]:
