@@ -36,6 +36,7 @@ class ChatChanges:
         if change.change_type == "dismiss":
             await groups.dismiss(change.chat_id, at=change.sent_at)
         elif change.chat_id:
+            await groups.take_turns(change.chat_id)
             try:
                 detail = (await self.context.wecom.groupchat_get(change.chat_id))["group_chat"]
             except GroupChatGoneError:

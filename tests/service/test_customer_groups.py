@@ -9,7 +9,8 @@ import asyncio
 from copy import deepcopy
 from datetime import timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from connectors.wecom.simulator import groups as sim_groups
 from crm_core.db import utcnow
@@ -294,3 +295,49 @@ async def test_scrm_sync_groups_runs_it_by_hand(chat, backend, monkeypatch, caps
     assert code == 0 and out == ["客户群：已同步 3 个",
                                  "✅ 客户群同步完成：3 个群，入群客户 5 人次，退群 0 人次，已解散或不再可见的群 0 个。"]
     assert await stored_groups(chat) == 3
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # SQLite runs one inbox worker: callbacks take turns
+async def test_two_changes_of_one_group_handled_at_once_keep_the_newest_read(chat, monkeypatch):
+    """A rename read from WeCom before an owner change but committed after it must not bring the old
+    owner back. The first worker's groupchat/get is held open after it read the group, while a second
+    worker takes the owner change; the second waits for the first's turn instead of racing it."""
+    await chat.onboard()
+    await nightly_sync(chat)
+    await chat.service.stop_background_workers()  # the test steps two workers itself
+    sim, wecom, app = chat.service.sim, chat.service.wecom, chat.service.app
+    client = app[keys.WECOM]
+    real_get, read, release = client.groupchat_get, asyncio.Event(), asyncio.Event()
+
+    async def held_first_read(chat_id: str, **options):
+        detail = await real_get(chat_id, **options)
+        if not read.is_set():
+            read.set()
+            await release.wait()
+        return detail
+
+    monkeypatch.setattr(client, "groupchat_get", held_first_read)
+    first, second = app[keys.INBOX_WORKERS][:2]
+    sim_groups.rename(sim, EAST, "华东客户交流群（新）")
+    await wecom.change_external_chat(EAST, "update", update_detail="change_name")
+    renaming = asyncio.create_task(first.run_once())
+    await asyncio.wait_for(read.wait(), 10)  # the rename has read the group with its old owner
+    sim_groups.change_owner(sim, EAST, "liuyang")
+    await wecom.change_external_chat(EAST, "update", update_detail="change_owner")
+    owner_change = asyncio.create_task(second.run_once())
+    await asyncio.wait_for(_waiting_for_a_turn(chat, owner_change), 10)
+    release.set()
+    assert await renaming == 1 and await owner_change == 1
+    await chat.service.settle()
+
+    east = await group(chat, EAST)
+    assert (east.name, east.owner_id) == ("华东客户交流群（新）", (await chat.staff("liuyang")).id)
+
+
+async def _waiting_for_a_turn(chat: Chat, task: asyncio.Task) -> None:
+    """Until a transaction waits for an advisory lock, or the task finished without waiting."""
+    while not task.done():
+        async with chat.service.sessions() as session:
+            if await session.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")):
+                return
+        await asyncio.sleep(0.01)
