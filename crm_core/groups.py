@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.care import CONTACT_CHANNEL
@@ -73,20 +73,6 @@ class GroupView:
 class GroupService:
     def __init__(self, session: AsyncSession):
         self.session = session
-
-    async def take_turns(self, chat_id: str) -> None:
-        """Hold the group's turn until commit, before reading it from WeCom.
-
-        Each change_external_chat callback reads the whole group (groupchat/get) and stores it. Two
-        workers handling a rename and an owner change of one group may read WeCom in one order and
-        commit in the other, and the older read would win (the owner change was lost under load).
-        Whoever takes the turn second reads WeCom after the first committed, so the last commit is
-        the newest read. PostgreSQL: a transaction-scoped advisory lock on the chat id (the row may
-        not exist yet). SQLite runs one inbox worker, which already handles callbacks in turn, and a
-        write lock held across a WeCom call there would hold every callback's ack back."""
-        if self.session.bind.dialect.name == "postgresql":
-            await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                                       {"key": f"customer_group:{chat_id}"})
 
     async def apply(self, profile: GroupProfile, owner: Staff | None, *, at: datetime | None = None,
                     status: int | None = None) -> Moves:

@@ -48,6 +48,24 @@ def _insert_ignore(table: Table, columns: tuple[str, ...], conflict: tuple[str, 
     return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
+async def take_turns(session: AsyncSession, key: str) -> None:
+    """Wait for, then hold until commit, the turn of the WeCom object `key` names, before reading it.
+
+    Callback handlers read the changed object from WeCom (groupchat/get, externalcontact/get,
+    user/get) and store what it says. Two workers handling two changes of one object could read in
+    one order and commit in the other, and the older read would win: under load a group's owner
+    change was lost behind its rename. Whoever takes the turn second reads after the first
+    committed, so the last commit is the newest read. PostgreSQL: a transaction-scoped advisory
+    lock (the object's row may not exist yet). SQLite runs one inbox worker, which already handles
+    callbacks in turn; a write lock held across a WeCom call there would hold every callback's ack.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_ADVISORY_LOCK, {"key": key})
+
+
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 async def reread_locked(session: AsyncSession, row: Any, attributes: list[str]) -> None:
     """Flush our own changes, then re-read `attributes` of `row` under its row lock.
 

@@ -20,6 +20,7 @@ from connectors.wecom.profiles import group_profile
 from crm_core.groups import GroupService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import InboxItem
+from crm_core.sql import take_turns
 from scrm.ingest.context import IngestContext
 from scrm.ingest.wecom_callbacks import EVENT_CHANNEL
 
@@ -36,7 +37,7 @@ class ChatChanges:
         if change.change_type == "dismiss":
             await groups.dismiss(change.chat_id, at=change.sent_at)
         elif change.chat_id:
-            await groups.take_turns(change.chat_id)
+            await take_turns(session, f"wecom_group:{change.chat_id}")
             try:
                 detail = (await self.context.wecom.groupchat_get(change.chat_id))["group_chat"]
             except GroupChatGoneError:

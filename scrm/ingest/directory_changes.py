@@ -20,6 +20,7 @@ from connectors.wecom.inbound import DirectoryChange
 from crm_core.directory import DirectoryService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import InboxItem
+from crm_core.sql import take_turns
 from scrm.ingest.wecom_callbacks import EVENT_CHANNEL
 from scrm.sync.directory import Directory
 
@@ -37,8 +38,10 @@ class DirectoryChanges:
         elif change.change_type in ("create_user", "update_user") and change.userid:
             await self._member_changed(session, change)
         elif change.about_department:
+            await take_turns(session, "wecom_departments")
             await self.directory.refresh_departments(session)
         elif change.change_type == "update_tag":  # https://developer.work.weixin.qq.com/document/path/96304
+            await take_turns(session, "wecom_member_tags")
             await self.directory.refresh_tags(session)
         await MessageService(session).archive(
             NewMessage(channel=EVENT_CHANNEL, direction="in", external_msg_id=item.dedup_key,
@@ -47,6 +50,8 @@ class DirectoryChanges:
 
     async def _member_changed(self, session: AsyncSession, change: DirectoryChange) -> None:
         userid = change.userid
+        for name in sorted({userid, change.new_userid} - {""}):  # both names of a renamed member, in one order
+            await take_turns(session, f"wecom_member:{name}")
         if change.new_userid and change.new_userid != userid:
             await DirectoryService(session, self.directory.roles).rename(userid, change.new_userid)
             userid = change.new_userid

@@ -24,6 +24,7 @@ from crm_core.lifecycle import LifecycleService
 from crm_core.messages import MessageService, NewMessage
 from crm_core.models import Customer, InboxItem, Staff
 from crm_core.outbox import OutboxService
+from crm_core.sql import take_turns
 from crm_core.tags import TagService
 from scrm.ingest.context import IngestContext
 from scrm.ingest.wecom_callbacks import EVENT_CHANNEL
@@ -43,6 +44,7 @@ class ContactChanges:
         ctx = self.context
         customers = CustomerService(session)
         contact: dict = {}
+        await take_turns(session, f"wecom_contact:{change.external_userid}")
         try:
             # Deletions too: whether anyone still follows the customer decides between a lost rep and a lost customer.
             contact = await ctx.wecom.get_external_contact(change.external_userid)
