@@ -65,7 +65,7 @@ class Service:
                 return
 
     async def stop_background_workers(self) -> None:
-        """For tests that step the workers by hand, one attempt at a time. Only the workers' loops
+        """Every test service steps its workers by hand (make_service stops the loops). Only the workers' loops
         are stopped: the Redis wake-up listener (PostgreSQL runs) stops with the app, as in production,
         and waiting for it here would only sit out stop_tasks' grace period."""
         workers = (*self.app[keys.INBOX_WORKERS], *self.app[keys.OUTBOX_WORKERS])
@@ -115,7 +115,12 @@ async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aio
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
     sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
                             corp_id=sim.corp_id, agent_id=str(sim.agent_id))
-    return Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings)
+    service = Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings)
+    # Tests step the workers themselves (settle): the background loops, woken by every callback,
+    # raced them for the same rows, and settle spun on claims and counts while a loop held a row
+    # (a third of a chat test's time). The loops' own waking is tested with real processes (tests/service/test_wakeups.py, test_scale_out.py).
+    await service.stop_background_workers()
+    return service
 
 
 def use_service_env(monkeypatch, service: Service) -> None:
