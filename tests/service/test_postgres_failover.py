@@ -16,12 +16,14 @@ import time
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from connectors.wecom.simulator import directory as company
+from connectors.wecom.simulator.state import SimulatorState
 from crm_core.models import InboxItem, Message, OutboxItem
 from scrm.delivery.sender import message_text
-from tests.support.service import Service
+from tests.support.service import Service, make_service
 
 pytestmark = pytest.mark.slow
 
@@ -70,6 +72,12 @@ class OutagesMet(logging.Handler):
         message = record.getMessage()
         if any(sign in message for sign in self.SIGNS):
             self.count += 1
+
+
+@pytest.fixture
+async def service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client) -> Service:
+    """The workers run on their own here, as in `scrm serve`: the kills must meet them mid-work."""
+    return await make_service(backend, sim, sim_server, aiohttp_client, workers_in_background=True)
 
 
 @pytest.fixture

@@ -108,8 +108,10 @@ def service_settings(backend, sim: SimulatorState, api_base: str, **changes) -> 
     )
 
 
-async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client, **changes) -> Service:
-    """The running service; `changes` are Settings fields (roles_file, ...)."""
+async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aiohttp_client, *,
+                       workers_in_background: bool = False, **changes) -> Service:
+    """The running service; `changes` are Settings fields (roles_file, ...). Its workers are
+    stepped by the test (settle) unless `workers_in_background`, as `scrm serve` runs them."""
     settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")), **changes)
     client = await aiohttp_client(create_app(settings, TEST_ROLES))
     crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
@@ -118,8 +120,9 @@ async def make_service(backend, sim: SimulatorState, sim_server: TestServer, aio
     service = Service(client=client, sim=sim, wecom=sender, crypto=crypto, settings=settings)
     # Tests step the workers themselves (settle): the background loops, woken by every callback,
     # raced them for the same rows, and settle spun on claims and counts while a loop held a row
-    # (a third of a chat test's time). The loops' own waking is tested with real processes (tests/service/test_wakeups.py, test_scale_out.py).
-    await service.stop_background_workers()
+    # (a third of a chat test's time). The loops' own waking: tests/service/test_wakeups.py, test_scale_out.py.
+    if not workers_in_background:
+        await service.stop_background_workers()
     return service
 
 
