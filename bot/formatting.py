@@ -12,6 +12,7 @@ from crm_core.ticket_policy import default_policy
 from crm_core.customer_view import CustomerView
 from crm_core.lead_score import default_policy as lead_score_policy
 from crm_core.models import Customer, Deal, FollowUp
+from crm_core.search import Match
 
 SENTIMENT_BANDS = ((0.3, "positive"), (-0.3, "neutral"), (-1.01, "negative"))
 
@@ -29,14 +30,15 @@ def redact(query: str, limit: int = 50) -> str:
     return re.sub(r"\d{7,}", lambda m: mask_phone(m.group()), query[:limit])
 
 
-def display_name(customer: Customer) -> str:
+def display_name(customer: Customer | Match) -> str:
     return customer.name or customer.remark or render("bot.none_value")
 
 
-def customer_line(customer: Customer, none: str) -> str:
+def customer_line(customer: Customer | Match, none: str) -> str:
     """One customer in a list: enough to tell two 张伟 apart, nothing more."""
+    owner = customer.owner_name
     return render("bot.customer_line", name=display_name(customer), company=customer.company or none,
-                  phone=mask_phone(customer.phone) or none, owner=customer.owner.name if customer.owner else none)
+                  phone=mask_phone(customer.phone) or none, owner=owner if owner is not None else none)
 
 
 def money(amount: int | float | None) -> str:

@@ -47,7 +47,8 @@ class Refusal(Exception):
 
 
 class NeedsPick(Exception):
-    """`line` is the command a picked number runs (default: the one that raised); `header` replaces the list's title."""
+    """`customers`: what the list shows, Customers or search Matches (a line and an id each); `line` is
+    the command a picked number runs (default: the one that raised); `header` replaces the list's title."""
 
     def __init__(self, query: str, customers: list, total: int, *, more: bool = False, line: str | None = None,
                  header: str | None = None):

@@ -103,13 +103,15 @@ class CommandContext:
             if customer is not None and scope.allows(customer):
                 return customer
         page = await search.find(query, where=scope.where(), limit=PICK_LIMIT)
-        if page.total == 1:
-            return page.customers[0]
-        if page.total > 1:
-            exact = [c for c in page.customers if c.name == query]  # exact names sort first
-            if len(exact) == 1:
-                return exact[0]
-            raise NeedsPick(query, page.customers, page.total, more=page.more)
+        exact = [m for m in page.matches if m.name == query]  # exact names sort first
+        meant = page.matches if page.total == 1 else exact if len(exact) == 1 else []
+        if meant:
+            # Only the one customer meant is loaded whole; gone since the search (erased), it is not found.
+            customer = await self.session.get(Customer, meant[0].id)
+            if customer is not None:
+                return customer
+        elif page.total > 1:
+            raise NeedsPick(query, page.matches, page.total, more=page.more)
         hidden = not scope.everyone and (await search.find(query, limit=1)).total > 0
         audit = ("customer.view_denied", None, f"q={redact(query)!r}") if hidden else None
         suggestions = await search.suggest(query, where=scope.where())

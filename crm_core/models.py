@@ -116,6 +116,11 @@ class Customer(Base):
         self.birthday_year = value.year if value else None
 
     @property
+    def owner_name(self) -> str | None:
+        """The owner as a list line names them; a search's lighter crm_core.search.Match has the same field."""
+        return self.owner.name if self.owner else None
+
+    @property
     def may_receive_care(self) -> bool:
         """Consent given and not withdrawn: the only customers a greeting may go to."""
         return self.care_consent and self.care_opted_out_at is None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, case, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_core.models import Customer
+from crm_core.models import Customer, Staff
 from crm_core.search_keys import name_keys, phone_digits
 
 _PHONE_LIKE = re.compile(r"[\d\s+\-()]+")
@@ -22,9 +22,22 @@ _LATIN = re.compile(r"[A-Za-z][A-Za-z\s]*")
 
 
 @dataclass(frozen=True)
+class Match:
+    """A customer as a list shows it, and the id to pick it by: a pick list of 50 needs no more, and
+    loading 50 whole customers (their owner joined, their identities after) cost most of a lookup."""
+
+    id: int
+    name: str
+    remark: str
+    company: str
+    phone: str
+    owner_name: str | None
+
+
+@dataclass(frozen=True)
 class SearchPage:
-    customers: list[Customer]
-    total: int  # counted up to the page size + 1: "more than a page" is all a chat list needs
+    matches: list[Match]
+    total: int  # up to the page size; `more`: further matches exist ("more than a page" is all a chat list needs)
     more: bool = False
 
 
@@ -55,38 +68,44 @@ class CustomerSearch:
                 recent_first = (fenced.c.last_contact_at.desc().nulls_last(), fenced.c.id)
             else:
                 recent_first = (Customer.last_contact_at.desc().nulls_last(), Customer.id)
-            part = matches.order_by(*recent_first).limit(limit).subquery()
+            part = matches.order_by(*recent_first).limit(limit + 1).subquery()
             parts.append(select(part.c.id, part.c.last_contact_at, part.c.rank))
         candidates = union(*parts).subquery()
+        # One row past the page tells "more" without a count: more than `limit` customers match only
+        # if a branch fills its `limit + 1` rows or the branches together do.
         ranked = (
-            select(candidates.c.id)
+            select(candidates)
             .order_by(candidates.c.rank, candidates.c.last_contact_at.desc().nulls_last(), candidates.c.id)
-            .limit(limit)
+            .limit(limit + 1)
+            .subquery()
         )
-        ids = list((await self.session.scalars(ranked)).all())
-        if not ids:
-            return SearchPage([], 0)
-        rows = {c.id: c for c in (await self.session.scalars(select(Customer).where(Customer.id.in_(ids)))).unique()}
-        customers = [rows[i] for i in ids if i in rows]
-        if len(ids) < limit:
-            return SearchPage(customers, len(customers))
-        capped = select(Customer.id).where(or_(*(b.condition for b in branches)), *scope).limit(limit + 1).subquery()
-        total = await self.session.scalar(select(func.count()).select_from(capped)) or 0
-        return SearchPage(customers, min(total, limit), more=total > limit)
+        rows = (await self.session.execute(
+            select(*_MATCH_COLUMNS)
+            .select_from(ranked)
+            .join(Customer, Customer.id == ranked.c.id)
+            .outerjoin(Staff, Staff.id == Customer.owner_id)
+            .order_by(ranked.c.rank, ranked.c.last_contact_at.desc().nulls_last(), ranked.c.id)
+        )).all()
+        shown = [Match(*row) for row in rows[:limit]]
+        return SearchPage(shown, len(shown), more=len(rows) > limit)
 
-    async def suggest(self, q: str, *, where: list[ColumnElement[bool]] | None = None, limit: int = 5) -> list[Customer]:
+    async def suggest(self, q: str, *, where: list[ColumnElement[bool]] | None = None, limit: int = 5) -> list[Match]:
         """Close names for a query that found nothing: same sound (张珊 for 张三), then same initials."""
         pinyin, initials = name_keys(q.strip())
         if not initials:
             return []
         sound_alike = or_(Customer.name_pinyin == pinyin, Customer.name_initials == initials)
         stmt = (
-            select(Customer)
+            select(*_MATCH_COLUMNS)
+            .outerjoin(Staff, Staff.id == Customer.owner_id)
             .where(sound_alike, *(where or []))
             .order_by(case((Customer.name_pinyin == pinyin, 0), else_=1), Customer.id)
             .limit(limit)
         )
-        return list((await self.session.scalars(stmt)).all())
+        return [Match(*row) for row in (await self.session.execute(stmt)).all()]
+
+
+_MATCH_COLUMNS = (Customer.id, Customer.name, Customer.remark, Customer.company, Customer.phone, Staff.name)
 
 
 @dataclass(frozen=True)

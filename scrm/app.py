@@ -52,7 +52,7 @@ from scrm.ingest.group_commit import GroupCommitInbox
 from scrm.http.request_ids import request_id_middleware
 from scrm.metrics import Metrics, metrics_routes
 from scrm.ingest.pipeline import Pipeline
-from scrm.queue_worker import QueueWorker
+from scrm.queue_worker import QueueWorker, wake_idle
 from scrm.ingest.buying_signal import BuyingSignal
 from scrm.ingest.care_optout import CareOptOut
 from scrm.delivery.group_sends import make_group_send_sync_job
@@ -85,6 +85,7 @@ def create_app(settings: Settings, roles: frozenset[str] = ALL_ROLES, *,
     app[keys.CLOCK] = clock
     app[keys.INBOX_WORKERS] = []
     app[keys.OUTBOX_WORKERS] = []
+    app[keys.WAKEUP_SENDER] = uuid.uuid4().hex.encode()
     app[keys.METRICS] = Metrics()
     app[keys.TICKETS] = load_ticket_policy(settings.ticket_routing_file)
     app.cleanup_ctx.extend([database_ctx, redis_ctx, http_ctx, wecom_ctx])
@@ -132,8 +133,7 @@ def _accept_into_inbox(app: web.Application):
     async def accept(dedup_key: str, source: str, payload: str) -> bool:
         created = await app[keys.INBOX_WRITER].accept(dedup_key, source, payload)
         if created:
-            for worker in app[keys.INBOX_WORKERS]:
-                worker.notify()
+            wake_idle(app[keys.INBOX_WORKERS])
         return created
 
     return accept
@@ -152,7 +152,9 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def inbox_writer_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = app[keys.REDIS]
     shared = bool(app[keys.SETTINGS].redis_url)  # other processes may hold the workers
-    writer = GroupCommitInbox(app[keys.SESSIONS], on_new_rows=(lambda: wakeups.announce(redis)) if shared else None)
+    channel, sender = wakeups.channel(redis, app[keys.SETTINGS].wecom.corp_id), app[keys.WAKEUP_SENDER]
+    writer = GroupCommitInbox(app[keys.SESSIONS],
+                              on_new_rows=(lambda: wakeups.announce(redis, channel, sender)) if shared else None)
     app[keys.INBOX_WRITER] = writer
     yield
     await writer.close()
@@ -245,15 +247,19 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                     max_attempts=settings.outbox_max_attempts, lease_seconds=settings.worker_lease_seconds,
                     on_parked=undeliverable_notifier(sessions), on_outcome=app[keys.METRICS].queue_observer("outbox"))
     ]
-    pipeline.context.on_new_inbox_rows = lambda: [w.notify() for w in inbox]
-    pipeline.context.on_new_outbox_rows = lambda: [w.notify() for w in outbox]
+    for worker in inbox:
+        worker.crew = inbox
+    pipeline.context.on_new_inbox_rows = lambda: wake_idle(inbox)
+    pipeline.context.on_new_outbox_rows = lambda: wake_idle(outbox)
     app[keys.INBOX_WORKERS].extend(inbox)
     app[keys.OUTBOX_WORKERS].extend(outbox)
     tasks = {asyncio.create_task(w.run(), name=w.worker_id) for w in (*inbox, *outbox)}
     stopping = asyncio.Event()
     listener = None
     if settings.redis_url:  # web processes announce new inbox rows (scrm.ingest.wakeups)
-        listener = asyncio.create_task(wakeups.listen(app[keys.REDIS], pipeline.context.on_new_inbox_rows, stopping),
+        channel = wakeups.channel(app[keys.REDIS], settings.wecom.corp_id)
+        listener = asyncio.create_task(wakeups.listen(app[keys.REDIS], channel, pipeline.context.on_new_inbox_rows,
+                                                      stopping, own=app[keys.WAKEUP_SENDER]),
                                        name="inbox-wakeups")
         tasks.add(listener)
     app[keys.WORKER_TASKS] = tasks
@@ -269,7 +275,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
 async def chat_archive_ctx(app: web.Application) -> AsyncIterator[None]:
     """The 会话存档 puller: stages archived chats into the inbox and wakes this process's workers."""
     puller = build_chat_archive_puller(app[keys.SETTINGS], app[keys.HTTP], app[keys.REDIS], app[keys.SESSIONS],
-                                       on_new_rows=lambda: [w.notify() for w in app[keys.INBOX_WORKERS]])
+                                       on_new_rows=lambda: wake_idle(app[keys.INBOX_WORKERS]))
     app[keys.CHAT_ARCHIVE_PULLER] = puller
     task = asyncio.create_task(puller.run(), name="chat-archive")
     yield

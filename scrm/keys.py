@@ -38,3 +38,6 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)  # the bot, in worker processe
 FIRST_SYNC = web.AppKey("first_sync", asyncio.Task)  # a fresh install's first sync of its WeCom (worker role)
 CLOCK = web.AppKey("clock", Callable[[], datetime])  # "now" for the bot and whatever reads time for a rep (the demo moves it)
 PAGE_SECRET = web.AppKey("page_secret", str)  # signs the H5 pages' session cookies (scrm.http.pages.identity)
+# This app's name on the new-inbox-rows channel (scrm.ingest.wakeups): its own workers, woken
+# directly, skip its announcements.
+WAKEUP_SENDER = web.AppKey("wakeup_sender", bytes)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -65,6 +66,9 @@ class QueueWorker:
         self.on_outcome = on_outcome
         self.worker_id = f"{name}-{uuid.uuid4().hex[:10]}"
         self.wakeup = asyncio.Event()
+        self.waiting = False  # in the idle wait between claims that found nothing
+        # The workers sharing this queue in this process (see wake_idle); a full claim wakes one of them.
+        self.crew: Sequence[QueueWorker] = (self,)
         self.stopping = asyncio.Event()
         # Rows are still leased to us whose outcome could not be recorded (the database went away
         # mid-row); the next claim hands them back first, instead of leaving them for the lease.
@@ -102,10 +106,13 @@ class QueueWorker:
                 handled = 0
                 await asyncio.sleep(1.0)
             if handled == 0:
+                self.waiting = True
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=self.idle_interval)
                 except TimeoutError:
                     pass
+                finally:
+                    self.waiting = False
 
     async def run_once(self) -> int:
         """Claim and process one batch; returns how many rows were claimed."""
@@ -120,6 +127,8 @@ class QueueWorker:
             )
         if not rows:
             return 0
+        if len(rows) == self.batch_size:  # more may be due: a colleague claims them while this batch runs
+            wake_idle([worker for worker in self.crew if worker is not self])
         done = asyncio.Event()
         keeper = asyncio.create_task(self._keep_leased([row.id for row in rows], done))
         try:
@@ -265,3 +274,16 @@ class QueueWorker:
         if self.on_outcome is not None:
             self.on_outcome(row, result, error)
 
+
+
+def wake_idle(workers: Sequence[QueueWorker]) -> None:
+    """New rows are due: wake one idle worker, which claims them (up to its batch; a full claim wakes
+    the next). Waking every one of the four PostgreSQL inbox workers cost three empty claims, a
+    transaction each, per message, beside the one doing the work. None idle: all are told, so one
+    whose claim just came back empty looks again instead of sleeping out its poll."""
+    for worker in workers:
+        if worker.waiting and not worker.wakeup.is_set():
+            worker.notify()
+            return
+    for worker in workers:
+        worker.notify()

@@ -47,6 +47,7 @@ from scrm.app import create_app, service_jobs, stop_tasks
 from scrm.demo.console import CONSOLE, add_console
 from scrm.demo.terminal import log_to_file, record_lines, render_markdown
 from scrm.delivery.sender import message_text
+from scrm.queue_worker import wake_idle
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +207,7 @@ class Demo:
             )).rowcount
             await session.commit()
         if released:
-            for worker in self.app[keys.OUTBOX_WORKERS]:
-                worker.notify()
+            wake_idle(self.app[keys.OUTBOX_WORKERS])
 
     async def advance(self, to: datetime) -> list[str]:
         """Move the clock to `to`, run what fell due, and wait until the messages are out."""

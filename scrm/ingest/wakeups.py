@@ -5,7 +5,9 @@ workers' `notify()`: an idle worker would only find a rep's message on its next 
 `idle_interval` (0.5 s) later, on every reply. So the web process publishes one Redis message per
 committed batch of callbacks and every worker process listening wakes its inbox workers. The
 message is a hint, never the work: the rows are in the database, a lost hint costs one poll,
-and with the in-process Redis stand-in (one process) nothing is published at all.
+and with the in-process Redis stand-in (one process) nothing is published at all. A process that
+is web and worker at once wakes its own workers directly and skips its own announcements, which
+would only send an idle worker to claim a row already taken.
 """
 
 from __future__ import annotations
@@ -18,29 +20,33 @@ from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "scrm:inbox:new-rows"
+def channel(redis: Redis, corp_id: str) -> str:
+    """One deployment's channel. Redis hands a publish to every subscriber on the server, whichever db
+    they use: deployments (and test runs) sharing a server woke each other's workers."""
+    return f"scrm:inbox:new-rows:{redis.connection_pool.connection_kwargs.get('db', 0)}:{corp_id}"
 
 
-async def announce(redis: Redis) -> None:
+async def announce(redis: Redis, channel: str, sender: bytes) -> None:
     """Tell worker processes that inbox rows have committed; a failure only costs them a poll."""
     try:
-        await redis.publish(CHANNEL, b"1")
+        await redis.publish(channel, sender)
     except Exception as exc:
         log.debug("could not announce new inbox rows (%r); workers find them on their next poll", exc)
 
 
-async def listen(redis: Redis, wake: Callable[[], None], stopping: asyncio.Event) -> None:
-    """Call `wake` for every announcement until `stopping` is set; resubscribes after Redis outages."""
+async def listen(redis: Redis, channel: str, wake: Callable[[], None], stopping: asyncio.Event, *, own: bytes) -> None:
+    """Call `wake` for every announcement but `own` ones until `stopping` is set; resubscribes after Redis outages."""
     outage = False
     while not stopping.is_set():
         try:
             async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(channel)
                 if outage:
                     log.info("listening for new inbox rows again")
                     outage = False
                 while not stopping.is_set():
-                    if await pubsub.get_message(timeout=1.0) is not None:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["data"] != own:
                         wake()
         except asyncio.CancelledError:
             raise

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from crm_core.models import AuditEntry, Customer, Deal, FollowUp, Message, Note, OutboxItem
 from scrm import keys
@@ -90,6 +91,32 @@ async def test_a_pick_list_expires_and_more_pages_through_long_lists(chat):
     assert "【王" in await chat.ask("zhangwei", "42")
     mine = await chat.ask("zhangwei", "我的客户")
     assert "60 位" in mine and "更多" in mine
+
+
+async def test_a_pick_list_reads_only_what_its_lines_show_and_every_number_picks(chat):
+    """Fifty listed customers are one read of their list lines: loaded whole (owner joined, identities
+    after, and a count besides), they were most of a lookup's time at a million customers."""
+    await chat.say("zhangwei", "帮助")
+    zhangwei = await chat.staff("zhangwei")
+    async with chat.service.sessions() as session:
+        session.add_all(Customer(name=f"王{i:02d}", company="大客户集团", phone=f"1390000{i:04d}", owner_id=zhangwei.id)
+                        for i in range(60))
+        await session.commit()
+    statements: list[str] = []
+    engine = chat.service.app[keys.ENGINE].sync_engine
+    record = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        pages = [await chat.ask("zhangwei", "查 大客户")]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert "超过 50 位" in pages[0]
+    assert len([s for s in statements if re.search(r"\b(FROM|JOIN) customers\b", s)]) == 1
+    assert not [s for s in statements if "customer_identities" in s]
+    while "更多" in pages[-1]:
+        pages.append(await chat.ask("zhangwei", "更多"))
+    [last] = re.findall(r"^50\. (王\d\d)（", "\n".join(pages), re.MULTILINE)
+    assert (await chat.ask("zhangwei", "50")).startswith(f"**【{last}】")
 
 
 async def test_no_match_says_so_and_suggests_close_names(chat):

@@ -1,6 +1,7 @@
-"""A web process wakes the workers of another process when a callback commits (scrm.ingest.wakeups).
+"""A web process wakes the workers of another process when a callback commits (scrm.ingest.wakeups),
+and a process that is both wakes one of its own workers, not all of them.
 
-The worker here polls only once a minute, so the message can only be archived within the test's
+The workers here poll only once a minute, so the message can only be archived within the test's
 deadline if the web side's announcement reached it through Redis.
 """
 
@@ -11,11 +12,11 @@ import functools
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import CallbackSender
-from crm_core.models import Message
+from crm_core.models import Message, OutboxItem
 from scrm import app as app_module
 from scrm import keys
 from scrm.ingest import wakeups
@@ -51,11 +52,55 @@ async def test_a_callback_to_a_web_process_wakes_an_idle_worker_process(backend,
                          f"(it polls every {POLL_SECONDS:.0f} s)")
 
 
+async def test_a_chat_message_costs_one_claim_that_takes_it_and_one_that_finds_the_inbox_empty(
+        backend, sim, sim_server, aiohttp_client, monkeypatch):
+    """Waking all four PostgreSQL inbox workers (and again on the process's own Redis announcement)
+    cost a dozen claims per message, each a transaction beside the one doing the work."""
+    monkeypatch.setattr(app_module, "QueueWorker", functools.partial(QueueWorker, idle_interval=POLL_SECONDS))
+    settings = service_settings(backend, sim, str(sim_server.make_url("/cgi-bin/")))
+    client = await aiohttp_client(create_app(settings, frozenset({"web", "worker"})))
+    app = client.server.app
+    await all_waiting(app)
+    claims: list[str] = []
+    record = lambda conn, cursor, statement, *args: claims.append(statement)  # noqa: E731
+    engine = app[keys.ENGINE].sync_engine
+    crypto = CallbackCrypto(sim.callback_token, sim.encoding_aes_key, sim.corp_id)
+    sender = CallbackSender(client.session, str(client.make_url("/wecom/callback")), crypto,
+                            corp_id=sim.corp_id, agent_id=str(sim.agent_id))
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        status, _ = await sender.text("zhangwei", "帮助", msg_id=64_002)
+        assert status == 200
+        deadline = time.monotonic() + POLL_SECONDS / 2
+        while time.monotonic() < deadline:
+            async with app[keys.SESSIONS]() as session:
+                if await session.scalar(select(OutboxItem.id).where(OutboxItem.idempotency_key == "reply:wecom_app:64002")):
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("no reply: the callback did not wake a worker")
+        await all_waiting(app)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len([s for s in claims if s.startswith("UPDATE inbox_items") and "locked_by" in s.partition("WHERE")[0]]) == 2
+
+
+async def all_waiting(app) -> None:
+    """Wait until every inbox worker sits in its long poll, none of them told to look again."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        if all(w.waiting and not w.wakeup.is_set() for w in app[keys.INBOX_WORKERS]):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the inbox workers did not settle into their poll")
+
+
 async def idle(app) -> None:
     """Wait until the worker process listens on the channel and its workers sit in their long poll."""
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline:
-        [(_, listeners)] = await app[keys.REDIS].pubsub_numsub(wakeups.CHANNEL)
+        channel = wakeups.channel(app[keys.REDIS], app[keys.SETTINGS].wecom.corp_id)
+        [(_, listeners)] = await app[keys.REDIS].pubsub_numsub(channel)
         if listeners and all(not w.wakeup.is_set() for w in app[keys.INBOX_WORKERS]):
             return
         await asyncio.sleep(0.02)
