@@ -14,7 +14,8 @@ Shared by training and scoring, so both see exactly the same features:
 
 Topic words (客服, 发货, 价格 …, also in sentiment.toml) are left out of the word and bigram
 features: reviews mention them mostly to complain, which would make any question about them
-read as negative.
+read as negative. They come back as features of their own, `~<word>`, which only the buying
+head weighs (nlp.train.TOPIC_HEADS): 报价, 下单, 合同, 多少 are what asking to buy is made of.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ INTERROGATIVES = frozenset(
 )
 LEXICON_FEATURE = "=lex"
 QUESTION_FEATURE = "?q"
+TOPIC_PREFIX = "~"
 # The lexicon score is clipped so one message full of emoji cannot dominate.
 LEXICON_CLIP = 3.0
 
@@ -116,7 +118,8 @@ class Lexicon:
 def word_features(
     token_clauses: list[list[str]], negators: frozenset[str], topics: frozenset[str]
 ) -> set[str]:
-    """Words and character bigrams, marked `!` inside a negation's scope; topic words left out."""
+    """Words and character bigrams, marked `!` inside a negation's scope; topic words only as
+    `~` features (no bigrams inside them)."""
     feats: set[str] = set()
     for clause in token_clauses:
         scope = 0
@@ -128,7 +131,9 @@ def word_features(
             is_negator = token in negators
             if is_negator:
                 feats.add(token)
-            elif token not in topics:
+            elif token in topics:
+                feats.add(TOPIC_PREFIX + ("!" + token if scope else token))
+            else:
                 feats.add("!" + token if scope else token)
             if token.isascii():
                 pieces = [""]  # bigrams are for Chinese; English words and codes are tokens
