@@ -4,9 +4,10 @@ Shared by training and scoring, so both see exactly the same features:
 
 - words and character bigrams, marked `!` inside a negation's scope, so the model can learn
   that 不满意 is not 满意 (words after a negation word are separate features);
-- `?q` when the message is a question: a question mark, a sentence-final particle (吗 呢 么 嘛)
-  or an interrogative word. Customers' questions are mostly neutral requests for information,
-  while reviews' rhetorical questions come with complaint words; the model learns both from data;
+- `?q` when the message is a question: a question mark, a sentence-final particle (吗 呢 么 嘛),
+  an interrogative word or an A-not-A form (会不会, 好不好). Customers' questions are mostly
+  neutral requests for information, while reviews' rhetorical questions come with complaint
+  words; the model learns both from data;
 - `@<intent>` for each intent rule of config/nlp/intents.toml the text triggers (`:h` for the
   strong rules), so the model decides how far a company's keyword list is to be trusted;
 - the chat lexicon's score (config/nlp/sentiment.toml: WeChat emoji, chat slang) as one
@@ -61,9 +62,15 @@ def clauses(tokens: list[str]) -> list[list[str]]:
     return groups
 
 
+def is_a_not_a(token: str) -> bool:
+    """好不好, 有没有, 可以不可以: the yes/no question form (nlp.text joins its halves)."""
+    half = (len(token) - 1) // 2
+    return len(token) in (3, 5) and token[half] in "不没" and token[:half] == token[half + 1 :]
+
+
 def is_question(tokens: list[str]) -> bool:
-    """A question mark, a final particle, or an interrogative word anywhere in the message."""
-    return any(t in QUESTION_PARTICLES or t in INTERROGATIVES for t in tokens)
+    """A question mark, a final particle, an interrogative word or an A-not-A form anywhere."""
+    return any(t in QUESTION_PARTICLES or t in INTERROGATIVES or is_a_not_a(t) for t in tokens)
 
 
 @dataclass(frozen=True, slots=True)
