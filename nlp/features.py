@@ -4,9 +4,10 @@ Shared by training and scoring, so both see exactly the same features:
 
 - words and character bigrams, marked `!` inside a negation's scope, so the model can learn
   that 不满意 is not 满意 (words after a negation word are separate features);
-- `?q` when the message is a question: a question mark, a sentence-final particle (吗 呢 么 嘛)
-  or an interrogative word. Customers' questions are mostly neutral requests for information,
-  while reviews' rhetorical questions come with complaint words; the model learns both from data;
+- `?q` when the message is a question: a question mark, a sentence-final particle (吗 呢 么 嘛),
+  an interrogative word or an A-not-A form (会不会, 好不好). Customers' questions are mostly
+  neutral requests for information, while reviews' rhetorical questions come with complaint
+  words; the model learns both from data;
 - `@<intent>` for each intent rule of config/nlp/intents.toml the text triggers (`:h` for the
   strong rules), so the model decides how far a company's keyword list is to be trusted;
 - the chat lexicon's score (config/nlp/sentiment.toml: WeChat emoji, chat slang) as one
@@ -14,7 +15,8 @@ Shared by training and scoring, so both see exactly the same features:
 
 Topic words (客服, 发货, 价格 …, also in sentiment.toml) are left out of the word and bigram
 features: reviews mention them mostly to complain, which would make any question about them
-read as negative.
+read as negative. They come back as features of their own, `~<word>`, which only the buying
+head weighs (nlp.train.TOPIC_HEADS): 报价, 下单, 合同, 多少 are what asking to buy is made of.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ INTERROGATIVES = frozenset(
 )
 LEXICON_FEATURE = "=lex"
 QUESTION_FEATURE = "?q"
+TOPIC_PREFIX = "~"
 # The lexicon score is clipped so one message full of emoji cannot dominate.
 LEXICON_CLIP = 3.0
 
@@ -59,9 +62,15 @@ def clauses(tokens: list[str]) -> list[list[str]]:
     return groups
 
 
+def is_a_not_a(token: str) -> bool:
+    """好不好, 有没有, 可以不可以: the yes/no question form (nlp.text joins its halves)."""
+    half = (len(token) - 1) // 2
+    return len(token) in (3, 5) and token[half] in "不没" and token[:half] == token[half + 1 :]
+
+
 def is_question(tokens: list[str]) -> bool:
-    """A question mark, a final particle, or an interrogative word anywhere in the message."""
-    return any(t in QUESTION_PARTICLES or t in INTERROGATIVES for t in tokens)
+    """A question mark, a final particle, an interrogative word or an A-not-A form anywhere."""
+    return any(t in QUESTION_PARTICLES or t in INTERROGATIVES or is_a_not_a(t) for t in tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +125,8 @@ class Lexicon:
 def word_features(
     token_clauses: list[list[str]], negators: frozenset[str], topics: frozenset[str]
 ) -> set[str]:
-    """Words and character bigrams, marked `!` inside a negation's scope; topic words left out."""
+    """Words and character bigrams, marked `!` inside a negation's scope; topic words only as
+    `~` features (no bigrams inside them)."""
     feats: set[str] = set()
     for clause in token_clauses:
         scope = 0
@@ -128,7 +138,9 @@ def word_features(
             is_negator = token in negators
             if is_negator:
                 feats.add(token)
-            elif token not in topics:
+            elif token in topics:
+                feats.add(TOPIC_PREFIX + ("!" + token if scope else token))
+            else:
                 feats.add("!" + token if scope else token)
             if token.isascii():
                 pieces = [""]  # bigrams are for Chinese; English words and codes are tokens

@@ -80,7 +80,7 @@ class Tokenizer:
             pos = m.end()
         if pos < len(normalised):
             tokens.extend(t for t in cut(normalised[pos:]) if not t.isspace())
-        return tokens
+        return _join_a_not_a(tokens)
 
     def knows(self, token: str) -> bool:
         """Whether the dictionary has the word (jieba also stores prefixes, with frequency 0)."""
@@ -90,3 +90,29 @@ class Tokenizer:
         """Rarity of a word in jieba's corpus; unknown words count as rare."""
         freq = self._freq.get(token)
         return math.log(self._total / freq) if freq else self._oov_idf
+
+
+def _join_a_not_a(tokens: list[str]) -> list[str]:
+    """会 / 不会 -> 会不会, 有 / 没有 -> 有没有: jieba splits most A-not-A questions, and the halves
+    would read as a negation (不会 as in 不会再买) instead of the yes/no question they are."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if i + 1 < len(tokens) and 0 < len(token) <= 2 and not token.isascii():
+            following = tokens[i + 1]
+            if following[:1] in "不没" and following[1:] == token:
+                out.append(token + following)
+                i += 2
+                continue
+            if (
+                following in ("不", "没")
+                and i + 2 < len(tokens)
+                and tokens[i + 2] == token
+            ):
+                out.append(token + following + token)
+                i += 3
+                continue
+        out.append(token)
+        i += 1
+    return out

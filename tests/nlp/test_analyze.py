@@ -207,3 +207,18 @@ def test_every_generated_way_of_saying_stop_is_an_opt_out():
 )
 def test_look_alikes_are_not_opt_outs(text):
     assert not nlp.analyze(text).is_opt_out, text
+
+
+@pytest.mark.parametrize("text", ["能不能开专票", "会不会很难安装", "要不要提前预约"])
+def test_a_not_a_question_is_one_word_and_neutral(text):
+    result = nlp.analyze(text)
+    assert text[:3] in result.tokens
+    assert result.label == "neutral"
+    assert not result.is_complaint
+
+
+def test_a_plain_negation_is_not_taken_for_a_question():
+    result = nlp.analyze("我不会再买了")
+    assert "不会" in result.tokens
+    assert result.label == "negative"
+    assert not result.is_buying
