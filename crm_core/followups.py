@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import lazyload
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.errors import ValidationError
@@ -36,7 +37,10 @@ class FollowUpService:
         stmt = (
             select(FollowUp)
             .where(FollowUp.customer_id == customer_id, FollowUp.status == "open")
-            .order_by(FollowUp.due_at)
+            .order_by(FollowUp.due_at, FollowUp.id)
             .limit(1)
+            # The card asking already holds the customer: joining it again (with its owner, and a
+            # second query for its identities) was the card's costliest read.
+            .options(lazyload(FollowUp.customer))
         )
         return await self.session.scalar(stmt)
