@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, case, func, or_, select, union
+from sqlalchemy import ColumnElement, case, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_core.models import Customer, Staff
