@@ -29,6 +29,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.deals import default_stages
 from crm_core.migrate import upgrade
 from crm_core.models import ContactChannel, Customer, Deal, DealStageChange, ForecastSnapshot
+from scrm.bench.database import vacuum_and_analyse
 
 BATCH = 5000
 CHANNELS = 8
@@ -58,6 +59,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         await fill(engine, args.customers, args.seed)
         await _attribute_customers(engine, at)
         await _add_deals(engine, args.deals, at, args.seed)
+        await vacuum_and_analyse(engine)
         async with session_factory(engine)() as session:
             deals = await session.scalar(select(func.count()).select_from(Deal))
             changes = await session.scalar(select(func.count()).select_from(DealStageChange))
@@ -135,9 +137,6 @@ async def _add_deals(engine, count: int, at: datetime, seed: int) -> None:
         done = start + len(deals)
         if done % 50_000 == 0 or done == len(owners):
             print(f"  {done} deals ({time.perf_counter() - started:.0f} s)", flush=True)
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-        await conn.commit()
 
 
 def _walk(rng: random.Random, at: datetime, stages: tuple[str, ...], won: str, lost: str) -> list[tuple[str, datetime]]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 
 from connectors.wecom.crypto import CallbackCrypto
 from connectors.wecom.simulator.callbacks import build_plaintext_text
@@ -37,6 +37,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import Customer, InboxItem, OutboxItem, Staff
 from crm_core.search_keys import name_keys, phone_tail
+from scrm.bench.database import vacuum_and_analyse
 from scrm.bench.processes import free_port, percentile, wait_healthy
 
 # Lookups come from many admins (scope: every customer, the widest search), in turn, as a company's
@@ -136,9 +137,6 @@ async def fill(engine, count: int, seed: int) -> None:
         done += len(batch)
         if done % 100_000 == 0 or done == count:
             print(f"  {done} customers ({time.perf_counter() - started:.0f} s)", flush=True)
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-        await conn.commit()
 
 
 async def sample_queries(engine, n: int, seed: int) -> dict[str, list[str]]:
@@ -161,6 +159,7 @@ async def run_lookup(args: argparse.Namespace) -> int:
     engine = create_engine(database_url)
     print(f"preparing {args.customers} customers...", flush=True)
     await fill(engine, args.customers, args.seed)
+    await vacuum_and_analyse(engine)
     queries = await sample_queries(engine, args.n, args.seed)
 
     sim = sample_state()

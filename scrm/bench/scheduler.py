@@ -27,6 +27,7 @@ from crm_core.db import create_engine, session_factory
 from crm_core.migrate import upgrade
 from crm_core.models import CareDelivery, Customer, CustomerIdentity, FollowUp, OutboxItem
 from crm_core.job_runs import JobRun
+from scrm.bench.database import vacuum_and_analyse
 
 FOLLOW_UPS_PER_CUSTOMER = 0.2
 
@@ -47,7 +48,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         print(f"preparing {args.customers} customers...", flush=True)
         await fill(engine, args.customers, args.seed)
         await _add_identities_and_follow_ups(engine, at, args.seed)
-        await _fresh_statistics(engine)
+        await vacuum_and_analyse(engine)
         results = []
         for name in filter(None, args.jobs.split(",")):
             await _clear_previous_run(engine, name, at)
@@ -83,23 +84,7 @@ async def _add_identities_and_follow_ups(engine, at: datetime, seed: int) -> Non
         async with sessions() as session:
             await session.execute(insert(FollowUp), batch)
             await session.commit()
-    async with engine.connect() as conn:
-        await conn.execute(text("ANALYZE"))
-        await conn.commit()
     print(f"  added identities and {len(picked)} follow-ups", flush=True)
-
-
-async def _fresh_statistics(engine) -> None:
-    """Vacuum and analyse before timing, as autovacuum would have by 09:00: a database reused across
-    schema migrations (which rewrite rows) otherwise times dead rows and stale plans, not the jobs."""
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM ANALYZE"))
-    else:
-        async with engine.connect() as conn:
-            await conn.execute(text("ANALYZE"))
-            await conn.commit()
 
 
 async def _clear_previous_run(engine, name: str, at: datetime) -> None:
