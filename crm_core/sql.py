@@ -55,9 +55,11 @@ async def take_turns(session: AsyncSession, key: str) -> None:
     user/get) and store what it says. Two workers handling two changes of one object could read in
     one order and commit in the other, and the older read would win: under load a group's owner
     change was lost behind its rename. Whoever takes the turn second reads after the first
-    committed, so the last commit is the newest read. PostgreSQL: a transaction-scoped advisory
-    lock (the object's row may not exist yet). SQLite runs one inbox worker, which already handles
-    callbacks in turn; a write lock held across a WeCom call there would hold every callback's ack.
+    committed, so the last commit is the newest read. The nightly group sync takes the same turns (it
+    reads each group with groupchat/get as a callback does). PostgreSQL: a transaction-scoped
+    advisory lock (the object's row may not exist yet). SQLite runs one inbox worker, which already
+    handles callbacks in turn, though a nightly sync there may still cross one; a write lock held
+    across a WeCom call would hold every callback's ack.
     """
     if session.bind.dialect.name == "postgresql":
         await session.execute(_ADVISORY_LOCK, {"key": key})

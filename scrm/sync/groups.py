@@ -1,12 +1,14 @@
 """The full customer-group sync: every group WeCom lists (externalcontact/groupchat/list, cursor
 pages), each read with groupchat/get and stored through crm_core.groups.
 
-Resumable: after each page the next page's cursor is committed with the groups it held, so a run
+Each group is stored as soon as it is read, in turn with the callbacks about it
+(crm_core.sql.take_turns). Resumable: after each page the next page's cursor is committed, so a run
 killed halfway continues at that page (its sync state, crm_core.sync_states kind "groups"). Two
 syncs at once do the work once: the run's lease (crm_core.leases) lets one work and tells the other
 it is already running. A page that fails is retried by the one retry protocol (scrm.retries) and
 never skipped; a group that cannot be read is reported by its chat_id while the others continue,
-and then no group is taken for gone on the strength of that run. Only a complete run marks the groups WeCom no longer lists as gone.
+and then no group is taken for gone on the strength of that run. Only a complete run marks the
+groups WeCom no longer lists as gone.
 https://developer.work.weixin.qq.com/document/path/92120 (groupchat/list),
 https://developer.work.weixin.qq.com/document/path/92122 (groupchat/get)
 """
@@ -30,6 +32,7 @@ from crm_core import sync_states
 from crm_core.groups import GroupService
 from crm_core.leases import LeaseService
 from crm_core.models import Staff
+from crm_core.sql import take_turns
 from crm_core.sync_states import DONE, RUNNING
 from scheduler.runner import JobContext, JobFunc
 from scrm.retries import with_retries
@@ -91,31 +94,12 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
         while True:
             page = await with_retries(lambda: wecom.groupchat_list(cursor=cursor, limit=page_size),
                                       what="groupchat/list", attempts=MAX_ATTEMPTS, sleep=sleep)
-            details = []
             for item in page.get("group_chat_list") or []:
-                chat_id = str(item.get("chat_id", ""))
-                try:
-                    detail = await with_retries(lambda: wecom.groupchat_get(chat_id), what=f"groupchat/get {chat_id}",
-                                                attempts=MAX_ATTEMPTS, sleep=sleep)
-                except GroupChatGoneError:
-                    details.append((chat_id, item, None))  # dismissed between the list and the read
-                except Exception as exc:
-                    log.warning("group %s could not be read: %s", chat_id, exc)
-                    report.failed.append((chat_id, str(exc)))
-                else:
-                    details.append((chat_id, item, detail["group_chat"]))
+                await _sync_one(sessions, wecom, ensure_staff, str(item.get("chat_id", "")), int(item.get("status", 0) or 0),
+                                report, clock=clock, sleep=sleep)
             cursor = page.get("next_cursor") or None
             async with sessions() as session:
                 groups, now = GroupService(session), clock()
-                for chat_id, item, detail in details:
-                    if detail is None:
-                        report.gone += await groups.dismiss(chat_id, at=now)
-                        continue
-                    profile = group_profile(detail)
-                    owner = await ensure_staff(session, profile.owner_userid) if profile.owner_userid else None
-                    moves = await groups.apply(profile, owner, at=now, status=int(item.get("status", 0) or 0))
-                    report.groups, report.joined, report.left = (report.groups + 1, report.joined + moves.joined,
-                                                                 report.left + moves.left)
                 leases = LeaseService(session)
                 if not await leases.renew(LEASE_NAME, holder, ttl=LEASE.total_seconds(), now=now):
                     raise _LeaseLost()
@@ -140,6 +124,35 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
             await LeaseService(session).release(LEASE_NAME, holder)
             await session.commit()
         raise
+
+
+async def _sync_one(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi, ensure_staff: EnsureStaff, chat_id: str,
+                    status: int, report: GroupSyncReport, *, clock: Callable[[], datetime],
+                    sleep: Callable[[float], Awaitable[Any]]) -> None:
+    """Read one group and store it in its own transaction, in turn with the callbacks about it.
+
+    A change_external_chat callback reads the group too (scrm.ingest.customer_groups); read before
+    it and stored after it, the sync's older read would bring back the name or owner it had just
+    changed. Taking the group's turn before the read makes the later commit the newer read."""
+    async with sessions() as session:
+        await take_turns(session, f"wecom_group:{chat_id}")
+        groups = GroupService(session)
+        try:
+            detail = await with_retries(lambda: wecom.groupchat_get(chat_id), what=f"groupchat/get {chat_id}",
+                                        attempts=MAX_ATTEMPTS, sleep=sleep)
+        except GroupChatGoneError:  # dismissed between the list and the read
+            report.gone += await groups.dismiss(chat_id, at=clock())
+        except Exception as exc:
+            log.warning("group %s could not be read: %s", chat_id, exc)
+            report.failed.append((chat_id, str(exc)))
+            return
+        else:
+            profile = group_profile(detail["group_chat"])
+            owner = await ensure_staff(session, profile.owner_userid) if profile.owner_userid else None
+            moves = await groups.apply(profile, owner, at=clock(), status=status)
+            report.groups, report.joined, report.left = (report.groups + 1, report.joined + moves.joined,
+                                                         report.left + moves.left)
+        await session.commit()
 
 
 class _LeaseLost(Exception):

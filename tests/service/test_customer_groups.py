@@ -334,6 +334,40 @@ async def test_two_changes_of_one_group_handled_at_once_keep_the_newest_read(cha
     assert (east.name, east.owner_id) == ("华东客户交流群（新）", (await chat.staff("liuyang")).id)
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_callback_during_the_nightly_sync_is_not_undone_by_the_syncs_older_read(chat, monkeypatch):
+    """The sync reads a group, an owner change arrives and its worker reads the group anew: stored
+    after the callback, the sync's read would give the group back to its old owner. The sync's
+    groupchat/get of 华东客户交流群 is held open after it read the group; the callback's worker waits
+    for the sync's turn, then reads and stores the new owner."""
+    await chat.onboard()
+    await nightly_sync(chat)
+    await chat.service.stop_background_workers()  # the test steps the worker itself
+    sim, wecom, app = chat.service.sim, chat.service.wecom, chat.service.app
+    client = app[keys.WECOM]
+    real_get, read, release = client.groupchat_get, asyncio.Event(), asyncio.Event()
+
+    async def held_read_of_east(chat_id: str, **options):
+        detail = await real_get(chat_id, **options)
+        if chat_id == EAST and not read.is_set():
+            read.set()
+            await release.wait()
+        return detail
+
+    monkeypatch.setattr(client, "groupchat_get", held_read_of_east)
+    syncing = asyncio.create_task(nightly_sync(chat))
+    await asyncio.wait_for(read.wait(), 10)  # the sync has read the group with its old owner
+    sim_groups.change_owner(sim, EAST, "liuyang")
+    await wecom.change_external_chat(EAST, "update", update_detail="change_owner")
+    owner_change = asyncio.create_task(app[keys.INBOX_WORKERS][0].run_once())
+    await asyncio.wait_for(_waiting_for_a_turn(chat, owner_change), 10)
+    release.set()
+    assert (await syncing).startswith("3 group(s) synced") and await owner_change == 1
+    await chat.service.settle()
+
+    assert (await group(chat, EAST)).owner_id == (await chat.staff("liuyang")).id
+
+
 async def _waiting_for_a_turn(chat: Chat, task: asyncio.Task) -> None:
     """Until a transaction waits for an advisory lock, or the task finished without waiting."""
     while not task.done():
