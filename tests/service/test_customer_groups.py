@@ -306,17 +306,7 @@ async def test_two_changes_of_one_group_handled_at_once_keep_the_newest_read(cha
     await nightly_sync(chat)
     await chat.service.stop_background_workers()  # the test steps two workers itself
     sim, wecom, app = chat.service.sim, chat.service.wecom, chat.service.app
-    client = app[keys.WECOM]
-    real_get, read, release = client.groupchat_get, asyncio.Event(), asyncio.Event()
-
-    async def held_first_read(chat_id: str, **options):
-        detail = await real_get(chat_id, **options)
-        if not read.is_set():
-            read.set()
-            await release.wait()
-        return detail
-
-    monkeypatch.setattr(client, "groupchat_get", held_first_read)
+    read, release = hold_first_read_of(EAST, chat, monkeypatch)
     first, second = app[keys.INBOX_WORKERS][:2]
     sim_groups.rename(sim, EAST, "华东客户交流群（新）")
     await wecom.change_external_chat(EAST, "update", update_detail="change_name")
@@ -344,17 +334,7 @@ async def test_a_callback_during_the_nightly_sync_is_not_undone_by_the_syncs_old
     await nightly_sync(chat)
     await chat.service.stop_background_workers()  # the test steps the worker itself
     sim, wecom, app = chat.service.sim, chat.service.wecom, chat.service.app
-    client = app[keys.WECOM]
-    real_get, read, release = client.groupchat_get, asyncio.Event(), asyncio.Event()
-
-    async def held_read_of_east(chat_id: str, **options):
-        detail = await real_get(chat_id, **options)
-        if chat_id == EAST and not read.is_set():
-            read.set()
-            await release.wait()
-        return detail
-
-    monkeypatch.setattr(client, "groupchat_get", held_read_of_east)
+    read, release = hold_first_read_of(EAST, chat, monkeypatch)
     syncing = asyncio.create_task(nightly_sync(chat))
     await asyncio.wait_for(read.wait(), 10)  # the sync has read the group with its old owner
     sim_groups.change_owner(sim, EAST, "liuyang")
@@ -366,6 +346,22 @@ async def test_a_callback_during_the_nightly_sync_is_not_undone_by_the_syncs_old
     await chat.service.settle()
 
     assert (await group(chat, EAST)).owner_id == (await chat.staff("liuyang")).id
+
+
+def hold_first_read_of(chat_id: str, chat: Chat, monkeypatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """The service's first groupchat/get of `chat_id` reads the group, sets `read`, then waits for `release`."""
+    client = chat.service.app[keys.WECOM]
+    real_get, read, release = client.groupchat_get, asyncio.Event(), asyncio.Event()
+
+    async def held_read(wanted: str, **options):
+        detail = await real_get(wanted, **options)
+        if wanted == chat_id and not read.is_set():
+            read.set()
+            await release.wait()
+        return detail
+
+    monkeypatch.setattr(client, "groupchat_get", held_read)
+    return read, release
 
 
 async def _waiting_for_a_turn(chat: Chat, task: asyncio.Task) -> None:
