@@ -63,7 +63,7 @@ class WeComSendApi(Protocol):
 class OutboxSender:
     wecom: WeComSendApi
     agent_id: str
-    member_limit: MemberSendLimit | None = None  # WeCom's 30 app messages a minute per member
+    member_limit: MemberSendLimit | None = None  # WeCom's 30 a minute and 1,000 an hour per member
 
     async def __call__(self, session: AsyncSession, item: OutboxItem) -> dict[str, Any]:
         if item.kind == "contact_way":

@@ -109,6 +109,35 @@ async def test_duplicate_check_drops_the_same_request_json_within_its_interval(
     assert len(sim_state.sent_app_messages) == 5 and len(sim_state.dropped_app_messages) == 1
 
 
+async def test_past_30_a_minute_or_1000_an_hour_a_member_gets_nothing_and_the_call_still_says_ok(
+        api: TestClient, token: str, sim_state: SimulatorState, clock: Clock) -> None:
+    """https://developer.work.weixin.qq.com/document/path/90236: 每应用对同一个成员不可超过30次/分钟，
+    1000次/小时，超过部分会被丢弃不下发. A message to two members still reaches the one under the limit."""
+
+    def note(i: int, touser: str = "zhangwei") -> dict:
+        return {"touser": touser, "msgtype": "text", "agentid": 1000002, "text": {"content": f"提醒 {i}"}}
+
+    answers = [await post(api, "message/send", token, note(i)) for i in range(30)]
+    clock.advance(59)
+    answers.append(await post(api, "message/send", token, note(30, "zhangwei|lina")))
+    assert all(a["errcode"] == 0 for a in answers)
+    assert [m["recipients"] for m in sim_state.sent_app_messages[-1:]] == [["lina"]]
+    assert [userid for userid, _ in sim_state.over_limit_app_messages] == ["zhangwei"]
+    clock.advance(1)  # the first 30 are a minute old
+    await post(api, "message/send", token, note(31))
+    assert sim_state.sent_app_messages[-1]["recipients"] == ["zhangwei"]
+
+    for i in range(32, 1001):  # 30 a minute until 1,000 within the hour
+        if i % 30 == 0:
+            clock.advance(60)
+        await post(api, "message/send", token, note(i))
+    delivered = sum("zhangwei" in m["recipients"] for m in sim_state.sent_app_messages)
+    assert delivered == 1000  # all but the one past the minute's 30
+    clock.advance(60)
+    await post(api, "message/send", token, note(1001))
+    assert len(sim_state.over_limit_app_messages) == 1 + 1  # the hour is full
+
+
 async def test_fail_next_counts_uses_and_applies_per_api(api: TestClient, token: str, sim_state: SimulatorState) -> None:
     sim_state.fail_next("user/get", errcode=-1, times=2)
     params = {"access_token": token, "userid": "lina"}

@@ -126,7 +126,11 @@ def _message_send(state: SimulatorState, _: web.Request, body: dict[str, Any]) -
                    invalidtag="|".join(totag), unlicenseduser="", msgid=repeat_of)
     msgid = secrets.token_urlsafe(24)
     state.remember_for_duplicate_check(body, msgid)
-    state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients), **body, **delivered})
+    over_limit = sorted(u for u in recipients if not state.receives_app_message(u))
+    state.over_limit_app_messages.extend((userid, body) for userid in over_limit)
+    if len(over_limit) < len(recipients):
+        state.sent_app_messages.append({"msgid": msgid, "recipients": sorted(recipients.difference(over_limit)),
+                                        **body, **delivered})
     return ok(
         invaliduser="|".join(invalid_users),
         invalidparty="|".join(invalid_parties),

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from itertools import takewhile
 from typing import Any
 
 from connectors.wecom.simulator.api import decode_cursor, encode_cursor
@@ -180,6 +181,10 @@ class SimulatorState:
     sent_app_messages: list[dict[str, Any]] = field(default_factory=list)
     # message/send requests WeCom's duplicate check dropped (answered ok, delivered to nobody)
     dropped_app_messages: list[dict[str, Any]] = field(default_factory=list)
+    # (userid, request) of app messages dropped past a member's limits (answered ok, not delivered to them)
+    over_limit_app_messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    app_messages_per_member_per_minute: int = 30  # WeCom's limits (receives_app_message)
+    app_messages_per_member_per_hour: int = 1000
     sent_kf_messages: list[dict[str, Any]] = field(default_factory=list)
     msg_templates: list[dict[str, Any]] = field(default_factory=list)
     kf_log: list[dict[str, Any]] = field(default_factory=list)
@@ -194,6 +199,7 @@ class SimulatorState:
     kf_sessions: KfSessions = field(default_factory=KfSessions)  # 微信客服 servicers and session states
     web: WebClient = field(default_factory=WebClient)  # the WeCom client pages open in (simulator.oauth)
     gettoken_calls: int = 0
+    _app_receipts: dict[str, deque[float]] = field(default_factory=dict)  # userid -> delivery times, last hour
     _access_tokens: dict[str, float] = field(default_factory=dict)
     _contacts_tokens: set[str] = field(default_factory=set)
     _kf_tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -271,6 +277,22 @@ class SimulatorState:
         if body.get("enable_duplicate_check") == 1:
             interval = min(int(body.get("duplicate_check_interval") or 1800), 4 * 3600)
             self._duplicate_checks[_request_key(body)] = (self.now() + interval, msgid)
+
+    def receives_app_message(self, userid: str) -> bool:
+        """Whether WeCom delivers one more app message to `userid` now, and counts it: one app
+        reaches a member at most 30 times a minute and 1,000 times an hour; past that the message
+        is dropped and the call still answers ok (每应用对同一个成员不可超过30次/分钟，1000次/小时，
+        超过部分会被丢弃不下发: https://developer.work.weixin.qq.com/document/path/90236). Counted
+        over the trailing minute and hour."""
+        now = self.now()
+        times = self._app_receipts.setdefault(userid, deque())
+        while times and times[0] <= now - 3600:
+            times.popleft()
+        if len(times) >= self.app_messages_per_member_per_hour or \
+                sum(1 for _ in takewhile(lambda t: t > now - 60, reversed(times))) >= self.app_messages_per_member_per_minute:
+            return False
+        times.append(now)
+        return True
 
     def take_fault(self, api: str) -> Fault | None:
         """Consume one use of the oldest fault queued for ``api``."""
