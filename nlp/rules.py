@@ -16,6 +16,11 @@ from nlp.text import normalise
 # A negation word this close before a hit (in characters) denies it: 不想买, 不会投诉.
 _GUARD_GAP = 1
 _CLAUSE_END = frozenset("，。！？；,.!?;\n")
+# What ends a sentence for `unless`: commas do not, so 我在开会，下午再打 is one sentence.
+_SENTENCE_END = re.compile(r"[。！？!?;；\n]")
+# `{name}` in a regex stands for the entry's part `name` (lowercase letters, digits, `_`), so a
+# grammar is written once from named parts; regex quantifiers ({2}, {0,3}) are left alone.
+_PART = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 class RuleError(ValueError):
@@ -31,6 +36,24 @@ class Rule:
     patterns: tuple[re.Pattern[str], ...]
     guard: bool
     exceptions: tuple[str, ...]
+    # A hit does not count when one of these is found in the sentence holding it.
+    unless: tuple[re.Pattern[str], ...] = ()
+
+
+def expand_parts(pattern: str, parts: dict[str, str], where: str) -> str:
+    """Replace each `{name}` by its part, wrapped in a non-capturing group; parts may use
+    parts defined in the same table."""
+    for _ in range(10):
+        def part(m: re.Match[str]) -> str:
+            if m.group(1) not in parts:
+                raise RuleError(f"{where}: unknown part {{{m.group(1)}}}")
+            return f"(?:{parts[m.group(1)]})"
+
+        expanded = _PART.sub(part, pattern)
+        if expanded == pattern:
+            return expanded
+        pattern = expanded
+    raise RuleError(f"{where}: parts nest too deep (a part that uses itself?)")
 
 
 def parse_rule(entry: dict[str, Any], kind: str, name_key: str, where: str) -> Rule:
@@ -38,8 +61,16 @@ def parse_rule(entry: dict[str, Any], kind: str, name_key: str, where: str) -> R
     if not isinstance(name, str) or not name:
         raise RuleError(f"{where}: missing `{name_key}`")
     keywords = tuple(normalise(k) for k in entry.get("keywords", ()) if k.strip())
+    parts = entry.get("parts", {})
+    if not isinstance(parts, dict) or not all(isinstance(v, str) for v in parts.values()):
+        raise RuleError(f"{where} ({name}): `parts` must be a table of regex strings")
     try:
-        patterns = tuple(re.compile(normalise(p)) for p in entry.get("regex", ()))
+        patterns = tuple(
+            re.compile(normalise(expand_parts(p, parts, f"{where} ({name})"))) for p in entry.get("regex", ())
+        )
+        unless = tuple(
+            re.compile(normalise(expand_parts(p, parts, f"{where} ({name})"))) for p in entry.get("unless", ())
+        )
     except re.error as exc:
         raise RuleError(f"{where} ({name}): bad regex: {exc}") from exc
     if not keywords and not patterns:
@@ -55,6 +86,7 @@ def parse_rule(entry: dict[str, Any], kind: str, name_key: str, where: str) -> R
         patterns=patterns,
         guard=bool(entry.get("guard", False)),
         exceptions=tuple(normalise(e) for e in entry.get("except", ())),
+        unless=unless,
     )
 
 
@@ -136,6 +168,10 @@ class RuleSet:
             window = text[max(0, start - len(phrase) + 1) : end + len(phrase) - 1]
             if phrase in window:
                 return False
+        if rule.unless:
+            sentence = _sentence(text, start, end)
+            if any(p.search(sentence) for p in rule.unless):
+                return False
         return True
 
     def negated(self, text: str, start: int) -> bool:
@@ -148,6 +184,15 @@ class RuleSet:
                 if size <= end and text[end - size : end] in self._negators:
                     return True
         return False
+
+
+def _sentence(text: str, start: int, end: int) -> str:
+    """The sentence holding text[start:end]: from the last sentence end before it to the next."""
+    before = 0
+    for m in _SENTENCE_END.finditer(text, 0, start):
+        before = m.end()
+    after = _SENTENCE_END.search(text, end)
+    return text[before : after.start() if after else len(text)]
 
 
 def load_rules(entries: list[dict[str, Any]], kind: str, name_key: str, source: str) -> list[Rule]:

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import nlp
-from tests.nlp.opt_out_phrasings import opt_out_phrasings
+from tests.nlp.opt_out_phrasings import LOOK_ALIKES, NATURAL, opt_out_phrasings
 from nlp import COMPLAINT_THRESHOLD
 
 
@@ -191,6 +191,16 @@ def test_opt_out_in_any_words(text):
     assert nlp.analyze(text).is_opt_out, text
 
 
+def test_natural_opt_outs_are_opt_outs():
+    missed = [text for text in NATURAL if not nlp.analyze(text).is_opt_out]
+    assert missed == [], f"{len(missed)} of {len(NATURAL)} missed"
+
+
+def test_look_alikes_written_for_development_are_not_opt_outs():
+    taken = [text for text in LOOK_ALIKES if nlp.analyze(text).is_opt_out]
+    assert taken == [], f"{len(taken)} of {len(LOOK_ALIKES)} taken for opt-outs"
+
+
 def test_every_generated_way_of_saying_stop_is_an_opt_out():
     """The grammar, not a list: every phrasing built from its parts (tests/nlp/opt_out_phrasings.py)."""
     phrasings = opt_out_phrasings()
@@ -202,7 +212,8 @@ def test_every_generated_way_of_saying_stop_is_an_opt_out():
 @pytest.mark.parametrize(
     "text",
     ["我要退订单", "怎么取消订阅的会员自动续费", "不要再发错货了", "先别发，我地址要改", "你好", "",
-     "不用发票", "不用了，谢谢",
+     "不用发票", "不用了，谢谢", "不用联系快递了，已经拿到了", "现在别打电话，我在开会", "别再推迟交货了",
+     "以后就不用发了吗", "别打电话，微信上说就行", "我被拉黑了吗", "帮我退订明天的机票", "特别烦人的是包装",
      "你们的快递员态度太差了，我说了不要再发到公司，结果又送到公司去了，这已经是第三次了，请给我一个说法"],
 )
 def test_look_alikes_are_not_opt_outs(text):

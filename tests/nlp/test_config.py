@@ -69,3 +69,23 @@ def test_overlapping_keywords_from_different_rules_all_hit():
         [],
     )
     assert [r.name for r in rules.matches("退款单号")] == ["a", "b"]
+
+
+def test_named_parts_build_a_grammar_and_quantifiers_are_left_alone():
+    rules = _rules(regex=["{stop}{again}{0,2}{send}", "x{2}"],
+                   parts={"stop": "别|不要", "again": "再|总", "send": "发|推{more}", "more": "送"})
+    assert rules.matches("别再再推送")
+    assert rules.matches("不要发")
+    assert rules.matches("xx") and not rules.matches("x")
+    assert not rules.matches("别说")
+    with pytest.raises(RuleError, match="unknown part"):
+        _rules(regex=["{nope}"])
+    with pytest.raises(RuleError, match="too deep"):
+        _rules(regex=["{a}"], parts={"a": "{a}"})
+
+
+def test_unless_cancels_a_hit_only_within_its_sentence():
+    rules = _rules(keywords=["别打电话"], unless=["再打"])
+    assert not rules.matches("别打电话，我在开会，下午再打")
+    assert rules.matches("下午再打也行。以后别打电话")
+    assert rules.matches("别打电话了")

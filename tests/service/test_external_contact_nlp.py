@@ -17,7 +17,7 @@ from crm_core.ticket_models import Ticket
 from scheduler.care import send_birthday_greetings
 from scheduler.digests import send_daily_digests
 from scheduler.runner import JobContext
-from tests.nlp.opt_out_phrasings import opt_out_phrasings, sample
+from tests.nlp.opt_out_phrasings import NATURAL, opt_out_phrasings, sample
 from tests.support.service import external_id
 from tests.service.test_chat_archive import ArchiveService, archive, company_key, puller  # noqa: F401 (fixtures)
 
@@ -72,7 +72,13 @@ async def test_a_buying_message_tells_the_rep_once_and_moves_the_stage(archive):
     assert after.lifecycle == "interested" and after.lead_score > before.lead_score
 
 
-@pytest.mark.parametrize("text", sample(opt_out_phrasings(), 8))
+# Generated from the grammar's parts, and natural ones in several registers (dialect, typo, a
+# long message where the request is one clause, a threat, leaving the group).
+SAYING_STOP = [*sample(opt_out_phrasings(), 8), *sample(NATURAL, 5),
+               "莫发了莫发了", "别在给我推了", "以后有需要我会找你们的，不用主动给我发消息", "再打电话就拉黑", "我退群了"]
+
+
+@pytest.mark.parametrize("text", SAYING_STOP)
 async def test_every_way_of_saying_stop_ends_care_messages(archive, text):
     service = await archive.start()
     await contact_writes(service, "周杰", "你好")
@@ -100,6 +106,17 @@ async def test_every_way_of_saying_stop_ends_care_messages(archive, text):
             OutboxItem.idempotency_key.like("care:%birthday%")))).all())
     zheng = await customer(service, "郑浩")
     assert zheng.id in greeted and zhou.id not in greeted
+
+
+@pytest.mark.parametrize("text", ["不用联系快递了，已经拿到了", "现在别打电话，我在开会", "别打电话，微信上说就行",
+                                  "帮我退订明天的机票"])
+async def test_a_look_alike_leaves_care_messages_on(archive, text):
+    service = await archive.start()
+    await contact_writes(service, "周杰", "你好")
+    await contact_writes(service, "周杰", text)
+    zhou = await customer(service, "周杰")
+    assert zhou.care_opted_out_at is None
+    assert not [t for t in await app_texts(service, zhou.owner.userid) if "不再接收消息" in t]
 
 
 # Words that say when or how, or are politeness: never a topic a manager could act on.
