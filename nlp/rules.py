@@ -43,12 +43,12 @@ class Rule:
 def expand_parts(pattern: str, parts: dict[str, str], where: str) -> str:
     """Replace each `{name}` by its part, wrapped in a non-capturing group; parts may use
     parts defined in the same table."""
-    for _ in range(10):
-        def part(m: re.Match[str]) -> str:
-            if m.group(1) not in parts:
-                raise RuleError(f"{where}: unknown part {{{m.group(1)}}}")
-            return f"(?:{parts[m.group(1)]})"
+    def part(m: re.Match[str]) -> str:
+        if m.group(1) not in parts:
+            raise RuleError(f"{where}: unknown part {{{m.group(1)}}}")
+        return f"(?:{parts[m.group(1)]})"
 
+    for _ in range(10):
         expanded = _PART.sub(part, pattern)
         if expanded == pattern:
             return expanded

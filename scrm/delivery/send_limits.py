@@ -8,10 +8,10 @@ ticket the hour's. So the sender counts each member's messages before each app m
 limit, defers the row until a slot frees instead of sending it into the void. A deferral is not a
 failure: it costs the row no attempt (see crm_core.work_queue.defer).
 
-The windows slide: at most 30 in any minute, 1,000 in any hour (with a little slack, SLACK_SECONDS). The documents do not say
-whether WeCom counts by clock minute or by trailing minute; counting by clock minute would let 60
-through in the two seconds around :00, which a trailing count drops. Sliding windows keep under
-both readings.
+The windows slide: at most 30 in any minute, 1,000 in any hour (each a little longer, SLACK_SECONDS).
+The documents do not say whether WeCom counts by clock minute or by trailing minute; counting by
+clock minute would let 60 through in the two seconds around :00, which a trailing count drops.
+Sliding windows keep under both readings.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ for i, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - hour)
   local in_minute = redis.call('ZCOUNT', key, '(' .. (now - minute), '+inf')
   if in_minute >= per_minute then
-    local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now - minute), '+inf', 'WITHSCORES', 'LIMIT', in_minute - per_minute, 1)
+    local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. (now - minute), '+inf', 'WITHSCORES',
+                              'LIMIT', in_minute - per_minute, 1)
     wait_minute = math.max(wait_minute, tonumber(oldest[2]) + minute - now)
   end
   local in_hour = redis.call('ZCARD', key)

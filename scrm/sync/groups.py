@@ -95,8 +95,7 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
             page = await with_retries(lambda: wecom.groupchat_list(cursor=cursor, limit=page_size),
                                       what="groupchat/list", attempts=MAX_ATTEMPTS, sleep=sleep)
             for item in page.get("group_chat_list") or []:
-                await _sync_one(sessions, wecom, ensure_staff, str(item.get("chat_id", "")), int(item.get("status", 0) or 0),
-                                report, clock=clock, sleep=sleep)
+                await _sync_one(sessions, wecom, ensure_staff, item, report, clock=clock, sleep=sleep)
             cursor = page.get("next_cursor") or None
             async with sessions() as session:
                 groups, now = GroupService(session), clock()
@@ -126,14 +125,16 @@ async def sync_groups(sessions: async_sessionmaker[AsyncSession], wecom: GroupAp
         raise
 
 
-async def _sync_one(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi, ensure_staff: EnsureStaff, chat_id: str,
-                    status: int, report: GroupSyncReport, *, clock: Callable[[], datetime],
+async def _sync_one(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi, ensure_staff: EnsureStaff,
+                    item: dict[str, Any], report: GroupSyncReport, *, clock: Callable[[], datetime],
                     sleep: Callable[[float], Awaitable[Any]]) -> None:
-    """Read one group and store it in its own transaction, in turn with the callbacks about it.
+    """Read one group of groupchat/list's page and store it in its own transaction, in turn with the
+    callbacks about it.
 
     A change_external_chat callback reads the group too (scrm.ingest.customer_groups); read before
     it and stored after it, the sync's older read would bring back the name or owner it had just
     changed. Taking the group's turn before the read makes the later commit the newer read."""
+    chat_id = str(item.get("chat_id", ""))
     async with sessions() as session:
         await take_turns(session, f"wecom_group:{chat_id}")
         groups = GroupService(session)
@@ -149,7 +150,7 @@ async def _sync_one(sessions: async_sessionmaker[AsyncSession], wecom: GroupApi,
         else:
             profile = group_profile(detail["group_chat"])
             owner = await ensure_staff(session, profile.owner_userid) if profile.owner_userid else None
-            moves = await groups.apply(profile, owner, at=clock(), status=status)
+            moves = await groups.apply(profile, owner, at=clock(), status=int(item.get("status", 0) or 0))
             report.groups, report.joined, report.left = (report.groups + 1, report.joined + moves.joined,
                                                          report.left + moves.left)
         await session.commit()

@@ -288,8 +288,8 @@ class SimulatorState:
         times = self._app_receipts.setdefault(userid, deque())
         while times and times[0] <= now - 3600:
             times.popleft()
-        if len(times) >= self.app_messages_per_member_per_hour or \
-                sum(1 for _ in takewhile(lambda t: t > now - 60, reversed(times))) >= self.app_messages_per_member_per_minute:
+        in_last_minute = sum(1 for _ in takewhile(lambda t: t > now - 60, reversed(times)))
+        if len(times) >= self.app_messages_per_member_per_hour or in_last_minute >= self.app_messages_per_member_per_minute:
             return False
         times.append(now)
         return True
